@@ -1,0 +1,346 @@
+"""Split text into chunks the way Elasticsearch's inference chunkers do.
+
+This is a port of the behaviour (not the code) of Elasticsearch's
+``WordBoundaryChunker``, ``SentenceBoundaryChunker`` and ``RecursiveChunker``,
+including their word counting: words come from ICU's word break iterator (root
+locale, through icu4py, so CJK text is split on ICU's dictionary words), and a
+count that starts at ``start`` begins at the boundary *before* ``start``, as
+Elasticsearch's ``countWords``/``skipWords`` do.
+
+Which ICU segments are words: ICU's rule status is not exposed by icu4py, so a
+segment counts as a word when it holds a letter (Unicode ``L*`` or ``Nl``) or a
+decimal digit (``Nd``). Those are the characters ICU's word rules tag as
+letter, number, kana or ideograph; whitespace, punctuation, symbols and emoji
+segments hold none of them and are "none" for ICU too.
+
+Offsets are Python string indices into the original text (ICU works in UTF-16;
+the segments are measured as Python strings, so text outside the BMP such as
+emoji keeps exact offsets). A chunk's text is always ``text[start:end]``.
+
+Empty text gives no chunk (``[]``): there is nothing to embed. Elasticsearch
+embeds an empty input as one empty chunk; the client keeps that behaviour for
+``embed`` by sending the empty string as is.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from array import array
+from bisect import bisect_left, bisect_right
+from collections.abc import Mapping
+from dataclasses import dataclass
+from itertools import accumulate, compress
+from operator import itemgetter
+from typing import Any
+
+from icu4py.breakers import SentenceBreaker, WordBreaker
+
+from ._config import ChunkingSettings, InferenceEndpoint
+from ._errors import ConfigError, InvalidInputError
+
+__all__ = ["Chunk", "chunk_text", "count_words", "resolve_chunking_settings"]
+
+_ROOT_LOCALE = ""
+# Elasticsearch caps the words a sentence carries into the next chunk, and the overlap
+# used when one sentence alone is longer than a chunk, at 20.
+_MAX_CARRIED_WORDS = 20
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """A piece of a text: ``text == original[start:end]``; ``word_count`` counts ICU words inside it."""
+
+    start: int
+    end: int
+    text: str
+    word_count: int = 0
+
+
+class _FirstCharKind(dict[str, int]):
+    """Memo of "can a segment starting with this character be a word" (1 yes, 0 no, 2 look at it all)."""
+
+    def __missing__(self, ch: str) -> int:
+        if ch.isalpha() or ch.isdecimal() or unicodedata.category(ch) == "Nl":
+            kind = 1
+        elif ch == "_" or unicodedata.category(ch).startswith("M"):
+            # "_" (ExtendNumLet) and leading combining marks can open a word or stand alone.
+            kind = 2
+        else:
+            kind = 0
+        self[ch] = kind
+        return kind
+
+
+_FIRST_CHAR_KIND = _FirstCharKind()
+_first_char = itemgetter(0)
+
+
+def _holds_word_char(segment: str) -> bool:
+    return any(c.isalpha() or c.isdecimal() or unicodedata.category(c) == "Nl" for c in segment)
+
+
+def _segment_lengths(breaker_cls: type[WordBreaker] | type[SentenceBreaker], text: str) -> list[str]:
+    try:
+        return list(breaker_cls(text, _ROOT_LOCALE))
+    except UnicodeEncodeError as err:
+        raise InvalidInputError(
+            f"text holds a lone surrogate ({text[err.start]!r}) at position {err.start}; it is not valid Unicode "
+            "and cannot be segmented or sent (decode the source with errors='replace')"
+        ) from None
+
+
+class _WordIndex:
+    """ICU word boundaries of one text, with prefix sums so word counts are O(log n).
+
+    ``bounds[i]`` is the i-th boundary (``bounds[0] == 0``); ``cum[i]`` counts the word
+    segments ending at ``bounds[1..i]`` (the segment ending at a boundary is the one whose
+    ICU rule status that boundary reports).
+    """
+
+    __slots__ = ("bounds", "cum", "length", "word_flags")
+
+    def __init__(self, text: str) -> None:
+        segments = _segment_lengths(WordBreaker, text)
+        flags = bytearray(map(_FIRST_CHAR_KIND.__getitem__, map(_first_char, segments)))
+        i = flags.find(2)
+        while i != -1:
+            flags[i] = _holds_word_char(segments[i])
+            i = flags.find(2, i + 1)
+        self.length = len(text)
+        self.bounds = array("q", [0])
+        self.bounds.extend(accumulate(map(len, segments)))
+        del segments
+        self.word_flags = bytes([0]) + bytes(flags)
+        self.cum = array("q", accumulate(self.word_flags))
+
+    def word_ends(self) -> list[int]:
+        """End offsets of every word segment, in order."""
+        return list(compress(self.bounds, self.word_flags))
+
+    def _preceding(self, start: int) -> int:
+        # Index of ICU's preceding(start): the last boundary before start (boundary 0 at the text start).
+        return max(bisect_left(self.bounds, start) - 1, 0)
+
+    def count_words(self, start: int, end: int) -> int:
+        """Elasticsearch's countWords: word statuses at boundaries from preceding(start) up to end."""
+        j0 = self._preceding(start)
+        j1 = bisect_right(self.bounds, end) - 1
+        return self.cum[j1] - (self.cum[j0 - 1] if j0 else 0)
+
+    def words_within(self, start: int, end: int) -> int:
+        """Word segments lying inside ``[start, end)`` (no look-behind), for reporting."""
+        return self.cum[bisect_right(self.bounds, end) - 1] - self.cum[bisect_right(self.bounds, start) - 1]
+
+    def skip_words(self, start: int, n: int) -> int:
+        """Elasticsearch's skipWords: the boundary after the n-th word counted from preceding(start)."""
+        j0 = self._preceding(start)
+        if n <= 0:
+            return self.bounds[j0]
+        base = self.cum[j0 - 1] if j0 else 0
+        k = bisect_left(self.cum, base + n, lo=j0)
+        if k + 1 >= len(self.bounds):
+            return self.length
+        return self.bounds[k + 1]
+
+
+def _word_chunks(words: list[int], length: int, size: int, overlap: int) -> list[tuple[int, int, int]]:
+    """Elasticsearch's word-boundary windows over the word end offsets ``words``.
+
+    Returns ``(start, end, words_including_overlap)``. A full window holds ``size`` words;
+    each next window starts where the last ``overlap`` words of the previous began (at its
+    end when overlap is 0), so window i ends at word ``size - 1 + i * step`` and starts at the
+    end of word ``i * step - 1``. The remainder becomes a chunk only if it adds new words,
+    or if it is the only chunk.
+    """
+    step = size - overlap
+    total = len(words)
+    full = 0 if total < size else 1 + (total - size) // step
+    out: list[tuple[int, int, int]] = []
+    start = 0
+    for i in range(full):
+        if i:
+            start = words[i * step - 1]
+        out.append((start, words[size - 1 + i * step], size))
+    if full:
+        start = words[full * step - 1]
+        remaining = overlap + total - size - (full - 1) * step
+    else:
+        remaining = total
+    if remaining > overlap or not out:
+        out.append((start, length, remaining))
+    return out
+
+
+def _sentence_chunks(text: str, index: _WordIndex, size: int, carry_sentence: bool) -> list[tuple[int, int]]:
+    """Elasticsearch's sentence-boundary chunking, ``carry_sentence`` being sentence_overlap 1."""
+    chunks: list[tuple[int, int]] = []
+    chunk_start = chunk_end = sentence_start = chunk_words = 0
+    previous_words = previous_start = 0
+    carried_max = min(size // 2, _MAX_CARRIED_WORDS)
+    split_overlap = min(_MAX_CARRIED_WORDS, (size - 1) // 2)
+
+    for sentence_end in accumulate(map(len, _segment_lengths(SentenceBreaker, text))):
+        words = index.count_words(sentence_start, sentence_end)
+        if chunk_words + words > size:
+            next_words = words
+            if chunk_words > 0:
+                chunks.append((chunk_start, chunk_end))
+                if carry_sentence:
+                    if previous_words + words > size:
+                        skip = previous_words - carried_max if previous_words > carried_max else 0
+                        chunk_start = index.skip_words(previous_start, skip)
+                        chunk_words = previous_words - skip + words
+                    else:
+                        chunk_words = previous_words + words
+                        chunk_start = previous_start
+                    next_words = chunk_words
+                else:
+                    chunk_start = chunk_end
+                    chunk_words = words
+            if next_words > size:
+                # One sentence (with its carried overlap) is longer than a chunk: cut it into word
+                # windows; all but the last are chunks, the last opens the next chunk.
+                piece = text[chunk_start:sentence_end]
+                splits = _word_chunks(_WordIndex(piece).word_ends(), len(piece), size, split_overlap)
+                chunks.extend((chunk_start + s, chunk_start + e) for s, e, _ in splits[:-1])
+                chunk_start += splits[-1][0]
+                chunk_words = splits[-1][2]
+        else:
+            chunk_words += words
+        if carry_sentence:
+            previous_start = sentence_start
+            previous_words = words
+        sentence_start = chunk_end = sentence_end
+
+    if chunk_words > 0:
+        chunks.append((chunk_start, len(text)))
+    if not chunks:
+        chunks.append((0, len(text)))
+    return chunks
+
+
+def _recursive_chunks(text: str, separators: tuple[str, ...], size: int) -> list[tuple[int, int]]:
+    """Elasticsearch's recursive chunking: split on each separator in turn, merge, recurse, fall back."""
+    patterns = [re.compile(s) for s in separators]
+
+    def chunk(piece: str, level: int, offset: int) -> list[tuple[int, int]]:
+        index = _WordIndex(piece)
+        if len(piece) < 2 or index.count_words(0, len(piece)) <= size:
+            return [(offset, offset + len(piece))]
+        if level >= len(patterns):
+            return [(offset + s, offset + e) for s, e in _sentence_chunks(piece, index, size, False)]
+        out: list[tuple[int, int]] = []
+        for s, e in _merge(piece, index, _split(piece, patterns[level]), size):
+            if index.count_words(s, e) <= size:
+                out.append((offset + s, offset + e))
+            else:
+                out.extend(chunk(piece[s:e], level + 1, offset + s))
+        return out
+
+    return chunk(text, 0, 0)
+
+
+def _split(text: str, pattern: re.Pattern[str]) -> list[tuple[int, int]]:
+    # Each separator match begins the next piece, so no character is lost or moved.
+    pieces: list[tuple[int, int]] = []
+    piece_start = 0
+    pos = 0
+    while pos <= len(text) and (match := pattern.search(text, pos)) is not None:
+        if piece_start < match.start():
+            pieces.append((piece_start, match.start()))
+        piece_start = match.start()
+        # An empty match would never move on (Elasticsearch loops forever on one); step past it.
+        pos = match.end() if match.end() > match.start() else match.end() + 1
+    if piece_start < len(text):
+        pieces.append((piece_start, len(text)))
+    return pieces
+
+
+def _merge(text: str, index: _WordIndex, pieces: list[tuple[int, int]], size: int) -> list[tuple[int, int]]:
+    if len(pieces) < 2:
+        return pieces
+    merged: list[tuple[int, int]] = []
+    current = pieces[0]
+    for piece in pieces[1:]:
+        candidate = (current[0], piece[1])
+        if index.count_words(*candidate) <= size:
+            current = candidate
+        else:
+            merged.append(current)
+            current = piece
+    merged.append(current)
+    return merged
+
+
+def resolve_chunking_settings(
+    settings: ChunkingSettings | InferenceEndpoint | Mapping[str, Any] | str | None,
+) -> ChunkingSettings:
+    """Accept chunking settings as a model, an endpoint, an Elasticsearch dict or its JSON text."""
+    if settings is None or isinstance(settings, ChunkingSettings):
+        return settings or ChunkingSettings()
+    if isinstance(settings, InferenceEndpoint):
+        return settings.chunking_settings
+    if isinstance(settings, str):
+        try:
+            settings = json.loads(settings)
+        except json.JSONDecodeError as err:
+            raise ConfigError([f"chunking settings are not valid JSON: {err.msg}"]) from None
+    if isinstance(settings, Mapping) and "chunking_settings" in settings:
+        settings = settings["chunking_settings"]
+    if settings is not None and not isinstance(settings, Mapping):
+        raise ConfigError([f"[chunking_settings] must be an object, got {type(settings).__name__}"])
+    return ChunkingSettings.from_dict(settings)
+
+
+def chunk_text(
+    text: str, settings: ChunkingSettings | InferenceEndpoint | Mapping[str, Any] | str | None = None
+) -> list[Chunk]:
+    """Split ``text`` into chunks exactly as Elasticsearch would for these chunking settings.
+
+    Args:
+        text: The text to split.
+        settings: Chunking settings (model, endpoint, Elasticsearch dict or JSON); ``None``
+            means Elasticsearch's default (sentence, 250 words, sentence_overlap 1).
+
+    Returns:
+        The chunks in text order, each with its ``[start, end)`` offsets; ``[]`` for empty text.
+
+    Raises:
+        TypeError: if ``text`` is not a ``str``.
+        InvalidInputError: if ``text`` holds lone surrogates.
+        ConfigError: if the settings are invalid.
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a str, got {type(text).__name__}")
+    config = resolve_chunking_settings(settings)
+    if not text:
+        return []
+    if config.strategy == "none":
+        index = None
+        spans = [(0, len(text))]
+    else:
+        size = config.max_chunk_size
+        assert size is not None  # guaranteed by ChunkingSettings validation
+        if config.strategy == "recursive":
+            index = None
+            spans = _recursive_chunks(text, config.effective_separators, size)
+        else:
+            index = _WordIndex(text)
+            if config.strategy == "word":
+                return [
+                    Chunk(s, e, text[s:e], n)
+                    for s, e, n in _word_chunks(index.word_ends(), len(text), size, config.overlap or 0)
+                ]
+            spans = _sentence_chunks(text, index, size, bool(config.sentence_overlap))
+    if index is None:
+        index = _WordIndex(text)
+    return [Chunk(s, e, text[s:e], index.words_within(s, e)) for s, e in spans]
+
+
+def count_words(text: str) -> int:
+    """Count the words in ``text`` as Elasticsearch's chunkers count them (ICU word segments)."""
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a str, got {type(text).__name__}")
+    return _WordIndex(text).cum[-1] if text else 0

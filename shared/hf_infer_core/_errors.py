@@ -1,0 +1,188 @@
+"""The exceptions hf-infer raises.
+
+Every exception the package raises on purpose derives from :class:`HFInferError`,
+so ``except HFInferError`` catches them all; no raw ``httpx`` exception escapes
+(the original is kept as ``__cause__``). Bad configuration and bad input also
+derive from the built-in :class:`ValueError` / :class:`TypeError` so framework
+code that expects those keeps working::
+
+    HFInferError
+    ├── ConfigError (ValueError)         the endpoint JSON breaks a rule; .errors lists each one
+    ├── InvalidInputError (ValueError)   a text cannot be sent (e.g. lone surrogates); .index
+    ├── EndpointError                    the endpoint answered with an error status
+    │   ├── AuthenticationError          401 / 403
+    │   ├── InvalidRequestError          400 / 422 (TEI "Validation"/"Tokenizer" errors)
+    │   ├── PayloadTooLargeError         413 for a single input; .index
+    │   ├── RateLimitError               429 after the retries; .retry_after
+    │   ├── ModelLoadingError            503 "model is loading"; .estimated_time
+    │   └── ServerError                  other 5xx and 424
+    ├── TransportError                   the request never got an answer (connect, reset, protocol)
+    │   └── TimeoutError (builtins.TimeoutError)
+    └── ResponseFormatError              a 2xx answer that is not one finite vector per input
+
+Errors raised by the client carry ``attempts`` (how many requests were sent for
+the failing batch) and ``indices`` (the positions, in the caller's list, of the
+inputs in that batch). No message, repr or attribute ever holds the api key:
+request headers are never stored on an exception.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Sequence
+
+__all__ = [
+    "AuthenticationError",
+    "ConfigError",
+    "EndpointError",
+    "HFInferError",
+    "InvalidInputError",
+    "InvalidRequestError",
+    "ModelLoadingError",
+    "PayloadTooLargeError",
+    "RateLimitError",
+    "ResponseFormatError",
+    "ServerError",
+    "TimeoutError",
+    "TransportError",
+]
+
+# Bodies are echoed in messages to help debugging; a proxy's multi-megabyte HTML
+# page would drown the useful part, so the message shows a bounded excerpt.
+_BODY_EXCERPT = 300
+
+
+class HFInferError(Exception):
+    """Base class of every error hf-infer raises."""
+
+    attempts: int
+    indices: tuple[int, ...]
+
+    def __init__(self, message: str, *, attempts: int = 0, indices: Sequence[int] = ()) -> None:
+        super().__init__(message)
+        self.message = message
+        self.attempts = attempts
+        self.indices = tuple(indices)
+
+    def __str__(self) -> str:
+        parts = [self.message]
+        if self.attempts:
+            parts.append(f"after {self.attempts} attempt{'s' if self.attempts != 1 else ''}")
+        if self.indices:
+            parts.append(f"inputs {_describe_indices(self.indices)}")
+        return "; ".join(parts)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self)!r})"
+
+    def with_context(self, *, attempts: int, indices: Sequence[int]) -> HFInferError:
+        """Return this error after recording the attempt count and the batch's input indices."""
+        self.attempts = attempts
+        self.indices = tuple(indices)
+        return self
+
+
+class ConfigError(HFInferError, ValueError):
+    """The endpoint configuration is invalid; ``errors`` lists every problem found."""
+
+    def __init__(self, errors: Sequence[str]) -> None:
+        self.errors = list(errors)
+        # Elasticsearch reports all validation failures at once in this shape.
+        text = "Validation Failed: " + "".join(f"{i}: {e};" for i, e in enumerate(self.errors, 1))
+        super().__init__(text)
+
+
+class InvalidInputError(HFInferError, ValueError):
+    """An input text cannot be embedded as given; ``index`` names it."""
+
+    def __init__(self, message: str, *, index: int | None = None) -> None:
+        super().__init__(message)
+        self.index = index
+
+
+class EndpointError(HFInferError):
+    """The endpoint answered with an error status; ``status_code`` and ``body`` hold it."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        body: str = "",
+        error_type: str | None = None,
+        attempts: int = 0,
+        indices: Sequence[int] = (),
+    ) -> None:
+        super().__init__(message, attempts=attempts, indices=indices)
+        self.status_code = status_code
+        self.body = body
+        self.error_type = error_type
+
+    def __str__(self) -> str:
+        return f"[{self.status_code}] {super().__str__()}"
+
+
+class AuthenticationError(EndpointError):
+    """The endpoint refused the api key (401) or its permissions (403)."""
+
+
+class InvalidRequestError(EndpointError):
+    """The endpoint rejected the request as invalid (400 / 422); retrying cannot help."""
+
+
+class PayloadTooLargeError(EndpointError):
+    """A single input is too large for the endpoint (413); ``index`` names it."""
+
+    def __init__(self, message: str, *, index: int | None = None, **kwargs: object) -> None:
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+        self.index = index
+
+
+class RateLimitError(EndpointError):
+    """The endpoint kept answering 429; ``retry_after`` is its last hint in seconds."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: object) -> None:
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+        self.retry_after = retry_after
+
+
+class ModelLoadingError(EndpointError):
+    """The model was still loading (503) when retries ran out; ``estimated_time`` in seconds."""
+
+    def __init__(self, message: str, *, estimated_time: float | None = None, **kwargs: object) -> None:
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+        self.estimated_time = estimated_time
+
+
+class ServerError(EndpointError):
+    """The endpoint failed on its side (5xx, or TEI's 424 backend error)."""
+
+
+class TransportError(HFInferError):
+    """The request got no HTTP answer: connection refused or reset, protocol error."""
+
+
+class TimeoutError(TransportError, builtins.TimeoutError):  # noqa: A001 - the documented public name
+    """The endpoint did not answer within the timeout."""
+
+
+class ResponseFormatError(HFInferError):
+    """A success answer that is not one finite vector per input, of one dimension."""
+
+
+def body_excerpt(body: str) -> str:
+    """Return ``body`` cut to a length fit for an error message."""
+    body = body.strip()
+    if len(body) <= _BODY_EXCERPT:
+        return body
+    return body[:_BODY_EXCERPT] + f"... ({len(body)} characters)"
+
+
+def _describe_indices(indices: tuple[int, ...]) -> str:
+    # A batch is usually a contiguous run: "[64..95]" reads better than 32 numbers.
+    if len(indices) > 2 and indices == tuple(range(indices[0], indices[0] + len(indices))):
+        return f"[{indices[0]}..{indices[-1]}]"
+    if len(indices) > 20:
+        head = ", ".join(map(str, indices[:20]))
+        return f"[{head}, ... ({len(indices)} in all)]"
+    return "[" + ", ".join(map(str, indices)) + "]"
