@@ -1,1 +1,7 @@
-"""LlamaIndex adapter for hf-infer."""
+"""LlamaIndex integration of hf-infer: Hugging Face endpoint embeddings configured like Elasticsearch."""
+
+from __future__ import annotations
+
+from ._node_parser import HFInferNodeParser
+
+__all__ = ["HFInferNodeParser"]

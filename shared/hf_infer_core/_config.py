@@ -578,8 +578,9 @@ def _normalise_chunking(settings: Mapping[str, Any]) -> dict[str, Any]:
         group = settings.get("separator_group")
         if group is not None:
             out["separator_group"] = group.strip().lower()
-        elif settings.get("separators") is not None:
-            out["separators"] = tuple(settings["separators"])
+        else:
+            # Elasticsearch stores the plaintext group's regexes when neither key is given.
+            out["separators"] = tuple(settings.get("separators") or SEPARATOR_GROUPS["plaintext"])
     return out
 
 

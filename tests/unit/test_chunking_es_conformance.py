@@ -13,6 +13,7 @@ import itertools
 import re
 
 import pytest
+
 from hf_infer_core import chunk_text
 from hf_infer_core._chunking import _recursive_chunks, _sentence_chunks, _word_chunks, _WordIndex
 

@@ -1,0 +1,68 @@
+"""``HFInferNodeParser``: Elasticsearch-compatible chunking as a LlamaIndex node parser."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from llama_index.core.bridge.pydantic import Field, PrivateAttr
+from llama_index.core.node_parser.interface import TextSplitter
+from llama_index.core.node_parser.node_utils import build_nodes_from_splits
+from llama_index.core.schema import BaseNode, Document, MetadataMode, TextNode
+from llama_index.core.utils import get_tqdm_iterable
+
+from hf_infer_core import ChunkingSettings, InferenceEndpoint, chunk_text, resolve_chunking_settings
+
+__all__ = ["HFInferNodeParser"]
+
+
+class HFInferNodeParser(TextSplitter):
+    """Split documents into nodes exactly as Elasticsearch's inference chunkers do.
+
+    Nodes carry ``start_char_idx``/``end_char_idx``: the exact offsets of the chunk in the
+    source text, from the chunker itself rather than from searching the text.
+    """
+
+    chunking: dict[str, Any] = Field(
+        default_factory=dict, description="The chunking settings, as Elasticsearch shows them."
+    )
+    _settings: ChunkingSettings = PrivateAttr()
+
+    def __init__(
+        self,
+        chunking_settings: ChunkingSettings | InferenceEndpoint | Mapping[str, Any] | str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Create a parser from chunking settings (model, endpoint, Elasticsearch dict or JSON)."""
+        settings = resolve_chunking_settings(chunking_settings)
+        super().__init__(chunking=settings.to_dict(), **kwargs)
+        self._settings = settings
+
+    @classmethod
+    def class_name(cls) -> str:
+        """Name used by LlamaIndex serialisation."""
+        return "HFInferNodeParser"
+
+    def split_text(self, text: str) -> list[str]:
+        """Return the chunk texts of ``text``."""
+        return [chunk.text for chunk in chunk_text(text, self._settings)]
+
+    def _parse_nodes(self, nodes: Sequence[BaseNode], show_progress: bool = False, **kwargs: Any) -> list[BaseNode]:
+        out: list[BaseNode] = []
+        for node in get_tqdm_iterable(nodes, show_progress, "Parsing nodes"):
+            chunks = chunk_text(node.get_content(metadata_mode=MetadataMode.NONE), self._settings)
+            built = build_nodes_from_splits([c.text for c in chunks], node, id_func=self.id_func)
+            for new, chunk in zip(built, chunks, strict=True):
+                new.start_char_idx = chunk.start
+                new.end_char_idx = chunk.end
+            out.extend(built)
+        return out
+
+    def _postprocess_parsed_nodes(self, nodes: list[BaseNode], parent_doc_map: dict[str, Document]) -> list[BaseNode]:
+        # The base class re-derives offsets with str.find; ours are exact, so keep them.
+        offsets = {n.node_id: (n.start_char_idx, n.end_char_idx) for n in nodes if isinstance(n, TextNode)}
+        nodes = super()._postprocess_parsed_nodes(nodes, parent_doc_map)
+        for node in nodes:
+            if isinstance(node, TextNode) and node.node_id in offsets:
+                node.start_char_idx, node.end_char_idx = offsets[node.node_id]
+        return nodes
