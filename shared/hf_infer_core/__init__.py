@@ -7,6 +7,7 @@ The core never imports LangChain or LlamaIndex; the adapters in
 from __future__ import annotations
 
 from ._chunking import Chunk, chunk_text, count_words, resolve_chunking_settings
+from ._client import AsyncEmbeddingClient, EmbeddingClient
 from ._config import (
     DEFAULT_CHUNKING_SETTINGS,
     DEFAULT_REQUESTS_PER_MINUTE,
@@ -15,6 +16,7 @@ from ._config import (
     InferenceEndpoint,
     RateLimitSettings,
 )
+from ._core import ChunkEmbedding
 from ._errors import (
     AuthenticationError,
     ConfigError,
@@ -30,10 +32,21 @@ from ._errors import (
     TimeoutError,
     TransportError,
 )
+from ._ratelimit import RateLimiter, shared_rate_limiter
+from ._retry import RetryDecision, RetryPolicy, decide, is_transient
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AsyncEmbeddingClient",
+    "ChunkEmbedding",
+    "EmbeddingClient",
+    "RateLimiter",
+    "RetryDecision",
+    "RetryPolicy",
+    "decide",
+    "is_transient",
+    "shared_rate_limiter",
     "DEFAULT_CHUNKING_SETTINGS",
     "DEFAULT_REQUESTS_PER_MINUTE",
     "AuthenticationError",

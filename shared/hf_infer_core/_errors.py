@@ -167,7 +167,15 @@ class TimeoutError(TransportError, builtins.TimeoutError):  # noqa: A001 - the d
 
 
 class ResponseFormatError(HFInferError):
-    """A success answer that is not one finite vector per input, of one dimension."""
+    """A success answer that is not one finite vector per input, of one dimension.
+
+    ``transient`` is True when the body was cut off or is not JSON at all (a proxy's doing,
+    worth a retry), False when it is well-formed but wrong (a server bug, not retried).
+    """
+
+    def __init__(self, message: str, *, transient: bool = False, **kwargs: object) -> None:
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+        self.transient = transient
 
 
 def body_excerpt(body: str) -> str:

@@ -1,0 +1,540 @@
+"""The endpoint clients: :class:`EmbeddingClient` (threads) and :class:`AsyncEmbeddingClient` (asyncio).
+
+Both are thin loops around :class:`~hf_infer_core._core.ClientCore`: they perform its steps
+(take a rate-limit token and POST, or sleep) and run up to ``max_concurrency`` batches at once,
+the sync client on threads sharing one ``httpx.Client``, the async client as tasks sharing one
+``httpx.AsyncClient`` per event loop. Results are put back by batch position, so inputs are
+never reordered, dropped or duplicated; if a batch fails for good, the others stop and the
+typed error is raised: no partial result is ever returned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+import weakref
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from types import TracebackType
+from typing import Any, Literal, Self
+
+import httpx
+
+from . import _errors
+from ._chunking import Chunk
+from ._config import InferenceEndpoint
+from ._core import BatchFlow, ChunkEmbedding, ClientCore, HttpResult, Pooling, Send, Sleep
+from ._errors import HFInferError, TransportError
+from ._ratelimit import RateLimiter, shared_rate_limiter
+
+__all__ = ["AsyncEmbeddingClient", "ChunkEmbedding", "EmbeddingClient"]
+
+logger = logging.getLogger("hf_infer_core")
+
+_CONNECT_TIMEOUT = 5.0
+
+
+class _Aborted(Exception):
+    """Another batch of the same call failed; this one stops before its next request."""
+
+
+class _Progress:
+    """Counts texts done for an optional tqdm bar; a text is done when all its chunks are."""
+
+    def __init__(self, enabled: bool, total: int, owners: Sequence[int] | None = None) -> None:
+        self._bar: Any = None
+        self._owners = owners
+        self._lock = threading.Lock()
+        if owners is not None:
+            self._remaining = [0] * total
+            for owner in owners:
+                self._remaining[owner] += 1
+        if enabled:
+            try:
+                from tqdm.auto import tqdm
+            except ImportError as err:  # pragma: no cover - tqdm ships with the dev and all extras
+                raise ImportError("show_progress=True needs tqdm: pip install 'hf-infer[progress]'") from err
+            self._bar = tqdm(total=total, unit="text", desc="Embedding")
+
+    def done(self, indices: range) -> None:
+        if self._bar is None:
+            return
+        with self._lock:
+            if self._owners is None:
+                self._bar.update(len(indices))
+                return
+            finished = 0
+            for i in indices:
+                owner = self._owners[i]
+                self._remaining[owner] -= 1
+                finished += self._remaining[owner] == 0
+            if finished:
+                self._bar.update(finished)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+def _transport_error(err: httpx.HTTPError, url: httpx.URL) -> HFInferError:
+    where = f"{url.scheme}://{url.host}:{url.port or ''}{url.path}"
+    if isinstance(err, httpx.TimeoutException):
+        error: HFInferError = _errors.TimeoutError(f"no answer from {where} in time ({type(err).__name__})")
+    else:
+        error = TransportError(f"request to {where} failed: {type(err).__name__}: {err}")
+    error.__cause__ = err
+    return error
+
+
+def _result(response: httpx.Response) -> HttpResult:
+    return HttpResult(
+        status_code=response.status_code,
+        body=response.content,
+        retry_after=response.headers.get("retry-after"),
+        content_type=response.headers.get("content-type", ""),
+    )
+
+
+def _log(step: Send, url: httpx.URL, outcome: HttpResult | HFInferError, started: float) -> None:
+    if logger.isEnabledFor(logging.DEBUG):
+        status = outcome.status_code if isinstance(outcome, HttpResult) else type(outcome).__name__
+        logger.debug(
+            "POST %s -> %s attempt %d in %.1f ms (%d inputs)",
+            url.path,
+            status,
+            step.attempt,
+            (time.perf_counter() - started) * 1000,
+            len(step.indices),
+        )
+
+
+class _ClientBase:
+    """Options and the public embedding methods' shared plumbing (no I/O)."""
+
+    def __init__(
+        self,
+        endpoint: InferenceEndpoint,
+        *,
+        batch_size: int = 32,
+        max_concurrency: int = 4,
+        timeout: float = 30.0,
+        max_retries: int = 5,
+        max_retry_wait: float = 30.0,
+        retry_deadline: float = 120.0,
+        rate_limiter: RateLimiter | None = None,
+        query_prefix: str = "",
+        document_prefix: str = "",
+        pooling: Pooling = "mean",
+        normalize: bool | None = None,
+        truncate: bool | None = None,
+        truncation_direction: Literal["left", "right", "Left", "Right"] | None = None,
+        prompt_name: str | None = None,
+        show_progress: bool = False,
+        discover: bool = False,
+        clock: Callable[[], float] = time.monotonic,
+        rng: Any = None,
+    ) -> None:
+        self._core = ClientCore(
+            endpoint,
+            batch_size=batch_size,
+            max_concurrency=max_concurrency,
+            timeout=timeout,
+            max_retries=max_retries,
+            max_retry_wait=max_retry_wait,
+            retry_deadline=retry_deadline,
+            query_prefix=query_prefix,
+            document_prefix=document_prefix,
+            pooling=pooling,
+            normalize=normalize,
+            truncate=truncate,
+            truncation_direction=truncation_direction,
+            prompt_name=prompt_name,
+            clock=clock,
+            rng=rng,
+        )
+        self.rate_limiter = rate_limiter or shared_rate_limiter(endpoint.url, endpoint.requests_per_minute)
+        self.show_progress = show_progress
+        self.discover = discover
+        self._discovered = not discover
+        self._url = httpx.URL(endpoint.url)
+        self._timeout = httpx.Timeout(timeout, connect=min(_CONNECT_TIMEOUT, timeout))
+        self._limits = httpx.Limits(max_connections=max(max_concurrency, 10), max_keepalive_connections=max_concurrency)
+
+    @property
+    def endpoint(self) -> InferenceEndpoint:
+        """The endpoint configuration."""
+        return self._core.endpoint
+
+    @property
+    def batch_size(self) -> int:
+        """Inputs per request (capped by TEI's ``max_client_batch_size`` after discovery)."""
+        return self._core.batch_size
+
+    @property
+    def dimensions(self) -> int | None:
+        """Vector size: configured, or learnt from the first response."""
+        return self._core.dimensions
+
+    @property
+    def server_info(self) -> dict[str, Any] | None:
+        """TEI ``/info`` fields (``model_id``, ``max_input_length``, ...) after discovery."""
+        return self._core.server_info
+
+    def _chunked_inputs(self, texts: Sequence[str]) -> tuple[list[str], list[list[Chunk]], list[int]]:
+        items = self._core.check_texts(texts)
+        chunks = self._core.chunk_all(items)
+        prefix = self._core.document_prefix
+        flat = [prefix + c.text for cs in chunks for c in cs]
+        owners = [i for i, cs in enumerate(chunks) for _ in cs]
+        return flat, chunks, owners
+
+    @staticmethod
+    def _group(chunks: list[list[Chunk]], vectors: list[list[float]]) -> list[list[ChunkEmbedding]]:
+        out: list[list[ChunkEmbedding]] = []
+        position = 0
+        for text_chunks in chunks:
+            out.append(
+                [
+                    ChunkEmbedding(c.text, c.start, c.end, vectors[position + k], c.word_count)
+                    for k, c in enumerate(text_chunks)
+                ]
+            )
+            position += len(text_chunks)
+        return out
+
+    def __repr__(self) -> str:
+        return (
+            f"<{type(self).__name__} url={self.endpoint.url!r} inference_id={self.endpoint.inference_id!r} "
+            f"batch_size={self.batch_size} max_concurrency={self._core.max_concurrency}>"
+        )
+
+
+class EmbeddingClient(_ClientBase):
+    """Embed texts through a Hugging Face endpoint; blocking, with up to ``max_concurrency`` threads.
+
+    Args:
+        endpoint: The Elasticsearch-style endpoint configuration.
+        batch_size: Inputs per request.
+        max_concurrency: Requests in flight at once (threads sharing one ``httpx.Client``).
+        timeout: Seconds to wait for an answer (connecting: at most 5 s).
+        max_retries: Retries of a failing batch after its first attempt.
+        max_retry_wait: Longest single wait between attempts, server hints included.
+        retry_deadline: Longest time one batch may take, waits included.
+        http_client: An ``httpx.Client`` to use (not closed by :meth:`close`).
+        transport: An httpx transport for the client this class creates (tests, proxies).
+        rate_limiter: A limiter to use instead of the process-wide one for this URL.
+        query_prefix: Prepended to queries (e5 models: ``"query: "``).
+        document_prefix: Prepended to documents and chunks (e5 models: ``"passage: "``).
+        pooling: How ``embed_documents`` combines chunk vectors: ``"mean"`` or ``"first"``.
+        normalize: TEI request option, sent only when set (likewise the three below).
+        truncate: TEI request option.
+        truncation_direction: TEI request option.
+        prompt_name: TEI request option.
+        show_progress: Show a tqdm bar of texts done.
+        discover: Ask TEI's ``/info`` once and cap ``batch_size`` at its limit.
+        clock: Monotonic clock for retry deadlines.
+        sleep: How to wait (injectable so tests never sleep).
+        rng: Random source for backoff jitter.
+    """
+
+    def __init__(
+        self,
+        endpoint: InferenceEndpoint,
+        *,
+        http_client: httpx.Client | None = None,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        **options: Any,
+    ) -> None:
+        super().__init__(endpoint, **options)
+        self._sleep = sleep
+        self._owns_http = http_client is None
+        self._http = http_client or httpx.Client(
+            timeout=self._timeout, limits=self._limits, transport=transport, follow_redirects=False
+        )
+        self._discover_lock = threading.Lock()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the HTTP client if this object created it."""
+        if self._owns_http:
+            self._http.close()
+
+    # ------------------------------------------------------------------ public methods
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        """Return one vector per text, in order, each text sent as is (no chunking, no prefix).
+
+        An empty list returns ``[]`` without a request; an empty string is sent as is.
+        """
+        items = self._core.check_texts(texts)
+        return self._embed_flat(items, _Progress(self.show_progress, len(items)))
+
+    def embed_query(self, text: str) -> list[float]:
+        """Return the vector of one query, with ``query_prefix`` prepended (queries are not chunked)."""
+        (item,) = self._core.check_texts([text])
+        return self._embed_flat([self._core.query_prefix + item], _Progress(False, 1))[0]
+
+    def embed_chunks(self, texts: Sequence[str]) -> list[list[ChunkEmbedding]]:
+        """Chunk every text with the endpoint's settings and return each text's chunks with vectors."""
+        flat, chunks, owners = self._chunked_inputs(texts)
+        vectors = self._embed_flat(flat, _Progress(self.show_progress, len(chunks), owners))
+        return self._group(chunks, vectors)
+
+    def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
+        """Return one vector per text; a text of several chunks gets its chunks' vectors combined.
+
+        With ``pooling="mean"`` (default) the chunk vectors are averaged, weighted by each
+        chunk's word count, then L2-normalised; ``pooling="first"`` keeps the first chunk's.
+        A text of one chunk keeps the endpoint's vector as is.
+        """
+        flat, chunks, owners = self._chunked_inputs(texts)
+        vectors = self._embed_flat(flat, _Progress(self.show_progress, len(chunks), owners))
+        return [
+            self._core.pool(c, [e.embedding for e in g])
+            for c, g in zip(chunks, self._group(chunks, vectors), strict=True)
+        ]
+
+    # ------------------------------------------------------------------ the loops
+
+    def _embed_flat(self, texts: list[str], progress: _Progress) -> list[list[float]]:
+        if not texts:
+            return []
+        self._discover_once()
+        batches = self._core.plan(len(texts))
+        abort = threading.Event()
+
+        def run(batch: range) -> list[list[float]]:
+            vectors = self._run(self._core.batch_flow(texts[batch.start : batch.stop], batch), abort)
+            progress.done(batch)
+            return vectors
+
+        try:
+            workers = min(self._core.max_concurrency, len(batches))
+            if workers == 1:
+                results = [run(batch) for batch in batches]
+            else:
+                results = self._run_threads(run, batches, workers, abort)
+        finally:
+            progress.close()
+        return [vector for batch_vectors in results for vector in batch_vectors]
+
+    @staticmethod
+    def _run_threads(
+        run: Callable[[range], list[list[float]]], batches: list[range], workers: int, abort: threading.Event
+    ) -> list[list[list[float]]]:
+        results: list[list[list[float]] | None] = [None] * len(batches)
+        queue = iter(enumerate(batches))
+        lock = threading.Lock()
+        failures: list[BaseException] = []
+
+        def worker() -> None:
+            while not abort.is_set():
+                with lock:
+                    item = next(queue, None)
+                if item is None:
+                    return
+                try:
+                    results[item[0]] = run(item[1])
+                except _Aborted:
+                    return
+                except BaseException as err:
+                    failures.append(err)
+                    abort.set()
+                    return
+
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hf-infer") as pool:
+            for future in [pool.submit(worker) for _ in range(workers)]:
+                future.result()
+        if failures:
+            raise failures[0]
+        return [r for r in results if r is not None]
+
+    def _run(self, flow: BatchFlow, abort: threading.Event) -> list[list[float]]:
+        try:
+            step = next(flow)
+            while True:
+                if abort.is_set():
+                    flow.close()
+                    raise _Aborted
+                if isinstance(step, Sleep):
+                    self._sleep(step.seconds)
+                    step = flow.send(None)
+                else:
+                    step = flow.send(self._send(step))
+        except StopIteration as stop:
+            vectors: list[list[float]] = stop.value
+            return vectors
+
+    def _send(self, step: Send) -> HttpResult | HFInferError:
+        self.rate_limiter.acquire(self._sleep)
+        started = time.perf_counter()
+        outcome: HttpResult | HFInferError
+        try:
+            outcome = _result(self._http.post(self._url, content=step.body, headers=self._core.headers))
+        except httpx.HTTPError as err:
+            outcome = _transport_error(err, self._url)
+        _log(step, self._url, outcome, started)
+        return outcome
+
+    def _discover_once(self) -> None:
+        if self._discovered:
+            return
+        with self._discover_lock:
+            if self._discovered:
+                return
+            try:
+                response = self._http.get(self._core.info_url, headers=self._core.headers)
+                self._core.apply_info(response.status_code, response.content)
+            except httpx.HTTPError as err:
+                logger.debug("TEI discovery at %s failed: %s", httpx.URL(self._core.info_url).path, type(err).__name__)
+            self._discovered = True
+
+
+class AsyncEmbeddingClient(_ClientBase):
+    """Embed texts through a Hugging Face endpoint with asyncio; same options as :class:`EmbeddingClient`.
+
+    Up to ``max_concurrency`` batches run as tasks. The client may be used from several event
+    loops: each loop gets its own ``httpx.AsyncClient`` (unless one is injected), while the rate
+    limit stays shared. ``sleep`` must be a coroutine function (default ``asyncio.sleep``).
+    """
+
+    def __init__(
+        self,
+        endpoint: InferenceEndpoint,
+        *,
+        http_client: httpx.AsyncClient | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        **options: Any,
+    ) -> None:
+        super().__init__(endpoint, **options)
+        self._sleep = sleep
+        self._injected = http_client
+        self._transport = transport
+        self._by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._discover_lock = threading.Lock()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the HTTP client this object created for the running event loop."""
+        client = self._by_loop.pop(asyncio.get_running_loop(), None)
+        if client is not None:
+            await client.aclose()
+
+    def _http(self) -> httpx.AsyncClient:
+        if self._injected is not None:
+            return self._injected
+        loop = asyncio.get_running_loop()
+        client = self._by_loop.get(loop)
+        if client is None:
+            client = self._by_loop[loop] = httpx.AsyncClient(
+                timeout=self._timeout, limits=self._limits, transport=self._transport, follow_redirects=False
+            )
+        return client
+
+    # ------------------------------------------------------------------ public methods
+
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        """Return one vector per text, in order, each text sent as is (see :meth:`EmbeddingClient.embed`)."""
+        items = self._core.check_texts(texts)
+        return await self._embed_flat(items, _Progress(self.show_progress, len(items)))
+
+    async def embed_query(self, text: str) -> list[float]:
+        """Return the vector of one query, with ``query_prefix`` prepended."""
+        (item,) = self._core.check_texts([text])
+        return (await self._embed_flat([self._core.query_prefix + item], _Progress(False, 1)))[0]
+
+    async def embed_chunks(self, texts: Sequence[str]) -> list[list[ChunkEmbedding]]:
+        """Chunk every text and return each text's chunks with offsets and vectors."""
+        flat, chunks, owners = self._chunked_inputs(texts)
+        vectors = await self._embed_flat(flat, _Progress(self.show_progress, len(chunks), owners))
+        return self._group(chunks, vectors)
+
+    async def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
+        """Return one vector per text, chunk vectors combined (see :meth:`EmbeddingClient.embed_documents`)."""
+        flat, chunks, owners = self._chunked_inputs(texts)
+        vectors = await self._embed_flat(flat, _Progress(self.show_progress, len(chunks), owners))
+        return [
+            self._core.pool(c, [e.embedding for e in g])
+            for c, g in zip(chunks, self._group(chunks, vectors), strict=True)
+        ]
+
+    # ------------------------------------------------------------------ the loops
+
+    async def _embed_flat(self, texts: list[str], progress: _Progress) -> list[list[float]]:
+        if not texts:
+            return []
+        await self._discover_once()
+        batches = self._core.plan(len(texts))
+        results: list[list[list[float]]] = [[] for _ in batches]
+        queue = iter(enumerate(batches))
+
+        async def worker() -> None:
+            for position, batch in queue:
+                results[position] = await self._run(self._core.batch_flow(texts[batch.start : batch.stop], batch))
+                progress.done(batch)
+
+        tasks = [asyncio.ensure_future(worker()) for _ in range(min(self._core.max_concurrency, len(batches)))]
+        try:
+            await asyncio.gather(*tasks)
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+        finally:
+            progress.close()
+        return [vector for batch_vectors in results for vector in batch_vectors]
+
+    async def _run(self, flow: BatchFlow) -> list[list[float]]:
+        try:
+            step = next(flow)
+            while True:
+                if isinstance(step, Sleep):
+                    await self._sleep(step.seconds)
+                    step = flow.send(None)
+                else:
+                    step = flow.send(await self._send(step))
+        except StopIteration as stop:
+            vectors: list[list[float]] = stop.value
+            return vectors
+
+    async def _send(self, step: Send) -> HttpResult | HFInferError:
+        await self.rate_limiter.aacquire(self._sleep)
+        started = time.perf_counter()
+        outcome: HttpResult | HFInferError
+        try:
+            outcome = _result(await self._http().post(self._url, content=step.body, headers=self._core.headers))
+        except httpx.HTTPError as err:
+            outcome = _transport_error(err, self._url)
+        _log(step, self._url, outcome, started)
+        return outcome
+
+    async def _discover_once(self) -> None:
+        if self._discovered:
+            return
+        try:
+            response = await self._http().get(self._core.info_url, headers=self._core.headers)
+            self._core.apply_info(response.status_code, response.content)
+        except httpx.HTTPError as err:
+            logger.debug("TEI discovery at %s failed: %s", httpx.URL(self._core.info_url).path, type(err).__name__)
+        self._discovered = True

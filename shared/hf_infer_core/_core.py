@@ -1,0 +1,387 @@
+"""The I/O-free core of the endpoint clients: batching, requests, responses, retries, pooling.
+
+:class:`ClientCore` holds everything the sync and async clients share and does no I/O. A batch
+is driven by :meth:`ClientCore.batch_flow`, a generator in the manner of httpx's ``auth_flow``:
+it yields :class:`Send` (take a rate-limit token, POST this body) and :class:`Sleep` (wait this
+long) steps and receives the HTTP outcome back, so retries, 413 splitting and response checks
+are written once and the two clients are short loops that only perform the steps.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from collections.abc import Callable, Generator, Sequence
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from ._chunking import Chunk, chunk_text
+from ._config import InferenceEndpoint
+from ._errors import (
+    AuthenticationError,
+    EndpointError,
+    HFInferError,
+    InvalidInputError,
+    InvalidRequestError,
+    ModelLoadingError,
+    PayloadTooLargeError,
+    RateLimitError,
+    ResponseFormatError,
+    ServerError,
+    body_excerpt,
+)
+from ._retry import RetryPolicy, decide
+
+__all__ = ["ChunkEmbedding", "ClientCore", "HttpResult", "Pooling", "Send", "Sleep"]
+
+Pooling = Literal["mean", "first"]
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkEmbedding:
+    """One chunk of an input text with its vector, as Elasticsearch returns chunked inference."""
+
+    text: str
+    start: int
+    end: int
+    embedding: list[float]
+    word_count: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the chunk as Elasticsearch shows it: text, offsets and embeddings."""
+        return {"text": self.text, "offset": {"start": self.start, "end": self.end}, "embeddings": self.embedding}
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """Step: take a rate-limit token and POST ``body`` (one batch, ``indices`` into the caller's list)."""
+
+    body: bytes
+    indices: tuple[int, ...]
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class Sleep:
+    """Step: wait ``seconds`` before the next attempt."""
+
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class HttpResult:
+    """What a client hands back for a :class:`Send`: the status, the retry hint and the raw body."""
+
+    status_code: int
+    body: bytes
+    retry_after: str | None = None
+    content_type: str = ""
+
+
+BatchFlow = Generator[Send | Sleep, "HttpResult | HFInferError | None", list[list[float]]]
+
+
+class ClientCore:
+    """Everything both clients share: options, request building, response parsing, retry flow."""
+
+    def __init__(
+        self,
+        endpoint: InferenceEndpoint,
+        *,
+        batch_size: int = 32,
+        max_concurrency: int = 4,
+        timeout: float = 30.0,
+        max_retries: int = 5,
+        max_retry_wait: float = 30.0,
+        retry_deadline: float = 120.0,
+        query_prefix: str = "",
+        document_prefix: str = "",
+        pooling: Pooling = "mean",
+        normalize: bool | None = None,
+        truncate: bool | None = None,
+        truncation_direction: Literal["left", "right", "Left", "Right"] | None = None,
+        prompt_name: str | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+    ) -> None:
+        if not isinstance(endpoint, InferenceEndpoint):
+            raise TypeError(f"endpoint must be an InferenceEndpoint, got {type(endpoint).__name__}")
+        for name, value in (("batch_size", batch_size), ("max_concurrency", max_concurrency)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if not timeout > 0:
+            raise ValueError(f"timeout must be positive, got {timeout!r}")
+        if not isinstance(max_retries, int) or max_retries < 0:
+            raise ValueError(f"max_retries must be a non-negative integer, got {max_retries!r}")
+        if pooling not in ("mean", "first"):
+            raise ValueError(f"pooling must be 'mean' or 'first', got {pooling!r}")
+        self.endpoint = endpoint
+        self.batch_size = batch_size
+        self.max_concurrency = max_concurrency
+        self.timeout = timeout
+        self.policy = RetryPolicy(max_retries=max_retries, max_retry_wait=max_retry_wait, deadline=retry_deadline)
+        self.query_prefix = query_prefix
+        self.document_prefix = document_prefix
+        self.pooling: Pooling = pooling
+        self.extras: dict[str, Any] = {
+            k: v
+            for k, v in (
+                ("normalize", normalize),
+                ("truncate", truncate),
+                ("truncation_direction", truncation_direction),
+                ("prompt_name", prompt_name),
+            )
+            if v is not None
+        }
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self.dimensions: int | None = endpoint.service_settings.dimensions
+        self.server_info: dict[str, Any] | None = None
+        self.headers = {
+            "Authorization": f"Bearer {endpoint.api_key.get_secret_value()}",
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+        }
+
+    # ------------------------------------------------------------------ inputs and plans
+
+    @staticmethod
+    def check_texts(texts: Sequence[str]) -> list[str]:
+        """Return ``texts`` as a list after checking every item is a valid ``str``.
+
+        Raises:
+            TypeError: ``texts`` is a single string, or an item is not a ``str`` (naming its index).
+            InvalidInputError: an item holds a lone surrogate, which cannot be sent as UTF-8.
+        """
+        if isinstance(texts, str | bytes):
+            raise TypeError(f"texts must be a list of str, not a single {type(texts).__name__}")
+        try:
+            items = list(texts)
+        except TypeError:
+            raise TypeError(f"texts must be a list of str, got {type(texts).__name__}") from None
+        for i, text in enumerate(items):
+            if not isinstance(text, str):
+                raise TypeError(f"texts[{i}] must be a str, got {type(text).__name__}")
+        if not "".join(items).isascii():
+            for i, text in enumerate(items):
+                try:
+                    text.encode("utf-8")
+                except UnicodeEncodeError as err:
+                    raise InvalidInputError(
+                        f"texts[{i}] holds a lone surrogate at position {err.start}; it is not valid Unicode "
+                        "and cannot be sent as JSON (decode the source with errors='replace')",
+                        index=i,
+                    ) from None
+        return items
+
+    def plan(self, count: int) -> list[range]:
+        """Split ``count`` inputs into consecutive batches of at most ``batch_size``."""
+        size = self.batch_size
+        return [range(start, min(start + size, count)) for start in range(0, count, size)]
+
+    def chunk_all(self, texts: Sequence[str]) -> list[list[Chunk]]:
+        """Chunk every text with the endpoint's settings; an empty text is one empty chunk (sent as is)."""
+        settings = self.endpoint.chunking_settings
+        out: list[list[Chunk]] = []
+        for text in texts:
+            chunks = chunk_text(text, settings)
+            out.append(chunks or [Chunk(0, 0, "", 0)])
+        return out
+
+    # ------------------------------------------------------------------ requests
+
+    def build_body(self, texts: Sequence[str]) -> bytes:
+        """Return the JSON body ``{"inputs": [...]}`` plus the request extras that are set."""
+        payload: dict[str, Any] = {"inputs": list(texts), **self.extras}
+        return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+    @property
+    def info_url(self) -> str:
+        """TEI's ``/info`` next to the embedding URL (``.../embed`` or the server root)."""
+        parts = urlsplit(self.endpoint.url)
+        path = parts.path.rstrip("/")
+        if path.endswith("/embed"):
+            path = path[: -len("/embed")]
+        return urlunsplit((parts.scheme, parts.netloc, path + "/info", "", ""))
+
+    def apply_info(self, status_code: int, body: bytes) -> None:
+        """Record TEI's ``/info`` answer and cap ``batch_size`` at its ``max_client_batch_size``."""
+        if status_code != 200:
+            return
+        try:
+            info = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            return
+        if not isinstance(info, dict):
+            return
+        self.server_info = {
+            k: info.get(k) for k in ("model_id", "max_input_length", "max_client_batch_size") if k in info
+        }
+        cap = info.get("max_client_batch_size")
+        if isinstance(cap, int) and not isinstance(cap, bool) and cap > 0:
+            self.batch_size = min(self.batch_size, cap)
+
+    # ------------------------------------------------------------------ responses
+
+    def parse(self, result: HttpResult, count: int) -> list[list[float]]:
+        """Return the ``count`` vectors of a response, or raise the error class it maps to."""
+        if 200 <= result.status_code < 300:
+            return self._parse_vectors(result, count)
+        raise self._status_error(result)
+
+    def _parse_vectors(self, result: HttpResult, count: int) -> list[list[float]]:
+        try:
+            # parse_int=float: vectors come back as plain floats even when a value is written "0".
+            data = json.loads(result.body, parse_int=float)
+        except (ValueError, UnicodeDecodeError) as err:
+            kind = "HTML" if result.body.lstrip()[:1] == b"<" else "not JSON (cut off or plain text)"
+            raise ResponseFormatError(
+                f"the endpoint answered {result.status_code} but the body is {kind}: {err}; "
+                f"body: {body_excerpt(result.body.decode('utf-8', 'replace'))!r}",
+                transient=True,
+            ) from None
+        if isinstance(data, dict) and "embeddings" in data:
+            data = data["embeddings"]
+        if not isinstance(data, list):
+            raise ResponseFormatError(
+                f'expected a JSON array of vectors (or {{"embeddings": [...]}}), got a JSON {type(data).__name__}'
+            )
+        if len(data) != count:
+            raise ResponseFormatError(f"sent {count} inputs but received {len(data)} vectors")
+        dims = self.dimensions
+        for i, vector in enumerate(data):
+            if not isinstance(vector, list) or not vector:
+                raise ResponseFormatError(f"vector {i} of the batch is not a non-empty array of numbers")
+            if not {type(x) for x in vector} <= {float}:
+                bad = next(x for x in vector if type(x) is not float)
+                raise ResponseFormatError(f"vector {i} of the batch holds a non-numeric value {bad!r}")
+            if not all(map(math.isfinite, vector)):
+                raise ResponseFormatError(f"vector {i} of the batch holds NaN or infinite values")
+            if dims is None:
+                dims = len(vector)
+            elif len(vector) != dims:
+                raise ResponseFormatError(
+                    f"vector {i} of the batch has {len(vector)} dimensions, expected {dims} (ragged vectors)"
+                )
+        if self.dimensions is None:
+            # Elasticsearch, too, takes the dimensions from the first embedding returned.
+            self.dimensions = dims
+        return data
+
+    def _status_error(self, result: HttpResult) -> EndpointError:
+        text = result.body.decode("utf-8", "replace")
+        message, error_type, estimated = _error_fields(text)
+        code = result.status_code
+        kind = (error_type or "").lower()
+        where = f"the hugging_face endpoint [{self.endpoint.inference_id}] answered status [{code}]"
+        detail = f"{where}. Error message: [{message or body_excerpt(text)}]"
+        kwargs: dict[str, Any] = {"status_code": code, "body": body_excerpt(text), "error_type": error_type}
+        if code in (401, 403):
+            return AuthenticationError(detail, **kwargs)
+        if code == 413:
+            return PayloadTooLargeError(detail, **kwargs)
+        if code == 429 or kind == "overloaded":
+            return RateLimitError(detail, retry_after=_retry_after_seconds(result.retry_after), **kwargs)
+        if code == 503 and (estimated is not None or "loading" in (message or "").lower()):
+            return ModelLoadingError(detail, estimated_time=estimated, **kwargs)
+        if code >= 500 or code == 424 or kind in ("backend", "unhealthy"):
+            return ServerError(detail, **kwargs)
+        if code in (400, 422) or kind in ("validation", "tokenizer", "empty"):
+            return InvalidRequestError(detail, **kwargs)
+        return EndpointError(detail, **kwargs)
+
+    # ------------------------------------------------------------------ the batch flow
+
+    def batch_flow(self, texts: Sequence[str], indices: Sequence[int]) -> BatchFlow:
+        """Drive one batch to its vectors: send, check, retry or split, as a generator of steps.
+
+        Returns (as ``StopIteration.value``) one vector per input, in order. Raises the typed
+        error of the last failure, carrying the attempt count and the inputs' indices.
+        """
+        started = self.clock()
+        attempt = 0
+        body = self.build_body(texts)
+        while True:
+            attempt += 1
+            outcome = yield Send(body, tuple(indices), attempt)
+            try:
+                if isinstance(outcome, HFInferError):
+                    raise outcome
+                if outcome is None:
+                    raise RuntimeError("the client sent nothing back for a Send step")
+                return self.parse(outcome, len(texts))
+            except PayloadTooLargeError as err:
+                if len(texts) == 1:
+                    err.index = indices[0]
+                    err.message = f"input {indices[0]} alone is too large for the endpoint: {err.message}"
+                    raise err.with_context(attempts=attempt, indices=indices) from err.__cause__
+                # Never truncate (Elasticsearch halves every input): halve the batch instead.
+                mid = len(texts) // 2
+                left = yield from self.batch_flow(texts[:mid], indices[:mid])
+                right = yield from self.batch_flow(texts[mid:], indices[mid:])
+                return left + right
+            except HFInferError as err:
+                decision = decide(self.policy, attempt, err, self.clock() - started, self.rng)
+                if not decision.retry:
+                    # A transport error keeps its httpx cause; the retry loop itself is no context.
+                    raise err.with_context(attempts=attempt, indices=indices) from err.__cause__
+                yield Sleep(decision.wait)
+
+    # ------------------------------------------------------------------ combining chunks
+
+    def pool(self, chunks: Sequence[Chunk], vectors: Sequence[list[float]]) -> list[float]:
+        """Combine a text's chunk vectors into one (documented rule: see ``embed_documents``)."""
+        if len(vectors) == 1 or self.pooling == "first":
+            return list(vectors[0])
+        weights = [max(c.word_count, 0) for c in chunks]
+        if sum(weights) == 0:
+            weights = [1] * len(vectors)
+        total = float(sum(weights))
+        dims = len(vectors[0])
+        mean = [0.0] * dims
+        for weight, vector in zip(weights, vectors, strict=True):
+            if weight:
+                factor = weight / total
+                mean = [m + factor * v for m, v in zip(mean, vector, strict=True)]
+        norm = math.sqrt(math.fsum(m * m for m in mean))
+        return [m / norm for m in mean] if norm > 0 else mean
+
+
+def _error_fields(text: str) -> tuple[str | None, str | None, float | None]:
+    """Return (message, TEI error_type, HF estimated_time) from an error body, when it is JSON."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None, None, None
+    if not isinstance(data, dict):
+        return None, None, None
+    error = data.get("error")
+    if isinstance(error, list):
+        error = "; ".join(map(str, error))
+    message = str(error) if error is not None else None
+    error_type = data.get("error_type")
+    estimated = data.get("estimated_time")
+    estimated_time = (
+        float(estimated) if isinstance(estimated, int | float) and not isinstance(estimated, bool) else None
+    )
+    return message, str(error_type) if error_type is not None else None, estimated_time
+
+
+def _retry_after_seconds(value: str | None) -> float | None:
+    """Parse ``Retry-After``: delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())

@@ -1,0 +1,88 @@
+"""Test doubles: a fake HF endpoint for httpx.MockTransport, a fake clock, and endpoint builders."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from hf_infer_core import InferenceEndpoint, RateLimiter
+
+SECRET = "hf_SECRET_canary_123"
+URL = "http://endpoint.test/embed"
+
+
+def endpoint(
+    url: str = URL, rpm: int = 1_000_000, chunking: dict[str, Any] | None = None, **settings: Any
+) -> InferenceEndpoint:
+    body: dict[str, Any] = {
+        "service": "hugging_face",
+        "service_settings": {"url": url, "api_key": SECRET, "rate_limit": {"requests_per_minute": rpm}, **settings},
+    }
+    if chunking is not None:
+        body["chunking_settings"] = chunking
+    return InferenceEndpoint.from_request("text_embedding", "test-endpoint", body)
+
+
+def vector_for(text: str) -> list[float]:
+    """A deterministic 4-d vector that identifies its text, so order mistakes show."""
+    h = sum(ord(c) * (i + 1) for i, c in enumerate(text)) % 9973
+    return [float(len(text)), float(h), 1.0, -0.5]
+
+
+class FakeClock:
+    """A clock that only moves when something sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+        self._lock = threading.Lock()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        with self._lock:
+            self.sleeps.append(seconds)
+            self.now += seconds
+
+    async def asleep(self, seconds: float) -> None:
+        self.sleep(seconds)
+
+
+@dataclass
+class FakeEndpoint:
+    """Answers {"inputs": [...]} with one vector per input, after consulting a fault script."""
+
+    script: Callable[[int, list[str]], httpx.Response | None] | None = None
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    headers: list[httpx.Headers] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/info"):
+            return httpx.Response(
+                200, json={"model_id": "fake/model", "max_input_length": 256, "max_client_batch_size": 2}
+            )
+        payload = json.loads(request.content)
+        with self.lock:
+            number = len(self.requests)
+            self.requests.append(payload)
+            self.headers.append(request.headers)
+        if self.script is not None:
+            answer = self.script(number, payload["inputs"])
+            if answer is not None:
+                return answer
+        return httpx.Response(200, json=[vector_for(t) for t in payload["inputs"]])
+
+    @property
+    def batches(self) -> list[list[str]]:
+        return [r["inputs"] for r in self.requests]
+
+
+def limiter(clock: FakeClock, rpm: int = 1_000_000) -> RateLimiter:
+    return RateLimiter(rpm, clock=clock)
