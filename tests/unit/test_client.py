@@ -406,7 +406,7 @@ def test_413_plain_text_for_one_input_names_its_index() -> None:
         ("[[0.1, true], [0.1, 0.2]]", "non-numeric value True"),
         ("[[], [0.1]]", "vector 0 of the batch is not a non-empty array"),
         ('{"vectors": []}', "expected a JSON array of vectors"),
-        ("42", "got a JSON float"),
+        ("42", "expected a JSON array of vectors"),
     ],
 )
 def test_wrong_but_well_formed_answers_are_not_retried(body: str, message: str) -> None:
@@ -595,3 +595,20 @@ def test_repr_has_no_secret() -> None:
         assert SECRET not in repr(client)
         assert "test-endpoint" in repr(client)
         assert "RateLimiter" in repr(client.rate_limiter)
+
+
+def test_integers_and_exponents_take_the_exact_path() -> None:
+    # "1e-05" and "2" carry no ".": the fast proof fails and every value is checked and made a float.
+    fake = FakeEndpoint(script=lambda n, inputs: httpx.Response(200, text="[[1e-05, 2, 0.5]]"))
+    with sync_client(fake) as client:
+        (vector,) = client.embed(["a"])
+    assert vector == [1e-05, 2.0, 0.5]
+    assert all(type(x) is float for x in vector)
+
+
+def test_strings_elsewhere_in_the_body_do_not_fool_the_fast_path() -> None:
+    body = '{"embeddings": [[1, 0.5]], "note": "a."}'
+    fake = FakeEndpoint(script=lambda n, inputs: httpx.Response(200, text=body))
+    with sync_client(fake) as client:
+        assert client.embed(["a"]) == [[1.0, 0.5]]
+        assert type(client.embed(["a"])[0][0]) is float
