@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ._embeddings import HFInferEmbeddings
 from ._splitter import HFInferTextSplitter
 
-__all__ = ["HFInferTextSplitter"]
+__all__ = ["HFInferEmbeddings", "HFInferTextSplitter"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ._embedding import HFInferEmbedding
 from ._node_parser import HFInferNodeParser
 
-__all__ = ["HFInferNodeParser"]
+__all__ = ["HFInferEmbedding", "HFInferNodeParser"]

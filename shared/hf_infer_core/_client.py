@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import Any, Literal, Self
@@ -108,6 +108,13 @@ def _log(step: Send, url: httpx.URL, outcome: HttpResult | HFInferError, started
             (time.perf_counter() - started) * 1000,
             len(step.indices),
         )
+
+
+async def _close_with_loop(client: httpx.AsyncClient) -> AsyncGenerator[None, None]:
+    try:
+        yield
+    finally:
+        await client.aclose()
 
 
 def _fast_async_transport(limits: httpx.Limits) -> httpx.AsyncBaseTransport | None:
@@ -435,9 +442,9 @@ class AsyncEmbeddingClient(_ClientBase):
         self._sleep = sleep
         self._injected = http_client
         self._transport = transport
-        self._by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
-            weakref.WeakKeyDictionary()
-        )
+        self._by_loop: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, tuple[httpx.AsyncClient, AsyncGenerator[None, None]]
+        ] = weakref.WeakKeyDictionary()
         self._discover_lock = threading.Lock()
 
     async def __aenter__(self) -> Self:
@@ -450,24 +457,29 @@ class AsyncEmbeddingClient(_ClientBase):
 
     async def aclose(self) -> None:
         """Close the HTTP client this object created for the running event loop."""
-        client = self._by_loop.pop(asyncio.get_running_loop(), None)
-        if client is not None:
-            await client.aclose()
+        entry = self._by_loop.pop(asyncio.get_running_loop(), None)
+        if entry is not None:
+            await entry[1].aclose()  # runs the closer's finally: the client is closed once
 
-    def _http(self) -> httpx.AsyncClient:
+    async def _http(self) -> httpx.AsyncClient:
         if self._injected is not None:
             return self._injected
         loop = asyncio.get_running_loop()
-        client = self._by_loop.get(loop)
-        if client is None:
-            client = self._by_loop[loop] = httpx.AsyncClient(
+        entry = self._by_loop.get(loop)
+        if entry is None:
+            client = httpx.AsyncClient(
                 timeout=self._timeout,
                 limits=self._limits,
                 transport=self._transport or _fast_async_transport(self._limits),
                 follow_redirects=False,
             )
-        return client
-
+            # Loops end without telling anyone, but asyncio.run (and most runners) first close
+            # the loop's live async generators: this one closes the client then, so connections
+            # are released inside their own loop instead of leaking past it.
+            closer = _close_with_loop(client)
+            await closer.asend(None)
+            entry = self._by_loop[loop] = (client, closer)
+        return entry[0]
     # ------------------------------------------------------------------ public methods
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
@@ -540,7 +552,7 @@ class AsyncEmbeddingClient(_ClientBase):
         started = time.perf_counter()
         outcome: HttpResult | HFInferError
         try:
-            outcome = _result(await self._http().post(self._url, content=step.body, headers=self._core.headers))
+            outcome = _result(await (await self._http()).post(self._url, content=step.body, headers=self._core.headers))
         except httpx.HTTPError as err:
             outcome = _transport_error(err, self._url)
         _log(step, self._url, outcome, started)
@@ -550,7 +562,7 @@ class AsyncEmbeddingClient(_ClientBase):
         if self._discovered:
             return
         try:
-            response = await self._http().get(self._core.info_url, headers=self._core.headers)
+            response = await (await self._http()).get(self._core.info_url, headers=self._core.headers)
             self._core.apply_info(response.status_code, response.content)
         except httpx.HTTPError as err:
             logger.debug("TEI discovery at %s failed: %s", httpx.URL(self._core.info_url).path, type(err).__name__)

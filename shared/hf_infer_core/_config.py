@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from ._errors import ConfigError
+from ._secret import SealedSecretStr
 
 __all__ = [
     "DEFAULT_CHUNKING_SETTINGS",
@@ -165,7 +166,8 @@ class HuggingFaceServiceSettings(BaseModel):
     def _api_key(cls, value: SecretStr) -> SecretStr:
         if not value.get_secret_value():
             raise ValueError("[secret_settings] Invalid value empty string. [api_key] must be a non-empty string")
-        return value
+        # Sealed: pickles and copies of the endpoint never hold the key verbatim.
+        return SealedSecretStr(value.get_secret_value())
 
     def to_dict(self) -> dict[str, Any]:
         """Return the settings as Elasticsearch's ``GET _inference`` shows them: no ``api_key``."""
