@@ -66,7 +66,10 @@ class HFInferEmbeddings(BaseModel, Embeddings):
     @field_validator("api_key")
     @classmethod
     def _seal(cls, value: SecretStr | None) -> SecretStr | None:
-        return seal_secret(value)
+        # An explicit None (e.g. from a dump, which never holds the key) means "from the environment".
+        return seal_secret(
+            value if value is not None else secret_from_env(["HF_TOKEN", "HUGGINGFACEHUB_API_TOKEN"], default=None)()
+        )
 
     @model_validator(mode="after")
     def _build(self) -> Self:

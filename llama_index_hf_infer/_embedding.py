@@ -7,7 +7,14 @@ from collections.abc import Mapping
 from typing import Any, Literal, Self
 
 from llama_index.core.base.embeddings.base import BaseEmbedding
-from llama_index.core.bridge.pydantic import Field, PrivateAttr, SecretStr, field_serializer, field_validator, model_validator
+from llama_index.core.bridge.pydantic import (
+    Field,
+    PrivateAttr,
+    SecretStr,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
 
 from hf_infer_core import ChunkEmbedding, InferenceEndpoint
 from hf_infer_core._secret import seal_secret
@@ -63,7 +70,8 @@ class HFInferEmbedding(BaseEmbedding):
     @field_validator("api_key")
     @classmethod
     def _seal(cls, value: SecretStr | None) -> SecretStr | None:
-        return seal_secret(value)
+        # An explicit None (e.g. from a dump, which never holds the key) means "from the environment".
+        return seal_secret(value if value is not None else _env_key())
 
     @field_serializer("api_key")
     def _no_key(self, value: SecretStr | None) -> None:

@@ -34,6 +34,7 @@ from ._errors import (
 )
 from ._ratelimit import RateLimiter, shared_rate_limiter
 from ._retry import RetryDecision, RetryPolicy, decide, is_transient
+from ._server import LocalServer, run_local_server
 
 __version__ = "0.1.0"
 
@@ -59,6 +60,7 @@ __all__ = [
     "InferenceEndpoint",
     "InvalidInputError",
     "InvalidRequestError",
+    "LocalServer",
     "ModelLoadingError",
     "PayloadTooLargeError",
     "RateLimitError",
@@ -71,4 +73,5 @@ __all__ = [
     "chunk_text",
     "count_words",
     "resolve_chunking_settings",
+    "run_local_server",
 ]

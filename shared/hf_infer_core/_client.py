@@ -480,6 +480,7 @@ class AsyncEmbeddingClient(_ClientBase):
             await closer.asend(None)
             entry = self._by_loop[loop] = (client, closer)
         return entry[0]
+
     # ------------------------------------------------------------------ public methods
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:

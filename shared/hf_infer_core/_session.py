@@ -54,9 +54,13 @@ def endpoint_from_options(
     from ._errors import ConfigError
 
     if not url:
-        raise ConfigError(["[service_settings] does not contain the required setting [url] (pass url= or set HF_INFER_URL)"])
+        raise ConfigError(
+            ["[service_settings] does not contain the required setting [url] (pass url= or set HF_INFER_URL)"]
+        )
     extra = {
-        k: v for k, v in (("similarity", similarity), ("dimensions", dimensions), ("max_input_tokens", max_input_tokens)) if v is not None
+        k: v
+        for k, v in (("similarity", similarity), ("dimensions", dimensions), ("max_input_tokens", max_input_tokens))
+        if v is not None
     }
     return InferenceEndpoint.from_url(
         url,

@@ -59,7 +59,9 @@ def test_wrong_key_is_an_authentication_error(cassette_server: str) -> None:
 @pytest.mark.vcr
 async def test_async_embed_chunks(cassette_server: str) -> None:
     endpoint = InferenceEndpoint.from_url(
-        cassette_server + "/embed", SERVER_KEY, chunking_settings={"strategy": "word", "max_chunk_size": 10, "overlap": 0}
+        cassette_server + "/embed",
+        SERVER_KEY,
+        chunking_settings={"strategy": "word", "max_chunk_size": 10, "overlap": 0},
     )
     async with AsyncEmbeddingClient(endpoint, rate_limiter=RateLimiter(10**9), max_concurrency=1) as c:
         (chunks,) = await c.embed_chunks([DOCS[0] + " " + DOCS[1]])
