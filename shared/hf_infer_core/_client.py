@@ -478,6 +478,11 @@ class AsyncEmbeddingClient(_ClientBase):
             # are released inside their own loop instead of leaking past it.
             closer = _close_with_loop(client)
             await closer.asend(None)
+            # aiohttp builds its session (and TLS context) on first use; do it now, not on the
+            # first request, whose rate-limit slot would otherwise pass during the set-up.
+            warm = getattr(client._transport, "get_client", None)
+            if callable(warm):
+                warm()
             entry = self._by_loop[loop] = (client, closer)
         return entry[0]
 
@@ -549,11 +554,14 @@ class AsyncEmbeddingClient(_ClientBase):
             return vectors
 
     async def _send(self, step: Send) -> HttpResult | HFInferError:
+        # The client (and its session) must exist before the token is taken: set-up done after
+        # it would delay this request past its slot, and the next ones would bunch up behind it.
+        http = await self._http()
         await self.rate_limiter.aacquire(self._sleep)
         started = time.perf_counter()
         outcome: HttpResult | HFInferError
         try:
-            outcome = _result(await (await self._http()).post(self._url, content=step.body, headers=self._core.headers))
+            outcome = _result(await http.post(self._url, content=step.body, headers=self._core.headers))
         except httpx.HTTPError as err:
             outcome = _transport_error(err, self._url)
         _log(step, self._url, outcome, started)
