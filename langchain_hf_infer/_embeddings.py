@@ -31,7 +31,10 @@ class HFInferEmbeddings(BaseModel, Embeddings):
         >>> embeddings = HFInferEmbeddings.from_inference_endpoint(body, inference_id="my-id")
     """
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, arbitrary_types_allowed=True)
+    # hide_input_in_errors: a validation error must never print the inputs, the key among them.
+    model_config = ConfigDict(
+        extra="forbid", populate_by_name=True, arbitrary_types_allowed=True, hide_input_in_errors=True
+    )
 
     url: str | None = Field(default_factory=from_env("HF_INFER_URL", default=None))
     """Endpoint URL (``service_settings.url``); default ``$HF_INFER_URL``."""

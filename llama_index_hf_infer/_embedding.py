@@ -8,6 +8,7 @@ from typing import Any, Literal, Self
 
 from llama_index.core.base.embeddings.base import BaseEmbedding
 from llama_index.core.bridge.pydantic import (
+    ConfigDict,
     Field,
     PrivateAttr,
     SecretStr,
@@ -37,6 +38,9 @@ class HFInferEmbedding(BaseEmbedding):
     field, which LlamaIndex keeps out of its events; dumps leave it out (``None``), so a dumped
     configuration is rebuilt with the key from ``HF_TOKEN``.
     """
+
+    # hide_input_in_errors: a validation error must never print the inputs, the key among them.
+    model_config = ConfigDict(hide_input_in_errors=True)
 
     url: str | None = Field(default_factory=lambda: os.environ.get("HF_INFER_URL"), description="Endpoint URL.")
     api_key: SecretStr | None = Field(default_factory=_env_key, description="Access token (never dumped).")

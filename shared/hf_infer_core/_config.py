@@ -63,7 +63,8 @@ _SIMILARITIES = ("cosine", "dot_product", "l2_norm")
 _INFERENCE_ID = re.compile(r"^[a-z0-9](?:[a-z0-9_-]*[a-z0-9])?$")
 _CONSOLE_LINE = re.compile(r"^\s*PUT\s+/?_inference/(?:(?P<task>[^/\s]+)/)?(?P<id>[^/\s?]+)\S*\s*$", re.IGNORECASE)
 
-_FROZEN = ConfigDict(extra="forbid", frozen=True)
+# hide_input_in_errors: pydantic would otherwise print the inputs (the api key among them).
+_FROZEN = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 _M = TypeVar("_M", bound=BaseModel)
 
 
