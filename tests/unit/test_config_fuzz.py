@@ -29,11 +29,13 @@ def test_anything_gives_an_endpoint_or_a_config_error(task: str, inference_id: s
     try:
         endpoint = InferenceEndpoint.from_request(task, inference_id, body)
     except ConfigError as err:
-        assert err.errors
+        errors = err.errors
+    else:
+        # Accepted: then it really is a valid text_embedding endpoint.
+        assert endpoint.task_type == "text_embedding"
+        assert endpoint.service_settings.url
         return
-    # Accepted: then it really is a valid text_embedding endpoint.
-    assert endpoint.task_type == "text_embedding"
-    assert endpoint.service_settings.url
+    assert errors
 
 
 @st.composite
@@ -171,7 +173,9 @@ def test_valid_bodies_pass_and_each_mutation_is_caught(
     try:
         endpoint = InferenceEndpoint.from_request(task, inference_id, body)
     except ConfigError as err:
-        assert not should_pass, (err.errors, body)
+        errors = err.errors
+    else:
+        assert should_pass, (mutation, body)
+        assert endpoint.api_key.get_secret_value() == original["service_settings"]["api_key"]
         return
-    assert should_pass, (mutation, body)
-    assert endpoint.api_key.get_secret_value() == original["service_settings"]["api_key"]
+    assert not should_pass, (errors, body)
