@@ -48,6 +48,9 @@ def texts(count: int) -> list[str]:
 class Timer:
     """Wall and CPU time of a block."""
 
+    wall = 0.0
+    cpu = 0.0
+
     def __enter__(self) -> Timer:
         self.wall0 = time.perf_counter()
         self.cpu0 = time.process_time()

@@ -1,9 +1,12 @@
-"""Throughput of the hf-infer clients against a local fake endpoint (25 ms latency, 8 slots).
+"""Throughput and client CPU: hf-infer and its peers against one local fake endpoint.
 
-Prints docs/s for the sync and async clients and the ratio to the server's capacity
-(slots x batch / latency). Goal: the async client reaches >= 90% of capacity.
+The endpoint (benchmarks/fake_endpoint.py, its own process) answers ``{"inputs": [...]}`` after a
+fixed 25 ms in at most 8 parallel slots, with 384-dimensional vectors; there is no rate limit.
+Every client embeds the same 5,000 short texts. Columns: docs/s, ratio to the server's capacity
+(slots x batch / latency), ratio to the best peer, requests the server saw, errors, and the client
+process's CPU seconds per 1,000 vectors (``time.process_time``; the server runs elsewhere).
 
-    .venv/bin/python benchmarks/throughput.py [--docs 5000] [--batch 32]
+    .venv/bin/python benchmarks/throughput.py [--docs 5000]
 """
 
 from __future__ import annotations
@@ -12,6 +15,11 @@ import argparse
 import asyncio
 import os
 import sys
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -19,57 +27,223 @@ from common import Timer, fake_endpoint, texts
 
 from hf_infer_core import AsyncEmbeddingClient, EmbeddingClient, InferenceEndpoint
 
-NO_LIMIT = 10**9  # requests per minute: the benchmark measures the client, not the limiter
+LATENCY, SLOTS, BATCH = 0.025, 8, 32
+NO_LIMIT = 10**9  # requests per minute: measure the client, not the limiter
+HF_API_DOCS = 500
+CONCURRENCY = 12  # more requests in flight than server slots, so a slot never waits on the client
+Row = dict[str, Any]
 
 
-def endpoint_for(url: str) -> InferenceEndpoint:
-    return InferenceEndpoint.from_url(url + "/embed", "bench-token", requests_per_minute=NO_LIMIT)
+def requests_seen(url: str) -> int:
+    return len(httpx.get(url + "/stats", timeout=30).json()["arrivals"])
 
 
-def run(
-    docs: int = 5000, batch: int = 32, latency: float = 0.025, slots: int = 8, concurrency: int = 12
-) -> list[dict[str, object]]:
-    """Measure hf-infer's sync and async clients; return rows with docs/s and capacity ratio."""
-    data = texts(docs)
-    capacity = slots * batch / latency
-    rows: list[dict[str, object]] = []
-    with fake_endpoint(latency, slots) as url:
-        endpoint = endpoint_for(url)
-        with EmbeddingClient(endpoint, batch_size=batch, max_concurrency=concurrency) as client:
-            client.embed(data[:64])  # warm the connections
-            with Timer() as t:
-                vectors = client.embed(data)
-        assert len(vectors) == docs
-        rows.append({"name": "hf-infer EmbeddingClient.embed (sync)", "docs_s": docs / t.wall, "cpu": t.cpu})
+def measure(
+    name: str, url: str, docs: list[str], run: Callable[[list[str]], Any], note: str = "", limit: int | None = None
+) -> Row:
+    """Time one client on ``docs`` after a warm-up call; coroutine functions run both in one event loop."""
+    docs = docs[:limit] if limit else docs
+    print(f"  measuring {name} ...", file=sys.stderr, flush=True)
+    errors = 0
+    timer = Timer()
 
-        async def use_async() -> Timer:
-            async with AsyncEmbeddingClient(endpoint, batch_size=batch, max_concurrency=concurrency) as client:
-                await client.embed(data[:64])
-                with Timer() as t:
-                    vectors = await client.embed(data)
-            assert len(vectors) == docs
-            return t
+    before = 0
 
-        t = asyncio.run(use_async())
-        rows.append({"name": "hf-infer AsyncEmbeddingClient.embed (async)", "docs_s": docs / t.wall, "cpu": t.cpu})
-    for row in rows:
-        row["capacity"] = float(row["docs_s"]) / capacity  # type: ignore[arg-type]
+    async def timed_async() -> list[Any]:
+        nonlocal before
+        await run(docs[:64])  # warm up: connections, imports
+        before = requests_seen(url)
+        with timer:
+            return list(await run(docs))
+
+    def timed_sync() -> list[Any]:
+        nonlocal before
+        run(docs[:64])
+        before = requests_seen(url)
+        with timer:
+            return list(run(docs))
+
+    try:
+        vectors = asyncio.run(timed_async()) if asyncio.iscoroutinefunction(run) else timed_sync()
+        if len(vectors) != len(docs) or len(vectors[0]) != 384:
+            errors = len(docs)
+    except Exception as err:  # a peer failing is a result, not a crash
+        errors, note = len(docs), f"{type(err).__name__}: {str(err)[:80]}"
+    return {
+        "name": name,
+        "docs_s": 0.0 if errors else len(docs) / timer.wall,
+        "requests": requests_seen(url) - before,
+        "errors": errors,
+        "cpu_per_1000": timer.cpu / len(docs) * 1000 if not errors else None,
+        "note": note,
+    }
+
+
+def ours(url: str, concurrency: int = CONCURRENCY) -> list[tuple[str, Callable[[list[str]], list[Any]]]]:
+    from langchain_hf_infer import HFInferEmbeddings
+    from llama_index_hf_infer import HFInferEmbedding
+
+    options = {
+        "url": url + "/embed",
+        "api_key": "bench",
+        "requests_per_minute": NO_LIMIT,
+        "max_concurrency": concurrency,
+    }
+    lc = HFInferEmbeddings(**options)
+    li = HFInferEmbedding(**options)
+    endpoint = InferenceEndpoint.from_url(url + "/embed", "bench", requests_per_minute=NO_LIMIT)
+    sync_client = EmbeddingClient(endpoint, max_concurrency=concurrency)
+    async_client = AsyncEmbeddingClient(endpoint, max_concurrency=concurrency)
+    return [
+        ("hf-infer EmbeddingClient.embed (core, sync)", sync_client.embed),
+        ("hf-infer AsyncEmbeddingClient.embed (core, async)", async_client.embed),
+        ("hf-infer HFInferEmbeddings.embed_documents", lc.embed_documents),
+        ("hf-infer HFInferEmbeddings.aembed_documents", lc.aembed_documents),
+        ("hf-infer HFInferEmbedding.get_text_embedding_batch", li.get_text_embedding_batch),
+        ("hf-infer HFInferEmbedding.aget_text_embedding_batch", li.aget_text_embedding_batch),
+    ]
+
+
+def peers(url: str) -> list[tuple[str, Callable[[list[str]], list[Any]] | None, str]]:
+    from huggingface_hub import InferenceClient
+    from llama_index.embeddings.huggingface_api import HuggingFaceInferenceAPIEmbedding
+    from llama_index.embeddings.text_embeddings_inference import TextEmbeddingsInference
+
+    hub = InferenceClient(base_url=url + "/embed")
+
+    def hub_batched(docs: list[str]) -> list[Any]:
+        out: list[Any] = []
+        for i in range(0, len(docs), BATCH):  # batched by hand, one request at a time, as users do
+            out.extend(hub.feature_extraction(docs[i : i + BATCH]))  # type: ignore[arg-type]
+        return out
+
+    def hub_threads(docs: list[str]) -> list[Any]:
+        batches = [docs[i : i + BATCH] for i in range(0, len(docs), BATCH)]
+        with ThreadPoolExecutor(CONCURRENCY) as pool:
+            return [v for part in pool.map(hub.feature_extraction, batches) for v in part]  # type: ignore[arg-type]
+
+    tei = TextEmbeddingsInference(base_url=url, model_name="fake", embed_batch_size=BATCH)
+    tei.num_workers = CONCURRENCY  # its async batch method runs this many requests at once
+
+    # Its sync batch path runs a new event loop per 10 texts while its aiohttp session stays bound
+    # to the first loop ("Event loop is closed" from the second batch on): the async path is
+    # measured. It sends one request per text.
+    hf_api = HuggingFaceInferenceAPIEmbedding(model_name=url + "/embed").aget_text_embedding_batch
+
+    rows: list[tuple[str, Callable[[list[str]], list[Any]] | None, str, int | None]] = [
+        ("huggingface_hub InferenceClient.feature_extraction (batched by hand)", hub_batched, "", None),
+        ("huggingface_hub InferenceClient.feature_extraction (12 threads)", hub_threads, "", None),
+        ("llama-index TextEmbeddingsInference (sync)", tei.get_text_embedding_batch, "", None),
+        (
+            "llama-index TextEmbeddingsInference (async, 12 workers)",
+            lambda d: asyncio.run(tei.aget_text_embedding_batch(d)),
+            "",
+            None,
+        ),
+        (
+            "llama-index HuggingFaceInferenceAPIEmbedding (async)",
+            hf_api,
+            f"first {HF_API_DOCS} texts only: one request per text, ~20 ms CPU each; its sync path fails",
+            HF_API_DOCS,
+        ),
+    ]
+    try:
+        from langchain_huggingface import HuggingFaceEndpointEmbeddings
+
+        lc = HuggingFaceEndpointEmbeddings(model=url + "/embed")
+        rows.append(("langchain-huggingface HuggingFaceEndpointEmbeddings", lc.embed_documents, "", None))
+    except Exception as err:
+        why = str(err).split("\n")[1].strip() if "\n" in str(err) else str(err)
+        why = why.split(" [type=")[0].replace("Value error, ", "")
+        rows.append(
+            ("langchain-huggingface HuggingFaceEndpointEmbeddings", None, f"not run: it refuses a URL ({why})", None)
+        )
     return rows
+
+
+def run(docs_count: int = 5000) -> list[Row]:
+    """Measure every client; return rows (ours first)."""
+    docs = texts(docs_count)
+    capacity = SLOTS * BATCH / LATENCY
+    rows: list[Row] = []
+    with fake_endpoint(LATENCY, SLOTS) as url:
+        for name, fn in ours(url):
+            rows.append(measure(name, url, docs, fn))
+        for name, fn, note, limit in peers(url):
+            if fn is None:
+                rows.append(
+                    {"name": name, "docs_s": 0.0, "requests": 0, "errors": 0, "cpu_per_1000": None, "note": note}
+                )
+            else:
+                rows.append(measure(name, url, docs, fn, note, limit))
+    best_peer = max((r["docs_s"] for r in rows if not r["name"].startswith("hf-infer")), default=0.0) or 1.0
+    for row in rows:
+        row["capacity"] = row["docs_s"] / capacity
+        row["vs_best_peer"] = row["docs_s"] / best_peer
+    return rows
+
+
+def sweep(docs_count: int = 3000, levels: tuple[int, ...] = (1, 2, 4, 8, 12, 16)) -> dict[str, list[tuple[int, float]]]:
+    """docs/s against concurrency, for the plot."""
+    from huggingface_hub import InferenceClient
+    from llama_index.embeddings.text_embeddings_inference import TextEmbeddingsInference
+
+    docs = texts(docs_count)
+    series: dict[str, list[tuple[int, float]]] = {}
+    with fake_endpoint(LATENCY, SLOTS) as url:
+        hub = InferenceClient(base_url=url + "/embed")
+        for level in levels:
+            endpoint = InferenceEndpoint.from_url(url + "/embed", "bench", requests_per_minute=NO_LIMIT)
+
+            async def use_async(level: int = level, endpoint: InferenceEndpoint = endpoint) -> float:
+                async with AsyncEmbeddingClient(endpoint, max_concurrency=level) as client:
+                    await client.embed(docs[:64])
+                    with Timer() as t:
+                        await client.embed(docs)
+                return len(docs) / t.wall
+
+            series.setdefault("hf-infer async", []).append((level, asyncio.run(use_async())))
+            with EmbeddingClient(endpoint, max_concurrency=level) as client:
+                client.embed(docs[:64])
+                with Timer() as t:
+                    client.embed(docs)
+            series.setdefault("hf-infer sync (threads)", []).append((level, len(docs) / t.wall))
+            tei = TextEmbeddingsInference(base_url=url, model_name="fake", embed_batch_size=BATCH)
+            tei.num_workers = level
+            asyncio.run(tei.aget_text_embedding_batch(docs[:64]))
+            with Timer() as t:
+                asyncio.run(tei.aget_text_embedding_batch(docs))
+            series.setdefault("llama-index TEI async (num_workers)", []).append((level, len(docs) / t.wall))
+            batches = [docs[i : i + BATCH] for i in range(0, len(docs), BATCH)]
+            with ThreadPoolExecutor(level) as pool, Timer() as t:
+                list(pool.map(hub.feature_extraction, batches))  # type: ignore[arg-type]
+            series.setdefault("huggingface_hub (threads)", []).append((level, len(docs) / t.wall))
+    return series
+
+
+def render(rows: list[Row]) -> str:
+    capacity = SLOTS * BATCH / LATENCY
+    lines = [
+        f"Server: {LATENCY * 1000:.0f} ms latency x {SLOTS} slots, batch {BATCH} = {capacity:.0f} docs/s capacity; "
+        f"hf-infer with max_concurrency={CONCURRENCY}",
+        "",
+        "| client | docs/s | x capacity | x best peer | requests | errors | CPU s / 1000 vectors | note |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in rows:
+        cpu = "" if r["cpu_per_1000"] is None else f"{r['cpu_per_1000']:.3f}"
+        lines.append(
+            f"| {r['name']} | {r['docs_s']:.0f} | {r['capacity']:.2f} | {r['vs_best_peer']:.2f} | {r['requests']} | "
+            f"{r['errors']} | {cpu} | {r['note']} |"
+        )
+    return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--docs", type=int, default=5000)
-    parser.add_argument("--batch", type=int, default=32)
     args = parser.parse_args()
-    capacity = 8 * args.batch / 0.025
-    print(
-        f"Throughput: {args.docs} texts, batch {args.batch}, server 25 ms x 8 slots = {capacity:.0f} docs/s, {os.cpu_count()} CPUs"
-    )
-    print("| client | docs/s | x capacity | client CPU s |")
-    print("|---|---:|---:|---:|")
-    for row in run(args.docs, args.batch):
-        print(f"| {row['name']} | {row['docs_s']:.0f} | {row['capacity']:.2f} | {row['cpu']:.2f} |")
+    print(render(run(args.docs)))
 
 
 if __name__ == "__main__":

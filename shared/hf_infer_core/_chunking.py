@@ -29,7 +29,7 @@ import re
 import unicodedata
 from bisect import bisect_left, bisect_right
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import accumulate, compress
 from operator import itemgetter
 from typing import Any
@@ -54,7 +54,15 @@ class Chunk:
     start: int
     end: int
     text: str
-    word_count: int = 0
+    # Counted on first use when the chunker had no reason to count (a short text is one chunk).
+    _words: int | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def word_count(self) -> int:
+        """ICU words inside the chunk (as Elasticsearch counts them)."""
+        if self._words is None:
+            object.__setattr__(self, "_words", count_words(self.text))
+        return self._words  # type: ignore[return-value]
 
 
 class _WordKind(dict[int, int]):
@@ -91,10 +99,14 @@ def _segments(breaker_cls: type[WordBreaker] | type[SentenceBreaker], text: str)
     try:
         return list(breaker_cls(text, _ROOT_LOCALE))
     except UnicodeEncodeError as err:
-        raise InvalidInputError(
-            f"text holds a lone surrogate ({text[err.start]!r}) at position {err.start}; it is not valid Unicode "
-            "and cannot be segmented or sent (decode the source with errors='replace')"
-        ) from None
+        raise _surrogate_error(text, err.start) from None
+
+
+def _surrogate_error(text: str, position: int) -> InvalidInputError:
+    return InvalidInputError(
+        f"text holds a lone surrogate ({text[position]!r}) at position {position}; it is not valid Unicode "
+        "and cannot be segmented or sent (decode the source with errors='replace')"
+    )
 
 
 def _word_flags(segments: list[str]) -> bytes:
@@ -324,6 +336,21 @@ def _merge(text: str, index: _WordIndex, pieces: list[tuple[int, int]], size: in
     return merged
 
 
+def _surely_one_chunk(text: str, config: ChunkingSettings) -> bool:
+    """True when ``text`` is too short to be split, so ICU need not run (the common case for queries).
+
+    Every word takes at least one character, so a text of at most ``max_chunk_size`` characters
+    holds at most that many words: one chunk for the word and recursive strategies. The sentence
+    strategy's look-behind count adds at most one word per sentence, and every sentence takes a
+    character too, so half that length is enough there.
+    """
+    if config.strategy == "none":
+        return True
+    size = config.max_chunk_size or 0
+    limit = size // 2 if config.strategy == "sentence" else size
+    return len(text) <= limit
+
+
 def resolve_chunking_settings(
     settings: ChunkingSettings | InferenceEndpoint | Mapping[str, Any] | str | None,
 ) -> ChunkingSettings:
@@ -367,6 +394,13 @@ def chunk_text(
     config = resolve_chunking_settings(settings)
     if not text:
         return []
+    if _surely_one_chunk(text, config):
+        if not text.isascii():
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError as err:
+                raise _surrogate_error(text, err.start) from None
+        return [Chunk(0, len(text), text)]
     if config.strategy == "none":
         index = None
         spans = [(0, len(text))]

@@ -58,7 +58,7 @@ class _Progress:
                 raise ImportError("show_progress=True needs tqdm: pip install 'hf-infer[progress]'") from err
             self._bar = tqdm(total=total, unit="text", desc="Embedding")
 
-    def done(self, indices: range) -> None:
+    def done(self, indices: Sequence[int]) -> None:
         if self._bar is None:
             return
         with self._lock:
@@ -117,7 +117,7 @@ async def _close_with_loop(client: httpx.AsyncClient) -> AsyncGenerator[None, No
         await client.aclose()
 
 
-def _fast_async_transport(limits: httpx.Limits) -> httpx.AsyncBaseTransport | None:
+def _fast_async_transport(limits: httpx.Limits) -> httpx.AsyncBaseTransport | None:  # must run in a loop
     """Httpx over aiohttp when the optional ``httpx-aiohttp`` is installed (extra ``fast``).
 
     httpcore's pure-Python HTTP/1.1 stack costs ~2 ms of CPU per 150 kB response; aiohttp's
@@ -128,7 +128,12 @@ def _fast_async_transport(limits: httpx.Limits) -> httpx.AsyncBaseTransport | No
         from httpx_aiohttp import AiohttpTransport
     except ImportError:
         return None
-    return AiohttpTransport(limits=limits)
+    transport = AiohttpTransport(limits=limits)
+    # Build the aiohttp session (and its TLS context) now, inside the running loop, rather than
+    # on the first request, whose rate-limit slot would otherwise pass during the set-up. Given
+    # as the transport's client, it is also what the transport closes.
+    transport.client = transport.get_client()
+    return transport
 
 
 class _ClientBase:
@@ -217,10 +222,7 @@ class _ClientBase:
         position = 0
         for text_chunks in chunks:
             out.append(
-                [
-                    ChunkEmbedding(c.text, c.start, c.end, vectors[position + k], c.word_count)
-                    for k, c in enumerate(text_chunks)
-                ]
+                [ChunkEmbedding(c.text, c.start, c.end, vectors[position + k], c) for k, c in enumerate(text_chunks)]
             )
             position += len(text_chunks)
         return out
@@ -320,10 +322,7 @@ class EmbeddingClient(_ClientBase):
         """
         flat, chunks, owners = self._chunked_inputs(texts)
         vectors = self._embed_flat(flat, _Progress(self.show_progress, len(chunks), owners))
-        return [
-            self._core.pool(c, [e.embedding for e in g])
-            for c, g in zip(chunks, self._group(chunks, vectors), strict=True)
-        ]
+        return self._core.pool_all(chunks, vectors)
 
     # ------------------------------------------------------------------ the loops
 
@@ -331,11 +330,11 @@ class EmbeddingClient(_ClientBase):
         if not texts:
             return []
         self._discover_once()
-        batches = self._core.plan(len(texts))
+        batches = self._core.plan(texts)
         abort = threading.Event()
 
-        def run(batch: range) -> list[list[float]]:
-            vectors = self._run(self._core.batch_flow(texts[batch.start : batch.stop], batch), abort)
+        def run(batch: list[int]) -> list[list[float]]:
+            vectors = self._run(self._core.batch_flow([texts[i] for i in batch], batch), abort)
             progress.done(batch)
             return vectors
 
@@ -347,11 +346,11 @@ class EmbeddingClient(_ClientBase):
                 results = self._run_threads(run, batches, workers, abort)
         finally:
             progress.close()
-        return [vector for batch_vectors in results for vector in batch_vectors]
+        return self._core.assemble(len(texts), batches, results)
 
     @staticmethod
     def _run_threads(
-        run: Callable[[range], list[list[float]]], batches: list[range], workers: int, abort: threading.Event
+        run: Callable[[list[int]], list[list[float]]], batches: list[list[int]], workers: int, abort: threading.Event
     ) -> list[list[list[float]]]:
         results: list[list[list[float]] | None] = [None] * len(batches)
         queue = iter(enumerate(batches))
@@ -478,11 +477,7 @@ class AsyncEmbeddingClient(_ClientBase):
             # are released inside their own loop instead of leaking past it.
             closer = _close_with_loop(client)
             await closer.asend(None)
-            # aiohttp builds its session (and TLS context) on first use; do it now, not on the
-            # first request, whose rate-limit slot would otherwise pass during the set-up.
-            warm = getattr(client._transport, "get_client", None)
-            if callable(warm):
-                warm()
+
             entry = self._by_loop[loop] = (client, closer)
         return entry[0]
 
@@ -508,10 +503,7 @@ class AsyncEmbeddingClient(_ClientBase):
         """Return one vector per text, chunk vectors combined (see :meth:`EmbeddingClient.embed_documents`)."""
         flat, chunks, owners = self._chunked_inputs(texts)
         vectors = await self._embed_flat(flat, _Progress(self.show_progress, len(chunks), owners))
-        return [
-            self._core.pool(c, [e.embedding for e in g])
-            for c, g in zip(chunks, self._group(chunks, vectors), strict=True)
-        ]
+        return self._core.pool_all(chunks, vectors)
 
     # ------------------------------------------------------------------ the loops
 
@@ -519,13 +511,13 @@ class AsyncEmbeddingClient(_ClientBase):
         if not texts:
             return []
         await self._discover_once()
-        batches = self._core.plan(len(texts))
+        batches = self._core.plan(texts)
         results: list[list[list[float]]] = [[] for _ in batches]
         queue = iter(enumerate(batches))
 
         async def worker() -> None:
             for position, batch in queue:
-                results[position] = await self._run(self._core.batch_flow(texts[batch.start : batch.stop], batch))
+                results[position] = await self._run(self._core.batch_flow([texts[i] for i in batch], batch))
                 progress.done(batch)
 
         tasks = [asyncio.ensure_future(worker()) for _ in range(min(self._core.max_concurrency, len(batches)))]
@@ -538,7 +530,7 @@ class AsyncEmbeddingClient(_ClientBase):
             raise
         finally:
             progress.close()
-        return [vector for batch_vectors in results for vector in batch_vectors]
+        return self._core.assemble(len(texts), batches, results)
 
     async def _run(self, flow: BatchFlow) -> list[list[float]]:
         try:

@@ -111,9 +111,10 @@ def test_permanent_faults_raise_typed_errors_within_the_deadline(permanent: str,
             client.embed(TEXTS[:200])
         assert time.monotonic() - started < 10
         indices = info.value.indices  # type: ignore[attr-defined]
+        # the error names exactly the inputs of a batch the server received
         assert len(indices) == 32
-        assert indices == tuple(range(indices[0], indices[0] + 32))
-        assert indices[0] % 32 == 0
+        assert list(indices) == sorted(set(indices))
+        assert {frozenset(entry.inputs) for entry in server.log} >= {frozenset(TEXTS[i] for i in indices)}
         retried = permanent == "500"
         assert info.value.attempts == (OPTIONS["max_retries"] + 1 if retried else 1)  # type: ignore[attr-defined]
         assert KEY not in str(info.value)
@@ -143,7 +144,8 @@ def assert_rate_respected(times: list[float], rpm: int, slack: int = 2) -> None:
     rate = rpm / 60
     for window in (1.0, 2.0):
         assert max_in_window(times, window) <= window * rate + 1 + slack, (window, max_in_window(times, window))
-    assert (len(times) - 1) / (times[-1] - times[0]) <= rate * 1.02
+    # n requests need n - 1 intervals (less the slack, and 5 ms of arrival jitter at the ends)
+    assert times[-1] - times[0] >= (len(times) - 1 - slack) / rate - 0.005
 
 
 @pytest.mark.slow

@@ -612,3 +612,14 @@ def test_strings_elsewhere_in_the_body_do_not_fool_the_fast_path() -> None:
     with sync_client(fake) as client:
         assert client.embed(["a"]) == [[1.0, 0.5]]
         assert type(client.embed(["a"])[0][0]) is float
+
+
+def test_batches_group_similar_lengths_and_results_keep_input_order() -> None:
+    texts = ["x" * n for n in (5, 50, 6, 51, 7, 52, 8, 53)]
+    fake = FakeEndpoint()
+    with sync_client(fake, batch_size=4, max_concurrency=1) as client:
+        assert client.embed(texts) == [vector_for(t) for t in texts]
+    long_first, short_next = fake.batches
+    assert sorted(map(len, long_first)) == [50, 51, 52, 53]  # padded by the server to 53, not to 53 and 5
+    assert sorted(map(len, short_next)) == [5, 6, 7, 8]
+    assert long_first == [texts[1], texts[3], texts[5], texts[7]]  # each batch in input order

@@ -1,0 +1,84 @@
+"""`make bench`: every benchmark in one run, printed and written to benchmarks/RESULTS.md.
+
+1. Throughput against a 25 ms x 8-slot fake endpoint, hf-infer and its peers (+ throughput.png).
+2. Rate-limit accuracy at 600 requests/minute under excess demand for 30 s.
+3. Client CPU per 1,000 384-dimensional vectors (a column of part 1).
+4. Chunking speed against LangChain's and LlamaIndex's splitters.
+5. The real model end to end: HTTP through hf-infer vs sentence-transformers in process.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import chunking  # noqa: E402
+import ratelimit  # noqa: E402
+import real_model  # noqa: E402
+import throughput  # noqa: E402
+
+
+def plot(series: dict[str, list[tuple[int, float]]], path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    capacity = throughput.SLOTS * throughput.BATCH / throughput.LATENCY
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for name, points in series.items():
+        ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=name)
+    ax.axhline(capacity, color="grey", linestyle="--", label=f"server capacity ({capacity:.0f} docs/s)")
+    ax.set_xlabel("requests in flight (max_concurrency / threads / num_workers)")
+    ax.set_ylabel("docs/s")
+    ax.set_title("Throughput vs concurrency: 25 ms x 8-slot endpoint, batch 32, 384-d vectors")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main() -> None:
+    started = time.monotonic()
+    header = (
+        f"Run {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC on {os.cpu_count()} CPUs "
+        f"({platform.machine()}, Python {platform.python_version()})"
+    )
+    sections: list[str] = [f"# hf-infer benchmark results\n\n{header}\n"]
+
+    def emit(title: str, body: str) -> None:
+        text = f"## {title}\n\n{body}\n"
+        print(text, flush=True)
+        sections.append(text)
+
+    print(header, flush=True)
+    rows = throughput.run()
+    emit("1. Throughput (and 3. client CPU per 1,000 vectors)", throughput.render(rows))
+    series = throughput.sweep()
+    plot(series, os.path.join(HERE, "throughput.png"))
+    lines = ["| client | " + " | ".join(str(level) for level, _ in next(iter(series.values()))) + " |"]
+    lines.append("|---|" + "---:|" * len(next(iter(series.values()))))
+    for name, points in series.items():
+        lines.append(f"| {name} | " + " | ".join(f"{v:.0f}" for _, v in points) + " |")
+    emit("Throughput vs concurrency (docs/s; plot: throughput.png)", "\n".join(lines))
+    emit("2. Rate-limit accuracy", ratelimit.render(ratelimit.run()))
+    emit(
+        "4. Chunking speed (5 MB English prose)",
+        chunking.render(chunking.run(5.0)),
+    )
+    emit("5. Real model end to end", real_model.render(real_model.run()))
+    elapsed = time.monotonic() - started
+    sections.append(f"Total benchmark time: {elapsed:.0f} s\n")
+    with open(os.path.join(HERE, "RESULTS.md"), "w") as handle:
+        handle.write("\n".join(sections))
+    print(f"Total benchmark time: {elapsed:.0f} s; written to benchmarks/RESULTS.md")
+
+
+if __name__ == "__main__":
+    main()
