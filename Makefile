@@ -45,7 +45,7 @@ $(BENCH): $(STAMP)
 	touch $(BENCH)
 
 bench: $(BENCH)
-	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) benchmarks/run_all.py
+	$(PY) benchmarks/run_all.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, field
 
 from hf_infer_core import ChunkEmbedding, InferenceEndpoint
 from hf_infer_core._secret import seal_secret
-from hf_infer_core._session import CLIENT_OPTIONS, EmbeddingSession, endpoint_from_options
+from hf_infer_core._session import EmbeddingSession, endpoint_fields, session_from_fields
 
 __all__ = ["HFInferEmbeddings"]
 
@@ -76,17 +76,7 @@ class HFInferEmbeddings(BaseModel, Embeddings):
 
     @model_validator(mode="after")
     def _build(self) -> Self:
-        endpoint = endpoint_from_options(
-            url=self.url,
-            api_key=self.api_key,
-            inference_id=self.inference_id,
-            requests_per_minute=self.requests_per_minute,
-            chunking_settings=self.chunking_settings,
-            similarity=self.similarity,
-            dimensions=self.dimensions,
-            max_input_tokens=self.max_input_tokens,
-        )
-        self._session = EmbeddingSession(endpoint, {k: getattr(self, k) for k in CLIENT_OPTIONS})
+        self._session = session_from_fields(dict(self))
         return self
 
     @classmethod
@@ -99,19 +89,7 @@ class HFInferEmbeddings(BaseModel, Embeddings):
         **options: Any,
     ) -> HFInferEmbeddings:
         """Build from an Elasticsearch ``PUT _inference/<task_type>/<inference_id>`` body (dict or JSON)."""
-        endpoint = InferenceEndpoint.from_request(task_type, inference_id, body)
-        settings = endpoint.service_settings
-        return cls(
-            url=settings.url,
-            api_key=settings.api_key,
-            inference_id=endpoint.inference_id,
-            requests_per_minute=settings.rate_limit.requests_per_minute,
-            chunking_settings=endpoint.chunking_settings.to_dict(),
-            similarity=settings.similarity,
-            dimensions=settings.dimensions,
-            max_input_tokens=settings.max_input_tokens,
-            **options,
-        )
+        return cls(**endpoint_fields(task_type, inference_id, body), **options)
 
     @property
     def endpoint(self) -> InferenceEndpoint:

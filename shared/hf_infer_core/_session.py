@@ -17,7 +17,7 @@ from ._client import AsyncEmbeddingClient, EmbeddingClient
 from ._config import DEFAULT_REQUESTS_PER_MINUTE, ChunkingSettings, InferenceEndpoint
 from ._core import ChunkEmbedding
 
-__all__ = ["CLIENT_OPTIONS", "EmbeddingSession", "endpoint_from_options"]
+__all__ = ["CLIENT_OPTIONS", "EmbeddingSession", "endpoint_fields", "endpoint_from_options", "session_from_fields"]
 
 # Adapter fields that are client options, passed through unchanged.
 CLIENT_OPTIONS = (
@@ -70,6 +70,37 @@ def endpoint_from_options(
         chunking_settings=chunking_settings,
         **extra,
     )
+
+
+def endpoint_fields(task_type: str, inference_id: str, body: Mapping[str, Any] | str) -> dict[str, Any]:
+    """Parse an Elasticsearch request body into the adapters' endpoint fields (``from_inference_endpoint``)."""
+    endpoint = InferenceEndpoint.from_request(task_type, inference_id, body)
+    settings = endpoint.service_settings
+    return {
+        "url": settings.url,
+        "api_key": settings.api_key,
+        "inference_id": endpoint.inference_id,
+        "requests_per_minute": settings.rate_limit.requests_per_minute,
+        "chunking_settings": endpoint.chunking_settings.to_dict(),
+        "similarity": settings.similarity,
+        "dimensions": settings.dimensions,
+        "max_input_tokens": settings.max_input_tokens,
+    }
+
+
+def session_from_fields(fields: Mapping[str, Any]) -> EmbeddingSession:
+    """Validate an adapter's fields into an endpoint, with its client options, as a session."""
+    endpoint = endpoint_from_options(
+        url=fields.get("url"),
+        api_key=fields.get("api_key"),
+        inference_id=fields.get("inference_id", "hf-infer"),
+        requests_per_minute=fields.get("requests_per_minute", DEFAULT_REQUESTS_PER_MINUTE),
+        chunking_settings=fields.get("chunking_settings"),
+        similarity=fields.get("similarity"),
+        dimensions=fields.get("dimensions"),
+        max_input_tokens=fields.get("max_input_tokens"),
+    )
+    return EmbeddingSession(endpoint, {k: fields[k] for k in CLIENT_OPTIONS if k in fields})
 
 
 class EmbeddingSession:
