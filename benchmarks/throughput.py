@@ -143,7 +143,7 @@ def peers(url: str) -> list[tuple[str, Callable[[list[str]], list[Any]] | None, 
         (
             "llama-index HuggingFaceInferenceAPIEmbedding (async)",
             hf_api,
-            f"first {HF_API_DOCS} texts only: one request per text, ~20 ms CPU each; its sync path fails",
+            f"first {HF_API_DOCS} texts only (one request per text); its sync path fails",
             HF_API_DOCS,
         ),
     ]
