@@ -93,7 +93,6 @@ def _result(response: httpx.Response) -> HttpResult:
         status_code=response.status_code,
         body=response.content,
         retry_after=response.headers.get("retry-after"),
-        content_type=response.headers.get("content-type", ""),
     )
 
 

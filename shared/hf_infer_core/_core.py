@@ -84,7 +84,6 @@ class HttpResult:
     status_code: int
     body: bytes
     retry_after: str | None = None
-    content_type: str = ""
 
 
 BatchFlow = Generator[Send | Sleep, "HttpResult | HFInferError | None", list[list[float]]]
