@@ -12,19 +12,12 @@ import sys
 import httpx
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from common import fake_endpoint, texts
 
 from hf_infer_core import EmbeddingClient, InferenceEndpoint, RateLimiter
-
-
-def max_in_window(times: list[float], window: float) -> int:
-    best = start = 0
-    for end, t in enumerate(times):
-        while t - times[start] > window:
-            start += 1
-        best = max(best, end - start + 1)
-    return best
+from tests.faults import max_in_window
 
 
 def run(seconds: float = 30.0, rpm: int = 600) -> dict[str, float]:

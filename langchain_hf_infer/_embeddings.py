@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 from langchain_core.embeddings import Embeddings
 from pydantic import ConfigDict
 
@@ -34,18 +31,6 @@ class HFInferEmbeddings(EmbeddingOptions, Embeddings):
 
     similarity: str | None = None
     """Elasticsearch's ``service_settings.similarity``: ``cosine``, ``dot_product`` or ``l2_norm``."""
-
-    @classmethod
-    def from_inference_endpoint(
-        cls,
-        body: Mapping[str, Any] | str,
-        *,
-        inference_id: str,
-        task_type: str = "text_embedding",
-        **options: Any,
-    ) -> HFInferEmbeddings:
-        """Build from an Elasticsearch ``PUT _inference/<task_type>/<inference_id>`` body (dict or JSON)."""
-        return cls(**cls._fields_from_request(body, inference_id, task_type), **options)
 
     @property
     def lc_secrets(self) -> dict[str, str]:

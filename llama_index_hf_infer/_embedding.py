@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, ClassVar, Self
+from typing import ClassVar, Self
 
 from llama_index.core.base.embeddings.base import BaseEmbedding
 from llama_index.core.bridge.pydantic import Field, SecretStr, field_serializer, model_validator
@@ -45,18 +44,6 @@ class HFInferEmbedding(BaseEmbedding, EmbeddingOptions):
     def class_name(cls) -> str:
         """Name used by LlamaIndex serialisation."""
         return "HFInferEmbedding"
-
-    @classmethod
-    def from_inference_endpoint(
-        cls,
-        body: Mapping[str, Any] | str,
-        *,
-        inference_id: str,
-        task_type: str = "text_embedding",
-        **options: Any,
-    ) -> HFInferEmbedding:
-        """Build from an Elasticsearch ``PUT _inference/<task_type>/<inference_id>`` body (dict or JSON)."""
-        return cls(**cls._fields_from_request(body, inference_id, task_type), **options)
 
     def _get_query_embedding(self, query: str) -> list[float]:
         return self._session.embed_query(query)

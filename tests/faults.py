@@ -45,6 +45,16 @@ SPLIT = ("tei_413", "plain_413")  # the client halves the batch; a single input 
 BROKEN = ("wrong_count", "nan", "ragged")  # well-formed but wrong: a server bug, not retried
 
 
+def max_in_window(times: list[float], window: float) -> int:
+    """The most requests seen in any window of ``window`` seconds (``times`` sorted)."""
+    best = start = 0
+    for end, t in enumerate(times):
+        while t - times[start] > window:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
 def expected_vector(text: str) -> list[float]:
     digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
     return [round(v / 2**32, 6) for v in struct.unpack("8I", digest)]

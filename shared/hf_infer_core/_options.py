@@ -75,10 +75,21 @@ class EmbeddingOptions(BaseModel):
         return self
 
     @classmethod
-    def _fields_from_request(cls, body: Mapping[str, Any] | str, inference_id: str, task_type: str) -> dict[str, Any]:
+    def from_inference_endpoint(
+        cls,
+        body: Mapping[str, Any] | str,
+        *,
+        inference_id: str,
+        task_type: str = "text_embedding",
+        **options: Any,
+    ) -> Self:
+        """Build from an Elasticsearch ``PUT _inference/<task_type>/<inference_id>`` body (dict or JSON).
+
+        ``options`` are the client options (``batch_size``, ``max_concurrency``, prefixes, ...).
+        """
         fields = endpoint_fields(task_type, inference_id, body)
         fields[cls.similarity_field] = fields.pop("similarity")
-        return fields
+        return cls(**fields, **options)
 
     @property
     def endpoint(self) -> InferenceEndpoint:

@@ -25,7 +25,7 @@ from hf_infer_core import (
 from langchain_hf_infer import HFInferEmbeddings
 from llama_index_hf_infer import HFInferEmbedding
 
-from ..faults import BROKEN, RemoteFaultServer, expected_vector, fault_server
+from ..faults import BROKEN, RemoteFaultServer, expected_vector, fault_server, max_in_window
 
 KEY = "hf_SECRET_canary_123"
 TEXTS = [f"document {i}: {'lorem ipsum ' * (i % 7)}" for i in range(2000)]
@@ -125,16 +125,6 @@ async def test_async_permanent_fault_returns_no_partial_result() -> None:
         async with AsyncEmbeddingClient(endpoint(server), rate_limiter=RateLimiter(10**9), **OPTIONS) as client:
             with pytest.raises(AuthenticationError):
                 await client.embed(TEXTS[:100])
-
-
-def max_in_window(times: list[float], window: float) -> int:
-    """The most requests the server saw in any window of ``window`` seconds."""
-    best = start = 0
-    for end, t in enumerate(times):
-        while t - times[start] > window:
-            start += 1
-        best = max(best, end - start + 1)
-    return best
 
 
 def assert_rate_respected(times: list[float], rpm: int, slack: int = 2) -> None:
