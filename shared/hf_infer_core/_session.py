@@ -14,10 +14,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from ._client import AsyncEmbeddingClient, EmbeddingClient
-from ._config import DEFAULT_REQUESTS_PER_MINUTE, ChunkingSettings, InferenceEndpoint
+from ._config import DEFAULT_REQUESTS_PER_MINUTE, InferenceEndpoint
 from ._core import ChunkEmbedding
+from ._errors import ConfigError
 
-__all__ = ["CLIENT_OPTIONS", "EmbeddingSession", "endpoint_fields", "endpoint_from_options", "session_from_fields"]
+__all__ = ["CLIENT_OPTIONS", "EmbeddingSession", "endpoint_fields", "session_from_fields"]
 
 # Adapter fields that are client options, passed through unchanged.
 CLIENT_OPTIONS = (
@@ -39,39 +40,6 @@ CLIENT_OPTIONS = (
 )
 
 
-def endpoint_from_options(
-    *,
-    url: str | None,
-    api_key: Any,
-    inference_id: str = "hf-infer",
-    requests_per_minute: int = DEFAULT_REQUESTS_PER_MINUTE,
-    chunking_settings: Mapping[str, Any] | ChunkingSettings | None = None,
-    similarity: str | None = None,
-    dimensions: int | None = None,
-    max_input_tokens: int | None = None,
-) -> InferenceEndpoint:
-    """Build the endpoint an adapter describes, with the same rules and errors as Elasticsearch."""
-    from ._errors import ConfigError
-
-    if not url:
-        raise ConfigError(
-            ["[service_settings] does not contain the required setting [url] (pass url= or set HF_INFER_URL)"]
-        )
-    extra = {
-        k: v
-        for k, v in (("similarity", similarity), ("dimensions", dimensions), ("max_input_tokens", max_input_tokens))
-        if v is not None
-    }
-    return InferenceEndpoint.from_url(
-        url,
-        api_key,
-        inference_id=inference_id,
-        requests_per_minute=requests_per_minute,
-        chunking_settings=chunking_settings,
-        **extra,
-    )
-
-
 def endpoint_fields(task_type: str, inference_id: str, body: Mapping[str, Any] | str) -> dict[str, Any]:
     """Parse an Elasticsearch request body into the adapters' endpoint fields (``from_inference_endpoint``)."""
     endpoint = InferenceEndpoint.from_request(task_type, inference_id, body)
@@ -89,10 +57,19 @@ def endpoint_fields(task_type: str, inference_id: str, body: Mapping[str, Any] |
 
 
 def session_from_fields(fields: Mapping[str, Any]) -> EmbeddingSession:
-    """Validate an adapter's fields into an endpoint, with its client options, as a session."""
-    endpoint = endpoint_from_options(
-        url=fields.get("url"),
-        api_key=fields.get("api_key"),
+    """Validate an adapter's fields into an endpoint, with its client options, as a session.
+
+    The endpoint is checked with Elasticsearch's rules and messages; unset optional service
+    settings (``None``) are left out, as if the JSON had not named them.
+    """
+    url = fields.get("url")
+    if not url:
+        raise ConfigError(
+            ["[service_settings] does not contain the required setting [url] (pass url= or set HF_INFER_URL)"]
+        )
+    endpoint = InferenceEndpoint.from_url(
+        url,
+        fields.get("api_key"),
         inference_id=fields.get("inference_id", "hf-infer"),
         requests_per_minute=fields.get("requests_per_minute", DEFAULT_REQUESTS_PER_MINUTE),
         chunking_settings=fields.get("chunking_settings"),
