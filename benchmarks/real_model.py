@@ -18,8 +18,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from corpus import prose
 
-from hf_infer_core import EmbeddingClient, InferenceEndpoint, RateLimiter, run_local_server
-from hf_infer_core._server import default_model_path
+from hf_infer_core import EmbeddingClient, InferenceEndpoint, RateLimiter
+from hf_infer_server import default_model_path, run_local_server
 
 
 def sample_texts(count: int) -> list[str]:

@@ -24,7 +24,8 @@ from langchain_core.documents import Document as LCDocument
 from langchain_core.vectorstores import InMemoryVectorStore
 from llama_index.core import Document, VectorStoreIndex
 
-from hf_infer_core import InferenceEndpoint, run_local_server
+from hf_infer_core import InferenceEndpoint
+from hf_infer_server import run_local_server
 from langchain_hf_infer import HFInferEmbeddings, HFInferTextSplitter
 from llama_index_hf_infer import HFInferEmbedding, HFInferNodeParser
 

@@ -5,18 +5,19 @@ from __future__ import annotations
 from langchain_core.embeddings import Embeddings
 from pydantic import ConfigDict
 
-from hf_infer_core._options import EmbeddingOptions
+from hf_infer_core._adapter import AdapterOptions
 
 __all__ = ["HFInferEmbeddings"]
 
 
-class HFInferEmbeddings(EmbeddingOptions, Embeddings):
+class HFInferEmbeddings(AdapterOptions, Embeddings):
     """Embeddings from a Hugging Face Inference Endpoint or TEI server, configured like Elasticsearch.
 
     Long documents are chunked as Elasticsearch chunks them (``chunking_settings``) and their
     chunk vectors combined; requests are batched, run concurrently, rate limited and retried.
     ``url`` defaults to ``$HF_INFER_URL``, ``api_key`` to ``$HF_TOKEN`` then
-    ``$HUGGINGFACEHUB_API_TOKEN``.
+    ``$HUGGINGFACEHUB_API_TOKEN``; with no key at all no ``Authorization`` header is sent (a local
+    TEI server). Serialisation is pydantic's: dumps never hold the key.
 
     Example:
         >>> embeddings = HFInferEmbeddings(url="http://127.0.0.1:8080/embed", api_key="hf_...")
@@ -32,23 +33,18 @@ class HFInferEmbeddings(EmbeddingOptions, Embeddings):
     similarity: str | None = None
     """Elasticsearch's ``service_settings.similarity``: ``cosine``, ``dot_product`` or ``l2_norm``."""
 
-    @property
-    def lc_secrets(self) -> dict[str, str]:
-        """Serialised LangChain objects refer to the key by environment variable, never by value."""
-        return {"api_key": "HF_TOKEN"}
-
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         """Embed documents (chunked with ``chunking_settings``, chunk vectors combined)."""
-        return self._session.embed_documents(texts)
+        return self._session.client.embed_documents(texts)
 
     def embed_query(self, text: str) -> list[float]:
         """Embed one query (``query_prefix`` prepended, not chunked)."""
-        return self._session.embed_query(text)
+        return self._session.client.embed_query(text)
 
     async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
         """Embed documents with asyncio (native, no thread hop)."""
-        return await self._session.aembed_documents(texts)
+        return await self._session.aclient.embed_documents(texts)
 
     async def aembed_query(self, text: str) -> list[float]:
         """Embed one query with asyncio."""
-        return await self._session.aembed_query(text)
+        return await self._session.aclient.embed_query(text)

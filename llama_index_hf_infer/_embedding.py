@@ -5,14 +5,14 @@ from __future__ import annotations
 from typing import ClassVar, Self
 
 from llama_index.core.base.embeddings.base import BaseEmbedding
-from llama_index.core.bridge.pydantic import Field, SecretStr, field_serializer, model_validator
+from llama_index.core.bridge.pydantic import ConfigDict, Field, SecretStr, field_serializer, model_validator
 
-from hf_infer_core._options import EmbeddingOptions
+from hf_infer_core._adapter import AdapterOptions
 
 __all__ = ["HFInferEmbedding"]
 
 
-class HFInferEmbedding(BaseEmbedding, EmbeddingOptions):
+class HFInferEmbedding(BaseEmbedding, AdapterOptions):
     """LlamaIndex embeddings from a Hugging Face Inference Endpoint or TEI server, configured like Elasticsearch.
 
     Same options as ``langchain_hf_infer.HFInferEmbeddings``; Elasticsearch's ``similarity`` is
@@ -22,6 +22,9 @@ class HFInferEmbedding(BaseEmbedding, EmbeddingOptions):
     field, which LlamaIndex keeps out of its events; dumps leave it out (``None``), so a dumped
     configuration is rebuilt with the key from ``HF_TOKEN``.
     """
+
+    # Unknown arguments are errors, as in the LangChain adapter: a misspelt option must not pass.
+    model_config = ConfigDict(extra="forbid")
 
     similarity_field: ClassVar[str] = "vector_similarity"
 
@@ -46,19 +49,19 @@ class HFInferEmbedding(BaseEmbedding, EmbeddingOptions):
         return "HFInferEmbedding"
 
     def _get_query_embedding(self, query: str) -> list[float]:
-        return self._session.embed_query(query)
+        return self._session.client.embed_query(query)
 
     async def _aget_query_embedding(self, query: str) -> list[float]:
-        return await self._session.aembed_query(query)
+        return await self._session.aclient.embed_query(query)
 
     def _get_text_embedding(self, text: str) -> list[float]:
-        return self._session.embed_documents([text])[0]
+        return self._session.client.embed_documents([text])[0]
 
     async def _aget_text_embedding(self, text: str) -> list[float]:
-        return (await self._session.aembed_documents([text]))[0]
+        return (await self._session.aclient.embed_documents([text]))[0]
 
     def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
-        return self._session.embed_documents(texts)
+        return self._session.client.embed_documents(texts)
 
     async def _aget_text_embeddings(self, texts: list[str]) -> list[list[float]]:
-        return await self._session.aembed_documents(texts)
+        return await self._session.aclient.embed_documents(texts)

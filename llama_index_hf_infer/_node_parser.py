@@ -35,7 +35,8 @@ class HFInferNodeParser(TextSplitter):
     ) -> None:
         """Create a parser from chunking settings (model, endpoint, Elasticsearch dict or JSON)."""
         settings = resolve_chunking_settings(chunking_settings)
-        super().__init__(chunking=settings.to_dict(), **kwargs)
+        super().__init__(**kwargs)
+        self.chunking = settings.to_dict()
         self._settings = settings
 
     @classmethod

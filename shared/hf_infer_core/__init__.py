@@ -1,7 +1,8 @@
 """hf_infer_core: Elasticsearch-compatible Hugging Face endpoint config, chunking and client.
 
-The core never imports LangChain or LlamaIndex; the adapters in
-``langchain_hf_infer`` and ``llama_index_hf_infer`` are thin layers over it.
+The core never imports LangChain, LlamaIndex or the model server; the adapters in
+``langchain_hf_infer`` and ``llama_index_hf_infer`` are thin layers over it, and the local
+TEI-compatible server lives in ``hf_infer_server`` (extra ``server``).
 """
 
 from __future__ import annotations
@@ -10,11 +11,13 @@ from ._chunking import Chunk, chunk_text, count_words, resolve_chunking_settings
 from ._client import AsyncEmbeddingClient, EmbeddingClient
 from ._config import (
     DEFAULT_CHUNKING_SETTINGS,
+    DEFAULT_INFERENCE_ID,
     DEFAULT_REQUESTS_PER_MINUTE,
     ChunkingSettings,
     HuggingFaceServiceSettings,
     InferenceEndpoint,
     RateLimitSettings,
+    env_api_key,
 )
 from ._core import ChunkEmbedding
 from ._errors import (
@@ -32,15 +35,17 @@ from ._errors import (
     TimeoutError,
     TransportError,
 )
+from ._options import ClientOptionArgs, ClientOptions
 from ._ratelimit import RateLimiter, shared_rate_limiter
 from ._retry import RetryDecision, RetryPolicy, decide, is_transient
-from ._server import LocalServer, run_local_server
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AsyncEmbeddingClient",
     "ChunkEmbedding",
+    "ClientOptionArgs",
+    "ClientOptions",
     "EmbeddingClient",
     "RateLimiter",
     "RetryDecision",
@@ -49,6 +54,7 @@ __all__ = [
     "is_transient",
     "shared_rate_limiter",
     "DEFAULT_CHUNKING_SETTINGS",
+    "DEFAULT_INFERENCE_ID",
     "DEFAULT_REQUESTS_PER_MINUTE",
     "AuthenticationError",
     "Chunk",
@@ -60,7 +66,6 @@ __all__ = [
     "InferenceEndpoint",
     "InvalidInputError",
     "InvalidRequestError",
-    "LocalServer",
     "ModelLoadingError",
     "PayloadTooLargeError",
     "RateLimitError",
@@ -73,5 +78,5 @@ __all__ = [
     "chunk_text",
     "count_words",
     "resolve_chunking_settings",
-    "run_local_server",
+    "env_api_key",
 ]

@@ -15,25 +15,44 @@ import logging
 import threading
 import time
 import weakref
-from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Self, TypeVar, Unpack
 
 import httpx
+from pydantic import SecretStr
 
 from . import _errors
 from ._chunking import Chunk
 from ._config import InferenceEndpoint
-from ._core import BatchFlow, ChunkEmbedding, ClientCore, HttpResult, Pooling, Send, Sleep
+from ._core import ChunkEmbedding, ClientCore, HttpResult, Send, Sleep
 from ._errors import HFInferError, TransportError
+from ._options import ClientOptionArgs, ClientOptions
 from ._ratelimit import RateLimiter, shared_rate_limiter
 
-__all__ = ["AsyncEmbeddingClient", "ChunkEmbedding", "EmbeddingClient"]
+__all__ = ["AsyncEmbeddingClient", "EmbeddingClient"]
 
 logger = logging.getLogger("hf_infer_core")
 
+T = TypeVar("T")
+Flow = Generator[Send | Sleep, "HttpResult | HFInferError | None", T]
+
 _CONNECT_TIMEOUT = 5.0
+
+
+class _BearerAuth(httpx.Auth):
+    """The one holder of the api key: adds ``Authorization: Bearer`` to each request as it is sent."""
+
+    def __init__(self, key: SecretStr) -> None:
+        self._key = key
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["Authorization"] = f"Bearer {self._key.get_secret_value()}"
+        yield request
+
+    def __repr__(self) -> str:
+        return "<BearerAuth [REDACTED]>"
 
 
 class _Aborted(Exception):
@@ -141,51 +160,24 @@ class _ClientBase:
     def __init__(
         self,
         endpoint: InferenceEndpoint,
+        options: ClientOptions | None,
+        overrides: ClientOptionArgs,
         *,
-        batch_size: int = 32,
-        max_concurrency: int = 4,
-        timeout: float = 30.0,
-        max_retries: int = 5,
-        max_retry_wait: float = 30.0,
-        retry_deadline: float = 120.0,
-        rate_limiter: RateLimiter | None = None,
-        query_prefix: str = "",
-        document_prefix: str = "",
-        pooling: Pooling = "mean",
-        normalize: bool | None = None,
-        truncate: bool | None = None,
-        truncation_direction: Literal["left", "right", "Left", "Right"] | None = None,
-        prompt_name: str | None = None,
-        show_progress: bool = False,
-        discover: bool = False,
-        clock: Callable[[], float] = time.monotonic,
-        rng: Any = None,
+        rate_limiter: RateLimiter | None,
+        clock: Callable[[], float],
+        rng: Any,
     ) -> None:
-        self._core = ClientCore(
-            endpoint,
-            batch_size=batch_size,
-            max_concurrency=max_concurrency,
-            timeout=timeout,
-            max_retries=max_retries,
-            max_retry_wait=max_retry_wait,
-            retry_deadline=retry_deadline,
-            query_prefix=query_prefix,
-            document_prefix=document_prefix,
-            pooling=pooling,
-            normalize=normalize,
-            truncate=truncate,
-            truncation_direction=truncation_direction,
-            prompt_name=prompt_name,
-            clock=clock,
-            rng=rng,
-        )
+        self.options = ClientOptions.build(options, overrides)
+        self._core = ClientCore(endpoint, self.options, clock=clock, rng=rng)
         self.rate_limiter = rate_limiter or shared_rate_limiter(endpoint.url, endpoint.requests_per_minute)
-        self.show_progress = show_progress
-        self.discover = discover
-        self._discovered = not discover
-        self._url = httpx.URL(endpoint.url)
+        self._discovered = not self.options.discover
+        key = endpoint.api_key
+        # A keyless endpoint (a local TEI server) sends no Authorization header at all.
+        self._auth: httpx.Auth | None = _BearerAuth(key) if key is not None else None
+        timeout = self.options.timeout
         self._timeout = httpx.Timeout(timeout, connect=min(_CONNECT_TIMEOUT, timeout))
-        self._limits = httpx.Limits(max_connections=max(max_concurrency, 10), max_keepalive_connections=max_concurrency)
+        concurrency = self.options.max_concurrency
+        self._limits = httpx.Limits(max_connections=max(concurrency, 10), max_keepalive_connections=concurrency)
 
     @property
     def endpoint(self) -> InferenceEndpoint:
@@ -210,7 +202,7 @@ class _ClientBase:
     def _chunked_inputs(self, texts: Sequence[str]) -> tuple[list[str], list[list[Chunk]], list[int]]:
         items = self._core.check_texts(texts)
         chunks = self._core.chunk_all(items)
-        prefix = self._core.document_prefix
+        prefix = self.options.document_prefix
         flat = [prefix + c.text for cs in chunks for c in cs]
         owners = [i for i, cs in enumerate(chunks) for _ in cs]
         return flat, chunks, owners
@@ -229,7 +221,7 @@ class _ClientBase:
     def __repr__(self) -> str:
         return (
             f"<{type(self).__name__} url={self.endpoint.url!r} inference_id={self.endpoint.inference_id!r} "
-            f"batch_size={self.batch_size} max_concurrency={self._core.max_concurrency}>"
+            f"batch_size={self.batch_size} max_concurrency={self.options.max_concurrency}>"
         )
 
 
@@ -238,39 +230,31 @@ class EmbeddingClient(_ClientBase):
 
     Args:
         endpoint: The Elasticsearch-style endpoint configuration.
-        batch_size: Inputs per request.
-        max_concurrency: Requests in flight at once (threads sharing one ``httpx.Client``).
-        timeout: Seconds to wait for an answer (connecting: at most 5 s).
-        max_retries: Retries of a failing batch after its first attempt.
-        max_retry_wait: Longest single wait between attempts, server hints included.
-        retry_deadline: Longest time one batch may take, waits included.
+        options: A :class:`ClientOptions`; keyword arguments of the same names override it
+            (``batch_size``, ``max_concurrency``, ``timeout``, ``max_retries``, ...: see the README).
         http_client: An ``httpx.Client`` to use (not closed by :meth:`close`).
         transport: An httpx transport for the client this class creates (tests, proxies).
         rate_limiter: A limiter to use instead of the process-wide one for this URL.
-        query_prefix: Prepended to queries (e5 models: ``"query: "``).
-        document_prefix: Prepended to documents and chunks (e5 models: ``"passage: "``).
-        pooling: How ``embed_documents`` combines chunk vectors: ``"mean"`` or ``"first"``.
-        normalize: TEI request option, sent only when set (likewise the three below).
-        truncate: TEI request option.
-        truncation_direction: TEI request option.
-        prompt_name: TEI request option.
-        show_progress: Show a tqdm bar of texts done.
-        discover: Ask TEI's ``/info`` once and cap ``batch_size`` at its limit.
-        clock: Monotonic clock for retry deadlines.
         sleep: How to wait (injectable so tests never sleep).
+        clock: Monotonic clock for retry deadlines.
         rng: Random source for backoff jitter.
+        **overrides: Options by name (typed: a misspelt option is a type error).
     """
 
     def __init__(
         self,
         endpoint: InferenceEndpoint,
         *,
+        options: ClientOptions | None = None,
         http_client: httpx.Client | None = None,
         transport: httpx.BaseTransport | None = None,
+        rate_limiter: RateLimiter | None = None,
         sleep: Callable[[float], None] = time.sleep,
-        **options: Any,
+        clock: Callable[[], float] = time.monotonic,
+        rng: Any = None,
+        **overrides: Unpack[ClientOptionArgs],
     ) -> None:
-        super().__init__(endpoint, **options)
+        super().__init__(endpoint, options, overrides, rate_limiter=rate_limiter, clock=clock, rng=rng)
         self._sleep = sleep
         self._owns_http = http_client is None
         self._http = http_client or httpx.Client(
@@ -299,17 +283,17 @@ class EmbeddingClient(_ClientBase):
         An empty list returns ``[]`` without a request; an empty string is sent as is.
         """
         items = self._core.check_texts(texts)
-        return self._embed_flat(items, _Progress(self.show_progress, len(items)))
+        return self._embed_flat(items, _Progress(self.options.show_progress, len(items)))
 
     def embed_query(self, text: str) -> list[float]:
         """Return the vector of one query, with ``query_prefix`` prepended (queries are not chunked)."""
         (item,) = self._core.check_texts([text])
-        return self._embed_flat([self._core.query_prefix + item], _Progress(False, 1))[0]
+        return self._embed_flat([self.options.query_prefix + item], _Progress(False, 1))[0]
 
     def embed_chunks(self, texts: Sequence[str]) -> list[list[ChunkEmbedding]]:
         """Chunk every text with the endpoint's settings and return each text's chunks with vectors."""
         flat, chunks, owners = self._chunked_inputs(texts)
-        vectors = self._embed_flat(flat, _Progress(self.show_progress, len(chunks), owners))
+        vectors = self._embed_flat(flat, _Progress(self.options.show_progress, len(chunks), owners))
         return self._group(chunks, vectors)
 
     def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
@@ -320,7 +304,7 @@ class EmbeddingClient(_ClientBase):
         A text of one chunk keeps the endpoint's vector as is.
         """
         flat, chunks, owners = self._chunked_inputs(texts)
-        vectors = self._embed_flat(flat, _Progress(self.show_progress, len(chunks), owners))
+        vectors = self._embed_flat(flat, _Progress(self.options.show_progress, len(chunks), owners))
         return self._core.pool_all(chunks, vectors)
 
     # ------------------------------------------------------------------ the loops
@@ -338,7 +322,7 @@ class EmbeddingClient(_ClientBase):
             return vectors
 
         try:
-            workers = min(self._core.max_concurrency, len(batches))
+            workers = min(self.options.max_concurrency, len(batches))
             if workers == 1:
                 results = [run(batch) for batch in batches]
             else:
@@ -378,7 +362,7 @@ class EmbeddingClient(_ClientBase):
             raise failures[0]
         return [r for r in results if r is not None]
 
-    def _run(self, flow: BatchFlow, abort: threading.Event) -> list[list[float]]:
+    def _run(self, flow: Flow[T], abort: threading.Event) -> T:
         try:
             step = next(flow)
             while True:
@@ -391,32 +375,31 @@ class EmbeddingClient(_ClientBase):
                 else:
                     step = flow.send(self._send(step))
         except StopIteration as stop:
-            vectors: list[list[float]] = stop.value
-            return vectors
+            result: T = stop.value
+            return result
 
     def _send(self, step: Send) -> HttpResult | HFInferError:
         self.rate_limiter.acquire(self._sleep)
         started = time.perf_counter()
         outcome: HttpResult | HFInferError
+        url = httpx.URL(step.url)
         try:
-            outcome = _result(self._http.post(self._url, content=step.body, headers=self._core.headers))
+            response = self._http.request(
+                step.method, url, content=step.body, headers=self._core.headers, auth=self._auth
+            )
+            outcome = _result(response)
         except httpx.HTTPError as err:
-            outcome = _transport_error(err, self._url)
-        _log(step, self._url, outcome, started)
+            outcome = _transport_error(err, url)
+        _log(step, url, outcome, started)
         return outcome
 
     def _discover_once(self) -> None:
         if self._discovered:
             return
         with self._discover_lock:
-            if self._discovered:
-                return
-            try:
-                response = self._http.get(self._core.info_url, headers=self._core.headers)
-                self._core.apply_info(response.status_code, response.content)
-            except httpx.HTTPError as err:
-                logger.debug("TEI discovery at %s failed: %s", httpx.URL(self._core.info_url).path, type(err).__name__)
-            self._discovered = True
+            if not self._discovered:
+                self._run(self._core.info_flow(), threading.Event())
+                self._discovered = True
 
 
 class AsyncEmbeddingClient(_ClientBase):
@@ -431,19 +414,22 @@ class AsyncEmbeddingClient(_ClientBase):
         self,
         endpoint: InferenceEndpoint,
         *,
+        options: ClientOptions | None = None,
         http_client: httpx.AsyncClient | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        rate_limiter: RateLimiter | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-        **options: Any,
+        clock: Callable[[], float] = time.monotonic,
+        rng: Any = None,
+        **overrides: Unpack[ClientOptionArgs],
     ) -> None:
-        super().__init__(endpoint, **options)
+        super().__init__(endpoint, options, overrides, rate_limiter=rate_limiter, clock=clock, rng=rng)
         self._sleep = sleep
         self._injected = http_client
         self._transport = transport
         self._by_loop: weakref.WeakKeyDictionary[
             asyncio.AbstractEventLoop, tuple[httpx.AsyncClient, AsyncGenerator[None, None]]
         ] = weakref.WeakKeyDictionary()
-        self._discover_lock = threading.Lock()
 
     async def __aenter__(self) -> Self:
         return self
@@ -485,23 +471,23 @@ class AsyncEmbeddingClient(_ClientBase):
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
         """Return one vector per text, in order, each text sent as is (see :meth:`EmbeddingClient.embed`)."""
         items = self._core.check_texts(texts)
-        return await self._embed_flat(items, _Progress(self.show_progress, len(items)))
+        return await self._embed_flat(items, _Progress(self.options.show_progress, len(items)))
 
     async def embed_query(self, text: str) -> list[float]:
         """Return the vector of one query, with ``query_prefix`` prepended."""
         (item,) = self._core.check_texts([text])
-        return (await self._embed_flat([self._core.query_prefix + item], _Progress(False, 1)))[0]
+        return (await self._embed_flat([self.options.query_prefix + item], _Progress(False, 1)))[0]
 
     async def embed_chunks(self, texts: Sequence[str]) -> list[list[ChunkEmbedding]]:
         """Chunk every text and return each text's chunks with offsets and vectors."""
         flat, chunks, owners = self._chunked_inputs(texts)
-        vectors = await self._embed_flat(flat, _Progress(self.show_progress, len(chunks), owners))
+        vectors = await self._embed_flat(flat, _Progress(self.options.show_progress, len(chunks), owners))
         return self._group(chunks, vectors)
 
     async def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
         """Return one vector per text, chunk vectors combined (see :meth:`EmbeddingClient.embed_documents`)."""
         flat, chunks, owners = self._chunked_inputs(texts)
-        vectors = await self._embed_flat(flat, _Progress(self.show_progress, len(chunks), owners))
+        vectors = await self._embed_flat(flat, _Progress(self.options.show_progress, len(chunks), owners))
         return self._core.pool_all(chunks, vectors)
 
     # ------------------------------------------------------------------ the loops
@@ -519,7 +505,7 @@ class AsyncEmbeddingClient(_ClientBase):
                 results[position] = await self._run(self._core.batch_flow([texts[i] for i in batch], batch))
                 progress.done(batch)
 
-        tasks = [asyncio.ensure_future(worker()) for _ in range(min(self._core.max_concurrency, len(batches)))]
+        tasks = [asyncio.ensure_future(worker()) for _ in range(min(self.options.max_concurrency, len(batches)))]
         try:
             await asyncio.gather(*tasks)
         except BaseException:
@@ -531,7 +517,7 @@ class AsyncEmbeddingClient(_ClientBase):
             progress.close()
         return self._core.assemble(len(texts), batches, results)
 
-    async def _run(self, flow: BatchFlow) -> list[list[float]]:
+    async def _run(self, flow: Flow[T]) -> T:
         try:
             step = next(flow)
             while True:
@@ -541,8 +527,8 @@ class AsyncEmbeddingClient(_ClientBase):
                 else:
                     step = flow.send(await self._send(step))
         except StopIteration as stop:
-            vectors: list[list[float]] = stop.value
-            return vectors
+            result: T = stop.value
+            return result
 
     async def _send(self, step: Send) -> HttpResult | HFInferError:
         # The client (and its session) must exist before the token is taken: set-up done after
@@ -551,19 +537,19 @@ class AsyncEmbeddingClient(_ClientBase):
         await self.rate_limiter.aacquire(self._sleep)
         started = time.perf_counter()
         outcome: HttpResult | HFInferError
+        url = httpx.URL(step.url)
         try:
-            outcome = _result(await http.post(self._url, content=step.body, headers=self._core.headers))
+            response = await http.request(
+                step.method, url, content=step.body, headers=self._core.headers, auth=self._auth
+            )
+            outcome = _result(response)
         except httpx.HTTPError as err:
-            outcome = _transport_error(err, self._url)
-        _log(step, self._url, outcome, started)
+            outcome = _transport_error(err, url)
+        _log(step, url, outcome, started)
         return outcome
 
     async def _discover_once(self) -> None:
-        if self._discovered:
-            return
-        try:
-            response = await (await self._http()).get(self._core.info_url, headers=self._core.headers)
-            self._core.apply_info(response.status_code, response.content)
-        except httpx.HTTPError as err:
-            logger.debug("TEI discovery at %s failed: %s", httpx.URL(self._core.info_url).path, type(err).__name__)
-        self._discovered = True
+        # Two tasks may both ask before the first answer; the second GET is harmless.
+        if not self._discovered:
+            await self._run(self._core.info_flow())
+            self._discovered = True

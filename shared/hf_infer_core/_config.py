@@ -28,11 +28,13 @@ from ._secret import SealedSecretStr
 
 __all__ = [
     "DEFAULT_CHUNKING_SETTINGS",
+    "DEFAULT_INFERENCE_ID",
     "DEFAULT_REQUESTS_PER_MINUTE",
     "ChunkingSettings",
     "HuggingFaceServiceSettings",
     "InferenceEndpoint",
     "RateLimitSettings",
+    "env_api_key",
 ]
 
 SERVICE_NAME = "hugging_face"
@@ -40,6 +42,10 @@ SUPPORTED_TASK_TYPES = ("text_embedding",)
 # Task types Elasticsearch knows; any other string is an unknown task type, not an unsupported one.
 KNOWN_TASK_TYPES = ("text_embedding", "sparse_embedding", "rerank", "completion", "chat_completion")
 DEFAULT_REQUESTS_PER_MINUTE = 3000
+# The inference_id of endpoints built from a URL rather than an Elasticsearch request.
+DEFAULT_INFERENCE_ID = "hf-infer"
+# Where the key is looked for when a URL-built endpoint or an adapter is given none, in order.
+API_KEY_ENV_VARS = ("HF_TOKEN", "HUGGINGFACEHUB_API_TOKEN")
 STRATEGIES = ("none", "recursive", "sentence", "word")
 SEPARATOR_GROUPS = {
     # Elasticsearch's SeparatorGroup regexes, Java and Python regex syntax agree on them.
@@ -148,7 +154,9 @@ class HuggingFaceServiceSettings(BaseModel):
     model_config = _FROZEN
 
     url: str
-    api_key: SecretStr
+    # None only for endpoints built from a URL without a key (a local TEI server); the
+    # Elasticsearch request path (from_request) requires a key, as Elasticsearch does.
+    api_key: SecretStr | None = None
     rate_limit: RateLimitSettings = RateLimitSettings()
     similarity: Literal["cosine", "dot_product", "l2_norm"] | None = None
     dimensions: int | None = Field(default=None, gt=0)
@@ -164,7 +172,9 @@ class HuggingFaceServiceSettings(BaseModel):
 
     @field_validator("api_key")
     @classmethod
-    def _api_key(cls, value: SecretStr) -> SecretStr:
+    def _api_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
         if not value.get_secret_value():
             raise ValueError("[secret_settings] Invalid value empty string. [api_key] must be a non-empty string")
         # Sealed: pickles and copies of the endpoint never hold the key verbatim.
@@ -209,8 +219,8 @@ class InferenceEndpoint(BaseModel):
         return self.service_settings.url
 
     @property
-    def api_key(self) -> SecretStr:
-        """The access token, as a ``SecretStr``."""
+    def api_key(self) -> SecretStr | None:
+        """The access token, as a ``SecretStr`` (``None`` for a keyless URL-built endpoint)."""
         return self.service_settings.api_key
 
     @property
@@ -262,29 +272,24 @@ class InferenceEndpoint(BaseModel):
         url: str,
         api_key: str | SecretStr | None = None,
         *,
-        inference_id: str = "hf-infer",
+        inference_id: str = DEFAULT_INFERENCE_ID,
         requests_per_minute: int = DEFAULT_REQUESTS_PER_MINUTE,
         chunking_settings: Mapping[str, Any] | ChunkingSettings | None = None,
         **service_settings: Any,
     ) -> InferenceEndpoint:
         """Build an endpoint from a URL; the api key defaults to ``HF_TOKEN``, then ``HUGGINGFACEHUB_API_TOKEN``.
 
-        This is the one place the environment is read: :meth:`from_request` stays as strict as
+        With no key given or found the endpoint is keyless: requests carry no ``Authorization``
+        header, as a local TEI server expects. :meth:`from_request` stays as strict as
         Elasticsearch and requires ``api_key`` in the body.
 
         Raises:
-            ConfigError: if no api key is given or found, or any setting is invalid.
+            ConfigError: if any setting is invalid.
         """
         if api_key is None:
-            api_key = os.environ.get("HF_TOKEN") or os.environ.get("HUGGINGFACEHUB_API_TOKEN")
-        if api_key is None:
-            raise ConfigError(
-                [
-                    "[secret_settings] does not contain the required setting [api_key] "
-                    "(pass api_key= or set HF_TOKEN or HUGGINGFACEHUB_API_TOKEN)"
-                ]
-            )
+            api_key = env_api_key()
         key = api_key.get_secret_value() if isinstance(api_key, SecretStr) else api_key
+        keyless = key is None
         if isinstance(chunking_settings, ChunkingSettings):
             chunking: Mapping[str, Any] | None = chunking_settings.to_dict()
         else:
@@ -293,14 +298,20 @@ class InferenceEndpoint(BaseModel):
             "service": SERVICE_NAME,
             "service_settings": {
                 "url": url,
-                "api_key": key,
+                "api_key": key if not keyless else "-",
                 "rate_limit": {"requests_per_minute": requests_per_minute},
                 **service_settings,
             },
         }
         if chunking is not None:
             body["chunking_settings"] = dict(chunking)
-        return _parse_request(cls, "text_embedding", inference_id, body)
+        # The body goes through Elasticsearch's checks with a placeholder key, then drops it:
+        # one parser, and "no key" stays a choice of the URL path only.
+        endpoint = _parse_request(cls, "text_embedding", inference_id, body)
+        if keyless:
+            settings = endpoint.service_settings.model_copy(update={"api_key": None})
+            endpoint = endpoint.model_copy(update={"service_settings": settings})
+        return endpoint
 
     def to_dict(self) -> dict[str, Any]:
         """Return the endpoint as Elasticsearch's ``GET _inference`` shows it (no ``api_key``)."""
@@ -311,6 +322,18 @@ class InferenceEndpoint(BaseModel):
             "service_settings": self.service_settings.to_dict(),
             "chunking_settings": self.chunking_settings.to_dict(),
         }
+
+
+def env_api_key() -> SealedSecretStr | None:
+    """The key from ``HF_TOKEN``, then ``HUGGINGFACEHUB_API_TOKEN``; ``None`` when neither is set.
+
+    The one place the environment is read for a key (URL-built endpoints and the adapters).
+    """
+    for name in API_KEY_ENV_VARS:
+        value = os.environ.get(name)
+        if value:
+            return SealedSecretStr(value)
+    return None
 
 
 # --------------------------------------------------------------------------- parsing

@@ -2,21 +2,24 @@
 
 :class:`ClientCore` holds everything the sync and async clients share and does no I/O. A batch
 is driven by :meth:`ClientCore.batch_flow`, a generator in the manner of httpx's ``auth_flow``:
-it yields :class:`Send` (take a rate-limit token, POST this body) and :class:`Sleep` (wait this
-long) steps and receives the HTTP outcome back, so retries, 413 splitting and response checks
-are written once and the two clients are short loops that only perform the steps.
+it yields :class:`Send` (take a rate-limit token, send this request) and :class:`Sleep` (wait
+this long) steps and receives the HTTP outcome back, so retries, 413 splitting and response
+checks are written once and the two clients are short loops that only perform the steps.
+:meth:`ClientCore.info_flow` drives TEI's ``GET /info`` the same way, so discovery is rate
+limited and retried like every request.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import random
 import time
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from ._chunking import Chunk, chunk_text, count_words
@@ -34,11 +37,12 @@ from ._errors import (
     ServerError,
     body_excerpt,
 )
-from ._retry import RetryPolicy, decide
+from ._options import ClientOptions, Pooling
+from ._retry import RetryPolicy, decide, is_transient
 
-__all__ = ["ChunkEmbedding", "ClientCore", "HttpResult", "Pooling", "Send", "Sleep"]
+__all__ = ["ChunkEmbedding", "ClientCore", "HttpResult", "Send", "Sleep"]
 
-Pooling = Literal["mean", "first"]
+logger = logging.getLogger("hf_infer_core")
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,11 +67,16 @@ class ChunkEmbedding:
 
 @dataclass(frozen=True, slots=True)
 class Send:
-    """Step: take a rate-limit token and POST ``body`` (one batch, ``indices`` into the caller's list)."""
+    """Step: take a rate-limit token and send ``method url`` with ``body``.
+
+    ``indices`` are the batch's positions in the caller's list (empty for discovery).
+    """
 
     body: bytes
     indices: tuple[int, ...]
     attempt: int
+    url: str
+    method: str = "POST"
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,49 +104,27 @@ class ClientCore:
     def __init__(
         self,
         endpoint: InferenceEndpoint,
+        options: ClientOptions,
         *,
-        batch_size: int = 32,
-        max_concurrency: int = 4,
-        timeout: float = 30.0,
-        max_retries: int = 5,
-        max_retry_wait: float = 30.0,
-        retry_deadline: float = 120.0,
-        query_prefix: str = "",
-        document_prefix: str = "",
-        pooling: Pooling = "mean",
-        normalize: bool | None = None,
-        truncate: bool | None = None,
-        truncation_direction: Literal["left", "right", "Left", "Right"] | None = None,
-        prompt_name: str | None = None,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
     ) -> None:
         if not isinstance(endpoint, InferenceEndpoint):
             raise TypeError(f"endpoint must be an InferenceEndpoint, got {type(endpoint).__name__}")
-        for name, value in (("batch_size", batch_size), ("max_concurrency", max_concurrency)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if not timeout > 0:
-            raise ValueError(f"timeout must be positive, got {timeout!r}")
-        if not isinstance(max_retries, int) or max_retries < 0:
-            raise ValueError(f"max_retries must be a non-negative integer, got {max_retries!r}")
-        if pooling not in ("mean", "first"):
-            raise ValueError(f"pooling must be 'mean' or 'first', got {pooling!r}")
         self.endpoint = endpoint
-        self.batch_size = batch_size
-        self.max_concurrency = max_concurrency
-        self.timeout = timeout
-        self.policy = RetryPolicy(max_retries=max_retries, max_retry_wait=max_retry_wait, deadline=retry_deadline)
-        self.query_prefix = query_prefix
-        self.document_prefix = document_prefix
-        self.pooling: Pooling = pooling
+        self.options = options
+        # Discovery may lower it to the server's max_client_batch_size.
+        self.batch_size = options.batch_size
+        self.policy = RetryPolicy(
+            max_retries=options.max_retries, max_retry_wait=options.max_retry_wait, deadline=options.retry_deadline
+        )
         self.extras: dict[str, Any] = {
             k: v
             for k, v in (
-                ("normalize", normalize),
-                ("truncate", truncate),
-                ("truncation_direction", truncation_direction),
-                ("prompt_name", prompt_name),
+                ("normalize", options.normalize),
+                ("truncate", options.truncate),
+                ("truncation_direction", options.truncation_direction),
+                ("prompt_name", options.prompt_name),
             )
             if v is not None
         }
@@ -145,11 +132,14 @@ class ClientCore:
         self.rng = rng or random.Random()
         self.dimensions: int | None = endpoint.service_settings.dimensions
         self.server_info: dict[str, Any] | None = None
-        self.headers = {
-            "Authorization": f"Bearer {endpoint.api_key.get_secret_value()}",
-            "Content-Type": "application/json",
-            "Accept": "application/json",
-        }
+        # No Authorization here: the key lives only in the clients' httpx.Auth, which adds the
+        # header at send time, so no dict, frame or repr of the core ever holds it.
+        self.headers = {"Content-Type": "application/json", "Accept": "application/json"}
+
+    @property
+    def pooling(self) -> Pooling:
+        """How ``embed_documents`` combines a text's chunk vectors."""
+        return self.options.pooling
 
     # ------------------------------------------------------------------ inputs and plans
 
@@ -231,10 +221,8 @@ class ClientCore:
             path = path[: -len("/embed")]
         return urlunsplit((parts.scheme, parts.netloc, path + "/info", "", ""))
 
-    def apply_info(self, status_code: int, body: bytes) -> None:
+    def apply_info(self, body: bytes) -> None:
         """Record TEI's ``/info`` answer and cap ``batch_size`` at its ``max_client_batch_size``."""
-        if status_code != 200:
-            return
         try:
             info = json.loads(body)
         except (ValueError, UnicodeDecodeError):
@@ -335,7 +323,7 @@ class ClientCore:
         body = self.build_body(texts)
         while True:
             attempt += 1
-            outcome = yield Send(body, tuple(indices), attempt)
+            outcome = yield Send(body, tuple(indices), attempt, self.endpoint.url)
             try:
                 if isinstance(outcome, HFInferError):
                     raise outcome
@@ -359,6 +347,37 @@ class ClientCore:
                     raise err.with_context(attempts=attempt, indices=indices) from err.__cause__
                 yield Sleep(decision.wait)
 
+    def info_flow(self) -> Generator[Send | Sleep, HttpResult | HFInferError | None, None]:
+        """Ask TEI's ``/info`` once, rate limited and retried like a batch, and apply its answer.
+
+        An endpoint that is not TEI answers 404 or 405: nothing is learnt and nothing fails. A
+        refused key or a transient failure that outlasts the retries raises its typed error,
+        since the first batch would meet the same.
+        """
+        started = self.clock()
+        attempt = 0
+        while True:
+            attempt += 1
+            outcome = yield Send(b"", (), attempt, self.info_url, "GET")
+            try:
+                if isinstance(outcome, HFInferError):
+                    raise outcome
+                if outcome is None:
+                    raise RuntimeError("the client sent nothing back for a Send step")
+                if 200 <= outcome.status_code < 300:
+                    self.apply_info(outcome.body)
+                    return
+                error = self._status_error(outcome)
+                if not (isinstance(error, AuthenticationError) or is_transient(error)):
+                    logger.debug("no TEI /info at %s (status %d)", urlsplit(self.info_url).path, outcome.status_code)
+                    return
+                raise error
+            except HFInferError as err:
+                decision = decide(self.policy, attempt, err, self.clock() - started, self.rng)
+                if not decision.retry:
+                    raise err.with_context(attempts=attempt, indices=()) from err.__cause__
+                yield Sleep(decision.wait)
+
     # ------------------------------------------------------------------ combining chunks
 
     def pool_all(self, chunks: Sequence[Sequence[Chunk]], vectors: Sequence[list[float]]) -> list[list[float]]:
@@ -375,8 +394,8 @@ class ClientCore:
         return out
 
     def pool(self, chunks: Sequence[Chunk], vectors: Sequence[list[float]]) -> list[float]:
-        """Combine a text's chunk vectors into one (documented rule: see ``embed_documents``)."""
-        if len(vectors) == 1 or self.pooling == "first":
+        """Combine a text's chunk vectors (two or more) into one (documented rule: see ``embed_documents``)."""
+        if self.pooling == "first":
             return list(vectors[0])
         weights = [max(c.word_count, 0) for c in chunks]
         if sum(weights) == 0:

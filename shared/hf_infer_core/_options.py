@@ -1,109 +1,97 @@
-"""The options both framework adapters expose, declared once as a pydantic mixin.
+"""The client options, declared once: :class:`ClientOptions`.
 
-:class:`EmbeddingOptions` holds every field ``HFInferEmbeddings`` (LangChain) and
-``HFInferEmbedding`` (LlamaIndex) share, the key's sealing and environment default, and the
-validation that turns the fields into an :class:`~hf_infer_core._session.EmbeddingSession`. Each
-adapter adds only its framework's base class and methods. Elasticsearch's ``similarity`` is not
-here: LlamaIndex's ``BaseEmbedding.similarity`` is a method, so each adapter names it itself.
+Every option of :class:`~hf_infer_core.EmbeddingClient`, :class:`~hf_infer_core.AsyncEmbeddingClient`
+and the two framework adapters is a field here, with its default and its validation, so a bad
+value fails when the client or adapter is built (a ``ValueError`` naming the option), never at
+the first request. The clients take the options as typed keyword arguments
+(:class:`ClientOptionArgs`, checked against this model by a test), so a misspelt option is a
+type error; the adapters inherit the fields.
+
+Collaborators that are not settings (clock, sleep, random source, rate limiter, HTTP client or
+transport) are constructor arguments of the clients, not options.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
-from typing import Any, ClassVar, Literal, Self
+from typing import Any, Literal, TypedDict
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
-from ._config import InferenceEndpoint
-from ._core import ChunkEmbedding
-from ._secret import seal_secret
-from ._session import EmbeddingSession, endpoint_fields, session_from_fields
+__all__ = ["ClientOptionArgs", "ClientOptions", "Pooling", "TruncationDirection"]
 
-__all__ = ["EmbeddingOptions", "env_api_key"]
+Pooling = Literal["mean", "first"]
+TruncationDirection = Literal["left", "right", "Left", "Right"]
 
-
-def env_api_key() -> SecretStr | None:
-    """The key from ``HF_TOKEN``, then ``HUGGINGFACEHUB_API_TOKEN`` (``None`` when neither is set)."""
-    value = os.environ.get("HF_TOKEN") or os.environ.get("HUGGINGFACEHUB_API_TOKEN")
-    return SecretStr(value) if value else None
+# Longer than any sane wait, short enough that every timer API accepts it (threading's
+# TIMEOUT_MAX, asyncio, socket timeouts): a year-long timeout is a typo, not a setting.
+_MAX_SECONDS = 7 * 24 * 3600.0
 
 
-class EmbeddingOptions(BaseModel):
-    """Endpoint and client options of the framework adapters (see the README for each)."""
+class ClientOptions(BaseModel):
+    """How a client batches, retries, waits and shapes requests; frozen and validated on creation.
 
-    # hide_input_in_errors: a validation error must never print the inputs, the key among them.
-    model_config = ConfigDict(hide_input_in_errors=True, arbitrary_types_allowed=True)
+    Attributes are documented in the README's option table; in short: ``batch_size`` inputs per
+    request, ``max_concurrency`` requests in flight, ``timeout`` seconds per attempt,
+    ``max_retries`` retries per batch, ``max_retry_wait`` longest single wait,
+    ``retry_deadline`` longest time per batch (waits included), prefixes for queries and
+    documents, ``pooling`` of chunk vectors, TEI's request options (sent only when set),
+    a progress bar, and ``discover`` (read TEI's ``/info`` once).
+    """
 
-    url: str | None = Field(default_factory=lambda: os.environ.get("HF_INFER_URL"), description="Endpoint URL.")
-    api_key: SecretStr | None = Field(default_factory=env_api_key, description="Access token.")
-    inference_id: str = "hf-infer"
-    requests_per_minute: int = 3000
-    chunking_settings: dict[str, Any] | None = None
-    dimensions: int | None = None
-    max_input_tokens: int | None = None
-    batch_size: int = 32
-    max_concurrency: int = 4
-    timeout: float = 30.0
-    max_retries: int = 5
-    max_retry_wait: float = 30.0
-    retry_deadline: float = 120.0
-    query_prefix: str = ""
-    document_prefix: str = ""
-    pooling: Literal["mean", "first"] = "mean"
-    normalize: bool | None = None
-    truncate: bool | None = None
-    truncation_direction: Literal["left", "right", "Left", "Right"] | None = None
-    prompt_name: str | None = None
-    show_progress: bool = False
-    discover: bool = False
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
-    _session: EmbeddingSession = PrivateAttr()
-
-    # The adapter field that carries Elasticsearch's service_settings.similarity.
-    similarity_field: ClassVar[str] = "similarity"
-
-    @field_validator("api_key")
-    @classmethod
-    def _seal(cls, value: SecretStr | None) -> SecretStr | None:
-        # An explicit None (e.g. from a dump, which never holds the key) means "from the environment".
-        return seal_secret(value if value is not None else env_api_key())
-
-    @model_validator(mode="after")
-    def _build_session(self) -> Self:
-        self._session = session_from_fields({**dict(self), "similarity": getattr(self, self.similarity_field)})
-        return self
+    batch_size: int = Field(default=32, ge=1, le=100_000, strict=True, description="Inputs per request.")
+    max_concurrency: int = Field(default=4, ge=1, le=1024, strict=True, description="Requests in flight at once.")
+    timeout: float = Field(
+        default=30.0, gt=0, le=_MAX_SECONDS, allow_inf_nan=False, strict=True, description="Seconds per attempt."
+    )
+    max_retries: int = Field(default=5, ge=0, le=1000, strict=True, description="Retries after the first attempt.")
+    max_retry_wait: float = Field(
+        default=30.0, ge=0, le=_MAX_SECONDS, allow_inf_nan=False, strict=True, description="Longest single wait."
+    )
+    retry_deadline: float = Field(
+        default=120.0, gt=0, le=_MAX_SECONDS, allow_inf_nan=False, strict=True, description="Longest time per batch."
+    )
+    query_prefix: str = Field(default="", strict=True, description="Prepended to queries (e5: 'query: ').")
+    document_prefix: str = Field(default="", strict=True, description="Prepended to documents (e5: 'passage: ').")
+    pooling: Pooling = Field(default="mean", description="How a document's chunk vectors are combined.")
+    normalize: bool | None = Field(default=None, strict=True, description="TEI request option.")
+    truncate: bool | None = Field(default=None, strict=True, description="TEI request option.")
+    truncation_direction: TruncationDirection | None = Field(default=None, description="TEI request option.")
+    prompt_name: str | None = Field(default=None, strict=True, description="TEI request option.")
+    show_progress: bool = Field(default=False, strict=True, description="Show a tqdm bar of texts done.")
+    discover: bool = Field(default=False, strict=True, description="Read TEI's /info once before the first request.")
 
     @classmethod
-    def from_inference_endpoint(
-        cls,
-        body: Mapping[str, Any] | str,
-        *,
-        inference_id: str,
-        task_type: str = "text_embedding",
-        **options: Any,
-    ) -> Self:
-        """Build from an Elasticsearch ``PUT _inference/<task_type>/<inference_id>`` body (dict or JSON).
+    def build(cls, base: ClientOptions | None = None, overrides: Mapping[str, Any] | None = None) -> ClientOptions:
+        """Return ``base`` (default options when ``None``) with ``overrides`` applied and validated."""
+        if not overrides:
+            return base if base is not None else cls()
+        values = base.model_dump() if base is not None else {}
+        return cls.model_validate({**values, **overrides})
 
-        ``options`` are the client options (``batch_size``, ``max_concurrency``, prefixes, ...).
-        """
-        fields = endpoint_fields(task_type, inference_id, body)
-        fields[cls.similarity_field] = fields.pop("similarity")
-        return cls(**fields, **options)
+    @classmethod
+    def pick(cls, source: Any) -> ClientOptions:
+        """Return the options held by ``source``'s attributes of the same names (an adapter)."""
+        return cls.model_validate({name: getattr(source, name) for name in cls.model_fields})
 
-    @property
-    def endpoint(self) -> InferenceEndpoint:
-        """The validated endpoint configuration."""
-        return self._session.endpoint
 
-    def embed_chunks(self, texts: list[str]) -> list[list[ChunkEmbedding]]:
-        """Chunk each text and return its chunks with offsets and vectors (chunk-level ingestion)."""
-        return self._session.embed_chunks(texts)
+class ClientOptionArgs(TypedDict, total=False):
+    """The options as keyword arguments of the clients (same names and types as :class:`ClientOptions`)."""
 
-    async def aembed_chunks(self, texts: list[str]) -> list[list[ChunkEmbedding]]:
-        """Async :meth:`embed_chunks`."""
-        return await self._session.aembed_chunks(texts)
-
-    def close(self) -> None:
-        """Close pooled connections (the object stays usable)."""
-        self._session.close()
+    batch_size: int
+    max_concurrency: int
+    timeout: float
+    max_retries: int
+    max_retry_wait: float
+    retry_deadline: float
+    query_prefix: str
+    document_prefix: str
+    pooling: Pooling
+    normalize: bool | None
+    truncate: bool | None
+    truncation_direction: TruncationDirection | None
+    prompt_name: str | None
+    show_progress: bool
+    discover: bool

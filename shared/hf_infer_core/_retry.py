@@ -14,6 +14,7 @@ request cannot fix those. 413 is not retried as is: the client splits the batch 
 
 from __future__ import annotations
 
+import logging
 import random
 from dataclasses import dataclass
 
@@ -25,8 +26,12 @@ from ._errors import (
     ServerError,
     TransportError,
 )
+from ._options import ClientOptions
 
 __all__ = ["RetryDecision", "RetryPolicy", "decide", "is_transient"]
+
+logger = logging.getLogger("hf_infer_core")
+_OPTIONS = ClientOptions()
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,11 +46,11 @@ class RetryPolicy:
         deadline: Total seconds one batch may spend, waits included; no retry starts after it.
     """
 
-    max_retries: int = 5
+    max_retries: int = _OPTIONS.max_retries
     initial_backoff: float = 1.0
     max_backoff: float = 5.0
-    max_retry_wait: float = 30.0
-    deadline: float = 120.0
+    max_retry_wait: float = _OPTIONS.max_retry_wait
+    deadline: float = _OPTIONS.retry_deadline
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +59,6 @@ class RetryDecision:
 
     retry: bool
     wait: float = 0.0
-    reason: str = ""
 
 
 def is_transient(error: HFInferError) -> bool:
@@ -72,9 +76,10 @@ def decide(policy: RetryPolicy, attempt: int, error: HFInferError, elapsed: floa
     with "equal jitter" (uniform in [bound/2, bound]) so clients that failed together spread out.
     """
     if not is_transient(error):
-        return RetryDecision(False, reason="not transient")
+        return RetryDecision(False)
     if attempt > policy.max_retries:
-        return RetryDecision(False, reason=f"{policy.max_retries} retries used")
+        logger.debug("giving up after attempt %d: %d retries used", attempt, policy.max_retries)
+        return RetryDecision(False)
     bound = min(policy.max_backoff, policy.initial_backoff * 2 ** (attempt - 1))
     wait = rng.uniform(bound / 2, bound)
     hint = None
@@ -86,5 +91,8 @@ def decide(policy: RetryPolicy, attempt: int, error: HFInferError, elapsed: floa
         wait = hint
     wait = min(wait, policy.max_retry_wait)
     if elapsed + wait > policy.deadline:
-        return RetryDecision(False, reason=f"deadline of {policy.deadline:g}s reached")
+        logger.debug(
+            "giving up after attempt %d: a %.2fs wait would pass the %gs deadline", attempt, wait, policy.deadline
+        )
+        return RetryDecision(False)
     return RetryDecision(True, wait)

@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 
+from hf_infer_server import run_local_server
+
 from ..conftest import SERVER_KEY
-from ..servers import run_server
 
 RECORD_PORT = 18765
 BASE_URL = f"http://127.0.0.1:{RECORD_PORT}"
@@ -37,5 +38,5 @@ def cassette_server(request: pytest.FixtureRequest) -> Iterator[str]:
     if request.config.getoption("--record-mode") in (None, "none"):
         yield BASE_URL
         return
-    with run_server(SERVER_KEY, port=RECORD_PORT):
+    with run_local_server(SERVER_KEY, port=RECORD_PORT):
         yield BASE_URL

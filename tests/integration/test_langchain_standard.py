@@ -5,9 +5,8 @@ from __future__ import annotations
 import pytest
 from langchain_tests.integration_tests import EmbeddingsIntegrationTests
 
+from hf_infer_server import LocalServer
 from langchain_hf_infer import HFInferEmbeddings
-
-from ..servers import LocalServer
 
 
 class TestHFInferEmbeddingsIntegration(EmbeddingsIntegrationTests):

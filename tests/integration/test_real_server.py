@@ -12,10 +12,9 @@ from langchain_core.vectorstores import InMemoryVectorStore
 from llama_index.core import Document, VectorStoreIndex
 
 from hf_infer_core import AuthenticationError, EmbeddingClient, InferenceEndpoint, PayloadTooLargeError
+from hf_infer_server import LocalServer
 from langchain_hf_infer import HFInferEmbeddings, HFInferTextSplitter
 from llama_index_hf_infer import HFInferEmbedding, HFInferNodeParser
-
-from ..servers import LocalServer
 
 TOPICS = {
     "volcano": "Volcanoes erupt when magma rises through the crust; lava flows and ash clouds follow the eruption.",

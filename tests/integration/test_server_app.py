@@ -6,7 +6,7 @@ import time
 
 from starlette.testclient import TestClient
 
-from hf_infer_core._server import create_app
+from hf_infer_server import create_app
 
 
 def test_503_while_loading_then_unhealthy_when_the_model_cannot_load(tmp_path: object) -> None:

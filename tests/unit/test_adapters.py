@@ -16,7 +16,16 @@ from llama_index_hf_infer import HFInferEmbedding
 
 from .fakes import SECRET
 
-URL = "http://127.0.0.1:9/embed"  # nothing listens there: construction must not connect
+URL = "http://127.0.0.1:9/embed"
+
+
+def query(model: Any, text: str) -> list[float]:
+    """The framework's one-query method: LangChain's embed_query, LlamaIndex's get_query_embedding."""
+    method = getattr(model, "embed_query", None) or model.get_query_embedding
+    result: list[float] = method(text)
+    return result  # nothing listens there: construction must not connect
+
+
 BODY = {
     "service": "hugging_face",
     "service_settings": {
@@ -70,8 +79,6 @@ def test_invalid_config_raises_at_construction(cls: Any, monkeypatch: pytest.Mon
     monkeypatch.delenv("HF_INFER_URL", raising=False)
     with pytest.raises(ValueError, match=r"\[url\]"):
         cls(api_key="k")
-    with pytest.raises(ValueError, match=r"\[api_key\]"):
-        cls(url=URL)
     with pytest.raises(ValueError, match=r"max_chunk_size"):
         cls(url=URL, api_key="k", chunking_settings={"strategy": "word", "max_chunk_size": 5, "overlap": 0})
     with pytest.raises(ConfigError):
@@ -123,12 +130,76 @@ def test_llama_index_uses_real_batching(monkeypatch: pytest.MonkeyPatch) -> None
         seen.append(len(inputs))
         return httpx.Response(200, json=[[0.5, 0.5]] * len(inputs))
 
-    model = HFInferEmbedding(url=URL, api_key=SECRET, batch_size=10, max_concurrency=1, requests_per_minute=10**6)
-    model._session.options["transport"] = httpx.MockTransport(handler)
+    http = httpx.Client(transport=httpx.MockTransport(handler))
+    model = HFInferEmbedding(
+        url=URL, api_key=SECRET, batch_size=10, max_concurrency=1, requests_per_minute=10**6, http_client=http
+    )
     assert len(model.get_text_embedding_batch([f"t{i}" for i in range(25)])) == 25
     assert seen == [10, 10, 5]
 
 
-def test_langchain_serialisation_refers_to_the_key_by_env_var() -> None:
-    model = HFInferEmbeddings(url=URL, api_key=SECRET)
-    assert model.lc_secrets == {"api_key": "HF_TOKEN"}
+@pytest.mark.parametrize("cls", [HFInferEmbeddings, HFInferEmbedding])
+def test_keyless_url_sends_no_authorization_header(cls: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.delenv("HUGGINGFACEHUB_API_TOKEN", raising=False)
+    headers: list[httpx.Headers] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        headers.append(request.headers)
+        return httpx.Response(200, json=[[0.5, 0.5]])
+
+    model = cls(url=URL, http_client=httpx.Client(transport=httpx.MockTransport(handler)))
+    assert model.endpoint.api_key is None
+    assert query(model, "q") == [0.5, 0.5]
+    assert "authorization" not in headers[0]
+    # The Elasticsearch path keeps Elasticsearch's rule: a request body must carry the key.
+    body = {"service": "hugging_face", "service_settings": {"url": URL}}
+    with pytest.raises(ConfigError, match=r"\[api_key\]"):
+        cls.from_inference_endpoint(body, inference_id="no-key")
+
+
+@pytest.mark.parametrize("cls", [HFInferEmbeddings, HFInferEmbedding])
+def test_injected_http_clients_survive_copies_and_leave_pickles(cls: Any) -> None:
+    http = httpx.Client(transport=httpx.MockTransport(lambda r: httpx.Response(200, json=[[1.0]])))
+    model = cls(url=URL, api_key=SECRET, http_client=http)
+    deep = copy.deepcopy(model)
+    assert deep.http_client is http
+    assert query(deep, "q") == [1.0]
+    clone = pickle.loads(pickle.dumps(model))
+    assert clone.http_client is None
+    assert "http_client" not in model.model_dump()
+
+
+@pytest.mark.parametrize("cls", [HFInferEmbeddings, HFInferEmbedding])
+def test_unknown_and_bad_options_fail_at_construction(cls: Any) -> None:
+    with pytest.raises(ValueError, match="bacth_size"):
+        cls(url=URL, bacth_size=8)
+    with pytest.raises(ValueError, match="batch_size"):
+        cls(url=URL, batch_size=0)
+
+
+@pytest.mark.parametrize("cls", [HFInferEmbeddings, HFInferEmbedding])
+def test_dimensions_known_without_a_probe_call(cls: Any) -> None:
+    assert cls(url=URL, dimensions=384).embedding_dimensions == 384
+    http = httpx.Client(transport=httpx.MockTransport(lambda r: httpx.Response(200, json=[[1.0, 0.0, 0.0]])))
+    model = cls(url=URL, http_client=http)
+    assert model.embedding_dimensions is None  # unknown until the endpoint has answered once
+    query(model, "q")
+    assert model.embedding_dimensions == 3
+
+
+@pytest.mark.parametrize("cls", [HFInferEmbeddings, HFInferEmbedding])
+def test_from_inference_endpoint_parses_the_body_once(cls: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from hf_infer_core import InferenceEndpoint
+
+    calls: list[str] = []
+    original = InferenceEndpoint.from_url.__func__  # type: ignore[attr-defined]
+
+    def counting(klass: Any, *args: Any, **kwargs: Any) -> Any:
+        calls.append("from_url")
+        return original(klass, *args, **kwargs)
+
+    monkeypatch.setattr(InferenceEndpoint, "from_url", classmethod(counting))
+    model = cls.from_inference_endpoint(BODY, inference_id="my-endpoint")
+    assert calls == []
+    assert model.endpoint.inference_id == "my-endpoint"

@@ -423,11 +423,13 @@ def test_from_url_reads_hf_token_then_hub_token(monkeypatch: pytest.MonkeyPatch)
     assert InferenceEndpoint.from_url("http://127.0.0.1:1", "explicit").api_key.get_secret_value() == "explicit"
 
 
-def test_from_url_without_any_key(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_from_url_without_any_key_is_keyless(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("HF_TOKEN", raising=False)
     monkeypatch.delenv("HUGGINGFACEHUB_API_TOKEN", raising=False)
-    with pytest.raises(ConfigError, match="HF_TOKEN"):
-        InferenceEndpoint.from_url("http://127.0.0.1:1")
+    endpoint = InferenceEndpoint.from_url("http://127.0.0.1:1")
+    assert endpoint.api_key is None
+    assert "api_key" not in endpoint.to_dict()["service_settings"]
+    assert pickle.loads(pickle.dumps(endpoint)) == endpoint
 
 
 def test_from_request_never_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

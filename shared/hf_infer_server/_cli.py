@@ -1,17 +1,35 @@
-"""The ``hf-infer`` command: ``hf-infer serve`` runs a local embedding endpoint."""
+"""The ``hf-infer`` command: ``hf-infer serve`` runs a local embedding endpoint; ``--version``."""
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import sys
+from importlib.metadata import PackageNotFoundError, version
 
 __all__ = ["main"]
+
+# What ``hf-infer serve`` imports, by module name; all come with the ``server`` extra.
+SERVER_MODULES = ("starlette", "uvicorn", "sentence_transformers", "torch")
+
+
+def _version() -> str:
+    try:
+        return version("hf-infer")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
+        return "unknown"
+
+
+def missing_server_modules() -> list[str]:
+    """The modules ``hf-infer serve`` needs that are not installed."""
+    return [name for name in SERVER_MODULES if importlib.util.find_spec(name) is None]
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``hf-infer`` console script."""
     parser = argparse.ArgumentParser(prog="hf-infer", description="hf-infer tools")
+    parser.add_argument("--version", action="version", version=f"hf-infer {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser(
         "serve", help="serve a sentence-transformers model over the Hugging Face / TEI embedding protocol"
@@ -34,11 +52,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if args.command == "serve":
-        try:
-            from ._server import serve as run
-        except ImportError as err:  # pragma: no cover - depends on the install
-            print(f"hf-infer serve needs the server extra: pip install 'hf-infer[server]' ({err})", file=sys.stderr)
+        # Checked before anything is printed or started: a half-started server that dies in a
+        # traceback tells the user less than one line naming the extra.
+        missing = missing_server_modules()
+        if missing:
+            print(
+                f"hf-infer serve needs the server extra (missing: {', '.join(missing)}): "
+                "pip install 'hf-infer[server]'",
+                file=sys.stderr,
+            )
             return 2
+        from ._app import serve as run
+
         print(f"hf-infer: serving on http://{args.host}:{args.port} (POST /embed, GET /info, GET /health)", flush=True)
         run(args.host, args.port, args.model, args.api_key, args.max_batch_size, not args.no_auto_truncate)
     return 0

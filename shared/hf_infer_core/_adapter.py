@@ -1,0 +1,176 @@
+"""What both framework adapters share, declared once: their fields, key handling and session.
+
+:class:`AdapterOptions` is a pydantic mixin. Its client options are inherited from
+:class:`ClientOptions` (one declaration, one set of defaults and checks); it adds the endpoint
+fields (``url``, ``api_key``, ``inference_id``, ...) and builds the endpoint and its
+:class:`~hf_infer_core._session.EmbeddingSession` when the adapter is created, so a bad setting
+fails there. ``HFInferEmbeddings`` (LangChain) and ``HFInferEmbedding`` (LlamaIndex) add only
+their framework's base class and methods. Elasticsearch's ``similarity`` is not here:
+LlamaIndex's ``BaseEmbedding.similarity`` is a method, so each adapter names that field itself.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any, ClassVar, Self
+
+import httpx
+from pydantic import ConfigDict, Field, PrivateAttr, SecretStr, ValidationInfo, field_validator, model_validator
+
+from ._config import DEFAULT_INFERENCE_ID, DEFAULT_REQUESTS_PER_MINUTE, InferenceEndpoint, env_api_key
+from ._core import ChunkEmbedding
+from ._errors import ConfigError
+from ._options import ClientOptions
+from ._secret import seal_secret
+from ._session import EmbeddingSession
+
+__all__ = ["AdapterOptions"]
+
+# Fields that hold live objects: shared by copies, never dumped or pickled.
+_LIVE_FIELDS = ("http_client", "http_async_client")
+
+
+class AdapterOptions(ClientOptions):
+    """Endpoint and client options of the framework adapters (see the README for each)."""
+
+    # hide_input_in_errors: a validation error must never print the inputs, the key among them.
+    model_config = ConfigDict(frozen=False, hide_input_in_errors=True, arbitrary_types_allowed=True)
+
+    url: str | None = Field(default_factory=lambda: os.environ.get("HF_INFER_URL"), description="Endpoint URL.")
+    api_key: SecretStr | None = Field(
+        default_factory=env_api_key, description="Access token (none: no Authorization header)."
+    )
+    inference_id: str = DEFAULT_INFERENCE_ID
+    requests_per_minute: int = DEFAULT_REQUESTS_PER_MINUTE
+    chunking_settings: dict[str, Any] | None = None
+    dimensions: int | None = None
+    max_input_tokens: int | None = None
+    http_client: httpx.Client | None = Field(
+        default=None, exclude=True, repr=False, description="An httpx.Client for sync calls (not closed here)."
+    )
+    http_async_client: httpx.AsyncClient | None = Field(
+        default=None, exclude=True, repr=False, description="An httpx.AsyncClient for async calls (not closed here)."
+    )
+
+    _session: EmbeddingSession = PrivateAttr()
+
+    # The adapter field that carries Elasticsearch's service_settings.similarity.
+    similarity_field: ClassVar[str] = "similarity"
+
+    @field_validator("api_key")
+    @classmethod
+    def _seal(cls, value: SecretStr | None) -> SecretStr | None:
+        # An explicit None (e.g. from a dump, which never holds the key) means "from the environment".
+        return seal_secret(value if value is not None else env_api_key())
+
+    @model_validator(mode="after")
+    def _build_session(self, info: ValidationInfo) -> Self:
+        given = (info.context or {}).get("endpoint")
+        endpoint = given if isinstance(given, InferenceEndpoint) else self._endpoint_from_fields()
+        self._session = EmbeddingSession(
+            endpoint,
+            ClientOptions.pick(self),
+            http_client=self.http_client,
+            http_async_client=self.http_async_client,
+        )
+        return self
+
+    def _endpoint_from_fields(self) -> InferenceEndpoint:
+        """Check the fields with Elasticsearch's rules; unset optional settings are left out."""
+        if not self.url:
+            raise ConfigError(
+                ["[service_settings] does not contain the required setting [url] (pass url= or set HF_INFER_URL)"]
+            )
+        service_settings = {
+            "similarity": getattr(self, self.similarity_field),
+            "dimensions": self.dimensions,
+            "max_input_tokens": self.max_input_tokens,
+        }
+        return InferenceEndpoint.from_url(
+            self.url,
+            self.api_key,
+            inference_id=self.inference_id,
+            requests_per_minute=self.requests_per_minute,
+            chunking_settings=self.chunking_settings,
+            **{k: v for k, v in service_settings.items() if v is not None},
+        )
+
+    @classmethod
+    def from_inference_endpoint(
+        cls,
+        body: Mapping[str, Any] | str,
+        *,
+        inference_id: str,
+        task_type: str = "text_embedding",
+        **options: Any,
+    ) -> Self:
+        """Build from an Elasticsearch ``PUT _inference/<task_type>/<inference_id>`` body (dict or JSON).
+
+        The body is parsed once, with Elasticsearch's rules (``api_key`` required); ``options``
+        are the client options (``batch_size``, ``max_concurrency``, prefixes, ...).
+        """
+        endpoint = InferenceEndpoint.from_request(task_type, inference_id, body)
+        return cls.from_endpoint(endpoint, **options)
+
+    @classmethod
+    def from_endpoint(cls, endpoint: InferenceEndpoint, **options: Any) -> Self:
+        """Build from a validated :class:`InferenceEndpoint`, used as it is; ``options`` as above."""
+        settings = endpoint.service_settings
+        fields: dict[str, Any] = {
+            "url": settings.url,
+            "api_key": settings.api_key,
+            "inference_id": endpoint.inference_id,
+            "requests_per_minute": settings.rate_limit.requests_per_minute,
+            "chunking_settings": endpoint.chunking_settings.to_dict(),
+            "dimensions": settings.dimensions,
+            "max_input_tokens": settings.max_input_tokens,
+            cls.similarity_field: settings.similarity,
+        }
+        return cls.model_validate({**fields, **options}, context={"endpoint": endpoint})
+
+    @property
+    def endpoint(self) -> InferenceEndpoint:
+        """The validated endpoint configuration."""
+        return self._session.endpoint
+
+    @property
+    def client_options(self) -> ClientOptions:
+        """The client options, as the clients use them."""
+        return self._session.options
+
+    @property
+    def embedding_dimensions(self) -> int | None:
+        """The vector size with no probe call: configured ``dimensions``, else learnt by the first call."""
+        return self._session.dimensions
+
+    def embed_chunks(self, texts: list[str]) -> list[list[ChunkEmbedding]]:
+        """Chunk each text and return its chunks with offsets and vectors (chunk-level ingestion)."""
+        return self._session.client.embed_chunks(texts)
+
+    async def aembed_chunks(self, texts: list[str]) -> list[list[ChunkEmbedding]]:
+        """Async :meth:`embed_chunks`."""
+        return await self._session.aclient.embed_chunks(texts)
+
+    def close(self) -> None:
+        """Close pooled connections (the object stays usable)."""
+        self._session.close()
+
+    async def aclose(self) -> None:
+        """Close the async client's pooled connections for the running event loop."""
+        await self._session.aclose()
+
+    def __getstate__(self) -> dict[Any, Any]:
+        state = super().__getstate__()
+        state["__dict__"] = {**state["__dict__"], **dict.fromkeys(_LIVE_FIELDS)}
+        return state
+
+    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Self:
+        # pydantic would deep-copy the injected httpx clients (locks, sockets): the memo makes
+        # copies share them. The session's own __deepcopy__ gives the copy new lazy clients.
+        memo = {} if memo is None else memo
+        for name in _LIVE_FIELDS:
+            value = getattr(self, name)
+            if value is not None:
+                memo[id(value)] = value
+        return super().__deepcopy__(memo)
