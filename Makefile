@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 BENCH  := $(VENV)/.bench-installed
 PYTEST_FLAGS ?=
 
-.PHONY: install test demo bench record lint typecheck serve clean
+.PHONY: install test test-lowest demo bench record lint typecheck serve clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -21,6 +21,21 @@ install: $(STAMP)
 # The whole suite: unit, cassette replays (never recorded here) and real-server integration tests.
 test: $(STAMP)
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m pytest $(PYTEST_FLAGS)
+
+# The unit tests against the lowest versions pyproject.toml allows (every ">=" floor pinned), so
+# the declared floors are real. No torch, no server: the unit tests need neither.
+LOWEST := .venv-lowest
+LOWEST_EXTRAS := langchain llama-index progress fast
+$(LOWEST)/.installed: pyproject.toml .ci/lowest.py
+	test -x $(LOWEST)/bin/python || python3 -m venv $(LOWEST)
+	$(LOWEST)/bin/python -m pip install -q --upgrade "pip>=25.1"
+	python3 .ci/lowest.py $(LOWEST_EXTRAS) > $(LOWEST)/constraints.txt
+	$(LOWEST)/bin/python -m pip install -q -c $(LOWEST)/constraints.txt -e ".[langchain,llama-index,progress,fast]" \
+		"pytest>=8.3" "pytest-asyncio>=0.24" "pytest-recording>=0.13" "vcrpy>=6" "hypothesis>=6.100" "langchain-tests==0.3.3"
+	touch $(LOWEST)/.installed
+
+test-lowest: $(LOWEST)/.installed
+	$(LOWEST)/bin/python -m pytest tests/unit $(PYTEST_FLAGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -38,14 +53,14 @@ serve: $(STAMP)
 
 # Re-record the cassettes against the real local model server (needs no network beyond 127.0.0.1).
 record: $(STAMP)
-	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m pytest tests/cassette --record-mode=rewrite -p no:randomly
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m pytest tests/cassettes --record-mode=rewrite -p no:randomly
 
 $(BENCH): $(STAMP)
 	$(PY) -m pip install -q -e ".[all]" --group dev --group bench
 	touch $(BENCH)
 
 bench: $(BENCH)
-	$(PY) benchmarks/run_all.py
+	$(PY) -m benchmarks
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(LOWEST) .pytest_cache .mypy_cache .ruff_cache

@@ -3,22 +3,19 @@
 All run in this process on the same English-prose corpus. Peers are configured for chunks of a
 comparable size (~250 words, about 1,500 characters / 330 tokens). Prints MB/s and ratios.
 
-    .venv/bin/python benchmarks/chunking.py [--mb 5]
+    .venv/bin/python -m benchmarks.chunking [--mb 5]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from collections.abc import Callable
 
-sys.path.insert(0, os.path.dirname(__file__))
-
-from corpus import prose
-
 from hf_infer_core import chunk_text
+
+from .corpus import prose
 
 
 def best_of(fn: Callable[[], object], repeat: int) -> tuple[float, object]:

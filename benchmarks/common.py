@@ -1,43 +1,26 @@
-"""Helpers shared by the benchmark scripts: start/stop a server process, time a run."""
+"""Helpers shared by the benchmark scripts: the fake endpoint, texts, a timer."""
 
 from __future__ import annotations
 
 import contextlib
 import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
+
+from tests.fake_endpoint import fake_endpoint as run_endpoint
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 @contextlib.contextmanager
 def fake_endpoint(latency: float = 0.025, slots: int = 8, dims: int = 384) -> Iterator[str]:
-    """Run benchmarks/fake_endpoint.py in its own process; yield its base URL."""
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            os.path.join(HERE, "fake_endpoint.py"),
-            "--latency",
-            str(latency),
-            "--slots",
-            str(slots),
-            "--dims",
-            str(dims),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        if not line.startswith("READY"):
-            raise RuntimeError(f"fake endpoint did not start: {line!r}")
-        yield f"http://127.0.0.1:{int(line.split()[1])}"
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    """Run the test suite's endpoint (tests/fake_endpoint.py) as a fixed-latency model server; yield its URL.
+
+    Answers come from pre-serialised bytes and inputs are not logged, so the server, in its own
+    process, is never what a benchmark measures.
+    """
+    with run_endpoint(latency=latency, slots=slots, dims=dims, vectors="fixed", log_inputs=False) as server:
+        yield server.url
 
 
 def texts(count: int) -> list[str]:

@@ -1,23 +1,18 @@
 """Rate-limit accuracy: demand far above requests_per_minute=600 for 30 s, measured at the server.
 
-.venv/bin/python benchmarks/ratelimit.py [--seconds 30] [--rpm 600]
+.venv/bin/python -m benchmarks.ratelimit [--seconds 30] [--rpm 600]
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 
 import httpx
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from common import fake_endpoint, texts
-
 from hf_infer_core import EmbeddingClient, InferenceEndpoint, RateLimiter
-from tests.faults import max_in_window
+from tests.fake_endpoint import max_in_window
+
+from .common import fake_endpoint, texts
 
 
 def run(seconds: float = 30.0, rpm: int = 600) -> dict[str, float]:

@@ -3,7 +3,7 @@
 Both sides run all-MiniLM-L6-v2 on this CPU, batch 32, normalised. The overhead ratio is
 (time through hf-infer and HTTP) / (time of SentenceTransformer.encode in one process); goal <= 1.10.
 
-    .venv/bin/python benchmarks/real_model.py [--texts 500]
+    .venv/bin/python -m benchmarks.real_model [--texts 500]
 """
 
 from __future__ import annotations
@@ -11,15 +11,12 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import sys
 import time
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from corpus import prose
 
 from hf_infer_core import EmbeddingClient, InferenceEndpoint, RateLimiter
 from hf_infer_server import default_model_path, run_local_server
+
+from .corpus import prose
 
 
 def sample_texts(count: int) -> list[str]:

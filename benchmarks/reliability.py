@@ -1,26 +1,21 @@
 """Reliability figures for the README: 2,000 texts through every client under 30% injected faults.
 
-Uses the test suite's fault-injecting endpoint (tests/faults.py, a real HTTP server on 127.0.0.1
+Uses the test suite's fault-injecting endpoint (tests/fake_endpoint.py, a real HTTP server on 127.0.0.1
 in its own process). Prints, per client: requests, faults injected, retries, texts lost.
 
-    .venv/bin/python benchmarks/reliability.py
+    .venv/bin/python -m benchmarks.reliability
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-import sys
 from collections.abc import Callable
 from typing import Any
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-
-from hf_infer_core import AsyncEmbeddingClient, EmbeddingClient, InferenceEndpoint, RateLimiter  # noqa: E402
-from langchain_hf_infer import HFInferEmbeddings  # noqa: E402
-from llama_index_hf_infer import HFInferEmbedding  # noqa: E402
-from tests.faults import expected_vector, fault_server  # noqa: E402
+from hf_infer_core import AsyncEmbeddingClient, EmbeddingClient, InferenceEndpoint, RateLimiter
+from langchain_hf_infer import HFInferEmbeddings
+from llama_index_hf_infer import HFInferEmbedding
+from tests.fake_endpoint import expected_vector, fake_endpoint
 
 TEXTS = [f"document {i}: {'lorem ipsum ' * (i % 7)}" for i in range(2000)]
 OPTIONS: dict[str, Any] = {"timeout": 0.5, "max_retries": 8, "max_retry_wait": 0.02, "retry_deadline": 60.0}
@@ -60,7 +55,7 @@ def run() -> list[dict[str, Any]]:
     expected = [expected_vector(t) for t in TEXTS]
     rows = []
     for seed, (name, _) in enumerate(clients("http://unused/embed")):
-        with fault_server(seed=100 + seed, fault_rate=0.3) as server:
+        with fake_endpoint(seed=100 + seed, fault_rate=0.3) as server:
             fn = dict(clients(server.embed_url))[name]
             got = fn(TEXTS)
             log = server.log

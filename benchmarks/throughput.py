@@ -1,19 +1,18 @@
 """Throughput and client CPU: hf-infer and its peers against one local fake endpoint.
 
-The endpoint (benchmarks/fake_endpoint.py, its own process) answers ``{"inputs": [...]}`` after a
+The endpoint (tests/fake_endpoint.py, its own process) answers ``{"inputs": [...]}`` after a
 fixed 25 ms in at most 8 parallel slots, with 384-dimensional vectors; there is no rate limit.
 Every client embeds the same 5,000 short texts. Columns: docs/s, ratio to the server's capacity
 (slots x batch / latency), ratio to the best peer, requests the server saw, errors, and the client
 process's CPU seconds per 1,000 vectors (``time.process_time``; the server runs elsewhere).
 
-    .venv/bin/python benchmarks/throughput.py [--docs 5000]
+    .venv/bin/python -m benchmarks.throughput [--docs 5000]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -21,11 +20,9 @@ from typing import Any
 
 import httpx
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from common import Timer, fake_endpoint, texts
-
 from hf_infer_core import AsyncEmbeddingClient, EmbeddingClient, InferenceEndpoint
+
+from .common import Timer, fake_endpoint, texts
 
 LATENCY, SLOTS, BATCH = 0.025, 8, 32
 NO_LIMIT = 10**9  # requests per minute: measure the client, not the limiter

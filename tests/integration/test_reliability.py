@@ -1,6 +1,6 @@
 """Faults over real HTTP: nothing lost, duplicated or reordered; permanent faults typed and bounded.
 
-The fault server (tests/faults.py) answers from a seeded schedule on 127.0.0.1.
+The fault server (tests/fake_endpoint.py) answers from a seeded schedule on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from hf_infer_core import (
 from langchain_hf_infer import HFInferEmbeddings
 from llama_index_hf_infer import HFInferEmbedding
 
-from ..faults import BROKEN, RemoteFaultServer, expected_vector, fault_server, max_in_window
+from ..fake_endpoint import BROKEN, RemoteEndpoint, expected_vector, fake_endpoint, max_in_window
 
 KEY = "hf_SECRET_canary_123"
 TEXTS = [f"document {i}: {'lorem ipsum ' * (i % 7)}" for i in range(2000)]
@@ -35,11 +35,11 @@ OPTIONS: dict[str, Any] = {"timeout": 0.5, "max_retries": 8, "max_retry_wait": 0
 NO_CHUNKING = {"strategy": "none"}
 
 
-def endpoint(server: RemoteFaultServer, rpm: int = 10**9) -> InferenceEndpoint:
+def endpoint(server: RemoteEndpoint, rpm: int = 10**9) -> InferenceEndpoint:
     return InferenceEndpoint.from_url(server.embed_url, KEY, requests_per_minute=rpm, chunking_settings=NO_CHUNKING)
 
 
-def assert_faults_were_injected(server: RemoteFaultServer) -> None:
+def assert_faults_were_injected(server: RemoteEndpoint) -> None:
     counts = server.counts()
     faulty = sum(n for kind, n in counts.items() if kind != "ok")
     assert faulty >= 0.1 * len(server.log), counts
@@ -48,7 +48,7 @@ def assert_faults_were_injected(server: RemoteFaultServer) -> None:
 
 @pytest.mark.slow
 def test_sync_client_loses_nothing_under_transient_faults() -> None:
-    with fault_server(seed=1, fault_rate=0.3) as server:
+    with fake_endpoint(seed=1, fault_rate=0.3) as server:
         with EmbeddingClient(
             endpoint(server), batch_size=32, max_concurrency=4, rate_limiter=RateLimiter(10**9), **OPTIONS
         ) as client:
@@ -58,7 +58,7 @@ def test_sync_client_loses_nothing_under_transient_faults() -> None:
 
 @pytest.mark.slow
 async def test_async_client_loses_nothing_under_transient_faults() -> None:
-    with fault_server(seed=2, fault_rate=0.3) as server:
+    with fake_endpoint(seed=2, fault_rate=0.3) as server:
         async with AsyncEmbeddingClient(
             endpoint(server), batch_size=32, max_concurrency=4, rate_limiter=RateLimiter(10**9), **OPTIONS
         ) as client:
@@ -68,7 +68,7 @@ async def test_async_client_loses_nothing_under_transient_faults() -> None:
 
 @pytest.mark.slow
 def test_both_adapters_lose_nothing_under_transient_faults() -> None:
-    with fault_server(seed=3, fault_rate=0.3) as server:
+    with fake_endpoint(seed=3, fault_rate=0.3) as server:
         common = {
             "url": server.embed_url,
             "api_key": KEY,
@@ -86,7 +86,7 @@ def test_both_adapters_lose_nothing_under_transient_faults() -> None:
 
 
 def test_413_faults_split_batches_without_loss() -> None:
-    with fault_server(seed=4, fault_rate=0.2, max_batch=8) as server:
+    with fake_endpoint(seed=4, fault_rate=0.2, max_batch=8) as server:
         with EmbeddingClient(endpoint(server), batch_size=32, rate_limiter=RateLimiter(10**9), **OPTIONS) as client:
             assert client.embed(TEXTS[:256]) == EXPECTED[:256]
         counts = server.counts()
@@ -100,7 +100,7 @@ def test_413_faults_split_batches_without_loss() -> None:
     + [(kind, ResponseFormatError) for kind in BROKEN],
 )
 def test_permanent_faults_raise_typed_errors_within_the_deadline(permanent: str, error: type[Exception]) -> None:
-    with fault_server(permanent=permanent) as server:
+    with fake_endpoint(permanent=permanent) as server:
         started = time.monotonic()
         with (
             EmbeddingClient(
@@ -121,7 +121,7 @@ def test_permanent_faults_raise_typed_errors_within_the_deadline(permanent: str,
 
 
 async def test_async_permanent_fault_returns_no_partial_result() -> None:
-    with fault_server(permanent="401") as server:
+    with fake_endpoint(permanent="401") as server:
         async with AsyncEmbeddingClient(endpoint(server), rate_limiter=RateLimiter(10**9), **OPTIONS) as client:
             with pytest.raises(AuthenticationError):
                 await client.embed(TEXTS[:100])
@@ -141,7 +141,7 @@ def assert_rate_respected(times: list[float], rpm: int, slack: int = 2) -> None:
 @pytest.mark.slow
 def test_retries_never_push_the_rate_over_the_limit() -> None:
     rpm = 1200  # one request per 50 ms
-    with fault_server(seed=5, fault_rate=0.3, faults=("429", "500", "502", "503_loading")) as server:
+    with fake_endpoint(seed=5, fault_rate=0.3, faults=("429", "500", "502", "503_loading")) as server:
         with EmbeddingClient(
             endpoint(server, rpm), batch_size=16, max_concurrency=4, rate_limiter=RateLimiter(rpm), **OPTIONS
         ) as client:
@@ -154,7 +154,7 @@ def test_retries_never_push_the_rate_over_the_limit() -> None:
 @pytest.mark.slow
 def test_one_instance_from_8_threads_and_4_event_loops() -> None:
     rpm = 6000  # 10 ms apart, shared by every thread and loop
-    with fault_server(seed=6, fault_rate=0.1) as server:
+    with fake_endpoint(seed=6, fault_rate=0.1) as server:
         model = HFInferEmbeddings(
             url=server.embed_url,
             api_key=KEY,

@@ -28,7 +28,7 @@ from hf_infer_core._session import EmbeddingSession
 from langchain_hf_infer import HFInferEmbeddings, HFInferTextSplitter
 from llama_index_hf_infer import HFInferEmbedding, HFInferNodeParser
 
-from ..faults import fault_server
+from ..fake_endpoint import fake_endpoint
 
 CANARY = "hf_SECRET_canary_123"
 FAST = {"timeout": 0.3, "max_retries": 1, "max_retry_wait": 0.01, "retry_deadline": 5.0}
@@ -109,7 +109,7 @@ def test_canary_appears_nowhere(debug_logs: pytest.LogCaptureFixture) -> None:
         errors.append(info.value)
 
     for permanent in ("401", "500", "reset", "stall", "html_200", "nan"):
-        with fault_server(permanent=permanent) as server:
+        with fake_endpoint(permanent=permanent) as server:
             ep = InferenceEndpoint.from_url(server.embed_url, CANARY, inference_id="canary-endpoint")
             client = EmbeddingClient(ep, rate_limiter=RateLimiter(10**9), **FAST)
             objects += [client, client.rate_limiter]
@@ -126,7 +126,7 @@ def test_canary_appears_nowhere(debug_logs: pytest.LogCaptureFixture) -> None:
                     model.embed_query("q") if cls is HFInferEmbeddings else model.get_query_embedding("q")
                 errors.append(info.value)
 
-    with fault_server() as server:  # success paths too
+    with fake_endpoint(fault_rate=0.3) as server:  # success paths too
         model = HFInferEmbeddings(
             url=server.embed_url,
             api_key=CANARY,

@@ -13,17 +13,11 @@ from __future__ import annotations
 import datetime
 import os
 import platform
-import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
+from . import chunking, ratelimit, real_model, reliability, throughput
 
-import chunking  # noqa: E402
-import ratelimit  # noqa: E402
-import real_model  # noqa: E402
-import reliability  # noqa: E402
-import throughput  # noqa: E402
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def plot(series: dict[str, list[tuple[int, float]]], path: str) -> None:

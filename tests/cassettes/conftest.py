@@ -30,7 +30,7 @@ def vcr_config() -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def vcr_cassette_dir() -> str:
-    return str(Path(__file__).parents[1] / "cassettes")
+    return str(Path(__file__).parent)
 
 
 @pytest.fixture(scope="session")

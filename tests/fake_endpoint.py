@@ -1,0 +1,417 @@
+"""The one hand-written embedding endpoint of the tests and benchmarks: real HTTP on 127.0.0.1.
+
+A bare asyncio ``Protocol`` HTTP/1.1 server with keep-alive, run in a child process of its own
+(:func:`fake_endpoint`) so its timestamps are not skewed by the caller's threads holding the GIL,
+and so that its CPU cost is not the caller's. It serves two purposes with one parser:
+
+- Faults, for the reliability tests: every POST is answered by a seeded schedule, either the
+  right vectors or one fault from ``TRANSIENT``/``SPLIT``/``BROKEN``/``HOSTILE``; ``permanent``
+  answers every request the same way. Transient faults never hit the same body more than
+  ``max_faults_per_body`` times in a row, so a client with enough retries always gets through.
+- Speed, for the benchmarks: with ``latency`` and ``slots`` every request holds one of ``slots``
+  slots for ``latency`` seconds (later ones queue), like a model server, and with
+  ``vectors="fixed"`` answers come from pre-serialised bytes so the server is never the
+  bottleneck.
+
+Vectors are ``expected_vector(text)`` (``vectors="identify"``: a pure function of the input, so a
+vector delivered for the wrong text shows) or one fixed ``dims``-sized vector (``"fixed"``).
+``GET /log`` returns every request (arrival on the monotonic clock, inputs when ``log_inputs``,
+the answer chosen, the Authorization header it carried or null), ``GET /stats`` the arrival times
+and the server's CPU seconds, ``GET /info`` a TEI-like answer.
+
+    python -m tests.fake_endpoint '{"latency": 0.025, "slots": 8, "vectors": "fixed"}'
+
+prints ``READY <port>`` once it listens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import gzip
+import hashlib
+import json
+import os
+import random
+import struct
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+DIMS = 8
+
+TRANSIENT = (
+    "429",
+    "503_loading",
+    "500",
+    "502",
+    "504",
+    "424",
+    "reset",
+    "stall",
+    "truncated_json",
+    "html_200",
+)
+SPLIT = ("tei_413", "plain_413")  # the client halves the batch; a single input would fail for good
+BROKEN = ("wrong_count", "nan", "ragged")  # well-formed but wrong: a server bug, not retried
+# What a hostile or broken server does to a client's time, memory and secrets.
+HOSTILE = ("drip", "gzip_bomb", "huge", "echo_auth")
+
+
+def max_in_window(times: list[float], window: float) -> int:
+    """The most requests seen in any window of ``window`` seconds (``times`` sorted)."""
+    best = start = 0
+    for end, t in enumerate(times):
+        while t - times[start] > window:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
+def expected_vector(text: str) -> list[float]:
+    """The vector the endpoint gives ``text`` (``vectors="identify"``): it identifies its input."""
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
+    return [round(v / 2**32, 6) for v in struct.unpack("8I", digest)]
+
+
+@dataclass
+class Logged:
+    """One request as the endpoint saw it."""
+
+    at: float
+    inputs: list[str]
+    answer: str
+    authorization: str | None = None
+
+
+@dataclass
+class Config:
+    """What the endpoint does; passed to the child process as JSON."""
+
+    seed: int = 0
+    fault_rate: float = 0.0
+    faults: tuple[str, ...] = TRANSIENT
+    permanent: str | None = None
+    stall_seconds: float = 1.5
+    drip_seconds: float = 1.0  # "drip": one byte of the body every drip_seconds
+    drip_bytes: int | None = None  # "drip": body length announced (None: endless)
+    bomb_bytes: int = 1 << 30  # "gzip_bomb": what the gzip body inflates to
+    huge_bytes: int = 400_000_000  # "huge": a plain body this large
+    retry_after: str = "0"
+    max_faults_per_body: int = 3
+    max_batch: int | None = None  # like a real server: 413 (TEI JSON or plain text) above this size
+    latency: float = 0.0
+    slots: int = 0  # 0: no slot limit
+    vectors: str = "identify"  # or "fixed"
+    dims: int = DIMS  # for "fixed"
+    log_inputs: bool = True
+
+
+def _http(status: str, body: bytes, content_type: str = "application/json", extra: str = "") -> bytes:
+    head = f"HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {len(body)}\r\n{extra}\r\n"
+    return head.encode() + body
+
+
+def _json(status: str, payload: Any, extra: str = "") -> bytes:
+    return _http(status, json.dumps(payload).encode(), extra=extra)
+
+
+class _Server:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.log: list[Logged] = []
+        self._streak: dict[str, int] = {}
+        self._rng = random.Random(config.seed)
+        self._free = config.slots
+        self._queue: collections.deque[tuple[asyncio.Transport, bytes]] = collections.deque()
+        rng = random.Random(0)
+        self._fixed = json.dumps([round(rng.uniform(-0.1, 0.1), 8) for _ in range(config.dims)]).encode()
+        self._fixed_bodies: dict[int, bytes] = {}
+        self.loop = asyncio.get_running_loop()
+
+    def choose(self, body: bytes, count: int) -> str:
+        config = self.config
+        if config.max_batch is not None and count > config.max_batch:
+            return SPLIT[len(self.log) % 2]
+        if config.permanent is not None:
+            return config.permanent
+        if not config.fault_rate:
+            return "ok"
+        key = hashlib.sha256(body).hexdigest()
+        streak = self._streak.get(key, 0)
+        if streak < config.max_faults_per_body and self._rng.random() < config.fault_rate:
+            self._streak[key] = streak + 1
+            return self._rng.choice(config.faults)
+        self._streak[key] = 0
+        return "ok"
+
+    def vectors_body(self, inputs: list[str]) -> bytes:
+        if self.config.vectors == "fixed":
+            cached = self._fixed_bodies.get(len(inputs))
+            if cached is None:
+                cached = self._fixed_bodies[len(inputs)] = b"[" + b",".join([self._fixed] * len(inputs)) + b"]"
+            return cached
+        return json.dumps([expected_vector(t) for t in inputs]).encode()
+
+    def respond(self, transport: asyncio.Transport, payload: bytes) -> None:
+        """Answer after ``latency`` in one of ``slots`` slots (at once when neither is set)."""
+        if not self.config.latency and not self.config.slots:
+            transport.write(payload)
+            return
+        self._queue.append((transport, payload))
+        self._start()
+
+    def _start(self) -> None:
+        while self._queue and (self._free > 0 or not self.config.slots):
+            self._free -= 1
+            transport, payload = self._queue.popleft()
+            self.loop.call_later(self.config.latency, self._finish, transport, payload)
+
+    def _finish(self, transport: asyncio.Transport, payload: bytes) -> None:
+        self._free += 1
+        self._start()
+        if not transport.is_closing():
+            transport.write(payload)
+
+
+class _Connection(asyncio.Protocol):
+    def __init__(self, server: _Server) -> None:
+        self.server = server
+        self.buffer = b""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport: asyncio.Transport = transport  # type: ignore[assignment]
+        self.writable = asyncio.Event()
+        self.writable.set()
+
+    # asyncio's flow control: the "huge" answer writes only while the client keeps reading.
+    def pause_writing(self) -> None:
+        self.writable.clear()
+
+    def resume_writing(self) -> None:
+        self.writable.set()
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        while True:
+            end = self.buffer.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            lines = self.buffer[:end].decode("latin-1").split("\r\n")
+            headers = {}
+            for line in lines[1:]:
+                name, _, value = line.partition(":")
+                headers[name.strip().lower()] = value.strip()
+            length = int(headers.get("content-length", "0"))
+            if len(self.buffer) < end + 4 + length:
+                return
+            body = self.buffer[end + 4 : end + 4 + length]
+            self.buffer = self.buffer[end + 4 + length :]
+            method, path = lines[0].split(" ")[:2]
+            if method == "GET":
+                self.get(path)
+            else:
+                self.answer(body, headers.get("authorization"))
+
+    def get(self, path: str) -> None:
+        server = self.server
+        if path.startswith("/log"):
+            entries = [vars(e) for e in server.log]
+            self.transport.write(_json("200 OK", entries))
+        elif path.startswith("/stats"):
+            stats = {"arrivals": [e.at for e in server.log], "cpu": time.process_time()}
+            self.transport.write(_json("200 OK", stats))
+        elif path.startswith("/info"):
+            self.transport.write(_json("200 OK", {"model_id": "fake/model", "max_client_batch_size": 1024}))
+        else:
+            self.transport.write(_json("404 Not Found", {"error": "not found"}))
+
+    def answer(self, body: bytes, authorization: str | None) -> None:
+        server = self.server
+        inputs = json.loads(body)["inputs"]
+        inputs = [inputs] if isinstance(inputs, str) else inputs
+        kind = server.choose(body, len(inputs))
+        server.log.append(Logged(time.monotonic(), inputs if server.config.log_inputs else [], kind, authorization))
+        write = self.transport.write
+        if kind == "ok":
+            server.respond(self.transport, _http("200 OK", server.vectors_body(inputs)))
+        elif kind == "429":
+            write(
+                _json(
+                    "429 Too Many Requests",
+                    {"error": "Rate limit reached"},
+                    f"Retry-After: {server.config.retry_after}\r\n",
+                )
+            )
+        elif kind == "503_loading":
+            write(
+                _json(
+                    "503 Service Unavailable",
+                    {"error": "Model fake/minilm is currently loading", "estimated_time": 0.01},
+                )
+            )
+        elif kind in ("500", "502", "504"):
+            write(_json(f"{kind} Server Error", {"error": "upstream failure"}))
+        elif kind == "424":
+            write(_json("424 Failed Dependency", {"error": "backend failed", "error_type": "Backend"}))
+        elif kind == "401":
+            write(_json("401 Unauthorized", {"error": "Authorization header is correct, but the token seems invalid"}))
+        elif kind == "422":
+            write(_json("422 Unprocessable Entity", {"error": "Input validation error", "error_type": "Validation"}))
+        elif kind == "tei_413":
+            write(_json("413 Payload Too Large", {"error": "batch too large", "error_type": "Validation"}))
+        elif kind == "plain_413":
+            write(
+                _http(
+                    "413 Payload Too Large", b"Failed to buffer the request body: length limit exceeded", "text/plain"
+                )
+            )
+        elif kind == "reset":
+            full = _http("200 OK", server.vectors_body(inputs))
+            write(full[: len(full) // 2])
+            self.transport.abort()  # reset mid-response
+        elif kind == "stall":
+            server.loop.call_later(server.config.stall_seconds, self.transport.close)
+        elif kind == "truncated_json":
+            text = server.vectors_body(inputs)
+            write(_http("200 OK", text[: len(text) // 2]))
+        elif kind == "html_200":
+            write(_http("200 OK", b"<html><body><h1>502 Bad Gateway</h1></body></html>", "text/html"))
+        elif kind == "wrong_count":
+            vectors = [expected_vector(t) for t in inputs]
+            write(_json("200 OK", vectors[:-1] if len(vectors) > 1 else vectors * 2))
+        elif kind == "nan":
+            text = json.dumps([[float("nan"), *expected_vector(t)[1:]] for t in inputs]).encode()
+            write(_http("200 OK", text))
+        elif kind == "ragged":
+            write(_json("200 OK", [expected_vector(t)[: DIMS - (i % 2)] for i, t in enumerate(inputs)]))
+        elif kind == "drip":
+            self.drip()
+        elif kind == "gzip_bomb":
+            write(_http("200 OK", _gzip_bomb(server.config.bomb_bytes), extra="Content-Encoding: gzip\r\n"))
+        elif kind == "huge":
+            self.huge()
+        elif kind == "echo_auth":
+            write(_json("400 Bad Request", {"error": f"bad request with header Authorization: {authorization}"}))
+        else:  # pragma: no cover - a typo in a test
+            raise ValueError(kind)
+
+    def drip(self) -> None:
+        """Send a status line and headers, then one body byte every ``drip_seconds``."""
+        config = self.server.config
+        if config.drip_bytes is None:
+            head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+            chunk = b"1\r\n \r\n"
+        else:
+            head = f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {config.drip_bytes}\r\n\r\n"
+            head, chunk = head.encode(), b" "
+        self.transport.write(head)
+        sent = 0
+
+        def tick() -> None:
+            nonlocal sent
+            if self.transport.is_closing() or (config.drip_bytes is not None and sent >= config.drip_bytes):
+                return
+            self.transport.write(chunk)
+            sent += 1
+            self.server.loop.call_later(config.drip_seconds, tick)
+
+        self.server.loop.call_later(config.drip_seconds, tick)
+
+    def huge(self) -> None:
+        """A ``huge_bytes`` JSON body, written as the socket drains so the server stays small."""
+        size = self.server.config.huge_bytes
+        self.transport.write(
+            f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {size}\r\n\r\n".encode()
+        )
+        piece = b" " * (1 << 20)
+        remaining = size
+
+        async def pump() -> None:
+            nonlocal remaining
+            while remaining > 0 and not self.transport.is_closing():
+                n = min(remaining, len(piece))
+                self.transport.write(piece[:n])
+                remaining -= n
+                await self.writable.wait()
+
+        self.server.loop.create_task(pump())
+
+
+def _gzip_bomb(size: int) -> bytes:
+    """A gzip body of about ``size / 1000`` bytes that inflates to ``size`` spaces."""
+    compressor = gzip.compress(b" " * min(size, 1 << 24), compresslevel=9)
+    if size <= 1 << 24:
+        return compressor
+    # gzip members concatenate: repeat one 16 MiB member until the inflated size is reached.
+    return compressor * (size // (1 << 24))
+
+
+@contextmanager
+def fake_endpoint(**config: Any) -> Iterator[RemoteEndpoint]:
+    """Run the endpoint with ``config`` (see :class:`Config`) in a child process for the block."""
+    command = [sys.executable, "-m", "tests.fake_endpoint", json.dumps(config)]
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.Popen(command, cwd=root, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        if not line.startswith("READY"):
+            raise RuntimeError(f"fake endpoint did not start: {line!r}")
+        yield RemoteEndpoint(url=f"http://127.0.0.1:{int(line.split()[1])}")
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+@dataclass
+class RemoteEndpoint:
+    """The caller's side of an endpoint running in a child process."""
+
+    url: str
+
+    @property
+    def embed_url(self) -> str:
+        """The embedding route."""
+        return self.url + "/embed"
+
+    @property
+    def log(self) -> list[Logged]:
+        """Every request so far, fetched from the child."""
+        import httpx
+
+        return [Logged(**entry) for entry in httpx.get(self.url + "/log", timeout=30).json()]
+
+    def stats(self) -> dict[str, Any]:
+        """Arrival times (monotonic) and the server's CPU seconds so far."""
+        import httpx
+
+        stats: dict[str, Any] = httpx.get(self.url + "/stats", timeout=30).json()
+        return stats
+
+    def counts(self) -> dict[str, int]:
+        """How many requests got each answer."""
+        out: dict[str, int] = {}
+        for entry in self.log:
+            out[entry.answer] = out.get(entry.answer, 0) + 1
+        return out
+
+
+async def _serve(config: Config) -> None:
+    server = _Server(config)
+    loop = asyncio.get_running_loop()
+    srv = await loop.create_server(lambda: _Connection(server), "127.0.0.1", 0, backlog=1024)
+    print(f"READY {srv.sockets[0].getsockname()[1]}", flush=True)
+    async with srv:
+        await srv.serve_forever()
+
+
+if __name__ == "__main__":
+    raw = json.loads(sys.argv[1])
+    if "faults" in raw:
+        raw["faults"] = tuple(raw["faults"])
+    asyncio.run(_serve(Config(**raw)))
