@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
 import time
 import weakref
@@ -29,11 +30,28 @@ from ._config import InferenceEndpoint
 from ._core import ChunkEmbedding, ClientCore, HttpResult, Send, Sleep
 from ._errors import HFInferError, TransportError
 from ._options import ClientOptionArgs, ClientOptions
-from ._ratelimit import RateLimiter, shared_rate_limiter
+from ._ratelimit import RateLimiter, after_fork_in_child, shared_rate_limiter
 
 __all__ = ["AsyncEmbeddingClient", "EmbeddingClient"]
 
 logger = logging.getLogger("hf_infer_core")
+
+# Every live client, so a forked child can give each one state of its own (see _reset_after_fork).
+_CLIENTS: weakref.WeakSet[_ClientBase] = weakref.WeakSet()
+# Connections inherited from the parent: a child must neither use them (the parent's requests and
+# the child's would interleave on one socket and swap answers) nor close them (closing a TLS
+# connection sends close_notify on the parent's socket). Kept referenced so GC never closes them.
+_INHERITED: list[object] = []
+
+
+def _after_fork_in_child() -> None:
+    after_fork_in_child()
+    for client in list(_CLIENTS):
+        client._reset_after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 T = TypeVar("T")
 Flow = Generator[Send | Sleep, "HttpResult | HFInferError | None", T]
@@ -169,6 +187,7 @@ class _ClientBase:
     ) -> None:
         self.options = ClientOptions.build(options, overrides)
         self._core = ClientCore(endpoint, self.options, clock=clock, rng=rng)
+        self._own_rng = rng is None
         self.rate_limiter = rate_limiter or shared_rate_limiter(endpoint.url, endpoint.requests_per_minute)
         self._discovered = not self.options.discover
         key = endpoint.api_key
@@ -178,6 +197,12 @@ class _ClientBase:
         self._timeout = httpx.Timeout(timeout, connect=min(_CONNECT_TIMEOUT, timeout))
         concurrency = self.options.max_concurrency
         self._limits = httpx.Limits(max_connections=max(concurrency, 10), max_keepalive_connections=concurrency)
+        _CLIENTS.add(self)
+
+    def _reset_after_fork(self) -> None:
+        """Give this client, in a forked child, connections, locks and a jitter source of its own."""
+        if self._own_rng:
+            self._core.rng.seed()  # children sharing the parent's jitter would retry in lockstep
 
     @property
     def endpoint(self) -> InferenceEndpoint:
@@ -257,10 +282,21 @@ class EmbeddingClient(_ClientBase):
         super().__init__(endpoint, options, overrides, rate_limiter=rate_limiter, clock=clock, rng=rng)
         self._sleep = sleep
         self._owns_http = http_client is None
-        self._http = http_client or httpx.Client(
-            timeout=self._timeout, limits=self._limits, transport=transport, follow_redirects=False
-        )
+        self._transport = transport
+        self._http = http_client or self._new_http()
         self._discover_lock = threading.Lock()
+
+    def _new_http(self) -> httpx.Client:
+        return httpx.Client(
+            timeout=self._timeout, limits=self._limits, transport=self._transport, follow_redirects=False
+        )
+
+    def _reset_after_fork(self) -> None:
+        super()._reset_after_fork()
+        self._discover_lock = threading.Lock()
+        if self._owns_http:
+            _INHERITED.append(self._http)
+            self._http = self._new_http()
 
     def __enter__(self) -> Self:
         return self
@@ -430,6 +466,12 @@ class AsyncEmbeddingClient(_ClientBase):
         self._by_loop: weakref.WeakKeyDictionary[
             asyncio.AbstractEventLoop, tuple[httpx.AsyncClient, AsyncGenerator[None, None]]
         ] = weakref.WeakKeyDictionary()
+
+    def _reset_after_fork(self) -> None:
+        super()._reset_after_fork()
+        # The parent's loops do not run in the child; their clients hold the parent's sockets.
+        _INHERITED.append(dict(self._by_loop))
+        self._by_loop = weakref.WeakKeyDictionary()
 
     async def __aenter__(self) -> Self:
         return self

@@ -16,11 +16,19 @@ Every client in a process that targets the same URL shares one limiter
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 import threading
 import time
 from collections.abc import Awaitable, Callable
 
-__all__ = ["RateLimiter", "shared_rate_limiter"]
+__all__ = ["RateLimiter", "after_fork_in_child", "shared_rate_limiter"]
+
+logger = logging.getLogger("hf_infer_core")
+
+# Set in a forked child until its first request: the WARNING that the budget is per process is
+# logged then, once, so it reaches the logging configuration the child's own code sets up.
+_fork_warning_pending = False
 
 
 class RateLimiter:
@@ -66,6 +74,8 @@ class RateLimiter:
 
     def acquire(self, sleep: Callable[[float], None] = time.sleep) -> float:
         """Block the calling thread until it may send one request; return the time waited."""
+        if _fork_warning_pending:
+            _warn_forked(self)
         wait = self.reserve()
         if wait > 0:
             self._waiting += 1
@@ -77,6 +87,8 @@ class RateLimiter:
 
     async def aacquire(self, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> float:
         """Wait, without blocking the event loop, until one request may be sent; return the time waited."""
+        if _fork_warning_pending:
+            _warn_forked(self)
         wait = self.reserve()
         if wait > 0:
             self._waiting += 1
@@ -107,3 +119,28 @@ def shared_rate_limiter(url: str, requests_per_minute: int) -> RateLimiter:
         else:
             limiter.tighten(requests_per_minute)
         return limiter
+
+
+def _warn_forked(limiter: RateLimiter) -> None:
+    global _fork_warning_pending
+    with _SHARED_LOCK:
+        if not _fork_warning_pending:
+            return
+        _fork_warning_pending = False
+    logger.warning(
+        "hf-infer: process %d was forked from %d and enforces requests_per_minute=%d on its own: "
+        "N forked workers send up to N times the endpoint's limit. Give each worker its share, or "
+        "one budget shared by every process (rate_limit_backend, see the README).",
+        os.getpid(),
+        os.getppid(),
+        limiter.requests_per_minute,
+    )
+
+
+def after_fork_in_child() -> None:
+    """Give every limiter new locks in a forked child (a lock held at fork would never be released)."""
+    global _SHARED_LOCK, _fork_warning_pending
+    _SHARED_LOCK = threading.Lock()
+    for limiter in _SHARED.values():
+        limiter._lock = threading.Lock()
+    _fork_warning_pending = True

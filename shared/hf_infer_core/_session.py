@@ -10,7 +10,9 @@ the user (``http_client``, ``http_async_client``) are shared by copies and left 
 
 from __future__ import annotations
 
+import os
 import threading
+import weakref
 from typing import Any
 
 import httpx
@@ -20,6 +22,18 @@ from ._config import InferenceEndpoint
 from ._options import ClientOptions
 
 __all__ = ["EmbeddingSession"]
+
+_SESSIONS: weakref.WeakSet[EmbeddingSession] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    # A lock held by another thread at the fork would stay locked in the child for ever.
+    for session in list(_SESSIONS):
+        session._lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class EmbeddingSession:
@@ -40,6 +54,7 @@ class EmbeddingSession:
         self._lock = threading.Lock()
         self._sync: EmbeddingClient | None = None
         self._async: AsyncEmbeddingClient | None = None
+        _SESSIONS.add(self)
 
     @property
     def client(self) -> EmbeddingClient:
