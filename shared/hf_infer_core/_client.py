@@ -188,7 +188,9 @@ class _ClientBase:
         self.options = ClientOptions.build(options, overrides)
         self._core = ClientCore(endpoint, self.options, clock=clock, rng=rng)
         self._own_rng = rng is None
-        self.rate_limiter = rate_limiter or shared_rate_limiter(endpoint.url, endpoint.requests_per_minute)
+        self.rate_limiter = rate_limiter or shared_rate_limiter(
+            endpoint.url, endpoint.requests_per_minute, holder=self, api_key=endpoint.api_key
+        )
         self._discovered = not self.options.discover
         key = endpoint.api_key
         # A keyless endpoint (a local TEI server) sends no Authorization header at all.

@@ -9,20 +9,28 @@ for a few instructions, never across a wait) and then sleeps until its slot, wit
 event loops, and for both at once. A booked slot is used even if its caller is cancelled while
 waiting, so the rate can only come out lower than the limit, never higher.
 
-Every client in a process that targets the same URL shares one limiter
-(:func:`shared_rate_limiter`); if two clients ask for different limits, the stricter wins.
+Every client in a process that targets the same endpoint shares one limiter
+(:func:`shared_rate_limiter`): the bucket's key is the normalised URL (scheme and host
+lower-cased, default port dropped, trailing slash ignored) and a fingerprint of the api key, never
+the key. While clients with different limits share a bucket, the smallest live limit applies; a
+bucket whose clients are all gone is dropped, so an old strict client never slows later ones.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import os
 import threading
 import time
+import weakref
 from collections.abc import Awaitable, Callable
 
-__all__ = ["RateLimiter", "after_fork_in_child", "shared_rate_limiter"]
+import httpx
+from pydantic import SecretStr
+
+__all__ = ["RateLimiter", "after_fork_in_child", "bucket_key", "shared_rate_limiter"]
 
 logger = logging.getLogger("hf_infer_core")
 
@@ -39,7 +47,16 @@ class RateLimiter:
         clock: Monotonic time in seconds; injectable so tests step time instead of sleeping.
     """
 
-    __slots__ = ("_clock", "_interval", "_lock", "_next_free", "_waiting", "requests_per_minute")
+    __slots__ = (
+        "__weakref__",
+        "_clock",
+        "_holders",
+        "_interval",
+        "_lock",
+        "_next_free",
+        "_waiting",
+        "requests_per_minute",
+    )
 
     def __init__(self, requests_per_minute: int, *, clock: Callable[[], float] = time.monotonic) -> None:
         if requests_per_minute <= 0:
@@ -51,18 +68,35 @@ class RateLimiter:
         # The earliest time the next request may start; -inf means the bucket is full.
         self._next_free = float("-inf")
         self._waiting = 0
+        # The limits asked for by the live clients sharing this limiter (see attach).
+        self._holders: weakref.WeakKeyDictionary[object, int] = weakref.WeakKeyDictionary()
 
     @property
     def interval(self) -> float:
         """Seconds between two requests at the limit."""
         return self._interval
 
-    def tighten(self, requests_per_minute: int) -> None:
-        """Lower the limit to ``requests_per_minute`` if that is stricter than the current one."""
+    def attach(self, holder: object, requests_per_minute: int) -> None:
+        """Record that ``holder`` uses this limiter at ``requests_per_minute``.
+
+        The limit in force is the smallest of the live holders' (and of the limit the limiter was
+        made with, while no holder is attached); when a holder is collected, the limit is
+        recomputed from those left.
+        """
         with self._lock:
-            if requests_per_minute < self.requests_per_minute:
-                self.requests_per_minute = requests_per_minute
-                self._interval = 60.0 / requests_per_minute
+            self._holders[holder] = requests_per_minute
+            self._set_limit(min(self._holders.values()))
+        weakref.finalize(holder, self._holder_gone)
+
+    def _holder_gone(self) -> None:
+        with self._lock:
+            limits = list(self._holders.values())  # len() may still count the entry being removed
+            if limits:
+                self._set_limit(min(limits))
+
+    def _set_limit(self, requests_per_minute: int) -> None:
+        self.requests_per_minute = requests_per_minute
+        self._interval = 60.0 / requests_per_minute
 
     def reserve(self) -> float:
         """Book the next free slot and return how long to wait for it (0.0 when it is now)."""
@@ -106,19 +140,47 @@ class RateLimiter:
         )
 
 
-_SHARED: dict[str, RateLimiter] = {}
+# Weak values: a bucket lives as long as a client holds it.
+_SHARED: weakref.WeakValueDictionary[str, RateLimiter] = weakref.WeakValueDictionary()
 _SHARED_LOCK = threading.Lock()
 
 
-def shared_rate_limiter(url: str, requests_per_minute: int) -> RateLimiter:
-    """Return the process-wide limiter for ``url``, created or tightened to ``requests_per_minute``."""
+def bucket_key(url: str, api_key: SecretStr | None = None) -> str:
+    """The rate-limit bucket of an endpoint: its normalised URL and a fingerprint of its key.
+
+    ``HTTP://Host:80/embed/`` and ``http://host/embed`` are one bucket; two keys on one URL are
+    two (an Inference Endpoint limits per token). The fingerprint is a truncated SHA-256: the
+    key itself is never part of a key, a log line or a Redis key.
+    """
+    parsed = httpx.URL(url)
+    default_port = {"http": 80, "https": 443}.get(parsed.scheme)
+    port = "" if parsed.port in (None, default_port) else f":{parsed.port}"
+    path = parsed.raw_path.decode("ascii").split("?", 1)[0].rstrip("/")
+    query = f"?{parsed.query.decode('ascii')}" if parsed.query else ""
+    normalised = f"{parsed.scheme.lower()}://{parsed.host.lower()}{port}{path}{query}"
+    fingerprint = hashlib.sha256(api_key.get_secret_value().encode()).hexdigest()[:16] if api_key else "-"
+    return f"{normalised}#{fingerprint}"
+
+
+def shared_rate_limiter(
+    url: str, requests_per_minute: int, *, holder: object | None = None, api_key: SecretStr | None = None
+) -> RateLimiter:
+    """Return the process-wide limiter of the endpoint ``url`` (and ``api_key``), ``holder`` attached.
+
+    ``holder`` (the client) keeps the limiter alive and its ``requests_per_minute`` counts towards
+    the limit in force while it lives. Without a holder, the caller must keep the limiter.
+    """
+    key = bucket_key(url, api_key)
     with _SHARED_LOCK:
-        limiter = _SHARED.get(url)
+        limiter = _SHARED.get(key)
         if limiter is None:
-            limiter = _SHARED[url] = RateLimiter(requests_per_minute)
-        else:
-            limiter.tighten(requests_per_minute)
-        return limiter
+            limiter = _SHARED[key] = RateLimiter(requests_per_minute)
+    if holder is not None:
+        limiter.attach(holder, requests_per_minute)
+    elif requests_per_minute < limiter.requests_per_minute:
+        with limiter._lock:
+            limiter._set_limit(requests_per_minute)
+    return limiter
 
 
 def _warn_forked(limiter: RateLimiter) -> None:

@@ -18,6 +18,9 @@ from hf_infer_core import (
     decide,
     shared_rate_limiter,
 )
+from hf_infer_core._ratelimit import (
+    bucket_key,
+)
 
 from .fakes import FakeClock
 
@@ -70,6 +73,49 @@ def test_shared_limiter_per_url_takes_the_stricter_limit() -> None:
     assert shared_rate_limiter("http://shared.test/a", 60) is a
     assert a.requests_per_minute == 60
     assert shared_rate_limiter("http://shared.test/b", 60) is not a
+
+
+SPELLINGS = [
+    "HTTP://127.0.0.1:80/embed",
+    "http://127.0.0.1/embed/",
+    "http://127.0.0.1/embed",
+    "http://127.0.0.1:80/embed/",
+    "Http://127.0.0.1/embed",
+    "http://127.0.0.1:80/embed//",
+]
+
+
+def test_spellings_of_one_endpoint_share_one_bucket() -> None:
+    from hf_infer_core import EmbeddingClient, InferenceEndpoint
+
+    clients = [EmbeddingClient(InferenceEndpoint.from_url(url, "k", requests_per_minute=60)) for url in SPELLINGS]
+    assert len({id(c.rate_limiter) for c in clients}) == 1
+    assert len({bucket_key(url) for url in SPELLINGS}) == 1
+    assert bucket_key("https://h:443/e") == bucket_key("https://H/e/")
+    assert bucket_key("http://h:8080/e") != bucket_key("http://h/e")
+    # Another key on the same URL is another budget (a token's own limit); the key never shows.
+    other = EmbeddingClient(InferenceEndpoint.from_url(SPELLINGS[0], "other-key", requests_per_minute=60))
+    assert other.rate_limiter is not clients[0].rate_limiter
+    assert "other-key" not in bucket_key(SPELLINGS[0], other.endpoint.api_key)
+
+
+def test_a_gone_strict_client_does_not_slow_later_ones() -> None:
+    import gc
+
+    from hf_infer_core import EmbeddingClient, InferenceEndpoint
+
+    url = "http://bucket-life.test/embed"
+    strict = EmbeddingClient(InferenceEndpoint.from_url(url, "k", requests_per_minute=1))
+    loose = EmbeddingClient(InferenceEndpoint.from_url(url, "k", requests_per_minute=60))
+    assert loose.rate_limiter is strict.rate_limiter
+    assert loose.rate_limiter.requests_per_minute == 1  # live clients share the smaller limit
+    del strict
+    gc.collect()
+    assert loose.rate_limiter.requests_per_minute == 60  # ... and only while the strict one lives
+    del loose
+    gc.collect()
+    later = EmbeddingClient(InferenceEndpoint.from_url(url, "k", requests_per_minute=600))
+    assert later.rate_limiter.requests_per_minute == 600  # the bucket died with its clients
 
 
 def test_limit_must_be_positive() -> None:
