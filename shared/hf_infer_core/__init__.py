@@ -22,6 +22,7 @@ from ._config import (
 from ._core import ChunkEmbedding
 from ._errors import (
     AuthenticationError,
+    ClientClosedError,
     ConfigError,
     EndpointError,
     HFInferError,
@@ -58,6 +59,7 @@ __all__ = [
     "DEFAULT_REQUESTS_PER_MINUTE",
     "AuthenticationError",
     "Chunk",
+    "ClientClosedError",
     "ChunkingSettings",
     "ConfigError",
     "EndpointError",

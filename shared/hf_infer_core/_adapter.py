@@ -42,7 +42,8 @@ class AdapterOptions(ClientOptions):
         default_factory=env_api_key, description="Access token (none: no Authorization header)."
     )
     inference_id: str = DEFAULT_INFERENCE_ID
-    requests_per_minute: int = DEFAULT_REQUESTS_PER_MINUTE
+    # Strict: True is not 1/min and "3000" is not 3000 (Elasticsearch reads a JSON long).
+    requests_per_minute: int = Field(default=DEFAULT_REQUESTS_PER_MINUTE, gt=0, le=2**63 - 1, strict=True)
     chunking_settings: dict[str, Any] | None = None
     dimensions: int | None = None
     max_input_tokens: int | None = None

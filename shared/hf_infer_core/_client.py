@@ -28,7 +28,7 @@ from . import _errors
 from ._chunking import Chunk
 from ._config import InferenceEndpoint
 from ._core import ChunkEmbedding, ClientCore, HttpResult, Send, Sleep
-from ._errors import HFInferError, TransportError
+from ._errors import ClientClosedError, HFInferError, TransportError
 from ._options import ClientOptionArgs, ClientOptions
 from ._ratelimit import RateLimiter, after_fork_in_child, shared_rate_limiter
 
@@ -115,9 +115,24 @@ class _Progress:
             self._bar.close()
 
 
+def _refused(err: BaseException) -> bool:
+    """True when ``err`` comes from a refused connection, however deep in its causes.
+
+    httpx-aiohttp reports a refusal as ConnectTimeout, the ConnectionRefusedError three causes down.
+    """
+    seen: set[int] = set()
+    cause: BaseException | None = err
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, ConnectionRefusedError):
+            return True
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return False
+
+
 def _transport_error(err: httpx.HTTPError, url: httpx.URL) -> HFInferError:
     where = f"{url.scheme}://{url.host}:{url.port or ''}{url.path}"
-    if isinstance(err, httpx.TimeoutException):
+    if isinstance(err, httpx.TimeoutException) and not _refused(err):
         error: HFInferError = _errors.TimeoutError(f"no answer from {where} in time ({type(err).__name__})")
     else:
         error = TransportError(f"request to {where} failed: {type(err).__name__}: {err}")
@@ -428,6 +443,10 @@ class EmbeddingClient(_ClientBase):
             outcome = _result(response)
         except httpx.HTTPError as err:
             outcome = _transport_error(err, url)
+        except RuntimeError as err:  # httpx's "client has been closed"
+            if not self._http.is_closed:
+                raise
+            raise ClientClosedError("the client was closed while this call was using it") from err
         _log(step, url, outcome, started)
         return outcome
 
@@ -589,6 +608,10 @@ class AsyncEmbeddingClient(_ClientBase):
             outcome = _result(response)
         except httpx.HTTPError as err:
             outcome = _transport_error(err, url)
+        except RuntimeError as err:  # httpx's "client has been closed"
+            if not http.is_closed:
+                raise
+            raise ClientClosedError("the client was closed while this call was using it") from err
         _log(step, url, outcome, started)
         return outcome
 

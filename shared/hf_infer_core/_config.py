@@ -21,10 +21,11 @@ from collections.abc import Mapping
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
+import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from ._errors import ConfigError
-from ._secret import SealedSecretStr
+from ._secret import SealedSecretStr, redact
 
 __all__ = [
     "DEFAULT_CHUNKING_SETTINGS",
@@ -66,7 +67,12 @@ _MAX_CHUNK_UPPER = 300
 _MAX_CHUNK_LOWER = {"word": 10, "sentence": 20, "recursive": 10}
 _SIMILARITIES = ("cosine", "dot_product", "l2_norm")
 # Elasticsearch's inference_id rule.
-_INFERENCE_ID = re.compile(r"^[a-z0-9](?:[a-z0-9_-]*[a-z0-9])?$")
+_INFERENCE_ID = re.compile(r"[a-z0-9](?:[a-z0-9_-]*[a-z0-9])?")  # used with fullmatch: "$" admits a final "\n"
+# Elasticsearch reads requests_per_minute as a Java long.
+_MAX_LONG = 2**63 - 1
+# Longer URLs are refused by most servers and proxies (and make multi-kB error messages).
+_MAX_URL_LENGTH = 8192
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 _CONSOLE_LINE = re.compile(r"^\s*PUT\s+/?_inference/(?:(?P<task>[^/\s]+)/)?(?P<id>[^/\s?]+)\S*\s*$", re.IGNORECASE)
 
 # hide_input_in_errors: pydantic would otherwise print the inputs (the api key among them).
@@ -352,6 +358,8 @@ def _parse_request(cls: type[InferenceEndpoint], task_type: Any, inference_id: A
             raise ConfigError(
                 [f"request body is not valid JSON: {err.msg} (line {err.lineno}, column {err.colno})"]
             ) from None
+        except RecursionError:
+            raise ConfigError(["request body is nested too deeply to be an inference endpoint"]) from None
     if not isinstance(body, Mapping):
         raise ConfigError([f"request body must be a JSON object, got {_type_name(body)}"])
 
@@ -362,7 +370,7 @@ def _parse_request(cls: type[InferenceEndpoint], task_type: Any, inference_id: A
         errors.append(
             f"The [{SERVICE_NAME}] service does not support task type [{task_type}]; supported task types: [text_embedding]"
         )
-    if not isinstance(inference_id, str) or not _INFERENCE_ID.match(inference_id):
+    if not isinstance(inference_id, str) or not _INFERENCE_ID.fullmatch(inference_id):
         errors.append(
             f"Invalid inference_id [{_show(inference_id)}]; it must contain only lowercase alphanumeric "
             "(a-z and 0-9), hyphens or underscores, and must start and end with an alphanumeric character"
@@ -451,7 +459,7 @@ def _parse_service_settings(raw: Mapping[str, Any], errors: list[str]) -> dict[s
             rate_limit = dict(rate_limit)
             rpm = rate_limit.pop("requests_per_minute", None)
             if rpm is not None:
-                if not _is_int(rpm) or rpm <= 0:
+                if not _is_int(rpm) or rpm <= 0 or rpm > _MAX_LONG:
                     errors.append(
                         f"[rate_limit] Invalid value [{_show(rpm)}]. [requests_per_minute] must be a positive long"
                     )
@@ -585,7 +593,13 @@ def _validate_chunking(settings: Mapping[str, Any], *, parsed: bool) -> list[str
                         re.compile(sep)
                     except re.error as err:
                         errors.append(
-                            f"[chunking_settings] Invalid value [{sep}]. [separators] must be regular expressions: {err}"
+                            f"[chunking_settings] Invalid value [{_show(sep)}]. [separators] must be regular expressions: {err}"
+                        )
+                        continue
+                    if _nested_quantifier(sep):
+                        errors.append(
+                            f"[chunking_settings] Invalid value [{_show(sep)}]. [separators] must not nest quantifiers "
+                            "(such as (a+)+): they can take exponential time on crafted text"
                         )
     return errors
 
@@ -623,13 +637,34 @@ def _build(model: type[_M], values: dict[str, Any]) -> _M:
 
 
 def _url_error(url: str) -> str | None:
+    """Elasticsearch's message for a URL that is not one httpx can send to; ``None`` when it is fine.
+
+    The URL is parsed here fully, as the client will parse it, so that no URL passes the
+    configuration and then fails at the first request (control characters, a host that is not
+    valid IDNA, an over-long URL). Credentials in the URL are refused with their own message.
+    """
+    invalid = f"[service_settings] Invalid url [{_show(url)}] received for field [url]"
+    if len(url) > _MAX_URL_LENGTH or any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in url):
+        return invalid
     try:
         parts = urlsplit(url)
-        ok = parts.scheme in ("http", "https") and bool(parts.hostname) and not any(c.isspace() for c in url)
         parts.port  # noqa: B018 - raises ValueError on a bad port
-    except ValueError:
-        ok = False
-    return None if ok else f"[service_settings] Invalid url [{url}] received for field [url]"
+        parsed = httpx.URL(url)
+        host = parsed.host  # decodes the IDNA host: "xn--" with nothing after fails here
+    except Exception:  # httpx.InvalidURL, idna errors, ValueError: all mean "not sendable"
+        return invalid
+    if parts.scheme not in ("http", "https") or not host:
+        return invalid
+    if parts.username is not None or parts.password is not None:
+        return (
+            "[service_settings] Invalid url: credentials in the url are not accepted; "
+            "put the token in [api_key] (sent as a Bearer token)"
+        )
+    try:
+        parsed.raw_host.decode("ascii")
+    except UnicodeDecodeError:
+        return invalid
+    return None
 
 
 def _is_int(value: Any) -> bool:
@@ -646,13 +681,46 @@ def _wrong_type(scope: str, field: str, value: Any, expected: str) -> str:
 
 def _keys(mapping: Any) -> str:
     if isinstance(mapping, Mapping):
-        return "[" + ", ".join(map(str, mapping)) + "]"
+        return "[" + ", ".join(_show(str(k)) for k in mapping) + "]"
     return f"[{_type_name(mapping)}]"
 
 
 def _show(value: Any) -> str:
+    # Values are echoed in messages; one shaped like a Hugging Face token never is (a key put in
+    # the wrong field, or a url and a key swapped).
     text = value if isinstance(value, str) else json.dumps(value, default=str)
+    # Control and bidi characters are shown escaped: a message must read as what it is.
+    text = _UNPRINTABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", redact(text))
     return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _nested_quantifier(pattern: str) -> bool:
+    """True when a repeated group holds a repeat (``(a+)+``, ``(a*b?)*``): catastrophic backtracking."""
+    import re._parser as parser  # type: ignore[import-not-found]  # the parser re itself uses
+
+    repeats = {parser.MAX_REPEAT, parser.MIN_REPEAT, parser.POSSESSIVE_REPEAT}
+
+    def children(op: Any, arg: Any) -> list[Any]:
+        if op is parser.SUBPATTERN:
+            return [arg[-1]]
+        if op is parser.BRANCH:
+            return list(arg[1])
+        if op in (parser.ASSERT, parser.ASSERT_NOT):
+            return [arg[1]]
+        return []
+
+    def walk(items: Any, inside_repeat: bool) -> bool:
+        for op, arg in items:
+            if op in repeats:
+                high, sub = arg[1], arg[2]
+                repeated = high == parser.MAXREPEAT or high > 1
+                if (repeated and inside_repeat) or walk(sub, inside_repeat or repeated):
+                    return True
+            elif any(walk(child, inside_repeat) for child in children(op, arg)):
+                return True
+        return False
+
+    return bool(walk(parser.parse(pattern), False))
 
 
 def _type_name(value: Any) -> str:

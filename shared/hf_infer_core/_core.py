@@ -39,6 +39,7 @@ from ._errors import (
 )
 from ._options import ClientOptions, Pooling
 from ._retry import RetryPolicy, decide, is_transient
+from ._secret import redact
 
 __all__ = ["ChunkEmbedding", "ClientCore", "HttpResult", "Send", "Sleep"]
 
@@ -251,7 +252,7 @@ class ClientCore:
             kind = "HTML" if result.body.lstrip()[:1] == b"<" else "not JSON (cut off or plain text)"
             raise ResponseFormatError(
                 f"the endpoint answered {result.status_code} but the body is {kind}: {err}; "
-                f"body: {body_excerpt(result.body.decode('utf-8', 'replace'))!r}",
+                f"body: {body_excerpt(self._redact(result.body))!r}",
                 transient=True,
             ) from None
         if isinstance(data, dict) and "embeddings" in data:
@@ -288,8 +289,13 @@ class ClientCore:
             self.dimensions = dims
         return data
 
+    def _redact(self, body: bytes) -> str:
+        """The body as text, with the key and anything shaped like a token redacted (servers echo headers)."""
+        key = self.endpoint.api_key
+        return redact(body.decode("utf-8", "replace"), [key.get_secret_value() if key is not None else None])
+
     def _status_error(self, result: HttpResult) -> EndpointError:
-        text = result.body.decode("utf-8", "replace")
+        text = self._redact(result.body)
         message, error_type, estimated = _error_fields(text)
         code = result.status_code
         kind = (error_type or "").lower()

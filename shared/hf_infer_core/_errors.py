@@ -16,8 +16,9 @@ code that expects those keeps working::
     │   ├── RateLimitError               429 after the retries; .retry_after
     │   ├── ModelLoadingError            503 "model is loading"; .estimated_time
     │   └── ServerError                  other 5xx and 424
-    ├── TransportError                   the request never got an answer (connect, reset, protocol)
-    │   └── TimeoutError (builtins.TimeoutError)
+    ├── TransportError                   the request never got an answer (refused, reset, protocol)
+    │   └── TimeoutError (builtins.TimeoutError)  an attempt passed its deadline (timeout, retry_deadline)
+    ├── ClientClosedError                the client was closed while a call was using it
     └── ResponseFormatError              a 2xx answer that is not one finite vector per input
 
 Errors raised by the client carry ``attempts`` (how many requests were sent for
@@ -33,6 +34,7 @@ from collections.abc import Sequence
 
 __all__ = [
     "AuthenticationError",
+    "ClientClosedError",
     "ConfigError",
     "EndpointError",
     "HFInferError",
@@ -164,6 +166,10 @@ class TransportError(HFInferError):
 
 class TimeoutError(TransportError, builtins.TimeoutError):  # noqa: A001 - the documented public name
     """The endpoint did not answer within the timeout."""
+
+
+class ClientClosedError(HFInferError):
+    """The client was closed (``close()``) while a call was still using it; not retried."""
 
 
 class ResponseFormatError(HFInferError):

@@ -10,11 +10,31 @@ so pickles of configured objects must still be kept as private as the key itself
 from __future__ import annotations
 
 import base64
+import re
+from collections.abc import Iterable
 from typing import Any
 
 from pydantic import SecretStr
 
-__all__ = ["SealedSecretStr", "seal_secret"]
+__all__ = ["REDACTED", "SealedSecretStr", "redact", "seal_secret"]
+
+REDACTED = "[REDACTED]"
+# A Hugging Face user access token: "hf_" and 30 or more letters and digits.
+_HF_TOKEN = re.compile(r"hf_[A-Za-z0-9]{30,}")
+
+
+def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
+    """Return ``text`` with each of ``secrets`` and anything shaped like a Hugging Face token replaced.
+
+    Applied to every message, body excerpt and echoed value hf-infer shows, so that neither the
+    configured key (when a server echoes it, or a user puts it in the wrong field) nor a token
+    elsewhere in the text reaches a log or a traceback.
+    """
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, REDACTED)
+    return _HF_TOKEN.sub(REDACTED, text)
+
 
 _MASK = b"hf-infer/sealed-secret"
 

@@ -73,3 +73,21 @@ def test_forked_children_get_their_own_connections_and_right_vectors() -> None:
     # Once per child process, not once per call: 4 workers at most.
     assert len(warnings) <= 4
     assert "rate_limit_backend" in warnings[0]
+
+
+# ------------------------------------------------------------------ 6. connection refused
+
+
+async def test_connection_refused_is_a_transport_error_in_both_clients() -> None:
+    from hf_infer_core import AsyncEmbeddingClient, TimeoutError, TransportError
+    from hf_infer_server import free_port
+
+    endpoint = InferenceEndpoint.from_url(f"http://127.0.0.1:{free_port()}/embed", "k", requests_per_minute=10**6)
+    sync = EmbeddingClient(endpoint, max_retries=0)
+    with pytest.raises(TransportError) as info:
+        sync.embed(["a"])
+    assert not isinstance(info.value, TimeoutError)
+    async with AsyncEmbeddingClient(endpoint, max_retries=0) as client:
+        with pytest.raises(TransportError) as ainfo:
+            await client.embed(["a"])
+    assert not isinstance(ainfo.value, TimeoutError)
