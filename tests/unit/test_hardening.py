@@ -111,11 +111,11 @@ def test_credentials_in_the_url_are_refused(cls: Any) -> None:
 )
 @pytest.mark.parametrize("cls", [EmbeddingClient, AsyncEmbeddingClient, HFInferEmbeddings, HFInferEmbedding])
 def test_every_option_is_validated_at_construction(cls: Any, option: str, value: Any) -> None:
+    client = cls in (EmbeddingClient, AsyncEmbeddingClient)
+    args: tuple[Any, ...] = (endpoint(),) if client else ()
+    kwargs: dict[str, Any] = {} if client else {"url": "http://h/embed", "api_key": "k"}
     with pytest.raises(ValueError, match=option):
-        if cls in (EmbeddingClient, AsyncEmbeddingClient):
-            cls(endpoint(), **{option: value})
-        else:
-            cls(url="http://h/embed", api_key="k", **{option: value})
+        cls(*args, **kwargs, **{option: value})
 
 
 @pytest.mark.parametrize("rpm", [True, "3000", 0, 2**63])
