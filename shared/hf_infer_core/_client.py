@@ -11,8 +11,11 @@ typed error is raised: no partial result is ever returned.
 from __future__ import annotations
 
 import asyncio
+import builtins
+import contextlib
 import logging
 import os
+import socket
 import threading
 import time
 import weakref
@@ -130,14 +133,34 @@ def _refused(err: BaseException) -> bool:
     return False
 
 
-def _transport_error(err: httpx.HTTPError, url: httpx.URL) -> HFInferError:
+def _transport_error(err: BaseException, url: httpx.URL, *, expired: bool = False) -> HFInferError:
     where = f"{url.scheme}://{url.host}:{url.port or ''}{url.path}"
-    if isinstance(err, httpx.TimeoutException) and not _refused(err):
-        error: HFInferError = _errors.TimeoutError(f"no answer from {where} in time ({type(err).__name__})")
+    if expired:
+        error: HFInferError = _errors.TimeoutError(f"no complete answer from {where} within the attempt's timeout")
+    elif isinstance(err, httpx.TimeoutException) and not _refused(err):
+        error = _errors.TimeoutError(f"no answer from {where} in time ({type(err).__name__})")
     else:
         error = TransportError(f"request to {where} failed: {type(err).__name__}: {err}")
     error.__cause__ = err
     return error
+
+
+def _attempt_timeout(seconds: float) -> httpx.Timeout:
+    return httpx.Timeout(seconds, connect=min(_CONNECT_TIMEOUT, seconds))
+
+
+def _cut(response: httpx.Response) -> None:
+    """Shut the response's socket down, so a read blocked on it returns now (the attempt's deadline).
+
+    httpx's timeouts bound each read, not the whole answer: a server sending one byte a second
+    would hold a call for ever. Shutting the socket down (not closing it: httpx still owns the
+    file descriptor) wakes the reading thread with an error, and the connection is discarded.
+    """
+    stream = response.extensions.get("network_stream")
+    sock = stream.get_extra_info("socket") if stream is not None else None
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
 
 
 def _result(response: httpx.Response) -> HttpResult:
@@ -436,13 +459,28 @@ class EmbeddingClient(_ClientBase):
         started = time.perf_counter()
         outcome: HttpResult | HFInferError
         url = httpx.URL(step.url)
+        deadline = time.monotonic() + step.timeout
         try:
-            response = self._http.request(
-                step.method, url, content=step.body, headers=self._core.headers, auth=self._auth
-            )
+            with self._http.stream(
+                step.method,
+                url,
+                content=step.body,
+                headers=self._core.headers,
+                auth=self._auth,
+                timeout=_attempt_timeout(step.timeout),
+            ) as response:
+                watchdog = threading.Timer(max(0.0, deadline - time.monotonic()), _cut, (response,))
+                watchdog.daemon = True
+                watchdog.start()
+                try:
+                    response.read()
+                finally:
+                    watchdog.cancel()
             outcome = _result(response)
+            if time.monotonic() > deadline:
+                outcome = _transport_error(TimeoutError(), url, expired=True)
         except httpx.HTTPError as err:
-            outcome = _transport_error(err, url)
+            outcome = _transport_error(err, url, expired=time.monotonic() >= deadline)
         except RuntimeError as err:  # httpx's "client has been closed"
             if not self._http.is_closed:
                 raise
@@ -602,12 +640,21 @@ class AsyncEmbeddingClient(_ClientBase):
         outcome: HttpResult | HFInferError
         url = httpx.URL(step.url)
         try:
-            response = await http.request(
-                step.method, url, content=step.body, headers=self._core.headers, auth=self._auth
-            )
+            # asyncio.timeout cancels the whole attempt at its deadline, however the server drips.
+            async with asyncio.timeout(step.timeout):
+                response = await http.request(
+                    step.method,
+                    url,
+                    content=step.body,
+                    headers=self._core.headers,
+                    auth=self._auth,
+                    timeout=_attempt_timeout(step.timeout),
+                )
             outcome = _result(response)
         except httpx.HTTPError as err:
             outcome = _transport_error(err, url)
+        except builtins.TimeoutError as err:  # asyncio.timeout's, not one of ours
+            outcome = _transport_error(err, url, expired=True)
         except RuntimeError as err:  # httpx's "client has been closed"
             if not http.is_closed:
                 raise

@@ -22,6 +22,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from . import _errors
 from ._chunking import Chunk, chunk_text, count_words
 from ._config import InferenceEndpoint
 from ._errors import (
@@ -78,6 +79,9 @@ class Send:
     attempt: int
     url: str
     method: str = "POST"
+    # Seconds this attempt may take in all (connect, send, wait, read the whole body): the
+    # ``timeout`` option, cut to what is left of ``retry_deadline``.
+    timeout: float = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +140,10 @@ class ClientCore:
         # No Authorization here: the key lives only in the clients' httpx.Auth, which adds the
         # header at send time, so no dict, frame or repr of the core ever holds it.
         self.headers = {"Content-Type": "application/json", "Accept": "application/json"}
+
+    def attempt_budget(self, started: float) -> float:
+        """Seconds the next attempt of a batch begun at ``started`` may take: ``timeout``, within the deadline."""
+        return min(self.options.timeout, self.policy.deadline - (self.clock() - started))
 
     @property
     def pooling(self) -> Pooling:
@@ -329,7 +337,14 @@ class ClientCore:
         body = self.build_body(texts)
         while True:
             attempt += 1
-            outcome = yield Send(body, tuple(indices), attempt, self.endpoint.url)
+            budget = self.attempt_budget(started)
+            if budget <= 0:
+                raise _errors.TimeoutError(
+                    f"the batch used its retry_deadline of {self.policy.deadline:g}s",
+                    attempts=attempt - 1,
+                    indices=indices,
+                )
+            outcome = yield Send(body, tuple(indices), attempt, self.endpoint.url, timeout=budget)
             try:
                 if isinstance(outcome, HFInferError):
                     raise outcome
@@ -364,7 +379,9 @@ class ClientCore:
         attempt = 0
         while True:
             attempt += 1
-            outcome = yield Send(b"", (), attempt, self.info_url, "GET")
+            outcome = yield Send(
+                b"", (), attempt, self.info_url, "GET", timeout=max(self.attempt_budget(started), 0.001)
+            )
             try:
                 if isinstance(outcome, HFInferError):
                     raise outcome

@@ -91,3 +91,42 @@ async def test_connection_refused_is_a_transport_error_in_both_clients() -> None
         with pytest.raises(TransportError) as ainfo:
             await client.embed(["a"])
     assert not isinstance(ainfo.value, TimeoutError)
+
+
+# ------------------------------------------------------------------ 2. a hard deadline per attempt
+
+
+async def embed_either(client: Any, texts: list[str]) -> list[list[float]]:
+    """Call a sync or an async client's embed."""
+    import inspect
+
+    result = client.embed(texts)
+    vectors: list[list[float]] = await result if inspect.isawaitable(result) else result
+    return vectors
+
+
+@pytest.mark.parametrize("endless", [True, False], ids=["endless-drip", "slow-drip"])
+async def test_a_dripping_server_cannot_hold_a_call_past_its_deadlines(endless: bool) -> None:
+    import time
+
+    from hf_infer_core import AsyncEmbeddingClient, TimeoutError
+
+    drip = {"permanent": "drip", "drip_seconds": 0.25, "drip_bytes": None if endless else 10_000}
+    with fake_endpoint(**drip) as server:
+        endpoint = InferenceEndpoint.from_url(server.embed_url, "k", requests_per_minute=10**6)
+        # One attempt: it ends within timeout + 0.5 s.
+        for factory in (EmbeddingClient, AsyncEmbeddingClient):
+            client = factory(endpoint, timeout=1.0, max_retries=0)
+            started = time.monotonic()
+            with pytest.raises(TimeoutError):
+                await embed_either(client, ["a"])
+            assert time.monotonic() - started < 1.0 + 0.5
+        # Retries: every attempt is bounded, and the batch ends within retry_deadline + 1 s.
+        for factory in (EmbeddingClient, AsyncEmbeddingClient):
+            client = factory(endpoint, timeout=2.0, retry_deadline=5.0, max_retries=1, max_retry_wait=0.5)
+            started = time.monotonic()
+            with pytest.raises(TimeoutError) as info:
+                await embed_either(client, ["a"])
+            elapsed = time.monotonic() - started
+            assert info.value.attempts == 2
+            assert elapsed < 2 * (2.0 + 0.5) + 0.5 and elapsed < 5.0 + 1.0
