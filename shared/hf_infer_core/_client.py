@@ -264,6 +264,15 @@ class _ClientBase:
         """TEI ``/info`` fields (``model_id``, ``max_input_length``, ...) after discovery."""
         return self._core.server_info
 
+    def _request_options(self, step: Send) -> dict[str, Any]:
+        """The httpx request arguments of a step, for either client: body, headers, auth, timeouts."""
+        return {
+            "content": step.body,
+            "headers": self._core.headers,
+            "auth": self._auth,
+            "timeout": _attempt_timeout(step.timeout),
+        }
+
     def _chunked_inputs(self, texts: Sequence[str]) -> tuple[list[str], list[list[Chunk]], list[int]]:
         items = self._core.check_texts(texts)
         chunks = self._core.chunk_all(items)
@@ -461,14 +470,7 @@ class EmbeddingClient(_ClientBase):
         url = httpx.URL(step.url)
         deadline = time.monotonic() + step.timeout
         try:
-            with self._http.stream(
-                step.method,
-                url,
-                content=step.body,
-                headers=self._core.headers,
-                auth=self._auth,
-                timeout=_attempt_timeout(step.timeout),
-            ) as response:
+            with self._http.stream(step.method, url, **self._request_options(step)) as response:
                 watchdog = threading.Timer(max(0.0, deadline - time.monotonic()), _cut, (response,))
                 watchdog.daemon = True
                 watchdog.start()
@@ -642,14 +644,7 @@ class AsyncEmbeddingClient(_ClientBase):
         try:
             # asyncio.timeout cancels the whole attempt at its deadline, however the server drips.
             async with asyncio.timeout(step.timeout):
-                response = await http.request(
-                    step.method,
-                    url,
-                    content=step.body,
-                    headers=self._core.headers,
-                    auth=self._auth,
-                    timeout=_attempt_timeout(step.timeout),
-                )
+                response = await http.request(step.method, url, **self._request_options(step))
             outcome = _result(response)
         except httpx.HTTPError as err:
             outcome = _transport_error(err, url)
