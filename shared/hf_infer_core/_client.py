@@ -420,32 +420,64 @@ class EmbeddingClient(_ClientBase):
     def _run_threads(
         run: Callable[[list[int]], list[list[float]]], batches: list[list[int]], workers: int, abort: threading.Event
     ) -> list[list[list[float]]]:
+        """Run the batches on ``workers`` threads; end at once on the first failure or on Ctrl-C.
+
+        The calling thread waits on an event, which a signal interrupts, and never on the worker
+        threads: when a batch fails for good or the caller is interrupted, ``abort`` is set, every
+        waiting worker wakes (their sleeps wait on ``abort``), none sends another request, and the
+        call raises without waiting for requests already in flight (their threads end with them).
+        """
         results: list[list[list[float]] | None] = [None] * len(batches)
         queue = iter(enumerate(batches))
         lock = threading.Lock()
         failures: list[BaseException] = []
+        finished = threading.Event()
+        running = workers
 
         def worker() -> None:
-            while not abort.is_set():
-                with lock:
-                    item = next(queue, None)
-                if item is None:
-                    return
-                try:
+            nonlocal running
+            try:
+                while not abort.is_set():
+                    with lock:
+                        item = next(queue, None)
+                    if item is None:
+                        return
                     results[item[0]] = run(item[1])
-                except _Aborted:
-                    return
-                except BaseException as err:
-                    failures.append(err)
-                    abort.set()
-                    return
+            except _Aborted:
+                return
+            except BaseException as err:
+                failures.append(err)
+                abort.set()
+                finished.set()
+            finally:
+                with lock:
+                    running -= 1
+                    if running == 0:
+                        finished.set()
 
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hf-infer") as pool:
-            for future in [pool.submit(worker) for _ in range(workers)]:
-                future.result()
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hf-infer")
+        try:
+            for _ in range(workers):
+                pool.submit(worker)
+            finished.wait()
+        except BaseException:
+            abort.set()  # Ctrl-C (or any error) in the calling thread: the workers stop too
+            raise
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
         if failures:
             raise failures[0]
         return [r for r in results if r is not None]
+
+    def _wait(self, seconds: float, abort: threading.Event) -> None:
+        """Sleep ``seconds`` unless the call is aborted first (then raise :class:`_Aborted`)."""
+        if self._sleep is time.sleep:
+            if abort.wait(seconds):
+                raise _Aborted
+        else:  # an injected sleep (tests): call it, then look at the abort flag
+            self._sleep(seconds)
+        if abort.is_set():
+            raise _Aborted
 
     def _run(self, flow: Flow[T], abort: threading.Event) -> T:
         try:
@@ -455,16 +487,18 @@ class EmbeddingClient(_ClientBase):
                     flow.close()
                     raise _Aborted
                 if isinstance(step, Sleep):
-                    self._sleep(step.seconds)
+                    self._wait(step.seconds, abort)
                     step = flow.send(None)
                 else:
-                    step = flow.send(self._send(step))
+                    step = flow.send(self._send(step, abort))
         except StopIteration as stop:
             result: T = stop.value
             return result
 
-    def _send(self, step: Send) -> HttpResult | HFInferError:
-        self.rate_limiter.acquire(self._sleep)
+    def _send(self, step: Send, abort: threading.Event) -> HttpResult | HFInferError:
+        self.rate_limiter.acquire(lambda seconds: self._wait(seconds, abort))
+        if abort.is_set():  # aborted while this thread waited for its slot: send nothing more
+            raise _Aborted
         started = time.perf_counter()
         outcome: HttpResult | HFInferError
         url = httpx.URL(step.url)

@@ -130,3 +130,56 @@ async def test_a_dripping_server_cannot_hold_a_call_past_its_deadlines(endless: 
             elapsed = time.monotonic() - started
             assert info.value.attempts == 2
             assert elapsed < 2 * (2.0 + 0.5) + 0.5 and elapsed < 5.0 + 1.0
+
+
+# ------------------------------------------------------------------ 3. prompt interrupt and abort
+
+
+def _hf_infer_threads() -> list[str]:
+    import threading
+
+    return [t.name for t in threading.enumerate() if t.name.startswith("hf-infer")]
+
+
+def test_ctrl_c_ends_a_threaded_embed_at_once_and_sends_nothing_after() -> None:
+    import os
+    import signal
+    import threading
+    import time
+
+    with fake_endpoint(latency=1.0) as server:  # every request takes one second
+        endpoint = InferenceEndpoint.from_url(server.embed_url, "k", requests_per_minute=10**6)
+        client = EmbeddingClient(endpoint, batch_size=1, max_concurrency=4)
+        texts = [f"text {i}" for i in range(24)]
+        sent_at: list[float] = []
+        timer = threading.Timer(0.7, lambda: (sent_at.append(time.monotonic()), os.kill(os.getpid(), signal.SIGINT)))
+        timer.start()
+        with pytest.raises(KeyboardInterrupt):
+            client.embed(texts)
+        surfaced = time.monotonic()
+        assert surfaced - sent_at[0] < 1.0, f"Ctrl-C surfaced after {surfaced - sent_at[0]:.2f} s"
+        time.sleep(1.5)  # requests in flight at the signal finish; their threads end with them
+        assert _hf_infer_threads() == []
+        late = [entry.at for entry in server.log if entry.at > sent_at[0] + 0.05]
+        assert late == [], f"{len(late)} requests sent after Ctrl-C"
+        before = len(server.log)
+        assert client.embed(["still usable"]) == [expected_vector("still usable")]
+        assert len(server.log) == before + 1
+
+
+def test_a_fatal_error_does_not_wait_out_another_threads_retry_after() -> None:
+    import time
+
+    from hf_infer_core import AuthenticationError
+
+    answers = {"slow": "429", "fatal": "401"}
+    with fake_endpoint(by_text=answers, retry_after="20") as server:
+        endpoint = InferenceEndpoint.from_url(server.embed_url, "k", requests_per_minute=10**6)
+        client = EmbeddingClient(endpoint, batch_size=1, max_concurrency=2, max_retry_wait=30.0)
+        started = time.monotonic()
+        with pytest.raises(AuthenticationError):
+            client.embed(["slow", "fatal"])
+        assert time.monotonic() - started < 1.0
+        time.sleep(0.5)
+        assert _hf_infer_threads() == []
+        assert sorted(entry.inputs[0] for entry in server.log) == ["fatal", "slow"]  # no retry was sent
