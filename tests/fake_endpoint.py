@@ -59,7 +59,7 @@ TRANSIENT = (
 SPLIT = ("tei_413", "plain_413")  # the client halves the batch; a single input would fail for good
 BROKEN = ("wrong_count", "nan", "ragged")  # well-formed but wrong: a server bug, not retried
 # What a hostile or broken server does to a client's time, memory and secrets.
-HOSTILE = ("drip", "gzip_bomb", "huge", "echo_auth")
+HOSTILE = ("drip", "gzip_bomb", "huge", "huge_chunked", "echo_auth")
 
 
 def max_in_window(times: list[float], window: float) -> int:
@@ -296,8 +296,8 @@ class _Connection(asyncio.Protocol):
             self.drip()
         elif kind == "gzip_bomb":
             write(_http("200 OK", _gzip_bomb(server.config.bomb_bytes), extra="Content-Encoding: gzip\r\n"))
-        elif kind == "huge":
-            self.huge()
+        elif kind in ("huge", "huge_chunked"):
+            self.huge(chunked=kind == "huge_chunked")
         elif kind == "echo_auth":
             write(_json("400 Bad Request", {"error": f"bad request with header Authorization: {authorization}"}))
         else:  # pragma: no cover - a typo in a test
@@ -325,22 +325,26 @@ class _Connection(asyncio.Protocol):
 
         self.server.loop.call_later(config.drip_seconds, tick)
 
-    def huge(self) -> None:
-        """A ``huge_bytes`` JSON body, written as the socket drains so the server stays small."""
+    def huge(self, chunked: bool) -> None:
+        """A ``huge_bytes`` JSON body, written as the socket drains so the server stays small.
+
+        ``chunked``: no Content-Length to refuse it by, so only counting the bytes can stop it.
+        """
         size = self.server.config.huge_bytes
-        self.transport.write(
-            f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {size}\r\n\r\n".encode()
-        )
+        framing = "Transfer-Encoding: chunked" if chunked else f"Content-Length: {size}"
+        self.transport.write(f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n{framing}\r\n\r\n".encode())
         piece = b" " * (1 << 20)
         remaining = size
 
         async def pump() -> None:
             nonlocal remaining
             while remaining > 0 and not self.transport.is_closing():
-                n = min(remaining, len(piece))
-                self.transport.write(piece[:n])
-                remaining -= n
+                data = piece[: min(remaining, len(piece))]
+                remaining -= len(data)
+                self.transport.write(f"{len(data):x}\r\n".encode() + data + b"\r\n" if chunked else data)
                 await self.writable.wait()
+            if chunked and not self.transport.is_closing():
+                self.transport.write(b"0\r\n\r\n")
 
         self.server.loop.create_task(pump())
 

@@ -28,6 +28,7 @@ import httpx
 from pydantic import SecretStr
 
 from . import _errors
+from ._body import BoundedBody
 from ._chunking import Chunk
 from ._config import InferenceEndpoint
 from ._core import ChunkEmbedding, ClientCore, HttpResult, Send, Sleep
@@ -163,12 +164,18 @@ def _cut(response: httpx.Response) -> None:
             sock.shutdown(socket.SHUT_RDWR)
 
 
-def _result(response: httpx.Response) -> HttpResult:
-    return HttpResult(
-        status_code=response.status_code,
-        body=response.content,
-        retry_after=response.headers.get("retry-after"),
-    )
+def _reader(response: httpx.Response, step: Send) -> BoundedBody:
+    if response.is_stream_consumed:
+        # An in-memory response (httpx.MockTransport) that httpx has already read and decoded.
+        body = BoundedBody(step.max_bytes)
+        body.feed(response.content)
+        return body
+    headers = response.headers
+    return BoundedBody(step.max_bytes, headers.get("content-encoding"), headers.get("content-length"))
+
+
+def _result(response: httpx.Response, body: bytes) -> HttpResult:
+    return HttpResult(status_code=response.status_code, body=body, retry_after=response.headers.get("retry-after"))
 
 
 def _log(step: Send, url: httpx.URL, outcome: HttpResult | HFInferError, started: float) -> None:
@@ -509,12 +516,17 @@ class EmbeddingClient(_ClientBase):
                 watchdog.daemon = True
                 watchdog.start()
                 try:
-                    response.read()
+                    # Raw bytes, inflated and counted by BoundedBody: never more than max_bytes.
+                    body = _reader(response, step)
+                    for chunk in () if response.is_stream_consumed else response.iter_raw():
+                        body.feed(chunk)
+                    outcome = _result(response, body.finish())
                 finally:
                     watchdog.cancel()
-            outcome = _result(response)
             if time.monotonic() > deadline:
                 outcome = _transport_error(TimeoutError(), url, expired=True)
+        except HFInferError as err:  # the body was too large or not valid gzip
+            outcome = err
         except httpx.HTTPError as err:
             outcome = _transport_error(err, url, expired=time.monotonic() >= deadline)
         except RuntimeError as err:  # httpx's "client has been closed"
@@ -677,9 +689,17 @@ class AsyncEmbeddingClient(_ClientBase):
         url = httpx.URL(step.url)
         try:
             # asyncio.timeout cancels the whole attempt at its deadline, however the server drips.
-            async with asyncio.timeout(step.timeout):
-                response = await http.request(step.method, url, **self._request_options(step))
-            outcome = _result(response)
+            async with (
+                asyncio.timeout(step.timeout),
+                http.stream(step.method, url, **self._request_options(step)) as response,
+            ):
+                body = _reader(response, step)
+                if not response.is_stream_consumed:
+                    async for chunk in response.aiter_raw():
+                        body.feed(chunk)
+                outcome = _result(response, body.finish())
+        except HFInferError as err:  # the body was too large or not valid gzip
+            outcome = err
         except httpx.HTTPError as err:
             outcome = _transport_error(err, url)
         except builtins.TimeoutError as err:  # asyncio.timeout's, not one of ours

@@ -23,6 +23,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from . import _errors
+from ._body import ACCEPT_ENCODING, default_response_limit
 from ._chunking import Chunk, chunk_text, count_words
 from ._config import InferenceEndpoint
 from ._errors import (
@@ -82,6 +83,8 @@ class Send:
     # Seconds this attempt may take in all (connect, send, wait, read the whole body): the
     # ``timeout`` option, cut to what is left of ``retry_deadline``.
     timeout: float = 30.0
+    # The largest body this request's answer may have, decompressed (max_response_bytes).
+    max_bytes: int = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +142,16 @@ class ClientCore:
         self.server_info: dict[str, Any] | None = None
         # No Authorization here: the key lives only in the clients' httpx.Auth, which adds the
         # header at send time, so no dict, frame or repr of the core ever holds it.
-        self.headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        self.headers = {
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            # Only what BoundedBody reads, so every byte is counted as it is inflated.
+            "Accept-Encoding": ACCEPT_ENCODING,
+        }
+
+    def response_limit(self, inputs: int) -> int:
+        """The largest body, decompressed, accepted for a request of ``inputs`` texts."""
+        return self.options.max_response_bytes or default_response_limit(inputs)
 
     def attempt_budget(self, started: float) -> float:
         """Seconds the next attempt of a batch begun at ``started`` may take: ``timeout``, within the deadline."""
@@ -344,7 +356,14 @@ class ClientCore:
                     attempts=attempt - 1,
                     indices=indices,
                 )
-            outcome = yield Send(body, tuple(indices), attempt, self.endpoint.url, timeout=budget)
+            outcome = yield Send(
+                body,
+                tuple(indices),
+                attempt,
+                self.endpoint.url,
+                timeout=budget,
+                max_bytes=self.response_limit(len(texts)),
+            )
             try:
                 if isinstance(outcome, HFInferError):
                     raise outcome

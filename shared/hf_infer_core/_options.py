@@ -36,7 +36,8 @@ class ClientOptions(BaseModel):
     ``max_retries`` retries per batch, ``max_retry_wait`` longest single wait,
     ``retry_deadline`` longest time per batch (waits included), prefixes for queries and
     documents, ``pooling`` of chunk vectors, TEI's request options (sent only when set),
-    a progress bar, and ``discover`` (read TEI's ``/info`` once).
+    a progress bar, ``discover`` (read TEI's ``/info`` once) and ``max_response_bytes`` (the
+    largest body read, counted decompressed; by default 1 MiB + 256 KiB per input).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -62,6 +63,12 @@ class ClientOptions(BaseModel):
     prompt_name: str | None = Field(default=None, strict=True, description="TEI request option.")
     show_progress: bool = Field(default=False, strict=True, description="Show a tqdm bar of texts done.")
     discover: bool = Field(default=False, strict=True, description="Read TEI's /info once before the first request.")
+    max_response_bytes: int | None = Field(
+        default=None,
+        ge=1024,
+        strict=True,
+        description="Largest response body, decompressed (default: 1 MiB + 256 KiB per input).",
+    )
 
     @classmethod
     def build(cls, base: ClientOptions | None = None, overrides: Mapping[str, Any] | None = None) -> ClientOptions:
@@ -95,3 +102,4 @@ class ClientOptionArgs(TypedDict, total=False):
     prompt_name: str | None
     show_progress: bool
     discover: bool
+    max_response_bytes: int | None

@@ -183,3 +183,62 @@ def test_a_fatal_error_does_not_wait_out_another_threads_retry_after() -> None:
         time.sleep(0.5)
         assert _hf_infer_threads() == []
         assert sorted(entry.inputs[0] for entry in server.log) == ["fatal", "slow"]  # no retry was sent
+
+
+# ------------------------------------------------------------------ 4. bounded response memory
+
+_MEMORY_PROBE = """
+import asyncio, json, resource, sys
+from hf_infer_core import AsyncEmbeddingClient, EmbeddingClient, InferenceEndpoint, ResponseFormatError
+
+url, kind, mode = sys.argv[1], sys.argv[2], sys.argv[3]
+endpoint = InferenceEndpoint.from_url(url, "k", requests_per_minute=10**6)
+factory = EmbeddingClient if mode == "sync" else AsyncEmbeddingClient
+client = factory(endpoint, max_retries=0, timeout=60.0)
+
+def run(texts):
+    result = client.embed(texts)
+    return asyncio.run(result) if mode == "async" else result
+
+run(["warm up"])  # imports, connections and buffers exist before the baseline
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+try:
+    run([kind])
+    outcome = "no error"
+except ResponseFormatError as err:
+    outcome = f"ResponseFormatError: {err}"
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+print(json.dumps({"growth": after - before, "outcome": outcome}))
+"""
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+@pytest.mark.parametrize("kind", ["gzip_bomb", "huge", "huge_chunked"])
+def test_response_memory_is_bounded(kind: str, mode: str) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from hf_infer_core._body import default_response_limit
+
+    # 1 MB inflating to 1 GiB; a 400 MB body, with and without a Content-Length.
+    answers = {"gzip_bomb": "gzip_bomb", "huge": "huge", "huge_chunked": "huge_chunked"}
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    with fake_endpoint(by_text=answers) as server:
+        result = subprocess.run(
+            [sys.executable, "-c", _MEMORY_PROBE, server.embed_url, kind, mode],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=root,
+            check=False,
+        )
+    assert result.returncode == 0, result.stderr
+    probe = json.loads(result.stdout)
+    assert probe["outcome"].startswith("ResponseFormatError"), probe
+    assert "max_response_bytes" in probe["outcome"]
+    assert "inputs [0]" in probe["outcome"]  # the error names the batch
+    limit = default_response_limit(1)
+    # The limit plus a constant (interpreter, one socket read, allocator slack): 32 MiB.
+    assert probe["growth"] < limit + (32 << 20), f"peak RSS grew by {probe['growth'] / 2**20:.0f} MiB"
