@@ -613,7 +613,29 @@ class AsyncEmbeddingClient(_ClientBase):
             await closer.asend(None)
 
             entry = self._by_loop[loop] = (client, closer)
+            self._release_on_close(loop)
         return entry[0]
+
+    def _release_on_close(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Close this loop's client inside the loop, just before ``loop.close()`` closes the loop.
+
+        A loop made with ``new_event_loop()`` and closed by hand runs no asyncgen shutdown, and the
+        table's weak key cannot die while its client (aiohttp's cookie jar) holds the loop: without
+        this, every such loop would leave its sockets open and its entry in the table.
+        """
+        original = loop.close
+        client_ref = weakref.ref(self)
+
+        def close() -> None:
+            client = client_ref()
+            entry = client._by_loop.pop(loop, None) if client is not None else None
+            if entry is not None and not loop.is_closed() and not loop.is_running():
+                with contextlib.suppress(Exception):  # closing must never stop the loop closing
+                    loop.run_until_complete(entry[1].aclose())
+            original()
+
+        with contextlib.suppress(AttributeError):  # a loop type whose attributes are fixed (uvloop)
+            loop.close = close  # type: ignore[method-assign]
 
     # ------------------------------------------------------------------ public methods
 

@@ -242,3 +242,47 @@ def test_response_memory_is_bounded(kind: str, mode: str) -> None:
     limit = default_response_limit(1)
     # The limit plus a constant (interpreter, one socket read, allocator slack): 32 MiB.
     assert probe["growth"] < limit + (32 << 20), f"peak RSS grew by {probe['growth'] / 2**20:.0f} MiB"
+
+
+# ------------------------------------------------------------------ 5. per-event-loop state is freed
+
+
+def _open_fds() -> int:
+    import os
+
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.skipif(not __import__("os").path.isdir("/proc/self/fd"), reason="counts file descriptors in /proc")
+def test_state_for_closed_event_loops_is_released() -> None:
+    import asyncio
+    import gc
+    import warnings
+
+    with fake_endpoint() as server:
+        model = HFInferEmbeddings(url=server.embed_url, api_key="k", requests_per_minute=10**7, max_concurrency=4)
+        texts = [f"text {i}" for i in range(16)]
+        records: list[logging.LogRecord] = []
+        handler = logging.Handler()
+        handler.emit = records.append  # type: ignore[method-assign]
+        logging.getLogger("asyncio").addHandler(handler)
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                baseline = _open_fds()
+                for _ in range(100):
+                    loop = asyncio.new_event_loop()
+                    vectors = loop.run_until_complete(model.aembed_documents(texts))
+                    loop.close()
+                    assert vectors == [expected_vector(t) for t in texts]
+                del loop
+                gc.collect()
+                leaked = _open_fds() - baseline
+                table = len(model._session.aclient._by_loop)
+        finally:
+            logging.getLogger("asyncio").removeHandler(handler)
+    assert leaked <= 2, f"{leaked} file descriptors left open after 100 loops"
+    assert table == 0, f"{table} per-loop entries kept"
+    unclosed = [r.getMessage() for r in records if "Unclosed" in r.getMessage()]
+    unclosed += [str(w.message) for w in caught if "nclosed" in str(w.message)]
+    assert unclosed == []
