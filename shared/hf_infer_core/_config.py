@@ -25,7 +25,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from ._errors import ConfigError
-from ._secret import SealedSecretStr, redact
+from ._secret import REDACTED, SealedSecretStr, redact
 
 __all__ = [
     "DEFAULT_CHUNKING_SETTINGS",
@@ -296,6 +296,14 @@ class InferenceEndpoint(BaseModel):
             api_key = env_api_key()
         key = api_key.get_secret_value() if isinstance(api_key, SecretStr) else api_key
         keyless = key is None
+        if isinstance(url, str) and "://" not in url and isinstance(key, str) and "://" in key:
+            # from_url(key, url): echoing the "url" would print the key.
+            raise ConfigError(
+                [
+                    f"[service_settings] Invalid url [{REDACTED}] received for field [url]: the url and the "
+                    "api_key look swapped (from_url(url, api_key))"
+                ]
+            )
         if isinstance(chunking_settings, ChunkingSettings):
             chunking: Mapping[str, Any] | None = chunking_settings.to_dict()
         else:
@@ -408,7 +416,9 @@ def _parse_request(cls: type[InferenceEndpoint], task_type: Any, inference_id: A
     if body:
         errors.append(f"Model configuration contains settings {_keys(body)} unknown to the [{SERVICE_NAME}] service")
     if errors:
-        raise ConfigError(errors)
+        # The body's own key, wherever else it was echoed (a user may paste it in any field).
+        key = raw_service.get("api_key") if isinstance(raw_service, Mapping) else None
+        raise ConfigError([redact(e, [key if isinstance(key, str) else None]) for e in errors])
     settings = _build(HuggingFaceServiceSettings, service_settings)
     return _build(
         cls,

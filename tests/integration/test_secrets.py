@@ -76,6 +76,10 @@ async def embed_async_expecting_failure(ep: InferenceEndpoint, objects: list[Any
         errors.append(info.value)
 
 
+def with_settings(body: dict[str, Any], **settings: Any) -> dict[str, Any]:
+    return {**body, "service_settings": {**body["service_settings"], **settings}}
+
+
 def test_canary_appears_nowhere(debug_logs: pytest.LogCaptureFixture) -> None:
     texts: list[str] = []
     errors: list[BaseException] = []
@@ -102,13 +106,18 @@ def test_canary_appears_nowhere(debug_logs: pytest.LogCaptureFixture) -> None:
         lambda: InferenceEndpoint.from_request("text_embedding", "x", bad),
         lambda: InferenceEndpoint.from_console("PUT _inference/text_embedding/Bad\n" + json.dumps(body)),
         lambda: HFInferEmbeddings(url="not a url", api_key=CANARY),
+        # the attacker's cases: the key where a value is echoed
+        lambda: InferenceEndpoint.from_url(CANARY, "http://h/embed"),  # arguments swapped
+        lambda: InferenceEndpoint.from_request("text_embedding", "x", with_settings(body, similarity=CANARY)),
+        lambda: InferenceEndpoint.from_request("text_embedding", "x", {**body, "service": CANARY}),
+        lambda: InferenceEndpoint.from_request("text_embedding", "x", {**body, "task_settings": {CANARY: 1}}),
         lambda: HFInferEmbedding(url="http://h/embed", api_key=CANARY, chunking_settings={"strategy": "x"}),
     ):
         with pytest.raises(ValueError) as info:
             attempt()
         errors.append(info.value)
 
-    for permanent in ("401", "500", "reset", "stall", "html_200", "nan"):
+    for permanent in ("401", "500", "reset", "stall", "html_200", "nan", "echo_auth"):
         with fake_endpoint(permanent=permanent) as server:
             ep = InferenceEndpoint.from_url(server.embed_url, CANARY, inference_id="canary-endpoint")
             client = EmbeddingClient(ep, rate_limiter=RateLimiter(10**9), **FAST)
