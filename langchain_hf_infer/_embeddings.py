@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from langchain_core.embeddings import Embeddings
 from pydantic import ConfigDict
 
@@ -33,16 +35,23 @@ class HFInferEmbeddings(AdapterOptions, Embeddings):
     similarity: str | None = None
     """Elasticsearch's ``service_settings.similarity``: ``cosine``, ``dot_product`` or ``l2_norm``."""
 
-    def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        """Embed documents (chunked with ``chunking_settings``, chunk vectors combined)."""
+    def embed_documents(self, texts: list[str], *, as_numpy: bool = False) -> Any:
+        """Embed documents (chunked with ``chunking_settings``, chunk vectors combined).
+
+        ``as_numpy=True`` returns one float32 array of shape (texts, dimensions).
+        """
+        if as_numpy:
+            return self._session.client.embed_documents(texts, as_numpy=True)
         return self._session.client.embed_documents(texts)
 
     def embed_query(self, text: str) -> list[float]:
         """Embed one query (``query_prefix`` prepended, not chunked)."""
         return self._session.client.embed_query(text)
 
-    async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
-        """Embed documents with asyncio (native, no thread hop)."""
+    async def aembed_documents(self, texts: list[str], *, as_numpy: bool = False) -> Any:
+        """Embed documents with asyncio (native, no thread hop); ``as_numpy`` as in :meth:`embed_documents`."""
+        if as_numpy:
+            return await self._session.aclient.embed_documents(texts, as_numpy=True)
         return await self._session.aclient.embed_documents(texts)
 
     async def aembed_query(self, text: str) -> list[float]:

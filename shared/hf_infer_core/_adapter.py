@@ -12,7 +12,7 @@ LlamaIndex's ``BaseEmbedding.similarity`` is a method, so each adapter names tha
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping
 from typing import Any, ClassVar, Self
 
 import httpx
@@ -152,6 +152,26 @@ class AdapterOptions(ClientOptions):
     async def aembed_chunks(self, texts: list[str]) -> list[list[ChunkEmbedding]]:
         """Async :meth:`embed_chunks`."""
         return await self._session.aclient.embed_chunks(texts)
+
+    def embed_iter(self, texts: Iterable[str], *, as_numpy: bool = False) -> Iterator[Any]:
+        """Stream documents' vectors in order, reading ``texts`` lazily (see ``EmbeddingClient.embed_iter``)."""
+        if as_numpy:
+            return self._session.client.embed_iter(texts, as_numpy=True)
+        return self._session.client.embed_iter(texts)
+
+    def embed_chunks_iter(self, texts: Iterable[str]) -> Iterator[list[ChunkEmbedding]]:
+        """Stream each text's chunks with offsets and vectors, in order, reading ``texts`` lazily."""
+        return self._session.client.embed_chunks_iter(texts)
+
+    def aembed_iter(self, texts: Iterable[str] | AsyncIterable[str], *, as_numpy: bool = False) -> AsyncIterator[Any]:
+        """Async :meth:`embed_iter`; ``texts`` may be an async iterable."""
+        if as_numpy:
+            return self._session.aclient.aembed_iter(texts, as_numpy=True)
+        return self._session.aclient.aembed_iter(texts)
+
+    def aembed_chunks_iter(self, texts: Iterable[str] | AsyncIterable[str]) -> AsyncIterator[list[ChunkEmbedding]]:
+        """Async :meth:`embed_chunks_iter`; ``texts`` may be an async iterable."""
+        return self._session.aclient.aembed_chunks_iter(texts)
 
     def close(self) -> None:
         """Close pooled connections (the object stays usable)."""

@@ -19,10 +19,21 @@ import socket
 import threading
 import time
 import weakref
-from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Generator,
+    Iterable,
+    Iterator,
+    Sequence,
+)
+from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
-from typing import Any, Self, TypeVar, Unpack
+from typing import TYPE_CHECKING, Any, Literal, Self, TypeVar, Unpack, overload
 
 import httpx
 from pydantic import SecretStr
@@ -35,6 +46,11 @@ from ._core import ChunkEmbedding, ClientCore, HttpResult, Send, Sleep
 from ._errors import ClientClosedError, HFInferError, TransportError
 from ._options import ClientOptionArgs, ClientOptions
 from ._ratelimit import RateLimiter, after_fork_in_child, shared_rate_limiter
+from ._stream import StreamAssembler, StreamBatch
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
 
 __all__ = ["AsyncEmbeddingClient", "EmbeddingClient"]
 
@@ -58,6 +74,7 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 T = TypeVar("T")
+R = TypeVar("R")
 Flow = Generator[Send | Sleep, "HttpResult | HFInferError | None", T]
 
 _CONNECT_TIMEOUT = 5.0
@@ -162,6 +179,39 @@ def _cut(response: httpx.Response) -> None:
     if sock is not None:
         with contextlib.suppress(OSError):
             sock.shutdown(socket.SHUT_RDWR)
+
+
+def _check_iterable(texts: object) -> None:
+    if isinstance(texts, str | bytes):
+        raise TypeError(f"texts must be an iterable of str, not a single {type(texts).__name__}")
+    if not isinstance(texts, Iterable | AsyncIterable):
+        raise TypeError(f"texts must be an iterable of str, got {type(texts).__name__}")
+
+
+async def _aiterate(texts: Iterable[str] | AsyncIterable[str]) -> AsyncIterator[str]:
+    if isinstance(texts, AsyncIterable):
+        async for text in texts:
+            yield text
+    else:
+        for text in texts:
+            yield text
+
+
+def _array_maker(as_numpy: bool) -> Callable[[list[list[float]]], list[list[float]] | NDArray[np.float32]]:
+    """Identity, or a float32 2-D array maker; checked before any request is sent."""
+    if not as_numpy:
+        return lambda vectors: vectors
+    try:
+        import numpy  # noqa: F401 - only to fail before any request when numpy is missing
+    except ImportError as err:
+        raise ImportError('as_numpy=True needs numpy: pip install "hf-infer[fast]"') from err
+    return _as_array
+
+
+def _as_array(vectors: list[list[float]]) -> NDArray[np.float32]:
+    import numpy
+
+    return numpy.asarray(vectors, dtype=numpy.float32)
 
 
 def _reader(response: httpx.Response, step: Send) -> BoundedBody:
@@ -369,13 +419,19 @@ class EmbeddingClient(_ClientBase):
 
     # ------------------------------------------------------------------ public methods
 
-    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+    @overload
+    def embed(self, texts: Sequence[str], *, as_numpy: Literal[False] = False) -> list[list[float]]: ...
+    @overload
+    def embed(self, texts: Sequence[str], *, as_numpy: Literal[True]) -> NDArray[np.float32]: ...
+    def embed(self, texts: Sequence[str], *, as_numpy: bool = False) -> list[list[float]] | NDArray[np.float32]:
         """Return one vector per text, in order, each text sent as is (no chunking, no prefix).
 
         An empty list returns ``[]`` without a request; an empty string is sent as is.
+        ``as_numpy=True`` returns one float32 array of shape (texts, dimensions) instead.
         """
         items = self._core.check_texts(texts)
-        return self._embed_flat(items, _Progress(self.options.show_progress, len(items)))
+        to_array = _array_maker(as_numpy)
+        return to_array(self._embed_flat(items, _Progress(self.options.show_progress, len(items))))
 
     def embed_query(self, text: str) -> list[float]:
         """Return the vector of one query, with ``query_prefix`` prepended (queries are not chunked)."""
@@ -388,16 +444,92 @@ class EmbeddingClient(_ClientBase):
         vectors = self._embed_flat(flat, _Progress(self.options.show_progress, len(chunks), owners))
         return self._group(chunks, vectors)
 
-    def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
+    @overload
+    def embed_documents(self, texts: Sequence[str], *, as_numpy: Literal[False] = False) -> list[list[float]]: ...
+    @overload
+    def embed_documents(self, texts: Sequence[str], *, as_numpy: Literal[True]) -> NDArray[np.float32]: ...
+    def embed_documents(
+        self, texts: Sequence[str], *, as_numpy: bool = False
+    ) -> list[list[float]] | NDArray[np.float32]:
         """Return one vector per text; a text of several chunks gets its chunks' vectors combined.
 
         With ``pooling="mean"`` (default) the chunk vectors are averaged, weighted by each
         chunk's word count, then L2-normalised; ``pooling="first"`` keeps the first chunk's.
-        A text of one chunk keeps the endpoint's vector as is.
+        A text of one chunk keeps the endpoint's vector as is. ``as_numpy=True``: one float32 array.
         """
+        to_array = _array_maker(as_numpy)
         flat, chunks, owners = self._chunked_inputs(texts)
         vectors = self._embed_flat(flat, _Progress(self.options.show_progress, len(chunks), owners))
-        return self._core.pool_all(chunks, vectors)
+        return to_array(self._core.pool_all(chunks, vectors))
+
+    # ------------------------------------------------------------------ streaming
+
+    @overload
+    def embed_iter(self, texts: Iterable[str], *, as_numpy: Literal[False] = False) -> Iterator[list[float]]: ...
+    @overload
+    def embed_iter(self, texts: Iterable[str], *, as_numpy: Literal[True]) -> Iterator[NDArray[np.float32]]: ...
+    def embed_iter(
+        self, texts: Iterable[str], *, as_numpy: bool = False
+    ) -> Iterator[list[float]] | Iterator[NDArray[np.float32]]:
+        """Stream :meth:`embed_documents`: read ``texts`` lazily, yield one vector per text in order.
+
+        At most ``max_concurrency`` batches are in flight and one is being filled, so memory does
+        not grow with the corpus. ``as_numpy=True`` yields float32 arrays of consecutive texts'
+        vectors instead (about one batch each). A batch that fails for good raises its typed error
+        after every earlier text's vector was yielded; the error's ``indices`` are the positions
+        (in ``texts``) of the texts of that batch: resume from the first.
+        """
+        _array_maker(as_numpy)  # numpy missing: ImportError now, not after a request
+        _check_iterable(texts)
+        stream = self._stream(texts, lambda assembler: assembler.documents())
+        if as_numpy:
+            return (_as_array(group) for group in stream)
+        return (vector for group in stream for vector in group)
+
+    def embed_chunks_iter(self, texts: Iterable[str]) -> Iterator[list[ChunkEmbedding]]:
+        """Stream :meth:`embed_chunks`: for each text, in order, its chunks with offsets and vectors."""
+        _check_iterable(texts)
+        return (chunks for group in self._stream(texts, lambda assembler: assembler.chunk_lists()) for chunks in group)
+
+    def _stream(self, texts: Iterable[str], release: Callable[[StreamAssembler], list[R]]) -> Iterator[list[R]]:
+        _check_iterable(texts)
+        assembler = StreamAssembler(self._core)
+        window = self.options.max_concurrency
+        abort = threading.Event()
+        pool = ThreadPoolExecutor(max_workers=window, thread_name_prefix="hf-infer")
+        in_flight: deque[tuple[StreamBatch, Future[list[list[float]]]]] = deque()
+
+        def send(batch: StreamBatch) -> None:
+            flow = self._core.batch_flow(batch.inputs, range(len(batch.inputs)))
+            in_flight.append((batch, pool.submit(self._run, flow, abort)))
+
+        def settle_oldest() -> None:
+            batch, future = in_flight.popleft()
+            try:
+                vectors = future.result()
+            except HFInferError as err:
+                raise assembler.failure(batch, err) from err.__cause__
+            assembler.complete(batch, vectors)
+
+        try:
+            self._discover_once()
+            for text in texts:
+                for batch in assembler.add(text):
+                    send(batch)
+                while len(in_flight) >= window:
+                    settle_oldest()
+                    if out := release(assembler):
+                        yield out
+            if (last := assembler.flush()) is not None:
+                send(last)
+            while in_flight:
+                settle_oldest()
+                if out := release(assembler):
+                    yield out
+        finally:
+            # The consumer stopped, an error, or Ctrl-C: nothing more is sent, nothing waited for.
+            abort.set()
+            pool.shutdown(wait=False, cancel_futures=True)
 
     # ------------------------------------------------------------------ the loops
 
@@ -639,10 +771,15 @@ class AsyncEmbeddingClient(_ClientBase):
 
     # ------------------------------------------------------------------ public methods
 
-    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+    @overload
+    async def embed(self, texts: Sequence[str], *, as_numpy: Literal[False] = False) -> list[list[float]]: ...
+    @overload
+    async def embed(self, texts: Sequence[str], *, as_numpy: Literal[True]) -> NDArray[np.float32]: ...
+    async def embed(self, texts: Sequence[str], *, as_numpy: bool = False) -> list[list[float]] | NDArray[np.float32]:
         """Return one vector per text, in order, each text sent as is (see :meth:`EmbeddingClient.embed`)."""
         items = self._core.check_texts(texts)
-        return await self._embed_flat(items, _Progress(self.options.show_progress, len(items)))
+        to_array = _array_maker(as_numpy)
+        return to_array(await self._embed_flat(items, _Progress(self.options.show_progress, len(items))))
 
     async def embed_query(self, text: str) -> list[float]:
         """Return the vector of one query, with ``query_prefix`` prepended."""
@@ -655,11 +792,89 @@ class AsyncEmbeddingClient(_ClientBase):
         vectors = await self._embed_flat(flat, _Progress(self.options.show_progress, len(chunks), owners))
         return self._group(chunks, vectors)
 
-    async def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
+    @overload
+    async def embed_documents(self, texts: Sequence[str], *, as_numpy: Literal[False] = False) -> list[list[float]]: ...
+    @overload
+    async def embed_documents(self, texts: Sequence[str], *, as_numpy: Literal[True]) -> NDArray[np.float32]: ...
+    async def embed_documents(
+        self, texts: Sequence[str], *, as_numpy: bool = False
+    ) -> list[list[float]] | NDArray[np.float32]:
         """Return one vector per text, chunk vectors combined (see :meth:`EmbeddingClient.embed_documents`)."""
+        to_array = _array_maker(as_numpy)
         flat, chunks, owners = self._chunked_inputs(texts)
         vectors = await self._embed_flat(flat, _Progress(self.options.show_progress, len(chunks), owners))
-        return self._core.pool_all(chunks, vectors)
+        return to_array(self._core.pool_all(chunks, vectors))
+
+    # ------------------------------------------------------------------ streaming
+
+    @overload
+    def aembed_iter(
+        self, texts: Iterable[str] | AsyncIterable[str], *, as_numpy: Literal[False] = False
+    ) -> AsyncIterator[list[float]]: ...
+    @overload
+    def aembed_iter(
+        self, texts: Iterable[str] | AsyncIterable[str], *, as_numpy: Literal[True]
+    ) -> AsyncIterator[NDArray[np.float32]]: ...
+    async def aembed_iter(
+        self, texts: Iterable[str] | AsyncIterable[str], *, as_numpy: bool = False
+    ) -> AsyncIterator[list[float] | NDArray[np.float32]]:
+        """Stream :meth:`embed_documents` (see :meth:`EmbeddingClient.embed_iter`); ``texts`` may be async."""
+        _array_maker(as_numpy)
+        async for group in self._stream(texts, lambda assembler: assembler.documents()):
+            if as_numpy:
+                yield _as_array(group)
+            else:
+                for vector in group:
+                    yield vector
+
+    async def aembed_chunks_iter(
+        self, texts: Iterable[str] | AsyncIterable[str]
+    ) -> AsyncIterator[list[ChunkEmbedding]]:
+        """Stream :meth:`embed_chunks`: for each text, in order, its chunks with offsets and vectors."""
+        async for group in self._stream(texts, lambda assembler: assembler.chunk_lists()):
+            for chunks in group:
+                yield chunks
+
+    async def _stream(
+        self, texts: Iterable[str] | AsyncIterable[str], release: Callable[[StreamAssembler], list[R]]
+    ) -> AsyncIterator[list[R]]:
+        _check_iterable(texts)
+        assembler = StreamAssembler(self._core)
+        window = self.options.max_concurrency
+        in_flight: deque[tuple[StreamBatch, asyncio.Task[list[list[float]]]]] = deque()
+
+        def send(batch: StreamBatch) -> None:
+            flow = self._core.batch_flow(batch.inputs, range(len(batch.inputs)))
+            in_flight.append((batch, asyncio.ensure_future(self._run(flow))))
+
+        async def settle_oldest() -> None:
+            batch, task = in_flight.popleft()
+            try:
+                vectors = await task
+            except HFInferError as err:
+                raise assembler.failure(batch, err) from err.__cause__
+            assembler.complete(batch, vectors)
+
+        try:
+            await self._discover_once()
+            async for text in _aiterate(texts):
+                for batch in assembler.add(text):
+                    send(batch)
+                while len(in_flight) >= window:
+                    await settle_oldest()
+                    if out := release(assembler):
+                        yield out
+            if (last := assembler.flush()) is not None:
+                send(last)
+            while in_flight:
+                await settle_oldest()
+                if out := release(assembler):
+                    yield out
+        finally:
+            for _, task in in_flight:
+                task.cancel()
+            if in_flight:
+                await asyncio.gather(*(task for _, task in in_flight), return_exceptions=True)
 
     # ------------------------------------------------------------------ the loops
 
