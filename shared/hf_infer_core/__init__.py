@@ -30,6 +30,7 @@ from ._errors import (
     InvalidRequestError,
     ModelLoadingError,
     PayloadTooLargeError,
+    RateLimitBackendError,
     RateLimitError,
     ResponseFormatError,
     ServerError,
@@ -37,7 +38,7 @@ from ._errors import (
     TransportError,
 )
 from ._options import ClientOptionArgs, ClientOptions
-from ._ratelimit import RateLimiter, shared_rate_limiter
+from ._ratelimit import RateLimiter, RedisRateLimiter, shared_rate_limiter
 from ._retry import RetryDecision, RetryPolicy, decide, is_transient
 
 __version__ = "0.1.0"
@@ -49,6 +50,7 @@ __all__ = [
     "ClientOptions",
     "EmbeddingClient",
     "RateLimiter",
+    "RedisRateLimiter",
     "RetryDecision",
     "RetryPolicy",
     "decide",
@@ -70,6 +72,7 @@ __all__ = [
     "InvalidRequestError",
     "ModelLoadingError",
     "PayloadTooLargeError",
+    "RateLimitBackendError",
     "RateLimitError",
     "RateLimitSettings",
     "ResponseFormatError",

@@ -43,9 +43,9 @@ from ._body import BoundedBody
 from ._chunking import Chunk
 from ._config import InferenceEndpoint
 from ._core import ChunkEmbedding, ClientCore, HttpResult, Send, Sleep
-from ._errors import ClientClosedError, HFInferError, TransportError
+from ._errors import ClientClosedError, HFInferError, RateLimitBackendError, TransportError
 from ._options import ClientOptionArgs, ClientOptions
-from ._ratelimit import RateLimiter, after_fork_in_child, shared_rate_limiter
+from ._ratelimit import RateLimiter, RedisRateLimiter, after_fork_in_child, bucket_key, shared_rate_limiter
 from ._stream import StreamAssembler, StreamBatch
 
 if TYPE_CHECKING:
@@ -283,9 +283,21 @@ class _ClientBase:
         self.options = ClientOptions.build(options, overrides)
         self._core = ClientCore(endpoint, self.options, clock=clock, rng=rng)
         self._own_rng = rng is None
-        self.rate_limiter = rate_limiter or shared_rate_limiter(
-            endpoint.url, endpoint.requests_per_minute, holder=self, api_key=endpoint.api_key
-        )
+        self.rate_limiter: RateLimiter | RedisRateLimiter
+        backend = self.options.rate_limit_backend
+        if rate_limiter is not None:
+            self.rate_limiter = rate_limiter
+        elif backend == "local":
+            self.rate_limiter = shared_rate_limiter(
+                endpoint.url, endpoint.requests_per_minute, holder=self, api_key=endpoint.api_key
+            )
+        else:
+            self.rate_limiter = RedisRateLimiter(
+                backend,
+                bucket_key(endpoint.url, endpoint.api_key),
+                endpoint.requests_per_minute,
+                deadline=self.options.retry_deadline,
+            )
         self._discovered = not self.options.discover
         key = endpoint.api_key
         # A keyless endpoint (a local TEI server) sends no Authorization header at all.
@@ -635,7 +647,10 @@ class EmbeddingClient(_ClientBase):
             return result
 
     def _send(self, step: Send, abort: threading.Event) -> HttpResult | HFInferError:
-        self.rate_limiter.acquire(lambda seconds: self._wait(seconds, abort))
+        try:
+            self.rate_limiter.acquire(lambda seconds: self._wait(seconds, abort))
+        except RateLimitBackendError as err:
+            return err  # the flow names the batch's inputs on it
         if abort.is_set():  # aborted while this thread waited for its slot: send nothing more
             raise _Aborted
         started = time.perf_counter()
@@ -920,7 +935,10 @@ class AsyncEmbeddingClient(_ClientBase):
         # The client (and its session) must exist before the token is taken: set-up done after
         # it would delay this request past its slot, and the next ones would bunch up behind it.
         http = await self._http()
-        await self.rate_limiter.aacquire(self._sleep)
+        try:
+            await self.rate_limiter.aacquire(self._sleep)
+        except RateLimitBackendError as err:
+            return err
         started = time.perf_counter()
         outcome: HttpResult | HFInferError
         url = httpx.URL(step.url)

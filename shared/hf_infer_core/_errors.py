@@ -19,6 +19,7 @@ code that expects those keeps working::
     ├── TransportError                   the request never got an answer (refused, reset, protocol)
     │   └── TimeoutError (builtins.TimeoutError)  an attempt passed its deadline (timeout, retry_deadline)
     ├── ClientClosedError                the client was closed while a call was using it
+    ├── RateLimitBackendError            the shared (Redis) rate budget could not be reached in time
     └── ResponseFormatError              a 2xx answer that is not one finite vector per input
 
 Errors raised by the client carry ``attempts`` (how many requests were sent for
@@ -42,6 +43,7 @@ __all__ = [
     "InvalidRequestError",
     "ModelLoadingError",
     "PayloadTooLargeError",
+    "RateLimitBackendError",
     "RateLimitError",
     "ResponseFormatError",
     "ServerError",
@@ -170,6 +172,10 @@ class TimeoutError(TransportError, builtins.TimeoutError):  # noqa: A001 - the d
 
 class ClientClosedError(HFInferError):
     """The client was closed (``close()``) while a call was still using it; not retried."""
+
+
+class RateLimitBackendError(HFInferError):
+    """The shared rate budget (``rate_limit_backend``) did not answer within ``retry_deadline``; not retried."""
 
 
 class ResponseFormatError(HFInferError):

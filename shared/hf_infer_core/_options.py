@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal, TypedDict
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 __all__ = ["ClientOptionArgs", "ClientOptions", "Pooling", "TruncationDirection"]
 
@@ -40,7 +40,8 @@ class ClientOptions(BaseModel):
     largest body read, counted decompressed; by default 1 MiB + 256 KiB per input).
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # hide_input_in_errors: a rate_limit_backend URL may hold a password.
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
     batch_size: int = Field(default=32, ge=1, le=100_000, strict=True, description="Inputs per request.")
     max_concurrency: int = Field(default=4, ge=1, le=1024, strict=True, description="Requests in flight at once.")
@@ -63,12 +64,25 @@ class ClientOptions(BaseModel):
     prompt_name: str | None = Field(default=None, strict=True, description="TEI request option.")
     show_progress: bool = Field(default=False, strict=True, description="Show a tqdm bar of texts done.")
     discover: bool = Field(default=False, strict=True, description="Read TEI's /info once before the first request.")
+    rate_limit_backend: str = Field(
+        default="local",
+        repr=False,  # a Redis URL may hold a password
+        description="'local' (a budget per process) or a redis://, rediss:// or unix:// URL (one shared budget).",
+    )
     max_response_bytes: int | None = Field(
         default=None,
         ge=1024,
         strict=True,
         description="Largest response body, decompressed (default: 1 MiB + 256 KiB per input).",
     )
+
+    @field_validator("rate_limit_backend")
+    @classmethod
+    def _backend(cls, value: str) -> str:
+        if value != "local" and not value.startswith(("redis://", "rediss://", "unix://")):
+            # Not echoed: a Redis URL may hold a password.
+            raise ValueError("must be 'local' or a redis://, rediss:// or unix:// URL")
+        return value
 
     @classmethod
     def build(cls, base: ClientOptions | None = None, overrides: Mapping[str, Any] | None = None) -> ClientOptions:
@@ -102,4 +116,5 @@ class ClientOptionArgs(TypedDict, total=False):
     prompt_name: str | None
     show_progress: bool
     discover: bool
+    rate_limit_backend: str
     max_response_bytes: int | None

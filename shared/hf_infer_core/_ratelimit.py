@@ -30,7 +30,7 @@ from collections.abc import Awaitable, Callable
 import httpx
 from pydantic import SecretStr
 
-__all__ = ["RateLimiter", "after_fork_in_child", "bucket_key", "shared_rate_limiter"]
+__all__ = ["RateLimiter", "RedisRateLimiter", "after_fork_in_child", "bucket_key", "shared_rate_limiter"]
 
 logger = logging.getLogger("hf_infer_core")
 
@@ -206,3 +206,114 @@ def after_fork_in_child() -> None:
     for limiter in _SHARED.values():
         limiter._lock = threading.Lock()
     _fork_warning_pending = True
+
+
+# --------------------------------------------------------------------------- one budget for many processes
+
+# One round trip reserves the next free slot of an endpoint's budget, for every process and
+# machine that uses the same Redis: the key holds the next allowed time (microseconds, on the
+# Redis server's clock, so the workers' clocks never disagree). Returns the microseconds to wait.
+# %.0f keeps all digits: Lua's tostring would print a 16-digit number in exponent form.
+_RESERVE_LUA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local interval = tonumber(ARGV[1])
+local next_free = tonumber(redis.call('GET', KEYS[1]) or '0')
+local slot = now
+if next_free > now then slot = next_free end
+local after = slot + interval
+redis.call('SET', KEYS[1], string.format('%.0f', after), 'PX', math.floor((after - now) / 1000) + 60000)
+return slot - now
+"""
+
+_REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
+def is_redis_url(value: str) -> bool:
+    """True for a ``rate_limit_backend`` naming a Redis server."""
+    return value.startswith(_REDIS_SCHEMES)
+
+
+class RedisRateLimiter:
+    """Space requests ``60 / requests_per_minute`` s apart across every process sharing one Redis.
+
+    Each request reserves its slot atomically in one round trip (a Lua script), then sleeps until
+    it, so the budget holds for any number of workers on any number of machines. The Redis key is
+    ``hf-infer:rate:`` and the endpoint's :func:`bucket_key` (normalised URL and key fingerprint),
+    never the key. Redis out of reach: retried with backoff for ``deadline`` seconds (the
+    client's ``retry_deadline``), then :class:`~hf_infer_core.RateLimitBackendError`; never a
+    silent fall-back to no limit. Safe after ``fork`` (redis-py gives a child new connections).
+
+    Args:
+        url: ``redis://host:port/db``, ``rediss://...`` or ``unix:///path.sock``.
+        endpoint_key: The endpoint's :func:`bucket_key`.
+        requests_per_minute: This client's limit (every sharer should use the same).
+        deadline: Seconds to keep trying an unreachable Redis for one request.
+    """
+
+    def __init__(self, url: str, endpoint_key: str, requests_per_minute: int, *, deadline: float = 120.0) -> None:
+        if not is_redis_url(url):
+            raise ValueError("rate_limit_backend must be 'local' or a redis://, rediss:// or unix:// URL")
+        if requests_per_minute <= 0:
+            raise ValueError(f"requests_per_minute must be positive, got {requests_per_minute}")
+        try:
+            import redis
+        except ImportError as err:
+            raise ImportError('a Redis rate_limit_backend needs redis: pip install "hf-infer[redis]"') from err
+        self.requests_per_minute = requests_per_minute
+        self.key = f"hf-infer:rate:{endpoint_key}"
+        self._interval_us = max(1, round(60_000_000 / requests_per_minute))
+        self._deadline = deadline
+        self._redis = redis.Redis.from_url(url, socket_timeout=5.0, socket_connect_timeout=5.0)
+        self._script = self._redis.register_script(_RESERVE_LUA)
+        self._errors: tuple[type[BaseException], ...] = (
+            redis.ConnectionError,
+            redis.TimeoutError,
+            redis.BusyLoadingError,
+        )
+        # Where the server is, for messages: host and port only (a URL may hold a password).
+        kwargs = self._redis.connection_pool.connection_kwargs
+        self._where = kwargs.get("path") or f"{kwargs.get('host')}:{kwargs.get('port')}"
+
+    @property
+    def interval(self) -> float:
+        """Seconds between two requests at the limit."""
+        return self._interval_us / 1e6
+
+    def reserve(self, sleep: Callable[[float], None] = time.sleep) -> float:
+        """Book the next free slot in Redis; return seconds to wait for it. Retries an unreachable Redis."""
+        from ._errors import RateLimitBackendError
+
+        started = time.monotonic()
+        backoff = 0.05
+        while True:
+            try:
+                return int(self._script(keys=[self.key], args=[self._interval_us])) / 1e6
+            except self._errors as err:
+                waited = time.monotonic() - started
+                if waited + backoff > self._deadline:
+                    raise RateLimitBackendError(
+                        f"the Redis rate_limit_backend at {self._where} did not answer for {waited:.1f}s "
+                        f"({type(err).__name__}); no request was sent without its slot"
+                    ) from err
+                sleep(backoff)
+                backoff = min(backoff * 2, 1.0)
+
+    def acquire(self, sleep: Callable[[float], None] = time.sleep) -> float:
+        """Block the calling thread until its slot; return the time waited."""
+        wait = self.reserve(sleep)
+        if wait > 0:
+            sleep(wait)
+        return wait
+
+    async def aacquire(self, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> float:
+        """Wait, without blocking the event loop, until this request's slot; return the time waited."""
+        # The blocking client on a worker thread: one connection pool for every event loop, and
+        # redis-py's fork handling, instead of an asyncio client per loop. A round trip is ~0.1 ms.
+        wait = await asyncio.to_thread(self.reserve)
+        if wait > 0:
+            await sleep(wait)
+        return wait
+
+    def __repr__(self) -> str:
+        return f"<RedisRateLimiter {self.requests_per_minute}/min at {self._where} key={self.key!r}>"
