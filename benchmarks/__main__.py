@@ -5,6 +5,7 @@
 3. Client CPU per 1,000 384-dimensional vectors (a column of part 1).
 4. Chunking speed against LangChain's and LlamaIndex's splitters.
 5. The real model end to end: HTTP through hf-infer vs sentence-transformers in process.
+6. Streaming about 1 GB of text through embed_iter: MB/s and peak RSS growth.
 And the README's reliability figures: 2,000 texts per client under 30% injected faults.
 """
 
@@ -15,7 +16,7 @@ import os
 import platform
 import time
 
-from . import chunking, ratelimit, real_model, reliability, throughput
+from . import chunking, ratelimit, real_model, reliability, streaming, throughput
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -69,6 +70,7 @@ def main() -> None:
         chunking.render(chunking.run(5.0)),
     )
     emit("5. Real model end to end", real_model.render(real_model.run()))
+    emit("6. Streaming ingestion, about 1 GB (embed_iter)", streaming.render(streaming.run()))
     emit("Reliability under injected faults (README figures)", reliability.render(reliability.run()))
     elapsed = time.monotonic() - started
     sections.append(f"Total benchmark time: {elapsed:.0f} s\n")
