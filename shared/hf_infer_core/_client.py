@@ -181,6 +181,16 @@ def _cut(response: httpx.Response) -> None:
             sock.shutdown(socket.SHUT_RDWR)
 
 
+@contextlib.contextmanager
+def _texts_named(owners: Sequence[int]) -> Iterator[None]:
+    """Make a failed call's ``indices`` name texts (the caller's positions), not their chunks."""
+    try:
+        yield
+    except HFInferError as err:
+        err.indices = tuple(sorted({owners[i] for i in err.indices if 0 <= i < len(owners)}))
+        raise
+
+
 def _check_iterable(texts: object) -> None:
     if isinstance(texts, str | bytes):
         raise TypeError(f"texts must be an iterable of str, not a single {type(texts).__name__}")
@@ -453,7 +463,8 @@ class EmbeddingClient(_ClientBase):
     def embed_chunks(self, texts: Sequence[str]) -> list[list[ChunkEmbedding]]:
         """Chunk every text with the endpoint's settings and return each text's chunks with vectors."""
         flat, chunks, owners = self._chunked_inputs(texts)
-        vectors = self._embed_flat(flat, _Progress(self.options.show_progress, len(chunks), owners))
+        with _texts_named(owners):
+            vectors = self._embed_flat(flat, _Progress(self.options.show_progress, len(chunks), owners))
         return self._group(chunks, vectors)
 
     @overload
@@ -471,7 +482,8 @@ class EmbeddingClient(_ClientBase):
         """
         to_array = _array_maker(as_numpy)
         flat, chunks, owners = self._chunked_inputs(texts)
-        vectors = self._embed_flat(flat, _Progress(self.options.show_progress, len(chunks), owners))
+        with _texts_named(owners):
+            vectors = self._embed_flat(flat, _Progress(self.options.show_progress, len(chunks), owners))
         return to_array(self._core.pool_all(chunks, vectors))
 
     # ------------------------------------------------------------------ streaming
@@ -804,7 +816,8 @@ class AsyncEmbeddingClient(_ClientBase):
     async def embed_chunks(self, texts: Sequence[str]) -> list[list[ChunkEmbedding]]:
         """Chunk every text and return each text's chunks with offsets and vectors."""
         flat, chunks, owners = self._chunked_inputs(texts)
-        vectors = await self._embed_flat(flat, _Progress(self.options.show_progress, len(chunks), owners))
+        with _texts_named(owners):
+            vectors = await self._embed_flat(flat, _Progress(self.options.show_progress, len(chunks), owners))
         return self._group(chunks, vectors)
 
     @overload
@@ -817,7 +830,8 @@ class AsyncEmbeddingClient(_ClientBase):
         """Return one vector per text, chunk vectors combined (see :meth:`EmbeddingClient.embed_documents`)."""
         to_array = _array_maker(as_numpy)
         flat, chunks, owners = self._chunked_inputs(texts)
-        vectors = await self._embed_flat(flat, _Progress(self.options.show_progress, len(chunks), owners))
+        with _texts_named(owners):
+            vectors = await self._embed_flat(flat, _Progress(self.options.show_progress, len(chunks), owners))
         return to_array(self._core.pool_all(chunks, vectors))
 
     # ------------------------------------------------------------------ streaming

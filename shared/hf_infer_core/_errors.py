@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Sequence
+from typing import Any
 
 __all__ = [
     "AuthenticationError",
@@ -78,6 +79,11 @@ class HFInferError(Exception):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({str(self)!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Exceptions pickle as cls(*args), which the keyword-only arguments of the subclasses
+        # break; every attribute travels instead (multiprocessing and Ray ship errors this way).
+        return (_restore, (type(self), self.args, self.__dict__))
 
     def with_context(self, *, attempts: int, indices: Sequence[int]) -> HFInferError:
         """Return this error after recording the attempt count and the batch's input indices."""
@@ -188,6 +194,13 @@ class ResponseFormatError(HFInferError):
     def __init__(self, message: str, *, transient: bool = False, **kwargs: object) -> None:
         super().__init__(message, **kwargs)  # type: ignore[arg-type]
         self.transient = transient
+
+
+def _restore(cls: type[HFInferError], args: tuple[Any, ...], state: dict[str, Any]) -> HFInferError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, *args)
+    error.__dict__.update(state)
+    return error
 
 
 def body_excerpt(body: str) -> str:

@@ -199,3 +199,41 @@ def test_the_key_lives_only_in_a_redacting_auth_object() -> None:
     assert "SECRET" not in repr(client._auth)
     assert all("SECRET" not in str(v) for v in vars(client._core).values())
     assert "authorization" not in {k.lower() for k in client._core.headers}
+
+
+# ------------------------------------------------------------------ errors travel and name texts
+
+
+def test_every_error_pickles_with_its_attributes() -> None:
+    import pickle
+
+    import hf_infer_core
+    from hf_infer_core import EndpointError, HFInferError
+
+    for name in hf_infer_core._errors.__all__:
+        cls = getattr(hf_infer_core, name)
+        if cls is hf_infer_core.ConfigError:
+            error: HFInferError = cls(["one", "two"])
+        elif issubclass(cls, EndpointError):
+            error = cls("message", status_code=500, body="body")
+        else:
+            error = cls("message")
+        error.with_context(attempts=3, indices=[4, 5])
+        again = pickle.loads(pickle.dumps(error))
+        assert type(again) is cls and str(again) == str(error) and vars(again) == vars(error), name
+
+
+def test_embed_documents_errors_name_texts_not_chunks() -> None:
+    from hf_infer_core import AuthenticationError
+
+    from .fakes import FakeEndpoint
+    from .test_client import sync_client
+
+    long = " ".join(f"w{i}" for i in range(30))  # three chunks of 10 words
+    fake = FakeEndpoint(
+        script=lambda n, inputs: httpx.Response(401, json={"error": "no"}) if "last" in inputs else None
+    )
+    ep = endpoint(chunking={"strategy": "word", "max_chunk_size": 10, "overlap": 0})
+    with sync_client(fake, endpoint=ep, batch_size=100) as client, pytest.raises(AuthenticationError) as info:
+        client.embed_documents([long, long, "last"])
+    assert info.value.indices == (0, 1, 2)  # three texts, although the batch held seven chunks
