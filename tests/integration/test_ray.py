@@ -177,3 +177,24 @@ def test_endpoint_forms_and_bad_arguments(local_ray: None) -> None:
         embed_dataset(ds, body, concurrency=0)
     with pytest.raises(ValueError, match="batch_size"):
         embed_dataset(ds, body, batch_size=0)
+
+
+def test_the_result_loads_into_a_llama_index_vector_store(local_ray: None) -> None:
+    from llama_index.core import VectorStoreIndex
+    from llama_index.core.schema import TextNode
+
+    from llama_index_hf_infer import HFInferEmbedding
+
+    texts = [f"document {i} about topic {i}" for i in range(50)]
+    with fake_endpoint() as server:
+        body = {"service": "hugging_face", "service_settings": {"url": server.embed_url, "api_key": "k"}}
+        out = embed_dataset(ray.data.from_items([{"id": i, "text": t} for i, t in enumerate(texts)]), body)
+        nodes = [
+            TextNode(text=row["text"], embedding=list(row["embedding"]), metadata={"id": row["id"]})
+            for row in out.iter_rows()
+        ]
+        requests_before = len(server.log)
+        index = VectorStoreIndex(nodes, embed_model=HFInferEmbedding.from_inference_endpoint(body, inference_id="x"))
+        assert len(server.log) == requests_before  # nothing was embedded again
+        hits = index.as_retriever(similarity_top_k=1).retrieve(texts[17])
+    assert hits[0].node.metadata["id"] == 17
