@@ -28,10 +28,16 @@ class HFInferTextSplitter(TextSplitter):
     def __init__(
         self,
         chunking_settings: ChunkingSettings | InferenceEndpoint | Mapping[str, Any] | str | None = None,
+        *,
+        keep_trailing_text: bool = False,
         **kwargs: Any,
     ) -> None:
-        """Create a splitter from chunking settings (model, endpoint, Elasticsearch dict or JSON)."""
+        """Create a splitter from chunking settings (model, endpoint, Elasticsearch dict or JSON).
+
+        ``keep_trailing_text``: see :func:`hf_infer_core.chunk_text` (off: Elasticsearch's offsets).
+        """
         settings = resolve_chunking_settings(chunking_settings)
+        self._keep_trailing_text = keep_trailing_text
         # TextSplitter's size/overlap are in its own length unit; ours are words and are only
         # reported here so LangChain's checks and reprs stay meaningful.
         size = settings.max_chunk_size or 1_000_000
@@ -48,11 +54,11 @@ class HFInferTextSplitter(TextSplitter):
 
     def split_text(self, text: str) -> list[str]:
         """Return the chunk texts of ``text``."""
-        return [chunk.text for chunk in chunk_text(text, self._settings)]
+        return [chunk.text for chunk in self.chunks(text)]
 
     def chunks(self, text: str) -> list[Chunk]:
         """Return the chunks of ``text`` with their offsets and word counts."""
-        return chunk_text(text, self._settings)
+        return chunk_text(text, self._settings, keep_trailing_text=self._keep_trailing_text)
 
     def create_documents(self, texts: list[str], metadatas: list[dict[Any, Any]] | None = None) -> list[Document]:
         """Create one document per chunk, with ``start_index``/``end_index`` metadata."""
@@ -61,7 +67,7 @@ class HFInferTextSplitter(TextSplitter):
         documents: list[Document] = []
         for i, text in enumerate(texts):
             base = metadatas[i] if metadatas is not None else {}
-            for chunk in chunk_text(text, self._settings):
+            for chunk in self.chunks(text):
                 metadata = {**base, "end_index": chunk.end}
                 if self._add_start_index:
                     metadata["start_index"] = chunk.start

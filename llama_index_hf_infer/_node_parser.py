@@ -26,6 +26,9 @@ class HFInferNodeParser(TextSplitter):
     chunking: dict[str, Any] = Field(
         default_factory=dict, description="The chunking settings, as Elasticsearch shows them."
     )
+    keep_trailing_text: bool = Field(
+        default=False, description="Extend the last word chunk over a wordless remainder (not Elasticsearch's)."
+    )
     _settings: ChunkingSettings = PrivateAttr()
 
     def __init__(
@@ -46,12 +49,16 @@ class HFInferNodeParser(TextSplitter):
 
     def split_text(self, text: str) -> list[str]:
         """Return the chunk texts of ``text``."""
-        return [chunk.text for chunk in chunk_text(text, self._settings)]
+        return [chunk.text for chunk in chunk_text(text, self._settings, keep_trailing_text=self.keep_trailing_text)]
 
     def _parse_nodes(self, nodes: Sequence[BaseNode], show_progress: bool = False, **kwargs: Any) -> list[BaseNode]:
         out: list[BaseNode] = []
         for node in get_tqdm_iterable(nodes, show_progress, "Parsing nodes"):
-            chunks = chunk_text(node.get_content(metadata_mode=MetadataMode.NONE), self._settings)
+            chunks = chunk_text(
+                node.get_content(metadata_mode=MetadataMode.NONE),
+                self._settings,
+                keep_trailing_text=self.keep_trailing_text,
+            )
             built = build_nodes_from_splits([c.text for c in chunks], node, id_func=self.id_func)
             for new, chunk in zip(built, chunks, strict=True):
                 new.start_char_idx = chunk.start

@@ -203,14 +203,17 @@ class _WordIndex:
         return self.bounds[k + 1] if k + 1 < len(self.bounds) else self.length
 
 
-def _word_chunks(words: list[int], length: int, size: int, overlap: int) -> list[tuple[int, int, int]]:
+def _word_chunks(
+    words: list[int], length: int, size: int, overlap: int, keep_trailing: bool = False
+) -> list[tuple[int, int, int]]:
     """Elasticsearch's word-boundary windows over the word end offsets ``words``.
 
     Returns ``(start, end, words_including_overlap)``. A full window holds ``size`` words;
     each next window starts where the last ``overlap`` words of the previous began (at its
     end when overlap is 0), so window i ends at word ``size - 1 + i * step`` and starts at the
     end of word ``i * step - 1``. The remainder becomes a chunk only if it adds new words,
-    or if it is the only chunk; otherwise the last chunk extends over it.
+    or if it is the only chunk; otherwise it is dropped, as Elasticsearch drops it (a last
+    chunk then ends at its last word), unless ``keep_trailing`` extends the last chunk over it.
     """
     step = size - overlap
     total = len(words)
@@ -228,9 +231,10 @@ def _word_chunks(words: list[int], length: int, size: int, overlap: int) -> list
         remaining = total
     if remaining > overlap or not out:
         out.append((start, length, remaining))
-    elif out[-1][1] < length:
-        # Elasticsearch drops a remainder that adds no word (trailing punctuation or space).
-        # Nothing is dropped here: the last chunk takes it, so the chunks still cover the text.
+    elif keep_trailing and out[-1][1] < length:
+        # Elasticsearch drops a remainder that adds no word (trailing punctuation or space), and
+        # so does hf-infer by default: the same offsets give the same vectors, so one index can
+        # hold both. keep_trailing_text asks for chunks that cover the whole text instead.
         out[-1] = (out[-1][0], length, out[-1][2])
     return out
 
@@ -372,7 +376,10 @@ def resolve_chunking_settings(
 
 
 def chunk_text(
-    text: str, settings: ChunkingSettings | InferenceEndpoint | Mapping[str, Any] | str | None = None
+    text: str,
+    settings: ChunkingSettings | InferenceEndpoint | Mapping[str, Any] | str | None = None,
+    *,
+    keep_trailing_text: bool = False,
 ) -> list[Chunk]:
     """Split ``text`` into chunks exactly as Elasticsearch would for these chunking settings.
 
@@ -380,6 +387,9 @@ def chunk_text(
         text: The text to split.
         settings: Chunking settings (model, endpoint, Elasticsearch dict or JSON); ``None``
             means Elasticsearch's default (sentence, 250 words, sentence_overlap 1).
+        keep_trailing_text: The word strategy drops a trailing remainder that holds no word
+            (``"... end. "``), as Elasticsearch does; True extends the last chunk over it, so
+            the chunks cover the whole text (offsets then differ from Elasticsearch's).
 
     Returns:
         The chunks in text order, each with its ``[start, end)`` offsets; ``[]`` for empty text.
@@ -413,7 +423,7 @@ def chunk_text(
         elif config.strategy == "word":
             return [
                 Chunk(s, e, text[s:e], n)
-                for s, e, n in _word_chunks(_word_ends(text), len(text), size, config.overlap or 0)
+                for s, e, n in _word_chunks(_word_ends(text), len(text), size, config.overlap or 0, keep_trailing_text)
             ]
         else:
             index = _WordIndex(text)

@@ -222,7 +222,7 @@ class ClientCore:
         settings = self.endpoint.chunking_settings
         out: list[list[Chunk]] = []
         for text in texts:
-            chunks = chunk_text(text, settings)
+            chunks = chunk_text(text, settings, keep_trailing_text=self.options.keep_trailing_text)
             out.append(chunks or [Chunk(0, 0, "", 0)])
         return out
 

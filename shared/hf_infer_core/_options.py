@@ -64,6 +64,11 @@ class ClientOptions(BaseModel):
     prompt_name: str | None = Field(default=None, strict=True, description="TEI request option.")
     show_progress: bool = Field(default=False, strict=True, description="Show a tqdm bar of texts done.")
     discover: bool = Field(default=False, strict=True, description="Read TEI's /info once before the first request.")
+    keep_trailing_text: bool = Field(
+        default=False,
+        strict=True,
+        description="Word chunking: extend the last chunk over a trailing remainder with no word (not Elasticsearch's).",
+    )
     rate_limit_backend: str = Field(
         default="local",
         repr=False,  # a Redis URL may hold a password
@@ -116,5 +121,6 @@ class ClientOptionArgs(TypedDict, total=False):
     prompt_name: str | None
     show_progress: bool
     discover: bool
+    keep_trailing_text: bool
     rate_limit_backend: str
     max_response_bytes: int | None

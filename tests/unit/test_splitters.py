@@ -54,3 +54,19 @@ def test_llama_index_parser_offsets_are_exact() -> None:
     assert parser.split_text(TEXT) == [c.text for c in chunks]
     assert HFInferNodeParser.class_name() == "HFInferNodeParser"
     assert parser.chunking == SETTINGS
+
+
+def test_splitters_end_where_elasticsearch_ends_unless_asked() -> None:
+    from llama_index.core.schema import Document as LIDocument
+
+    from langchain_hf_infer import HFInferTextSplitter
+    from llama_index_hf_infer import HFInferNodeParser
+
+    text = " ".join(f"w{i}" for i in range(20)) + ". "
+    settings = {"strategy": "word", "max_chunk_size": 10, "overlap": 0}
+    assert HFInferTextSplitter(settings).create_documents([text])[-1].metadata["end_index"] == len(text) - 2
+    assert HFInferTextSplitter(settings, keep_trailing_text=True).split_text(text)[-1].endswith(". ")
+    nodes = HFInferNodeParser(settings).get_nodes_from_documents([LIDocument(text=text)])
+    assert nodes[-1].end_char_idx == len(text) - 2
+    covering = HFInferNodeParser(settings, keep_trailing_text=True).get_nodes_from_documents([LIDocument(text=text)])
+    assert covering[-1].end_char_idx == len(text)
