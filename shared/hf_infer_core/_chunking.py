@@ -39,7 +39,7 @@ from icu4py.breakers import SentenceBreaker, WordBreaker
 from ._config import ChunkingSettings, InferenceEndpoint
 from ._errors import ConfigError, InvalidInputError
 
-__all__ = ["Chunk", "chunk_text", "count_words", "resolve_chunking_settings"]
+__all__ = ["Chunk", "chunk_text", "count_words", "resolve_chunking_settings", "word_ends_within"]
 
 _ROOT_LOCALE = ""
 # Elasticsearch caps the words a sentence carries into the next chunk, and the overlap
@@ -49,13 +49,18 @@ _MAX_CARRIED_WORDS = 20
 
 @dataclass(frozen=True, slots=True)
 class Chunk:
-    """A piece of a text: ``text == original[start:end]``; ``word_count`` counts ICU words inside it."""
+    """A piece of a text: ``text == original[start:end]``; ``word_count`` counts ICU words inside it.
+
+    ``source`` is set on a piece of an Elasticsearch chunk that was split again to fit the
+    model's token limit: the ``(start, end)`` of the chunk it came from (``None`` otherwise).
+    """
 
     start: int
     end: int
     text: str
     # Counted on first use when the chunker had no reason to count (a short text is one chunk).
     _words: int | None = field(default=None, repr=False, compare=False)
+    source: tuple[int, int] | None = field(default=None, compare=False)
 
     @property
     def word_count(self) -> int:
@@ -431,6 +436,16 @@ def chunk_text(
     if index is None:
         index = _WordIndex(text)
     return [Chunk(s, e, text[s:e], index.words_within(s, e)) for s, e in spans]
+
+
+def word_ends_within(text: str, start: int, end: int) -> list[int]:
+    """Offsets in ``text`` where an ICU word inside ``text[start:end]`` ends, and ``end`` itself.
+
+    The places a chunk can be cut without cutting a word; whitespace and punctuation after a word
+    go to the start of the next piece, as Elasticsearch's chunks begin.
+    """
+    ends = [start + e for e in _word_ends(text[start:end]) if 0 < e < end - start]
+    return [*ends, end]
 
 
 def count_words(text: str) -> int:

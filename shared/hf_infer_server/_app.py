@@ -8,7 +8,11 @@ integration tests, the cassettes and ``make demo`` talk to over real HTTP.
 Routes, as TEI answers them:
 
 - ``POST /`` and ``POST /embed``: ``{"inputs": str | [str], "normalize": bool = true,
-  "truncate": bool | null}`` -> ``[[float, ...], ...]``.
+  "truncate": bool | null}`` -> ``[[float, ...], ...]``. As TEI, an input above the model's token
+  limit gets a 413 unless the request sets ``"truncate": true`` or the server was started with
+  ``--auto-truncate``.
+- ``POST /tokenize``: ``{"inputs": str | [str], "add_special_tokens": bool = true}`` ->
+  ``[[{"id", "text", "special", "start", "stop"}, ...], ...]``.
 - ``GET /info``: ``model_id``, ``max_input_length``, ``max_client_batch_size``, ...
 - ``GET /health``: 200 once the model is loaded, 503 before.
 
@@ -67,6 +71,31 @@ class _Model:
     def max_input_length(self) -> int:
         return int(getattr(self.model, "max_seq_length", 0) or 512)
 
+    def tokenize(self, texts: list[str], add_special_tokens: bool) -> list[list[dict[str, Any]]]:
+        """TEI's ``/tokenize`` answer: per text, its tokens with id, text, special flag and char offsets."""
+        tokenizer = self.model.tokenizer
+        encoded = tokenizer(
+            texts, add_special_tokens=add_special_tokens, truncation=False, return_offsets_mapping=True
+        )
+        special_ids = set(tokenizer.all_special_ids)
+        out: list[list[dict[str, Any]]] = []
+        for ids, offsets in zip(encoded["input_ids"], encoded["offset_mapping"], strict=True):
+            pieces = tokenizer.convert_ids_to_tokens(ids)
+            out.append(
+                [
+                    {
+                        "id": int(token_id),
+                        "text": piece,
+                        "special": token_id in special_ids,
+                        # TEI gives no offsets for the special tokens it adds.
+                        "start": None if token_id in special_ids else int(start),
+                        "stop": None if token_id in special_ids else int(stop),
+                    }
+                    for token_id, piece, (start, stop) in zip(ids, pieces, offsets, strict=True)
+                ]
+            )
+        return out
+
     def token_counts(self, texts: list[str]) -> list[int]:
         encoded = self.model.tokenizer(texts, add_special_tokens=True, truncation=False)["input_ids"]
         return [len(ids) for ids in encoded]
@@ -92,7 +121,7 @@ def create_app(
     *,
     api_key: str | None = None,
     max_batch_size: int = 32,
-    auto_truncate: bool = True,
+    auto_truncate: bool = False,
     model_id: str | None = None,
 ) -> Any:
     """Build the starlette app; the model starts loading in the background at once."""
@@ -173,6 +202,30 @@ def create_app(
         vectors = await asyncio.to_thread(model.encode, texts, normalize)
         return Response(_dumps(vectors), media_type="application/json")
 
+    async def tokenize(request: Request) -> Response:
+        if not authorised(request):
+            return error(401, "Authorization header is correct, but the token seems invalid", "Unauthorized")
+        raw = await request.body()
+        if len(raw) > PAYLOAD_LIMIT:
+            return PlainTextResponse("Failed to buffer the request body: length limit exceeded", status_code=413)
+        if (waiting := not_ready()) is not None:
+            return waiting
+        try:
+            body = json.loads(raw)
+        except ValueError as err:
+            return error(422, f"Failed to deserialize the JSON body into the target type: {err}", "Validation")
+        inputs = body.get("inputs") if isinstance(body, dict) else None
+        texts = [inputs] if isinstance(inputs, str) else inputs
+        special = body.get("add_special_tokens", True) if isinstance(body, dict) else True
+        if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts) or not isinstance(special, bool):
+            return error(422, "Input validation error: `inputs` must be a string or a list of strings", "Validation")
+        if not texts:
+            return error(422, "Input validation error: `inputs` cannot be empty", "Empty")
+        if len(texts) > max_batch_size:
+            return error(413, f"batch size {len(texts)} > maximum allowed batch size {max_batch_size}", "Validation")
+        tokens = await asyncio.to_thread(model.tokenize, texts, special)
+        return JSONResponse(tokens)
+
     async def info(request: Request) -> Response:
         return JSONResponse(
             {
@@ -195,6 +248,7 @@ def create_app(
             Route("/", embed, methods=["POST"]),
             Route("/embed", embed, methods=["POST"]),
             Route("/info", info, methods=["GET"]),
+            Route("/tokenize", tokenize, methods=["POST"]),
             Route("/health", health, methods=["GET"]),
         ]
     )
@@ -207,7 +261,7 @@ def serve(
     model_path: str | None = None,
     api_key: str | None = None,
     max_batch_size: int = 32,
-    auto_truncate: bool = True,
+    auto_truncate: bool = False,
 ) -> None:
     """Run the endpoint with uvicorn until interrupted."""
     import uvicorn

@@ -46,9 +46,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     serve.add_argument("--max-batch-size", type=int, default=32, help="largest batch accepted (413 above; default 32)")
     serve.add_argument(
-        "--no-auto-truncate",
+        "--auto-truncate",
         action="store_true",
-        help="answer 413 for inputs above the model's token limit unless the request sets truncate",
+        help="cut inputs above the model's token limit (as TEI: by default they get a 413 unless the request "
+        "sets truncate)",
     )
     args = parser.parse_args(argv)
     if args.command == "serve":
@@ -64,8 +65,8 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         from ._app import serve as run
 
-        print(f"hf-infer: serving on http://{args.host}:{args.port} (POST /embed, GET /info, GET /health)", flush=True)
-        run(args.host, args.port, args.model, args.api_key, args.max_batch_size, not args.no_auto_truncate)
+        print(f"hf-infer: serving on http://{args.host}:{args.port} (POST /embed, POST /tokenize, GET /info, GET /health)", flush=True)
+        run(args.host, args.port, args.model, args.api_key, args.max_batch_size, args.auto_truncate)
     return 0
 
 

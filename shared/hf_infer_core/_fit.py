@@ -1,0 +1,119 @@
+"""Chunks that fit the model's token limit, without I/O: the counting is asked for, not done.
+
+Elasticsearch's chunks are measured in words; models read a fixed number of word pieces (256 for
+all-MiniLM-L6-v2, 512 for e5). A chunk over the limit would get a 413 from a TEI server, or lose
+its end to truncation. :func:`fit_flow` splits every such chunk again at word boundaries into the
+fewest pieces that fit, keeping exact offsets, and leaves every other chunk as it is.
+
+It is a generator in the manner of the client core: it yields lists of strings whose token
+counts it needs (special tokens included) and receives the counts back, so the same flow runs
+with a local ``tokenizers.Tokenizer``, or with the endpoint's own ``POST /tokenize`` (rate
+limited and retried like any request) from the sync or the async client.
+
+The pieces of one chunk are found greedily: each piece is the longest run of whole words, from
+where the last one ended, that fits; since a longer run never has fewer tokens, the greedy cut
+gives the fewest pieces. Each cut is a binary search over the chunk's word ends, all chunks
+searched in lockstep so that one round of counting serves them all (about log2(words) rounds).
+A single word longer than the limit (a URL, a run of digits) is cut between characters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass, field
+
+from ._chunking import Chunk, word_ends_within
+
+__all__ = ["SAFE_MARGIN", "fit_flow", "needs_count"]
+
+# A chunk whose UTF-8 length plus this margin is within the limit cannot have more tokens than
+# the limit: word-piece and byte-level tokenizers give at most one token per byte, and the
+# special tokens a model adds are far fewer than 16. Such chunks are not sent to be counted.
+SAFE_MARGIN = 16
+
+FitFlow = Generator[list[str], list[int], list[list[Chunk]]]
+
+
+def needs_count(text: str, limit: int) -> bool:
+    """True when ``text`` might have more than ``limit`` tokens (it is too long to be surely under)."""
+    return len(text) + SAFE_MARGIN > limit and len(text.encode("utf-8")) + SAFE_MARGIN > limit
+
+
+@dataclass
+class _Split:
+    """The search for the pieces of one chunk over ``limit``."""
+
+    chunk: Chunk
+    source: str  # the whole text the chunk's offsets point into
+    ends: list[int]  # candidate cut positions (word ends, or characters), ascending, last = chunk end
+    start: int  # where the next piece starts
+    lo: int = 0  # ends[lo - 1] is known to fit (or lo == 0: nothing known yet)
+    hi: int = 0  # ends[hi] is known not to fit (hi == len(ends): unknown)
+    pieces: list[Chunk] = field(default_factory=list)
+
+
+def fit_flow(chunks: Sequence[Chunk], sources: Sequence[str], limit: int, prefix: str = "") -> FitFlow:
+    """Return, for each chunk, the pieces it becomes (itself when it fits), as ``StopIteration.value``.
+
+    Args:
+        chunks: Elasticsearch chunks (any texts).
+        sources: For each chunk, the text its offsets point into.
+        limit: The model's token limit, special tokens included.
+        prefix: What the client prepends before sending (``document_prefix``): counted too.
+
+    Yields lists of strings to count; send back one count per string, in order.
+    """
+    out: list[list[Chunk]] = [[chunk] for chunk in chunks]
+    candidates = [i for i, chunk in enumerate(chunks) if needs_count(prefix + chunk.text, limit)]
+    if not candidates:
+        return out
+    counts = yield [prefix + chunks[i].text for i in candidates]
+    splits: dict[int, _Split] = {}
+    for i, count in zip(candidates, counts, strict=True):
+        if count > limit:
+            chunk = chunks[i]
+            ends = word_ends_within(sources[i], chunk.start, chunk.end)
+            splits[i] = _Split(chunk, sources[i], ends, chunk.start, hi=len(ends))
+    while splits:
+        # One probe per unfinished search: the middle of what is still unknown.
+        probes = [(i, (split.lo + split.hi) // 2) for i, split in splits.items()]
+        texts = [prefix + splits[i].source[splits[i].start : splits[i].ends[mid]] for i, mid in probes]
+        counts = yield texts
+        for (i, mid), count in zip(probes, counts, strict=True):
+            split = splits[i]
+            if count <= limit:
+                split.lo = mid + 1
+            else:
+                split.hi = mid
+            if split.lo < split.hi:
+                continue
+            if split.lo == 0:
+                # Not even the first word fits: cut inside it, between characters (ends[hi] is
+                # the word's end, known not to fit).
+                word_end = split.ends[0]
+                split.ends = list(range(split.start + 1, word_end + 1)) + split.ends[1:]
+                split.hi = word_end - split.start - 1
+                if split.hi > 0:
+                    continue
+                split.lo = 1  # one character over the limit: it goes alone, nothing smaller exists
+            end = split.ends[split.lo - 1]
+            split.pieces.append(_piece(split, end))
+            split.start = end
+            if end >= split.chunk.end:
+                out[i] = split.pieces
+                del splits[i]
+                continue
+            split.ends = [e for e in split.ends if e > end]
+            split.lo, split.hi = 0, len(split.ends)
+            # The rest may fit whole: probe it first (the common last piece).
+            rest = prefix + split.source[end : split.chunk.end]
+            if not needs_count(rest, limit):
+                split.pieces.append(_piece(split, split.chunk.end))
+                out[i] = split.pieces
+                del splits[i]
+    return out
+
+
+def _piece(split: _Split, end: int) -> Chunk:
+    start = split.start
+    return Chunk(start, end, split.source[start:end], source=(split.chunk.start, split.chunk.end))
