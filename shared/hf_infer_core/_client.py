@@ -44,6 +44,7 @@ from ._chunking import Chunk
 from ._config import InferenceEndpoint
 from ._core import ChunkEmbedding, ClientCore, HttpResult, Send, Sleep
 from ._errors import ClientClosedError, HFInferError, RateLimitBackendError, TransportError
+from ._fit import FitFlow, fit_texts_flow, load_tokenizer
 from ._options import ClientOptionArgs, ClientOptions
 from ._ratelimit import RateLimiter, RedisRateLimiter, after_fork_in_child, bucket_key, shared_rate_limiter
 from ._stream import StreamAssembler, StreamBatch
@@ -289,8 +290,11 @@ class _ClientBase:
         rate_limiter: RateLimiter | None,
         clock: Callable[[], float],
         rng: Any,
+        tokenizer: Any = None,
     ) -> None:
         self.options = ClientOptions.build(options, overrides)
+        # A local token counter (tokenizer=); without one, TEI's /tokenize counts when needed.
+        self._counter = load_tokenizer(tokenizer) if tokenizer is not None else None
         self._core = ClientCore(endpoint, self.options, clock=clock, rng=rng)
         self._own_rng = rng is None
         self.rate_limiter: RateLimiter | RedisRateLimiter
@@ -352,13 +356,22 @@ class _ClientBase:
             "timeout": _attempt_timeout(step.timeout),
         }
 
-    def _chunked_inputs(self, texts: Sequence[str]) -> tuple[list[str], list[list[Chunk]], list[int]]:
+    def _chunks(self, texts: Sequence[str]) -> tuple[list[str], list[list[Chunk]]]:
         items = self._core.check_texts(texts)
-        chunks = self._core.chunk_all(items)
+        return items, self._core.chunk_all(items)
+
+    def _fit_flow(self, items: Sequence[str], chunks: list[list[Chunk]]) -> FitFlow | None:
+        """The flow that fits ``chunks`` to the model's token limit; ``None`` when no limit is known."""
+        limit = self._core.token_limit
+        if limit is None:
+            return None
+        return fit_texts_flow(items, chunks, limit, self.options.document_prefix)
+
+    def _flatten(self, chunks: list[list[Chunk]]) -> tuple[list[str], list[int]]:
         prefix = self.options.document_prefix
         flat = [prefix + c.text for cs in chunks for c in cs]
         owners = [i for i, cs in enumerate(chunks) for _ in cs]
-        return flat, chunks, owners
+        return flat, owners
 
     @staticmethod
     def _group(chunks: list[list[Chunk]], vectors: list[list[float]]) -> list[list[ChunkEmbedding]]:
@@ -391,6 +404,9 @@ class EmbeddingClient(_ClientBase):
         sleep: How to wait (injectable so tests never sleep).
         clock: Monotonic clock for retry deadlines.
         rng: Random source for backoff jitter.
+        tokenizer: A ``tokenizers.Tokenizer`` or a ``tokenizer.json`` path that counts tokens
+            locally when chunks are fitted to the model's limit (default: the endpoint's
+            ``/tokenize``; extra ``tokenizers``).
         **overrides: Options by name (typed: a misspelt option is a type error).
     """
 
@@ -405,9 +421,12 @@ class EmbeddingClient(_ClientBase):
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         rng: Any = None,
+        tokenizer: Any = None,
         **overrides: Unpack[ClientOptionArgs],
     ) -> None:
-        super().__init__(endpoint, options, overrides, rate_limiter=rate_limiter, clock=clock, rng=rng)
+        super().__init__(
+            endpoint, options, overrides, rate_limiter=rate_limiter, clock=clock, rng=rng, tokenizer=tokenizer
+        )
         self._sleep = sleep
         self._owns_http = http_client is None
         self._transport = transport
@@ -461,8 +480,15 @@ class EmbeddingClient(_ClientBase):
         return self._embed_flat([self.options.query_prefix + item], _Progress(False, 1))[0]
 
     def embed_chunks(self, texts: Sequence[str]) -> list[list[ChunkEmbedding]]:
-        """Chunk every text with the endpoint's settings and return each text's chunks with vectors."""
-        flat, chunks, owners = self._chunked_inputs(texts)
+        """Chunk every text with the endpoint's settings and return each text's chunks with vectors.
+
+        When the model's token limit is known (``max_input_tokens``, or ``/info`` with
+        ``discover=True``) a chunk over it comes back as the pieces it was split into, each
+        recording in ``source`` the Elasticsearch chunk it came from.
+        """
+        items, chunks = self._chunks(texts)
+        chunks = self._fitted(items, chunks)
+        flat, owners = self._flatten(chunks)
         with _texts_named(owners):
             vectors = self._embed_flat(flat, _Progress(self.options.show_progress, len(chunks), owners))
         return self._group(chunks, vectors)
@@ -481,10 +507,38 @@ class EmbeddingClient(_ClientBase):
         A text of one chunk keeps the endpoint's vector as is. ``as_numpy=True``: one float32 array.
         """
         to_array = _array_maker(as_numpy)
-        flat, chunks, owners = self._chunked_inputs(texts)
+        items, chunks = self._chunks(texts)
+        chunks = self._fitted(items, chunks)
+        flat, owners = self._flatten(chunks)
         with _texts_named(owners):
             vectors = self._embed_flat(flat, _Progress(self.options.show_progress, len(chunks), owners))
         return to_array(self._core.pool_all(chunks, vectors))
+
+    def _fitted(
+        self, items: list[str], chunks: list[list[Chunk]], abort: threading.Event | None = None
+    ) -> list[list[Chunk]]:
+        """``chunks``, those over the model's token limit split again (counting through the tokenizer)."""
+        self._discover_once()  # the limit may come from /info
+        flow = self._fit_flow(items, chunks)
+        if flow is None:
+            return chunks
+        abort = abort or threading.Event()
+        try:
+            request = next(flow)
+            while True:
+                request = flow.send(self._count_tokens(request, abort))
+        except StopIteration as stop:
+            fitted: list[list[Chunk]] = stop.value
+            return fitted
+
+    def _count_tokens(self, texts: list[str], abort: threading.Event) -> list[int]:
+        if self._counter is not None:
+            return self._counter(texts)
+        size = self._core.batch_size
+        counts: list[int] = []
+        for start in range(0, len(texts), size):
+            counts += self._run(self._core.tokenize_flow(texts[start : start + size]), abort)
+        return counts
 
     # ------------------------------------------------------------------ streaming
 
@@ -538,7 +592,8 @@ class EmbeddingClient(_ClientBase):
         try:
             self._discover_once()
             for text in texts:
-                for batch in assembler.add(text):
+                items, chunks = self._chunks([text])
+                for batch in assembler.add(self._fitted(items, chunks, abort)[0]):
                     send(batch)
                 while len(in_flight) >= window:
                     settle_oldest()
@@ -723,9 +778,12 @@ class AsyncEmbeddingClient(_ClientBase):
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
         rng: Any = None,
+        tokenizer: Any = None,
         **overrides: Unpack[ClientOptionArgs],
     ) -> None:
-        super().__init__(endpoint, options, overrides, rate_limiter=rate_limiter, clock=clock, rng=rng)
+        super().__init__(
+            endpoint, options, overrides, rate_limiter=rate_limiter, clock=clock, rng=rng, tokenizer=tokenizer
+        )
         self._sleep = sleep
         self._injected = http_client
         self._transport = transport
@@ -815,7 +873,9 @@ class AsyncEmbeddingClient(_ClientBase):
 
     async def embed_chunks(self, texts: Sequence[str]) -> list[list[ChunkEmbedding]]:
         """Chunk every text and return each text's chunks with offsets and vectors."""
-        flat, chunks, owners = self._chunked_inputs(texts)
+        items, chunks = self._chunks(texts)
+        chunks = await self._fitted(items, chunks)
+        flat, owners = self._flatten(chunks)
         with _texts_named(owners):
             vectors = await self._embed_flat(flat, _Progress(self.options.show_progress, len(chunks), owners))
         return self._group(chunks, vectors)
@@ -829,10 +889,34 @@ class AsyncEmbeddingClient(_ClientBase):
     ) -> list[list[float]] | NDArray[np.float32]:
         """Return one vector per text, chunk vectors combined (see :meth:`EmbeddingClient.embed_documents`)."""
         to_array = _array_maker(as_numpy)
-        flat, chunks, owners = self._chunked_inputs(texts)
+        items, chunks = self._chunks(texts)
+        chunks = await self._fitted(items, chunks)
+        flat, owners = self._flatten(chunks)
         with _texts_named(owners):
             vectors = await self._embed_flat(flat, _Progress(self.options.show_progress, len(chunks), owners))
         return to_array(self._core.pool_all(chunks, vectors))
+
+    async def _fitted(self, items: list[str], chunks: list[list[Chunk]]) -> list[list[Chunk]]:
+        """``chunks``, those over the model's token limit split again (see :meth:`EmbeddingClient.embed_chunks`)."""
+        await self._discover_once()
+        flow = self._fit_flow(items, chunks)
+        if flow is None:
+            return chunks
+        try:
+            request = next(flow)
+            while True:
+                request = flow.send(await self._count_tokens(request))
+        except StopIteration as stop:
+            fitted: list[list[Chunk]] = stop.value
+            return fitted
+
+    async def _count_tokens(self, texts: list[str]) -> list[int]:
+        if self._counter is not None:
+            return self._counter(texts)
+        size = self._core.batch_size
+        groups = [texts[start : start + size] for start in range(0, len(texts), size)]
+        results = await asyncio.gather(*(self._run(self._core.tokenize_flow(group)) for group in groups))
+        return [count for counts in results for count in counts]
 
     # ------------------------------------------------------------------ streaming
 
@@ -887,7 +971,8 @@ class AsyncEmbeddingClient(_ClientBase):
         try:
             await self._discover_once()
             async for text in _aiterate(texts):
-                for batch in assembler.add(text):
+                items, chunks = self._chunks([text])
+                for batch in assembler.add((await self._fitted(items, chunks))[0]):
                     send(batch)
                 while len(in_flight) >= window:
                     await settle_oldest()

@@ -63,6 +63,13 @@ class ChunkEmbedding:
         """ICU words in the chunk (as Elasticsearch counts them)."""
         return self._chunk.word_count if self._chunk is not None else count_words(self.text)
 
+    @property
+    def source(self) -> tuple[int, int]:
+        """Offsets of the Elasticsearch chunk this one is (or, when split to fit the model, came from)."""
+        if self._chunk is not None and self._chunk.source is not None:
+            return self._chunk.source
+        return (self.start, self.end)
+
     def to_dict(self) -> dict[str, Any]:
         """Return the chunk as Elasticsearch shows it: text, offsets and embeddings."""
         return {"text": self.text, "offset": {"start": self.start, "end": self.end}, "embeddings": self.embedding}
@@ -387,19 +394,20 @@ class ClientCore:
                     raise err.with_context(attempts=attempt, indices=indices) from err.__cause__
                 yield Sleep(decision.wait)
 
-    def info_flow(self) -> Generator[Send | Sleep, HttpResult | HFInferError | None, None]:
-        """Ask TEI's ``/info`` once, rate limited and retried like a batch, and apply its answer.
+    def request_flow(
+        self, url: str, method: str = "GET", body: bytes = b"", indices: Sequence[int] = ()
+    ) -> Generator[Send | Sleep, HttpResult | HFInferError | None, HttpResult]:
+        """Send one request until it gets a 2xx answer, rate limited and retried like a batch.
 
-        An endpoint that is not TEI answers 404 or 405: nothing is learnt and nothing fails. A
-        refused key or a transient failure that outlasts the retries raises its typed error,
-        since the first batch would meet the same.
+        Returns the answer; raises the typed error of a permanent failure (or of the last
+        transient one), carrying the attempt count and ``indices``.
         """
         started = self.clock()
         attempt = 0
         while True:
             attempt += 1
             outcome = yield Send(
-                b"", (), attempt, self.info_url, "GET", timeout=max(self.attempt_budget(started), 0.001)
+                body, tuple(indices), attempt, url, method, timeout=max(self.attempt_budget(started), 0.001)
             )
             try:
                 if isinstance(outcome, HFInferError):
@@ -407,18 +415,66 @@ class ClientCore:
                 if outcome is None:
                     raise RuntimeError("the client sent nothing back for a Send step")
                 if 200 <= outcome.status_code < 300:
-                    self.apply_info(outcome.body)
-                    return
-                error = self._status_error(outcome)
-                if not (isinstance(error, AuthenticationError) or is_transient(error)):
-                    logger.debug("no TEI /info at %s (status %d)", urlsplit(self.info_url).path, outcome.status_code)
-                    return
-                raise error
+                    return outcome
+                raise self._status_error(outcome)
             except HFInferError as err:
                 decision = decide(self.policy, attempt, err, self.clock() - started, self.rng)
                 if not decision.retry:
-                    raise err.with_context(attempts=attempt, indices=()) from err.__cause__
+                    raise err.with_context(attempts=attempt, indices=indices) from err.__cause__
                 yield Sleep(decision.wait)
+
+    def info_flow(self) -> Generator[Send | Sleep, HttpResult | HFInferError | None, None]:
+        """Ask TEI's ``/info`` once, rate limited and retried like a batch, and apply its answer.
+
+        An endpoint that is not TEI answers 404 or 405: nothing is learnt and nothing fails. A
+        refused key or a transient failure that outlasts the retries raises its typed error,
+        since the first batch would meet the same.
+        """
+        try:
+            answer = yield from self.request_flow(self.info_url)
+        except EndpointError as err:
+            if isinstance(err, AuthenticationError) or is_transient(err):
+                raise
+            logger.debug("no TEI /info at %s (status %d)", urlsplit(self.info_url).path, err.status_code)
+            return
+        self.apply_info(answer.body)
+
+    # ------------------------------------------------------------------ token limits
+
+    @property
+    def token_limit(self) -> int | None:
+        """The model's token limit when chunks must be fitted to it: configured, else from ``/info``."""
+        if not self.options.fit_chunks_to_model:
+            return None
+        configured = self.endpoint.service_settings.max_input_tokens
+        discovered = (self.server_info or {}).get("max_input_length")
+        if configured is not None:
+            return configured
+        return (
+            discovered if isinstance(discovered, int) and not isinstance(discovered, bool) and discovered > 0 else None
+        )
+
+    @property
+    def tokenize_url(self) -> str:
+        """TEI's ``/tokenize`` next to the embedding URL."""
+        return self.info_url.removesuffix("/info") + "/tokenize"
+
+    def tokenize_flow(
+        self, texts: Sequence[str]
+    ) -> Generator[Send | Sleep, HttpResult | HFInferError | None, list[int]]:
+        """Count the tokens of ``texts`` (one batch, special tokens included) with TEI's ``/tokenize``."""
+        body = json.dumps({"inputs": list(texts), "add_special_tokens": True}, ensure_ascii=False).encode("utf-8")
+        answer = yield from self.request_flow(self.tokenize_url, "POST", body)
+        try:
+            data = _loads(answer.body)
+        except (ValueError, UnicodeDecodeError):
+            data = None
+        if not isinstance(data, list) or len(data) != len(texts) or not all(isinstance(t, list) for t in data):
+            raise ResponseFormatError(
+                f"the endpoint's /tokenize answered {answer.status_code} with something other than "
+                f"{len(texts)} token lists: {body_excerpt(self._redact(answer.body))!r}"
+            )
+        return [len(tokens) for tokens in data]
 
     # ------------------------------------------------------------------ combining chunks
 

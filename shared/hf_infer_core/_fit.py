@@ -19,12 +19,13 @@ A single word longer than the limit (a URL, a run of digits) is cut between char
 
 from __future__ import annotations
 
-from collections.abc import Generator, Sequence
+import os
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 
 from ._chunking import Chunk, word_ends_within
 
-__all__ = ["SAFE_MARGIN", "fit_flow", "needs_count"]
+__all__ = ["SAFE_MARGIN", "fit_flow", "fit_texts_flow", "load_tokenizer", "needs_count"]
 
 # A chunk whose UTF-8 length plus this margin is within the limit cannot have more tokens than
 # the limit: word-piece and byte-level tokenizers give at most one token per byte, and the
@@ -117,3 +118,40 @@ def fit_flow(chunks: Sequence[Chunk], sources: Sequence[str], limit: int, prefix
 def _piece(split: _Split, end: int) -> Chunk:
     start = split.start
     return Chunk(start, end, split.source[start:end], source=(split.chunk.start, split.chunk.end))
+
+
+def fit_texts_flow(texts: Sequence[str], chunks: Sequence[Sequence[Chunk]], limit: int, prefix: str = "") -> FitFlow:
+    """:func:`fit_flow` over every chunk of every text; returns each text's chunks, fitted."""
+    flat = [chunk for text_chunks in chunks for chunk in text_chunks]
+    sources = [texts[i] for i, text_chunks in enumerate(chunks) for _ in text_chunks]
+    fitted = yield from fit_flow(flat, sources, limit, prefix)
+    out: list[list[Chunk]] = []
+    position = 0
+    for text_chunks in chunks:
+        out.append([piece for pieces in fitted[position : position + len(text_chunks)] for piece in pieces])
+        position += len(text_chunks)
+    return out
+
+
+def load_tokenizer(tokenizer: object) -> Callable[[list[str]], list[int]]:
+    """A token counter (special tokens included) from a ``tokenizers.Tokenizer`` or a ``tokenizer.json`` path."""
+    if isinstance(tokenizer, str | os.PathLike):
+        try:
+            from tokenizers import Tokenizer
+        except ImportError as err:
+            raise ImportError('tokenizer= needs the tokenizers package: pip install "hf-infer[tokenizers]"') from err
+        tokenizer = Tokenizer.from_file(os.fspath(tokenizer))
+    encode_batch = getattr(tokenizer, "encode_batch", None)
+    if not callable(encode_batch):
+        raise TypeError(
+            f"tokenizer must be a tokenizers.Tokenizer or a tokenizer.json path, got {type(tokenizer).__name__}"
+        )
+    # The model's own truncation and padding would hide the very overflow being measured.
+    for method in ("no_truncation", "no_padding"):
+        if callable(getattr(tokenizer, method, None)):
+            getattr(tokenizer, method)()
+
+    def count(texts: list[str]) -> list[int]:
+        return [len(encoding.ids) for encoding in encode_batch(texts, add_special_tokens=True)]
+
+    return count

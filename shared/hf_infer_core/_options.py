@@ -64,6 +64,11 @@ class ClientOptions(BaseModel):
     prompt_name: str | None = Field(default=None, strict=True, description="TEI request option.")
     show_progress: bool = Field(default=False, strict=True, description="Show a tqdm bar of texts done.")
     discover: bool = Field(default=False, strict=True, description="Read TEI's /info once before the first request.")
+    fit_chunks_to_model: bool = Field(
+        default=True,
+        strict=True,
+        description="Split chunks over the model's token limit (max_input_tokens, or /info with discover).",
+    )
     keep_trailing_text: bool = Field(
         default=False,
         strict=True,
@@ -121,6 +126,7 @@ class ClientOptionArgs(TypedDict, total=False):
     prompt_name: str | None
     show_progress: bool
     discover: bool
+    fit_chunks_to_model: bool
     keep_trailing_text: bool
     rate_limit_backend: str
     max_response_bytes: int | None

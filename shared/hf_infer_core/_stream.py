@@ -1,8 +1,8 @@
 """Streaming without I/O: texts in lazily, batches out, results back in input order.
 
 :class:`StreamAssembler` is the bookkeeping both clients' ``embed_iter`` / ``embed_chunks_iter``
-share. The client feeds it one text at a time (:meth:`StreamAssembler.add`); it chunks the text,
-packs the chunks into batches of ``batch_size`` inputs, and hands back each batch when it is full.
+share. The client feeds it one text's chunks at a time (:meth:`StreamAssembler.add`); it packs
+them into batches of ``batch_size`` inputs, and hands back each batch when it is full.
 The client sends batches (at most ``max_concurrency`` in flight, so it stops reading input while
 the window is full) and reports each outcome (:meth:`complete`). :meth:`ready` then releases the
 texts whose every chunk has its vector, in input order and never ahead of an earlier text. Memory
@@ -57,10 +57,8 @@ class StreamAssembler:
         self._current = StreamBatch(0)
         self._count = 0
 
-    def add(self, text: str) -> list[StreamBatch]:
-        """Take the next text; return the batches it filled (ready to send), usually none or one."""
-        (item,) = self._core.check_texts([text])
-        chunks = self._core.chunk_all([item])[0]
+    def add(self, chunks: list[Chunk]) -> list[StreamBatch]:
+        """Take the next text's chunks; return the batches they filled (ready to send), usually none or one."""
         record = _Text(self._count, chunks, [None] * len(chunks), len(chunks))
         self._count += 1
         self._texts.append(record)

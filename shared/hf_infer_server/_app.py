@@ -74,9 +74,7 @@ class _Model:
     def tokenize(self, texts: list[str], add_special_tokens: bool) -> list[list[dict[str, Any]]]:
         """TEI's ``/tokenize`` answer: per text, its tokens with id, text, special flag and char offsets."""
         tokenizer = self.model.tokenizer
-        encoded = tokenizer(
-            texts, add_special_tokens=add_special_tokens, truncation=False, return_offsets_mapping=True
-        )
+        encoded = tokenizer(texts, add_special_tokens=add_special_tokens, truncation=False, return_offsets_mapping=True)
         special_ids = set(tokenizer.all_special_ids)
         out: list[list[dict[str, Any]]] = []
         for ids, offsets in zip(encoded["input_ids"], encoded["offset_mapping"], strict=True):

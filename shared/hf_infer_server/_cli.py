@@ -65,7 +65,10 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         from ._app import serve as run
 
-        print(f"hf-infer: serving on http://{args.host}:{args.port} (POST /embed, POST /tokenize, GET /info, GET /health)", flush=True)
+        print(
+            f"hf-infer: serving on http://{args.host}:{args.port} (POST /embed, POST /tokenize, GET /info, GET /health)",
+            flush=True,
+        )
         run(args.host, args.port, args.model, args.api_key, args.max_batch_size, args.auto_truncate)
     return 0
 
