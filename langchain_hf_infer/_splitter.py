@@ -9,6 +9,7 @@ from langchain_core.documents import Document
 from langchain_text_splitters import TextSplitter
 
 from hf_infer_core import Chunk, ChunkingSettings, InferenceEndpoint, chunk_text, resolve_chunking_settings
+from hf_infer_core._fit import token_fitter
 
 __all__ = ["HFInferTextSplitter"]
 
@@ -30,14 +31,20 @@ class HFInferTextSplitter(TextSplitter):
         chunking_settings: ChunkingSettings | InferenceEndpoint | Mapping[str, Any] | str | None = None,
         *,
         keep_trailing_text: bool = False,
+        tokenizer: Any = None,
+        max_input_tokens: int | None = None,
         **kwargs: Any,
     ) -> None:
         """Create a splitter from chunking settings (model, endpoint, Elasticsearch dict or JSON).
 
         ``keep_trailing_text``: see :func:`hf_infer_core.chunk_text` (off: Elasticsearch's offsets).
+        ``tokenizer`` (a ``tokenizers.Tokenizer`` or ``tokenizer.json`` path) with
+        ``max_input_tokens`` (or an endpoint's): chunks over the limit are split again at word
+        boundaries into the fewest pieces that fit, as the clients do.
         """
         settings = resolve_chunking_settings(chunking_settings)
         self._keep_trailing_text = keep_trailing_text
+        self._fit = token_fitter(chunking_settings, tokenizer, max_input_tokens)
         # TextSplitter's size/overlap are in its own length unit; ours are words and are only
         # reported here so LangChain's checks and reprs stay meaningful.
         size = settings.max_chunk_size or 1_000_000
@@ -58,7 +65,7 @@ class HFInferTextSplitter(TextSplitter):
 
     def chunks(self, text: str) -> list[Chunk]:
         """Return the chunks of ``text`` with their offsets and word counts."""
-        return chunk_text(text, self._settings, keep_trailing_text=self._keep_trailing_text)
+        return self._fit(text, chunk_text(text, self._settings, keep_trailing_text=self._keep_trailing_text))
 
     def create_documents(self, texts: list[str], metadatas: list[dict[Any, Any]] | None = None) -> list[Document]:
         """Create one document per chunk, with ``start_index``/``end_index`` metadata."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
@@ -11,7 +11,8 @@ from llama_index.core.node_parser.node_utils import build_nodes_from_splits
 from llama_index.core.schema import BaseNode, Document, MetadataMode, TextNode
 from llama_index.core.utils import get_tqdm_iterable
 
-from hf_infer_core import ChunkingSettings, InferenceEndpoint, chunk_text, resolve_chunking_settings
+from hf_infer_core import Chunk, ChunkingSettings, InferenceEndpoint, chunk_text, resolve_chunking_settings
+from hf_infer_core._fit import token_fitter
 
 __all__ = ["HFInferNodeParser"]
 
@@ -29,18 +30,28 @@ class HFInferNodeParser(TextSplitter):
     keep_trailing_text: bool = Field(
         default=False, description="Extend the last word chunk over a wordless remainder (not Elasticsearch's)."
     )
+    max_input_tokens: int | None = Field(default=None, description="The model's token limit (with tokenizer).")
     _settings: ChunkingSettings = PrivateAttr()
+    _fit: Callable[[str, list[Chunk]], list[Chunk]] = PrivateAttr()
 
     def __init__(
         self,
         chunking_settings: ChunkingSettings | InferenceEndpoint | Mapping[str, Any] | str | None = None,
+        *,
+        tokenizer: Any = None,
         **kwargs: Any,
     ) -> None:
-        """Create a parser from chunking settings (model, endpoint, Elasticsearch dict or JSON)."""
+        """Create a parser from chunking settings (model, endpoint, Elasticsearch dict or JSON).
+
+        ``tokenizer`` (a ``tokenizers.Tokenizer`` or ``tokenizer.json`` path) with
+        ``max_input_tokens`` (or an endpoint's): chunks over the limit are split again at word
+        boundaries into the fewest pieces that fit, as the clients do.
+        """
         settings = resolve_chunking_settings(chunking_settings)
         super().__init__(**kwargs)
         self.chunking = settings.to_dict()
         self._settings = settings
+        self._fit = token_fitter(chunking_settings, tokenizer, self.max_input_tokens)
 
     @classmethod
     def class_name(cls) -> str:
@@ -49,16 +60,15 @@ class HFInferNodeParser(TextSplitter):
 
     def split_text(self, text: str) -> list[str]:
         """Return the chunk texts of ``text``."""
-        return [chunk.text for chunk in chunk_text(text, self._settings, keep_trailing_text=self.keep_trailing_text)]
+        return [chunk.text for chunk in self._chunks(text)]
+
+    def _chunks(self, text: str) -> list[Chunk]:
+        return self._fit(text, chunk_text(text, self._settings, keep_trailing_text=self.keep_trailing_text))
 
     def _parse_nodes(self, nodes: Sequence[BaseNode], show_progress: bool = False, **kwargs: Any) -> list[BaseNode]:
         out: list[BaseNode] = []
         for node in get_tqdm_iterable(nodes, show_progress, "Parsing nodes"):
-            chunks = chunk_text(
-                node.get_content(metadata_mode=MetadataMode.NONE),
-                self._settings,
-                keep_trailing_text=self.keep_trailing_text,
-            )
+            chunks = self._chunks(node.get_content(metadata_mode=MetadataMode.NONE))
             built = build_nodes_from_splits([c.text for c in chunks], node, id_func=self.id_func)
             for new, chunk in zip(built, chunks, strict=True):
                 new.start_char_idx = chunk.start

@@ -53,6 +53,12 @@ class AdapterOptions(ClientOptions):
     http_async_client: httpx.AsyncClient | None = Field(
         default=None, exclude=True, repr=False, description="An httpx.AsyncClient for async calls (not closed here)."
     )
+    tokenizer: Any = Field(
+        default=None,
+        exclude=True,
+        repr=False,
+        description="A tokenizers.Tokenizer or tokenizer.json path to count tokens locally when fitting chunks.",
+    )
 
     _session: EmbeddingSession = PrivateAttr()
 
@@ -74,6 +80,7 @@ class AdapterOptions(ClientOptions):
             ClientOptions.pick(self),
             http_client=self.http_client,
             http_async_client=self.http_async_client,
+            tokenizer=self.tokenizer,
         )
         return self
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 from ._chunking import Chunk, word_ends_within
 
-__all__ = ["SAFE_MARGIN", "fit_flow", "fit_texts_flow", "load_tokenizer", "needs_count"]
+__all__ = ["SAFE_MARGIN", "fit_flow", "fit_locally", "fit_texts_flow", "load_tokenizer", "needs_count", "token_fitter"]
 
 # A chunk whose UTF-8 length plus this margin is within the limit cannot have more tokens than
 # the limit: word-piece and byte-level tokenizers give at most one token per byte, and the
@@ -155,3 +155,41 @@ def load_tokenizer(tokenizer: object) -> Callable[[list[str]], list[int]]:
         return [len(encoding.ids) for encoding in encode_batch(texts, add_special_tokens=True)]
 
     return count
+
+
+def fit_locally(
+    text: str, chunks: list[Chunk], count: Callable[[list[str]], list[int]], limit: int, prefix: str = ""
+) -> list[Chunk]:
+    """Fit one text's ``chunks`` to ``limit`` with a local counter (see :func:`load_tokenizer`)."""
+    flow = fit_texts_flow([text], [chunks], limit, prefix)
+    try:
+        request = next(flow)
+        while True:
+            request = flow.send(count(request))
+    except StopIteration as stop:
+        fitted: list[list[Chunk]] = stop.value
+        return fitted[0]
+
+
+def token_fitter(
+    settings: object, tokenizer: object, max_input_tokens: int | None
+) -> Callable[[str, list[Chunk]], list[Chunk]]:
+    """What the splitters apply to each text's chunks: fitting with ``tokenizer``, or nothing.
+
+    The limit is ``max_input_tokens``, else the endpoint's when ``settings`` is an
+    :class:`~hf_infer_core.InferenceEndpoint`. A limit without a tokenizer (or the reverse) is an
+    error: the splitters have no endpoint to ask.
+    """
+    from ._config import InferenceEndpoint
+
+    limit = max_input_tokens
+    if limit is None and isinstance(settings, InferenceEndpoint):
+        limit = settings.service_settings.max_input_tokens
+    if tokenizer is None and max_input_tokens is None:
+        return lambda text, chunks: chunks
+    if tokenizer is None or limit is None:
+        raise ValueError("fitting chunks needs both tokenizer= and max_input_tokens= (or an endpoint's)")
+    if not isinstance(limit, int) or isinstance(limit, bool) or limit <= 0:
+        raise ValueError(f"max_input_tokens must be a positive integer, got {limit!r}")
+    count = load_tokenizer(tokenizer)
+    return lambda text, chunks: fit_locally(text, chunks, count, limit)

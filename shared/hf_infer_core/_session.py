@@ -46,8 +46,10 @@ class EmbeddingSession:
         *,
         http_client: httpx.Client | None = None,
         http_async_client: httpx.AsyncClient | None = None,
+        tokenizer: Any = None,
     ) -> None:
         self.endpoint = endpoint
+        self.tokenizer = tokenizer
         self.options = options
         self._http_client = http_client
         self._http_async_client = http_async_client
@@ -62,7 +64,9 @@ class EmbeddingSession:
         if self._sync is None:
             with self._lock:
                 if self._sync is None:
-                    self._sync = EmbeddingClient(self.endpoint, options=self.options, http_client=self._http_client)
+                    self._sync = EmbeddingClient(
+                        self.endpoint, options=self.options, http_client=self._http_client, tokenizer=self.tokenizer
+                    )
         return self._sync
 
     @property
@@ -72,7 +76,10 @@ class EmbeddingSession:
             with self._lock:
                 if self._async is None:
                     self._async = AsyncEmbeddingClient(
-                        self.endpoint, options=self.options, http_client=self._http_async_client
+                        self.endpoint,
+                        options=self.options,
+                        http_client=self._http_async_client,
+                        tokenizer=self.tokenizer,
                     )
         return self._async
 
@@ -97,12 +104,20 @@ class EmbeddingSession:
             await self._async.aclose()
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (EmbeddingSession, (self.endpoint, self.options))
+        return (_rebuild, (self.endpoint, self.options, self.tokenizer))
 
     def __deepcopy__(self, memo: dict[int, Any]) -> EmbeddingSession:
         return EmbeddingSession(
-            self.endpoint, self.options, http_client=self._http_client, http_async_client=self._http_async_client
+            self.endpoint,
+            self.options,
+            http_client=self._http_client,
+            http_async_client=self._http_async_client,
+            tokenizer=self.tokenizer,
         )
 
     def __repr__(self) -> str:
         return f"<EmbeddingSession {self.endpoint.inference_id!r} url={self.endpoint.url!r}>"
+
+
+def _rebuild(endpoint: InferenceEndpoint, options: ClientOptions, tokenizer: Any) -> EmbeddingSession:
+    return EmbeddingSession(endpoint, options, tokenizer=tokenizer)

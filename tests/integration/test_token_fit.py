@@ -116,3 +116,28 @@ def test_a_local_tokenizer_counts_like_the_endpoint(local_server: LocalServer) -
         by_tokenizer = [(c.start, c.end) for c in local.embed_chunks([document])[0]]
     assert by_endpoint == by_tokenizer
     assert max(token_counts(local_server, [document[s:e] for s, e in by_tokenizer])) <= LIMIT
+
+
+def test_splitters_and_adapters_fit_with_a_local_tokenizer(local_server: LocalServer) -> None:
+    from llama_index.core.schema import Document as LIDocument
+
+    from langchain_hf_infer import HFInferEmbeddings, HFInferTextSplitter
+    from llama_index_hf_infer import HFInferEmbedding, HFInferNodeParser
+
+    document = prose(1_500, seed=9)
+    tokenizer = os.path.join(default_model_path(), "tokenizer.json")
+    documents = HFInferTextSplitter(None, tokenizer=tokenizer, max_input_tokens=LIMIT).create_documents([document])
+    nodes = HFInferNodeParser(None, tokenizer=tokenizer, max_input_tokens=LIMIT).get_nodes_from_documents(
+        [LIDocument(text=document)]
+    )
+    assert [d.metadata["start_index"] for d in documents] == [n.start_char_idx for n in nodes]
+    assert max(token_counts(local_server, [d.page_content for d in documents])) <= LIMIT
+    assert len(documents) > len(HFInferTextSplitter(None).split_text(document))  # some chunks were split
+    for cls in (HFInferEmbeddings, HFInferEmbedding):
+        model = cls(
+            url=local_server.embed_url, api_key=local_server.api_key, max_input_tokens=LIMIT, tokenizer=tokenizer
+        )
+        chunks = model.embed_chunks([document])[0]
+        assert [c.start for c in chunks] == [d.metadata["start_index"] for d in documents]
+    with pytest.raises(ValueError, match="tokenizer"):
+        HFInferTextSplitter(None, max_input_tokens=LIMIT)
