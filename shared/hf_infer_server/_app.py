@@ -26,11 +26,14 @@ thread, never on the event loop.
 from __future__ import annotations
 
 import asyncio
+import base64
+import collections
 import hmac
 import json
 import os
 import threading
 import time
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 __all__ = ["create_app", "default_model_path", "serve"]
@@ -54,6 +57,7 @@ class _Model:
         self.error: str | None = None
         self.started = time.monotonic()
         self._lock = threading.Lock()
+        self._raw: Any = None
         self._thread = threading.Thread(target=self._load, name="hf-infer-model-load", daemon=True)
         self._thread.start()
 
@@ -98,11 +102,49 @@ class _Model:
         encoded = self.model.tokenizer(texts, add_special_tokens=True, truncation=False)["input_ids"]
         return [len(ids) for ids in encoded]
 
-    def encode(self, texts: list[str], normalize: bool) -> Any:
-        with self._lock:
-            return self.model.encode(
-                texts, batch_size=64, normalize_embeddings=normalize, convert_to_numpy=True, show_progress_bar=False
+    def _unnormalized(self) -> Any:
+        """The model without its final Normalize module (sharing its weights), for normalize=false.
+
+        sentence-transformers bakes normalisation into models like all-MiniLM-L6-v2; TEI pools and
+        normalises only when asked, so normalize=false must skip that module.
+        """
+        if self._raw is None:
+            from sentence_transformers import SentenceTransformer
+            from sentence_transformers.models import Normalize
+
+            modules = [m for m in self.model if not isinstance(m, Normalize)]
+            self._raw = (
+                SentenceTransformer(modules=modules, device="cpu") if len(modules) < len(self.model) else self.model
             )
+            self._raw.prompts = getattr(self.model, "prompts", {})
+        return self._raw
+
+    def encode(self, texts: list[str], normalize: bool, prompt_name: str | None = None, truncate: bool = True) -> Any:
+        # Inputs over the limit reach here only with truncation asked for (the route checked):
+        # sentence-transformers cuts at max_seq_length, as TEI's truncation does.
+        with self._lock:
+            model = self.model if normalize else self._unnormalized()
+            return model.encode(
+                texts,
+                batch_size=64,
+                normalize_embeddings=normalize,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+                prompt_name=prompt_name,
+            )
+
+    def token_embeddings(self, texts: list[str], prompt_name: str | None = None, truncate: bool = True) -> Any:
+        """Per input, one vector per token (TEI's ``/embed_all``)."""
+        with self._lock:
+            out = self.model.encode(
+                texts,
+                batch_size=64,
+                output_value="token_embeddings",
+                convert_to_numpy=False,
+                show_progress_bar=False,
+                prompt_name=prompt_name,
+            )
+        return [t.float().numpy() for t in out]
 
 
 def _dumps(vectors: Any) -> bytes:
@@ -121,9 +163,12 @@ def create_app(
     max_batch_size: int = 32,
     auto_truncate: bool = False,
     model_id: str | None = None,
+    max_concurrent_requests: int = 512,
 ) -> Any:
     """Build the starlette app; the model starts loading in the background at once."""
     from starlette.applications import Starlette
+    from starlette.middleware import Middleware
+    from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
     from starlette.requests import Request
     from starlette.responses import JSONResponse, PlainTextResponse, Response
     from starlette.routing import Route
@@ -132,125 +177,240 @@ def create_app(
     model = _Model(path)
     name = model_id or ("sentence-transformers/all-MiniLM-L6-v2" if model_path is None else os.path.basename(path))
     expected = f"Bearer {api_key}".encode() if api_key else None
+    counters: collections.Counter[str] = collections.Counter()
 
-    def error(status: int, message: str, error_type: str, **extra: Any) -> JSONResponse:
-        return JSONResponse({"error": message, "error_type": error_type, **extra}, status_code=status)
+    class Rejected(Exception):
+        """A request TEI would refuse: carries the response it would give."""
 
-    def not_ready() -> JSONResponse | None:
+        def __init__(self, response: Response) -> None:
+            self.response = response
+
+    def error(status: int, message: str, error_type: str, **extra: Any) -> Rejected:
+        counters[f'te_request_failure{{err="{error_type}"}}'] += 1
+        return Rejected(JSONResponse({"error": message, "error_type": error_type, **extra}, status_code=status))
+
+    def undecodable(detail: str) -> Rejected:
+        # axum's Json extractor, in front of every TEI route, answers a body of the wrong shape so.
+        counters['te_request_failure{err="validation"}'] += 1
+        return Rejected(
+            PlainTextResponse(f"Failed to deserialize the JSON body into the target type: {detail}", status_code=422)
+        )
+
+    def ready() -> None:
         if model.error is not None:
-            return error(503, f"Model {name} failed to load: {model.error}", "Unhealthy")
+            raise error(503, f"Model {name} failed to load: {model.error}", "unhealthy")
         if model.model is None:
             elapsed = time.monotonic() - model.started
-            return error(
+            raise error(
                 503,
                 f"Model {name} is currently loading",
-                "Unhealthy",
+                "unhealthy",
                 estimated_time=round(max(1.0, 20.0 - elapsed), 1),
             )
-        return None
 
-    def authorised(request: Request) -> bool:
-        if expected is None:
-            return True
-        given = request.headers.get("authorization", "").encode()
-        return hmac.compare_digest(given, expected)
+    async def read(request: Request) -> dict[str, Any]:
+        if int(request.headers.get("content-length") or 0) > PAYLOAD_LIMIT:
+            raise Rejected(
+                PlainTextResponse("Failed to buffer the request body: length limit exceeded", status_code=413)
+            )
+        raw = await request.body()
+        if len(raw) > PAYLOAD_LIMIT:
+            raise Rejected(
+                PlainTextResponse("Failed to buffer the request body: length limit exceeded", status_code=413)
+            )
+        ready()
+        try:
+            body = json.loads(raw)
+        except ValueError as err:
+            raise undecodable(str(err)) from None
+        if not isinstance(body, dict):
+            raise undecodable("invalid type: expected struct")
+        return body
+
+    def texts_of(body: dict[str, Any], key: str) -> list[str]:
+        value = body.get(key)
+        texts = [value] if isinstance(value, str) else value
+        if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+            raise undecodable(f"{key}: data did not match any variant of untagged enum Input")
+        if not texts:
+            raise error(413, "`inputs` cannot be empty", "validation")
+        if len(texts) > max_batch_size:
+            raise error(413, f"batch size {len(texts)} > maximum allowed batch size {max_batch_size}", "validation")
+        return texts
+
+    def flag(body: dict[str, Any], key: str, default: bool | None) -> bool | None:
+        value = body.get(key, default)
+        if value is not None and not isinstance(value, bool):
+            raise undecodable(f"{key}: invalid type: expected a boolean")
+        return value
+
+    async def check_length(texts: list[str], truncate: bool | None) -> bool:
+        truncate = auto_truncate if truncate is None else truncate
+        if not truncate:
+            limit = model.max_input_length
+            for n in await asyncio.to_thread(model.token_counts, texts):
+                if n > limit:
+                    raise error(
+                        413,
+                        f"Input validation error: `inputs` must have less than {limit} tokens. Given: {n}",
+                        "validation",
+                    )
+        return truncate
+
+    def prompt_of(body: dict[str, Any]) -> str | None:
+        prompt = body.get("prompt_name")
+        if prompt is None:
+            return None
+        prompts = getattr(model.model, "prompts", {}) or {}
+        if not isinstance(prompt, str) or prompt not in prompts:
+            raise error(413, f"prompt `{prompt}` is not available (available: {sorted(prompts)})", "validation")
+        return prompt
+
+    def counted(method: str, texts: list[str]) -> None:
+        kind = "single" if len(texts) == 1 else "batch"
+        counters[f'te_request_count{{method="{kind}"}}'] += 1
+        counters[f'te_request_success{{method="{kind}"}}'] += 1
+        counters[f"te_{method}_inputs_total"] += len(texts)
 
     async def embed(request: Request) -> Response:
-        if not authorised(request):
-            return error(401, "Authorization header is correct, but the token seems invalid", "Unauthorized")
-        length = int(request.headers.get("content-length") or 0)
-        if length > PAYLOAD_LIMIT:
-            return PlainTextResponse("Failed to buffer the request body: length limit exceeded", status_code=413)
-        raw = await request.body()
-        if len(raw) > PAYLOAD_LIMIT:
-            return PlainTextResponse("Failed to buffer the request body: length limit exceeded", status_code=413)
-        if (waiting := not_ready()) is not None:
-            return waiting
-        try:
-            body = json.loads(raw)
-        except ValueError as err:
-            return error(422, f"Failed to deserialize the JSON body into the target type: {err}", "Validation")
-        inputs = body.get("inputs") if isinstance(body, dict) else None
-        texts = [inputs] if isinstance(inputs, str) else inputs
-        if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
-            return error(422, "Input validation error: `inputs` must be a string or a list of strings", "Validation")
-        if not texts:
-            return error(422, "Input validation error: `inputs` cannot be empty", "Empty")
-        if len(texts) > max_batch_size:
-            return error(
-                413,
-                f"batch size {len(texts)} > maximum allowed batch size {max_batch_size}",
-                "Validation",
-            )
-        normalize = body.get("normalize", True) is not False
-        truncate = body.get("truncate")
-        if truncate is None:
-            truncate = auto_truncate
-        if not truncate:
-            counts = await asyncio.to_thread(model.token_counts, texts)
-            limit = model.max_input_length
-            too_long = [(i, n) for i, n in enumerate(counts) if n > limit]
-            if too_long:
-                i, n = too_long[0]
-                return error(
-                    413,
-                    f"Input validation error: `inputs` must have less than {limit} tokens. Given: {n} (input {i})",
-                    "Validation",
-                )
-        vectors = await asyncio.to_thread(model.encode, texts, normalize)
+        body = await read(request)
+        texts = texts_of(body, "inputs")
+        normalize = flag(body, "normalize", True)
+        truncate = await check_length(texts, flag(body, "truncate", None))
+        vectors = await asyncio.to_thread(model.encode, texts, bool(normalize), prompt_of(body), truncate)
+        counted("embed", texts)
         return Response(_dumps(vectors), media_type="application/json")
 
-    async def tokenize(request: Request) -> Response:
-        if not authorised(request):
-            return error(401, "Authorization header is correct, but the token seems invalid", "Unauthorized")
-        raw = await request.body()
-        if len(raw) > PAYLOAD_LIMIT:
-            return PlainTextResponse("Failed to buffer the request body: length limit exceeded", status_code=413)
-        if (waiting := not_ready()) is not None:
-            return waiting
+    async def embed_all(request: Request) -> Response:
+        body = await read(request)
+        texts = texts_of(body, "inputs")
+        truncate = await check_length(texts, flag(body, "truncate", None))
+        tokens = await asyncio.to_thread(model.token_embeddings, texts, prompt_of(body), truncate)
+        counted("embed_all", texts)
+        return Response(_dumps(tokens), media_type="application/json")
+
+    async def openai_embeddings(request: Request) -> Response:
         try:
-            body = json.loads(raw)
-        except ValueError as err:
-            return error(422, f"Failed to deserialize the JSON body into the target type: {err}", "Validation")
-        inputs = body.get("inputs") if isinstance(body, dict) else None
-        texts = [inputs] if isinstance(inputs, str) else inputs
-        special = body.get("add_special_tokens", True) if isinstance(body, dict) else True
-        if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts) or not isinstance(special, bool):
-            return error(422, "Input validation error: `inputs` must be a string or a list of strings", "Validation")
-        if not texts:
-            return error(422, "Input validation error: `inputs` cannot be empty", "Empty")
-        if len(texts) > max_batch_size:
-            return error(413, f"batch size {len(texts)} > maximum allowed batch size {max_batch_size}", "Validation")
-        tokens = await asyncio.to_thread(model.tokenize, texts, special)
+            body = await read(request)
+            texts = texts_of(body, "input")
+            encoding = body.get("encoding_format", "float")
+            if encoding not in ("float", "base64"):
+                raise undecodable("encoding_format: unknown variant, expected `float` or `base64`")
+            await check_length(texts, None)
+        except Rejected as rejected:
+            converted: Response = _openai_error(rejected.response)
+            return converted
+        vectors = await asyncio.to_thread(model.encode, texts, True, None, auto_truncate)
+        counts = await asyncio.to_thread(model.token_counts, texts)
+        counted("embed", texts)
+        data = [
+            {"object": "embedding", "embedding": _b64(v) if encoding == "base64" else v, "index": i}
+            for i, v in enumerate(vectors)
+        ]
+        usage = {"prompt_tokens": sum(counts), "total_tokens": sum(counts)}
+        return Response(
+            _dumps({"object": "list", "data": data, "model": name, "usage": usage}), media_type="application/json"
+        )
+
+    async def tokenize(request: Request) -> Response:
+        body = await read(request)
+        texts = texts_of(body, "inputs")
+        special = flag(body, "add_special_tokens", True)
+        tokens = await asyncio.to_thread(model.tokenize, texts, bool(special))
         return JSONResponse(tokens)
 
     async def info(request: Request) -> Response:
         return JSONResponse(
             {
                 "model_id": name,
+                "model_sha": None,
+                "model_dtype": "float32",
                 "model_type": {"embedding": {"pooling": "mean"}},
+                "max_concurrent_requests": max_concurrent_requests,
                 "max_input_length": model.max_input_length if model.model is not None else None,
-                "max_client_batch_size": max_batch_size,
                 "max_batch_tokens": max_batch_size * 512,
+                "max_batch_requests": None,
+                "max_client_batch_size": max_batch_size,
                 "auto_truncate": auto_truncate,
-                "version": "hf-infer",
+                "tokenization_workers": os.cpu_count() or 1,
+                "version": _version(),
+                "sha": None,
+                "docker_label": None,
             }
         )
 
     async def health(request: Request) -> Response:
-        waiting = not_ready()
-        return waiting if waiting is not None else Response(status_code=200)
+        ready()
+        return Response(status_code=200)
 
-    app = Starlette(
-        routes=[
-            Route("/", embed, methods=["POST"]),
-            Route("/embed", embed, methods=["POST"]),
-            Route("/info", info, methods=["GET"]),
-            Route("/tokenize", tokenize, methods=["POST"]),
-            Route("/health", health, methods=["GET"]),
-        ]
+    async def metrics(request: Request) -> Response:
+        lines = []
+        for key, value in sorted(counters.items()):
+            lines.append(f"# TYPE {key.split('{')[0]} counter")
+            lines.append(f"{key} {value}")
+        return PlainTextResponse("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")
+
+    def handler(route: Any) -> Any:
+        async def run(request: Request) -> Response:
+            try:
+                response: Response = await route(request)
+            except Rejected as rejected:
+                return rejected.response
+            return response
+
+        return run
+
+    class BearerOnly(BaseHTTPMiddleware):
+        """As TEI with --api-key: every route wants the token, and a request without it gets a bare 401."""
+
+        async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+            if expected is not None:
+                given = request.headers.get("authorization", "").encode()
+                if not hmac.compare_digest(given, expected):
+                    return Response(status_code=401)
+            return await call_next(request)
+
+    routes = [
+        Route("/", handler(embed), methods=["POST"]),
+        Route("/", handler(health), methods=["GET"]),
+        Route("/embed", handler(embed), methods=["POST"]),
+        Route("/embed_all", handler(embed_all), methods=["POST"]),
+        Route("/embeddings", openai_embeddings, methods=["POST"]),
+        Route("/v1/embeddings", openai_embeddings, methods=["POST"]),
+        Route("/tokenize", handler(tokenize), methods=["POST"]),
+        Route("/info", info, methods=["GET"]),
+        Route("/health", handler(health), methods=["GET"]),
+        Route("/ping", handler(health), methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+    ]
+    return Starlette(routes=routes, middleware=[Middleware(BearerOnly)])
+
+
+def _openai_error(response: Any) -> Any:
+    """TEI's OpenAI route speaks OpenAI's error shape: ``{"message", "code", "type"}``."""
+    from starlette.responses import JSONResponse
+
+    try:
+        payload = json.loads(bytes(response.body))
+    except ValueError:
+        return response  # a plain-text rejection (bad JSON) is the same on every route
+    return JSONResponse(
+        {"message": payload.get("error"), "code": response.status_code, "type": payload.get("error_type")},
+        status_code=response.status_code,
     )
-    return app
+
+
+def _b64(vector: Any) -> str:
+    import numpy as np
+
+    return base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode("ascii")
+
+
+def _version() -> str:
+    try:
+        return version("hf-infer")
+    except PackageNotFoundError:  # pragma: no cover - a source tree without install
+        return "0.0.0"
 
 
 def serve(

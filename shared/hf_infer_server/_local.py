@@ -88,7 +88,9 @@ def run_local_server(
                     f"hf-infer serve exited with {proc.returncode}: {proc.stderr.read() if proc.stderr else ''}"
                 )
             try:
-                if httpx.get(server.url + "/health", timeout=2).status_code == 200:
+                # As on TEI, /health wants the token too when there is one.
+                headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+                if httpx.get(server.url + "/health", headers=headers, timeout=2).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass

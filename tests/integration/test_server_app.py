@@ -20,10 +20,10 @@ def test_503_while_loading_then_unhealthy_when_the_model_cannot_load(tmp_path: o
         if "loading" in body["error"]:
             assert body["estimated_time"] > 0
         deadline = time.monotonic() + 120
-        while "failed to load" not in client.get("/health").text and time.monotonic() < deadline:
+        while "failed to load" not in client.get("/health", headers=auth).text and time.monotonic() < deadline:
             time.sleep(0.2)
-        health = client.get("/health")
+        health = client.get("/health", headers=auth)
         assert health.status_code == 503
-        assert health.json()["error_type"] == "Unhealthy"
+        assert health.json()["error_type"] == "unhealthy"
         assert client.post("/embed", json={"inputs": ["x"]}).status_code == 401  # auth is checked first
-        assert client.get("/info").json()["max_client_batch_size"] == 4
+        assert client.get("/info", headers=auth).json()["max_client_batch_size"] == 4

@@ -1,0 +1,124 @@
+"""The local server behaves like text-embeddings-inference: routes, shapes, status codes, real clients."""
+
+from __future__ import annotations
+
+import base64
+import math
+import re
+
+import httpx
+import numpy as np
+import pytest
+
+from hf_infer_server import LocalServer
+
+
+def auth(server: LocalServer) -> dict[str, str]:
+    return {"Authorization": f"Bearer {server.api_key}"}
+
+
+def norm(vector: list[float]) -> float:
+    return math.sqrt(sum(v * v for v in vector))
+
+
+def test_every_route_wants_the_token_and_refuses_with_a_bare_401(local_server: LocalServer) -> None:
+    for method, route in [
+        ("GET", "/info"),
+        ("GET", "/health"),
+        ("GET", "/metrics"),
+        ("POST", "/embed"),
+        ("POST", "/tokenize"),
+    ]:
+        answer = httpx.request(method, local_server.url + route, json={"inputs": "x"})
+        assert answer.status_code == 401, route
+        assert answer.content == b"", route
+    wrong = httpx.post(local_server.url + "/embed", json={"inputs": "x"}, headers={"Authorization": "Bearer nope"})
+    assert wrong.status_code == 401
+
+
+def test_info_has_tei_fields(local_server: LocalServer) -> None:
+    info = httpx.get(local_server.url + "/info", headers=auth(local_server)).json()
+    for key in (
+        "model_id", "model_sha", "model_dtype", "model_type", "max_concurrent_requests", "max_input_length",
+        "max_batch_tokens", "max_batch_requests", "max_client_batch_size", "auto_truncate",
+        "tokenization_workers", "version", "sha", "docker_label",
+    ):  # fmt: skip
+        assert key in info, key
+    assert re.fullmatch(r"\d+\.\d+\.\d+.*", info["version"])
+    assert info["auto_truncate"] is False  # TEI's default
+
+
+def test_normalize_is_honoured_and_typed(local_server: LocalServer) -> None:
+    url, headers = local_server.url + "/embed", auth(local_server)
+    normalised = httpx.post(url, json={"inputs": ["hello world"]}, headers=headers).json()[0]
+    raw = httpx.post(url, json={"inputs": ["hello world"], "normalize": False}, headers=headers).json()[0]
+    assert math.isclose(norm(normalised), 1.0, rel_tol=1e-5)
+    assert not math.isclose(norm(raw), 1.0, rel_tol=1e-3)  # the pooled vector, not normalised
+    assert np.allclose(np.asarray(raw) / norm(raw), normalised, atol=1e-5)
+    wrong = httpx.post(url, json={"inputs": ["x"], "normalize": "yes"}, headers=headers)
+    assert wrong.status_code == 422
+    assert wrong.text.startswith("Failed to deserialize the JSON body")
+    empty = httpx.post(url, json={"inputs": []}, headers=headers)
+    assert empty.status_code == 413 and empty.json()["error_type"] == "validation"
+
+
+def test_openai_route_float_and_base64(local_server: LocalServer) -> None:
+    url, headers = local_server.url + "/v1/embeddings", auth(local_server)
+    floats = httpx.post(url, json={"input": ["a cat", "a dog"], "model": "x"}, headers=headers).json()
+    assert floats["object"] == "list" and floats["model"] == "sentence-transformers/all-MiniLM-L6-v2"
+    assert [d["index"] for d in floats["data"]] == [0, 1]
+    assert floats["usage"]["prompt_tokens"] > 0
+    packed = httpx.post(url, json={"input": ["a cat", "a dog"], "encoding_format": "base64"}, headers=headers).json()
+    for as_float, as_b64 in zip(floats["data"], packed["data"], strict=True):
+        decoded = np.frombuffer(base64.b64decode(as_b64["embedding"]), dtype="<f4")
+        assert np.array_equal(decoded, np.asarray(as_float["embedding"], dtype=np.float32))
+    too_many = httpx.post(url, json={"input": ["x"] * 33}, headers=headers)
+    assert too_many.status_code == 413
+    assert set(too_many.json()) == {"message", "code", "type"}
+
+
+def test_embed_all_tokenize_and_metrics(local_server: LocalServer) -> None:
+    headers = auth(local_server)
+    tokens = httpx.post(local_server.url + "/tokenize", json={"inputs": ["hello world"]}, headers=headers).json()
+    assert [t["text"] for t in tokens[0]] == ["[CLS]", "hello", "world", "[SEP]"]
+    assert tokens[0][0]["special"] is True and tokens[0][0]["start"] is None
+    assert (tokens[0][1]["start"], tokens[0][1]["stop"]) == (0, 5)
+    every = httpx.post(local_server.url + "/embed_all", json={"inputs": ["hello world"]}, headers=headers).json()
+    assert len(every) == 1 and len(every[0]) == len(tokens[0]) and len(every[0][0]) == 384
+    metrics = httpx.get(local_server.url + "/metrics", headers=headers).text
+    assert "te_request_count" in metrics and "# TYPE" in metrics
+
+
+def test_huggingface_hub_inference_client(local_server: LocalServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    import huggingface_hub.constants
+    from huggingface_hub import InferenceClient
+
+    # The suite runs with HF_HUB_OFFLINE=1 (no hub downloads); huggingface_hub then refuses every URL,
+    # even 127.0.0.1, so it is lifted for this local call only (pytest still blocks all but loopback).
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+
+    client = InferenceClient(model=local_server.url, token=local_server.api_key)
+    vector = client.feature_extraction("a sentence to embed")
+    assert np.asarray(vector).reshape(-1).shape == (384,)
+
+
+def test_llama_index_text_embeddings_inference(local_server: LocalServer) -> None:
+    tei = pytest.importorskip("llama_index.embeddings.text_embeddings_inference")
+    model = tei.TextEmbeddingsInference(
+        model_name="all-MiniLM-L6-v2", base_url=local_server.url, auth_token=local_server.api_key
+    )
+    vectors = model.get_text_embedding_batch(["one", "two"])
+    assert len(vectors) == 2 and len(vectors[0]) == 384
+
+
+def test_langchain_openai_embeddings(local_server: LocalServer) -> None:
+    openai = pytest.importorskip("langchain_openai")
+    model = openai.OpenAIEmbeddings(
+        model="all-MiniLM-L6-v2",
+        base_url=local_server.url + "/v1",
+        api_key=local_server.api_key,
+        check_embedding_ctx_length=False,
+    )
+    vectors = model.embed_documents(["one", "two"])
+    assert len(vectors) == 2 and len(vectors[0]) == 384
+    assert math.isclose(norm(vectors[0]), 1.0, rel_tol=1e-4)
