@@ -11,10 +11,14 @@ limited and retried like every request.
 
 from __future__ import annotations
 
+import array
+import base64
+import binascii
 import json
 import logging
 import math
 import random
+import sys
 import time
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
@@ -133,6 +137,14 @@ class ClientCore:
         self.policy = RetryPolicy(
             max_retries=options.max_retries, max_retry_wait=options.max_retry_wait, deadline=options.retry_deadline
         )
+        if options.wire_format == "base64" and any(
+            v is not None
+            for v in (options.normalize, options.truncate, options.truncation_direction, options.prompt_name)
+        ):
+            raise ValueError(
+                "wire_format='base64' uses TEI's OpenAI route, which takes no normalize, truncate, "
+                "truncation_direction or prompt_name: use wire_format='json' for them"
+            )
         self.extras: dict[str, Any] = {
             k: v
             for k, v in (
@@ -236,9 +248,23 @@ class ClientCore:
     # ------------------------------------------------------------------ requests
 
     def build_body(self, texts: Sequence[str]) -> bytes:
-        """Return the JSON body ``{"inputs": [...]}`` plus the request extras that are set."""
-        payload: dict[str, Any] = {"inputs": list(texts), **self.extras}
+        """Return the JSON body ``{"inputs": [...]}`` plus the request extras that are set.
+
+        With ``wire_format="base64"``: TEI's OpenAI-shaped request, asking for base64 vectors.
+        """
+        payload: dict[str, Any]
+        if self.options.wire_format == "base64":
+            payload = {"input": list(texts), "encoding_format": "base64", "model": self.endpoint.inference_id}
+        else:
+            payload = {"inputs": list(texts), **self.extras}
         return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+    @property
+    def embed_url(self) -> str:
+        """Where batches go: the configured URL, or TEI's ``/v1/embeddings`` beside it for base64."""
+        if self.options.wire_format == "base64":
+            return self.info_url.removesuffix("/info") + "/v1/embeddings"
+        return self.endpoint.url
 
     @property
     def info_url(self) -> str:
@@ -273,6 +299,8 @@ class ClientCore:
         raise self._status_error(result)
 
     def _parse_vectors(self, result: HttpResult, count: int) -> list[list[float]]:
+        if self.options.wire_format == "base64":
+            return self._parse_base64(result, count)
         try:
             data = _loads(result.body)
         except (ValueError, UnicodeDecodeError) as err:
@@ -321,6 +349,43 @@ class ClientCore:
         key = self.endpoint.api_key
         return redact(body.decode("utf-8", "replace"), [key.get_secret_value() if key is not None else None])
 
+    def _parse_base64(self, result: HttpResult, count: int) -> list[list[float]]:
+        """TEI's OpenAI answer with ``encoding_format: base64``: little-endian float32 bytes per vector."""
+        try:
+            data = _loads(result.body)
+            items = sorted(data["data"], key=lambda item: item["index"])
+            blobs = [base64.b64decode(item["embedding"], validate=True) for item in items]
+        except (ValueError, UnicodeDecodeError, TypeError, KeyError, binascii.Error) as err:
+            raise ResponseFormatError(
+                f"the endpoint answered {result.status_code} but not with base64 vectors in OpenAI's shape "
+                f"({type(err).__name__}); body: {body_excerpt(self._redact(result.body))!r}",
+                transient=result.body.lstrip()[:1] != b"{",
+            ) from None
+        if len(blobs) != count:
+            raise ResponseFormatError(f"sent {count} inputs but received {len(blobs)} vectors")
+        dims = self.dimensions
+        vectors: list[list[float]] = []
+        for i, blob in enumerate(blobs):
+            if not blob or len(blob) % 4:
+                raise ResponseFormatError(f"vector {i} of the batch is {len(blob)} bytes, not whole float32 values")
+            values = array.array("f")
+            values.frombytes(blob)
+            if sys.byteorder != "little":  # pragma: no cover - the wire is little-endian
+                values.byteswap()
+            vector = values.tolist()
+            if not math.isfinite(math.fsum(vector)):
+                raise ResponseFormatError(f"vector {i} of the batch holds NaN or infinite values")
+            if dims is None:
+                dims = len(vector)
+            elif len(vector) != dims:
+                raise ResponseFormatError(
+                    f"vector {i} of the batch has {len(vector)} dimensions, expected {dims} (ragged vectors)"
+                )
+            vectors.append(vector)
+        if self.dimensions is None:
+            self.dimensions = dims
+        return vectors
+
     def _status_error(self, result: HttpResult) -> EndpointError:
         text = self._redact(result.body)
         message, error_type, estimated = _error_fields(text)
@@ -331,6 +396,12 @@ class ClientCore:
         kwargs: dict[str, Any] = {"status_code": code, "body": body_excerpt(text), "error_type": error_type}
         if code in (401, 403):
             return AuthenticationError(detail, **kwargs)
+        if code in (404, 405) and self.options.wire_format == "base64":
+            return InvalidRequestError(
+                f"wire_format='base64' needs TEI's POST /v1/embeddings beside the configured URL, and "
+                f"{urlsplit(self.embed_url).path} answered {code}: use wire_format='json' with this endpoint",
+                **kwargs,
+            )
         if code == 413:
             return PayloadTooLargeError(detail, **kwargs)
         if code == 429 or kind == "overloaded":
@@ -367,7 +438,7 @@ class ClientCore:
                 body,
                 tuple(indices),
                 attempt,
-                self.endpoint.url,
+                self.embed_url,
                 timeout=budget,
                 max_bytes=self.response_limit(len(texts)),
             )

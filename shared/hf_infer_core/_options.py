@@ -18,10 +18,11 @@ from typing import Any, Literal, TypedDict
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-__all__ = ["ClientOptionArgs", "ClientOptions", "Pooling", "TruncationDirection"]
+__all__ = ["ClientOptionArgs", "ClientOptions", "Pooling", "TruncationDirection", "WireFormat"]
 
 Pooling = Literal["mean", "first"]
 TruncationDirection = Literal["left", "right", "Left", "Right"]
+WireFormat = Literal["json", "base64"]
 
 # Longer than any sane wait, short enough that every timer API accepts it (threading's
 # TIMEOUT_MAX, asyncio, socket timeouts): a year-long timeout is a typo, not a setting.
@@ -79,6 +80,10 @@ class ClientOptions(BaseModel):
         repr=False,  # a Redis URL may hold a password
         description="'local' (a budget per process) or a redis://, rediss:// or unix:// URL (one shared budget).",
     )
+    wire_format: WireFormat = Field(
+        default="json",
+        description="'json' (any Hugging Face endpoint) or 'base64' (TEI's /v1/embeddings: float32 bytes).",
+    )
     max_response_bytes: int | None = Field(
         default=None,
         ge=1024,
@@ -129,4 +134,5 @@ class ClientOptionArgs(TypedDict, total=False):
     fit_chunks_to_model: bool
     keep_trailing_text: bool
     rate_limit_backend: str
+    wire_format: WireFormat
     max_response_bytes: int | None

@@ -122,3 +122,18 @@ def test_langchain_openai_embeddings(local_server: LocalServer) -> None:
     vectors = model.embed_documents(["one", "two"])
     assert len(vectors) == 2 and len(vectors[0]) == 384
     assert math.isclose(norm(vectors[0]), 1.0, rel_tol=1e-4)
+
+
+def test_json_and_base64_wire_formats_give_the_same_vectors(local_server: LocalServer) -> None:
+    from hf_infer_core import EmbeddingClient, InferenceEndpoint
+
+    endpoint = InferenceEndpoint.from_url(local_server.embed_url, local_server.api_key)
+    texts = [f"sentence {i} about the sea" for i in range(40)]
+    with EmbeddingClient(endpoint) as as_json, EmbeddingClient(endpoint, wire_format="base64") as as_b64:
+        from_json = as_json.embed(texts)
+        from_b64 = as_b64.embed(texts)
+        arrays = (as_json.embed(texts, as_numpy=True), as_b64.embed(texts, as_numpy=True))
+    assert np.array_equal(arrays[0], arrays[1])  # bit-identical float32
+    # As Python floats, JSON carries each float32's shortest decimal and base64 its exact value:
+    # the same float32, different doubles below float32 precision.
+    assert np.array_equal(np.asarray(from_json, np.float32), np.asarray(from_b64, np.float32))

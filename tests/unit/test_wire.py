@@ -1,0 +1,80 @@
+"""wire_format='base64': TEI's OpenAI route, float32 bytes on the wire, the same vectors."""
+
+from __future__ import annotations
+
+import base64
+import json
+import struct
+
+import httpx
+import pytest
+
+from hf_infer_core import EmbeddingClient, InvalidRequestError, ResponseFormatError
+
+from .fakes import FakeClock, endpoint, limiter
+
+
+def b64(values: list[float]) -> str:
+    return base64.b64encode(struct.pack(f"<{len(values)}f", *values)).decode()
+
+
+def openai_answer(vectors: list[list[float]], shuffle: bool = False) -> dict[str, object]:
+    data = [{"object": "embedding", "embedding": b64(v), "index": i} for i, v in enumerate(vectors)]
+    return {"object": "list", "data": data[::-1] if shuffle else data, "model": "m", "usage": {}}
+
+
+def client(handler: object, **options: object) -> EmbeddingClient:
+    clock = FakeClock()
+    return EmbeddingClient(
+        endpoint(url="http://tei.test/embed"),
+        transport=httpx.MockTransport(handler),  # type: ignore[arg-type]
+        rate_limiter=limiter(clock),
+        sleep=clock.sleep,
+        clock=clock,
+        wire_format="base64",
+        **options,  # type: ignore[arg-type]
+    )
+
+
+def test_base64_requests_go_to_v1_embeddings_and_decode_exactly() -> None:
+    seen: list[httpx.Request] = []
+    vectors = [[0.1, -2.5, 3.25], [1e-8, 0.0, 7.0]]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json=openai_answer(vectors, shuffle=True))  # index order is restored
+
+    with client(handler) as c:
+        got = c.embed(["a", "b"])
+    assert seen[0].url.path == "/v1/embeddings"
+    assert json.loads(seen[0].content) == {"input": ["a", "b"], "encoding_format": "base64", "model": "test-endpoint"}
+    expected = [list(struct.unpack("<3f", struct.pack("<3f", *v))) for v in vectors]  # float32 values, exactly
+    assert got == expected
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        ({"data": [{"index": 0, "embedding": "not base64!"}]}, "not with base64 vectors"),
+        ({"data": [{"index": 0, "embedding": base64.b64encode(b"abc").decode()}]}, "not whole float32"),
+        ({"data": [{"index": 0, "embedding": b64([float("nan"), 1.0])}]}, "NaN"),
+        ({"data": []}, "received 0 vectors"),
+    ],
+)
+def test_bad_base64_answers_are_typed(answer: dict[str, object], message: str) -> None:
+    with (
+        client(lambda r: httpx.Response(200, json=answer), max_retries=0) as c,
+        pytest.raises(ResponseFormatError, match=message),
+    ):
+        c.embed(["a"])
+
+
+def test_an_endpoint_without_the_route_says_so() -> None:
+    with client(lambda r: httpx.Response(404, text="Not Found")) as c, pytest.raises(InvalidRequestError) as info:
+        c.embed(["a"])
+    assert "wire_format='base64' needs TEI's POST /v1/embeddings" in str(info.value)
+
+
+def test_request_options_the_route_cannot_take_are_refused() -> None:
+    with pytest.raises(ValueError, match="wire_format='base64'"):
+        client(lambda r: None, normalize=False)
