@@ -91,9 +91,13 @@ def ours(url: str, concurrency: int = CONCURRENCY) -> list[tuple[str, Callable[[
     endpoint = InferenceEndpoint.from_url(url + "/embed", "bench", requests_per_minute=NO_LIMIT)
     sync_client = EmbeddingClient(endpoint, max_concurrency=concurrency)
     async_client = AsyncEmbeddingClient(endpoint, max_concurrency=concurrency)
+    async_b64 = AsyncEmbeddingClient(endpoint, max_concurrency=concurrency, wire_format="base64")
+    sync_b64 = EmbeddingClient(endpoint, max_concurrency=concurrency, wire_format="base64")
     return [
         ("hf-infer EmbeddingClient.embed (core, sync)", sync_client.embed),
+        ("hf-infer EmbeddingClient.embed, wire_format=base64", sync_b64.embed),
         ("hf-infer AsyncEmbeddingClient.embed (core, async)", async_client.embed),
+        ("hf-infer AsyncEmbeddingClient.embed, wire_format=base64", async_b64.embed),
         ("hf-infer HFInferEmbeddings.embed_documents", lc.embed_documents),
         ("hf-infer HFInferEmbeddings.aembed_documents", lc.aembed_documents),
         ("hf-infer HFInferEmbedding.get_text_embedding_batch", li.get_text_embedding_batch),

@@ -27,6 +27,7 @@ prints ``READY <port>`` once it listens.
 from __future__ import annotations
 
 import asyncio
+import base64
 import collections
 import gzip
 import hashlib
@@ -132,6 +133,7 @@ class _Server:
         rng = random.Random(0)
         self._fixed = json.dumps([round(rng.uniform(-0.1, 0.1), 8) for _ in range(config.dims)]).encode()
         self._fixed_bodies: dict[int, bytes] = {}
+        self._openai_bodies: dict[tuple[int, str | None], bytes] = {}
         self.loop = asyncio.get_running_loop()
 
     def choose(self, body: bytes, count: int, first: str | None = None) -> str:
@@ -159,6 +161,30 @@ class _Server:
                 cached = self._fixed_bodies[len(inputs)] = b"[" + b",".join([self._fixed] * len(inputs)) + b"]"
             return cached
         return json.dumps([expected_vector(t) for t in inputs]).encode()
+
+    def openai_body(self, inputs: list[str], encoding: str | None) -> bytes:
+        """TEI's ``/v1/embeddings`` answer; with fixed vectors, pre-serialised per batch size and format."""
+        key = (len(inputs), encoding)
+        cached = self._openai_bodies.get(key) if self.config.vectors == "fixed" else None
+        if cached is not None:
+            return cached
+        if self.config.vectors == "fixed":
+            vectors = [json.loads(self._fixed)] * len(inputs)
+        else:
+            vectors = [expected_vector(t) for t in inputs]
+        data = [
+            {
+                "object": "embedding",
+                "embedding": base64.b64encode(struct.pack(f"<{len(v)}f", *v)).decode() if encoding == "base64" else v,
+                "index": i,
+            }
+            for i, v in enumerate(vectors)
+        ]
+        usage = {"prompt_tokens": len(inputs), "total_tokens": len(inputs)}
+        body = json.dumps({"object": "list", "data": data, "model": "fake/model", "usage": usage}).encode()
+        if self.config.vectors == "fixed":
+            self._openai_bodies[key] = body
+        return body
 
     def respond(self, transport: asyncio.Transport, payload: bytes) -> None:
         """Answer after ``latency`` in one of ``slots`` slots (at once when neither is set)."""
@@ -218,7 +244,7 @@ class _Connection(asyncio.Protocol):
             if method == "GET":
                 self.get(path)
             else:
-                self.answer(body, headers.get("authorization"))
+                self.answer(body, headers.get("authorization"), openai=path.endswith("/embeddings"))
 
     def get(self, path: str) -> None:
         server = self.server
@@ -233,10 +259,15 @@ class _Connection(asyncio.Protocol):
         else:
             self.transport.write(_json("404 Not Found", {"error": "not found"}))
 
-    def answer(self, body: bytes, authorization: str | None) -> None:
+    def answer(self, body: bytes, authorization: str | None, openai: bool = False) -> None:
         server = self.server
-        inputs = json.loads(body)["inputs"]
+        request = json.loads(body)
+        inputs = request["input" if openai else "inputs"]
         inputs = [inputs] if isinstance(inputs, str) else inputs
+        if openai:  # TEI's OpenAI route, float or base64 (always answered "ok")
+            server.log.append(Logged(time.monotonic(), inputs if server.config.log_inputs else [], "ok", authorization))
+            server.respond(self.transport, _http("200 OK", server.openai_body(inputs, request.get("encoding_format"))))
+            return
         kind = server.choose(body, len(inputs), inputs[0] if inputs else None)
         server.log.append(Logged(time.monotonic(), inputs if server.config.log_inputs else [], kind, authorization))
         write = self.transport.write
