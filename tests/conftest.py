@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 
@@ -69,3 +71,14 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
         yield server
     finally:
         server.stop()
+
+
+def run_probe(script: str, *args: str, timeout: float = 120) -> dict[str, object]:
+    """Run ``script`` in a fresh interpreter (its own peak RSS) from the repository root; return its JSON line."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    result = subprocess.run(
+        [sys.executable, "-c", script, *args], capture_output=True, text=True, timeout=timeout, cwd=root, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    measured: dict[str, object] = json.loads(result.stdout)
+    return measured

@@ -15,6 +15,7 @@ import pytest
 from hf_infer_core import EmbeddingClient, InferenceEndpoint
 from langchain_hf_infer import HFInferEmbeddings
 
+from ..conftest import run_probe
 from ..fake_endpoint import expected_vector, fake_endpoint
 
 # ------------------------------------------------------------------ 1. fork
@@ -215,27 +216,13 @@ print(json.dumps({"growth": after - before, "outcome": outcome}))
 @pytest.mark.parametrize("mode", ["sync", "async"])
 @pytest.mark.parametrize("kind", ["gzip_bomb", "huge", "huge_chunked"])
 def test_response_memory_is_bounded(kind: str, mode: str) -> None:
-    import json
-    import os
-    import subprocess
-    import sys
 
     from hf_infer_core._body import default_response_limit
 
     # 1 MB inflating to 1 GiB; a 400 MB body, with and without a Content-Length.
     answers = {"gzip_bomb": "gzip_bomb", "huge": "huge", "huge_chunked": "huge_chunked"}
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     with fake_endpoint(by_text=answers) as server:
-        result = subprocess.run(
-            [sys.executable, "-c", _MEMORY_PROBE, server.embed_url, kind, mode],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            cwd=root,
-            check=False,
-        )
-    assert result.returncode == 0, result.stderr
-    probe = json.loads(result.stdout)
+        probe: dict[str, Any] = run_probe(_MEMORY_PROBE, server.embed_url, kind, mode)
     assert probe["outcome"].startswith("ResponseFormatError"), probe
     assert "max_response_bytes" in probe["outcome"]
     assert "inputs [0]" in probe["outcome"]  # the error names the batch

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
+from typing import Any
 
+from ..conftest import run_probe
 from ..fake_endpoint import fake_endpoint
 
 _STREAM_PROBE = """
@@ -35,18 +33,8 @@ print(json.dumps({"seen": seen, "dims": dims, "growth": rss() - before}))
 
 
 def test_streaming_50000_texts_keeps_memory_flat() -> None:
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     with fake_endpoint(vectors="fixed", dims=384, log_inputs=False) as server:
-        result = subprocess.run(
-            [sys.executable, "-c", _STREAM_PROBE, server.embed_url, "50000"],
-            capture_output=True,
-            text=True,
-            timeout=300,
-            cwd=root,
-            check=False,
-        )
-    assert result.returncode == 0, result.stderr
-    probe = json.loads(result.stdout)
+        probe: dict[str, Any] = run_probe(_STREAM_PROBE, server.embed_url, "50000", timeout=300)
     assert probe["seen"] == 50_000 and probe["dims"] == 384
     # Held as Python lists the 50,000 vectors alone would take 50,000 x 384 x 32 B = 614 MB.
     assert probe["growth"] < 64 << 20, f"peak RSS grew by {probe['growth'] / 2**20:.0f} MiB"
