@@ -44,17 +44,12 @@ def corpus(megabytes: float, seed: int = 11) -> Iterator[str]:
 
 
 def _child(url: str, megabytes: float, mode: str) -> dict[str, Any]:
-    import resource
-
     from hf_infer_core import EmbeddingClient, InferenceEndpoint
-
-    def rss() -> int:
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
     endpoint = InferenceEndpoint.from_url(url, "bench", requests_per_minute=10**9)
     client = EmbeddingClient(endpoint, batch_size=32, max_concurrency=8)
     client.embed_documents(["warm up. Two sentences."])
-    before = rss()
+    before = reset_peak()
     started = time.perf_counter()
     count = 0
     if mode == "stream":
@@ -63,7 +58,28 @@ def _child(url: str, megabytes: float, mode: str) -> dict[str, Any]:
     else:
         count = len(client.embed_documents(list(corpus(megabytes))))
     elapsed = time.perf_counter() - started
-    return {"mode": mode, "mb": megabytes, "texts": count, "seconds": elapsed, "growth": rss() - before}
+    return {"mode": mode, "mb": megabytes, "texts": count, "seconds": elapsed, "growth": peak() - before}
+
+
+def _status(field: str) -> int:
+    with open("/proc/self/status") as handle:
+        return next(int(line.split()[1]) * 1024 for line in handle if line.startswith(field))
+
+
+def reset_peak() -> int:
+    """Reset this process's peak RSS (VmHWM) and return its RSS now.
+
+    ``ru_maxrss`` would not do: a child inherits its parent's peak across fork and exec, so in a
+    large parent (``make bench`` after the real model) every child would read 0 growth.
+    """
+    with open("/proc/self/clear_refs", "w") as handle:
+        handle.write("5")
+    return _status("VmRSS:")
+
+
+def peak() -> int:
+    """This process's peak RSS since :func:`reset_peak`."""
+    return _status("VmHWM:")
 
 
 def measure(url: str, megabytes: float, mode: str) -> dict[str, Any]:

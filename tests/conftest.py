@@ -82,3 +82,21 @@ def run_probe(script: str, *args: str, timeout: float = 120) -> dict[str, object
     assert result.returncode == 0, result.stderr
     measured: dict[str, object] = json.loads(result.stdout)
     return measured
+
+
+# Prepended to probe scripts: a process's own peak RSS. ru_maxrss will not do, since a child
+# inherits its parent's peak across fork and exec (pytest is large); VmHWM, reset through
+# clear_refs, counts only what the probe itself allocates.
+PEAK_RSS = """
+def _status(field):
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith(field))
+
+def reset_peak():
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    return _status("VmRSS:")
+
+def peak():
+    return _status("VmHWM:")
+"""

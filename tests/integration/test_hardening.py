@@ -15,7 +15,7 @@ import pytest
 from hf_infer_core import EmbeddingClient, InferenceEndpoint
 from langchain_hf_infer import HFInferEmbeddings
 
-from ..conftest import run_probe
+from ..conftest import PEAK_RSS, run_probe
 from ..fake_endpoint import expected_vector, fake_endpoint
 
 # ------------------------------------------------------------------ 1. fork
@@ -188,8 +188,11 @@ def test_a_fatal_error_does_not_wait_out_another_threads_retry_after() -> None:
 
 # ------------------------------------------------------------------ 4. bounded response memory
 
-_MEMORY_PROBE = """
-import asyncio, json, resource, sys
+_MEMORY_PROBE = (
+    PEAK_RSS
+    + """
+import asyncio, json, sys
+
 from hf_infer_core import AsyncEmbeddingClient, EmbeddingClient, InferenceEndpoint, ResponseFormatError
 
 url, kind, mode = sys.argv[1], sys.argv[2], sys.argv[3]
@@ -202,15 +205,16 @@ def run(texts):
     return asyncio.run(result) if mode == "async" else result
 
 run(["warm up"])  # imports, connections and buffers exist before the baseline
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+before = reset_peak()
 try:
     run([kind])
     outcome = "no error"
 except ResponseFormatError as err:
     outcome = f"ResponseFormatError: {err}"
-after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+after = peak()
 print(json.dumps({"growth": after - before, "outcome": outcome}))
 """
+)
 
 
 @pytest.mark.parametrize("mode", ["sync", "async"])

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..conftest import run_probe
+from ..conftest import PEAK_RSS, run_probe
 from ..fake_endpoint import fake_endpoint
 
-_STREAM_PROBE = """
-import json, resource, sys
+_STREAM_PROBE = (
+    PEAK_RSS
+    + """
+import json, sys
+
 from hf_infer_core import EmbeddingClient, InferenceEndpoint
 
 url, count = sys.argv[1], int(sys.argv[2])
@@ -19,17 +22,15 @@ def texts():
     for i in range(count):
         yield f"Document {i} is about topic {i % 97}. It has a second sentence, and it ends here."
 
-def rss():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
 client.embed(["warm up"])
-before = rss()
+before = reset_peak()
 seen = dims = 0
 for vector in client.embed_iter(texts()):
     seen += 1
     dims = len(vector)
-print(json.dumps({"seen": seen, "dims": dims, "growth": rss() - before}))
+print(json.dumps({"seen": seen, "dims": dims, "growth": peak() - before}))
 """
+)
 
 
 def test_streaming_50000_texts_keeps_memory_flat() -> None:
