@@ -472,7 +472,7 @@ class EmbeddingClient(_ClientBase):
         """
         items = self._core.check_texts(texts)
         to_array = _array_maker(as_numpy)
-        return to_array(self._embed_flat(items, _Progress(self.options.show_progress, len(items))))
+        return to_array(self._embed_flat(items, _Progress(self.options.show_progress, len(items)), as_numpy))
 
     def embed_query(self, text: str) -> list[float]:
         """Return the vector of one query, with ``query_prefix`` prepended (queries are not chunked)."""
@@ -612,7 +612,7 @@ class EmbeddingClient(_ClientBase):
 
     # ------------------------------------------------------------------ the loops
 
-    def _embed_flat(self, texts: list[str], progress: _Progress) -> list[list[float]]:
+    def _embed_flat(self, texts: list[str], progress: _Progress, arrays: bool = False) -> list[list[float]]:
         if not texts:
             return []
         self._discover_once()
@@ -620,7 +620,7 @@ class EmbeddingClient(_ClientBase):
         abort = threading.Event()
 
         def run(batch: list[int]) -> list[list[float]]:
-            vectors = self._run(self._core.batch_flow([texts[i] for i in batch], batch), abort)
+            vectors = self._run(self._core.batch_flow([texts[i] for i in batch], batch, arrays), abort)
             progress.done(batch)
             return vectors
 
@@ -864,7 +864,7 @@ class AsyncEmbeddingClient(_ClientBase):
         """Return one vector per text, in order, each text sent as is (see :meth:`EmbeddingClient.embed`)."""
         items = self._core.check_texts(texts)
         to_array = _array_maker(as_numpy)
-        return to_array(await self._embed_flat(items, _Progress(self.options.show_progress, len(items))))
+        return to_array(await self._embed_flat(items, _Progress(self.options.show_progress, len(items)), as_numpy))
 
     async def embed_query(self, text: str) -> list[float]:
         """Return the vector of one query, with ``query_prefix`` prepended."""
@@ -992,7 +992,7 @@ class AsyncEmbeddingClient(_ClientBase):
 
     # ------------------------------------------------------------------ the loops
 
-    async def _embed_flat(self, texts: list[str], progress: _Progress) -> list[list[float]]:
+    async def _embed_flat(self, texts: list[str], progress: _Progress, arrays: bool = False) -> list[list[float]]:
         if not texts:
             return []
         await self._discover_once()
@@ -1002,7 +1002,7 @@ class AsyncEmbeddingClient(_ClientBase):
 
         async def worker() -> None:
             for position, batch in queue:
-                results[position] = await self._run(self._core.batch_flow([texts[i] for i in batch], batch))
+                results[position] = await self._run(self._core.batch_flow([texts[i] for i in batch], batch, arrays))
                 progress.done(batch)
 
         tasks = [asyncio.ensure_future(worker()) for _ in range(min(self.options.max_concurrency, len(batches)))]

@@ -292,15 +292,19 @@ class ClientCore:
 
     # ------------------------------------------------------------------ responses
 
-    def parse(self, result: HttpResult, count: int) -> list[list[float]]:
-        """Return the ``count`` vectors of a response, or raise the error class it maps to."""
+    def parse(self, result: HttpResult, count: int, *, arrays: bool = False) -> list[list[float]]:
+        """Return the ``count`` vectors of a response, or raise the error class it maps to.
+
+        ``arrays``: with ``wire_format="base64"``, each vector is a float32 numpy row over the
+        received bytes instead of a list of Python floats (for ``as_numpy=True``).
+        """
         if 200 <= result.status_code < 300:
+            if self.options.wire_format == "base64":
+                return self._parse_base64(result, count, arrays)
             return self._parse_vectors(result, count)
         raise self._status_error(result)
 
     def _parse_vectors(self, result: HttpResult, count: int) -> list[list[float]]:
-        if self.options.wire_format == "base64":
-            return self._parse_base64(result, count)
         try:
             data = _loads(result.body)
         except (ValueError, UnicodeDecodeError) as err:
@@ -349,7 +353,7 @@ class ClientCore:
         key = self.endpoint.api_key
         return redact(body.decode("utf-8", "replace"), [key.get_secret_value() if key is not None else None])
 
-    def _parse_base64(self, result: HttpResult, count: int) -> list[list[float]]:
+    def _parse_base64(self, result: HttpResult, count: int, arrays: bool = False) -> list[list[float]]:
         """TEI's OpenAI answer with ``encoding_format: base64``: little-endian float32 bytes per vector."""
         try:
             data = _loads(result.body)
@@ -363,6 +367,8 @@ class ClientCore:
             ) from None
         if len(blobs) != count:
             raise ResponseFormatError(f"sent {count} inputs but received {len(blobs)} vectors")
+        if arrays and blobs and all(len(b) == len(blobs[0]) and len(b) % 4 == 0 for b in blobs) and blobs[0]:
+            return self._rows(blobs)
         dims = self.dimensions
         vectors: list[list[float]] = []
         for i, blob in enumerate(blobs):
@@ -385,6 +391,21 @@ class ClientCore:
         if self.dimensions is None:
             self.dimensions = dims
         return vectors
+
+    def _rows(self, blobs: list[bytes]) -> list[list[float]]:
+        """The vectors as float32 rows of one array over the bytes: no Python float is made."""
+        import numpy
+
+        matrix = numpy.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(blobs), -1)
+        if not numpy.isfinite(matrix).all():
+            raise ResponseFormatError("a vector of the batch holds NaN or infinite values")
+        dims = matrix.shape[1]
+        if self.dimensions is None:
+            self.dimensions = dims
+        elif dims != self.dimensions:
+            raise ResponseFormatError(f"the batch's vectors have {dims} dimensions, expected {self.dimensions}")
+        rows: list[list[float]] = list(matrix)
+        return rows
 
     def _status_error(self, result: HttpResult) -> EndpointError:
         text = self._redact(result.body)
@@ -416,7 +437,7 @@ class ClientCore:
 
     # ------------------------------------------------------------------ the batch flow
 
-    def batch_flow(self, texts: Sequence[str], indices: Sequence[int]) -> BatchFlow:
+    def batch_flow(self, texts: Sequence[str], indices: Sequence[int], arrays: bool = False) -> BatchFlow:
         """Drive one batch to its vectors: send, check, retry or split, as a generator of steps.
 
         Returns (as ``StopIteration.value``) one vector per input, in order. Raises the typed
@@ -447,7 +468,7 @@ class ClientCore:
                     raise outcome
                 if outcome is None:
                     raise RuntimeError("the client sent nothing back for a Send step")
-                return self.parse(outcome, len(texts))
+                return self.parse(outcome, len(texts), arrays=arrays)
             except PayloadTooLargeError as err:
                 if len(texts) == 1:
                     err.index = indices[0]
@@ -455,8 +476,8 @@ class ClientCore:
                     raise err.with_context(attempts=attempt, indices=indices) from err.__cause__
                 # Never truncate (Elasticsearch halves every input): halve the batch instead.
                 mid = len(texts) // 2
-                left = yield from self.batch_flow(texts[:mid], indices[:mid])
-                right = yield from self.batch_flow(texts[mid:], indices[mid:])
+                left = yield from self.batch_flow(texts[:mid], indices[:mid], arrays)
+                right = yield from self.batch_flow(texts[mid:], indices[mid:], arrays)
                 return left + right
             except HFInferError as err:
                 decision = decide(self.policy, attempt, err, self.clock() - started, self.rng)

@@ -78,3 +78,26 @@ def test_an_endpoint_without_the_route_says_so() -> None:
 def test_request_options_the_route_cannot_take_are_refused() -> None:
     with pytest.raises(ValueError, match="wire_format='base64'"):
         client(lambda r: None, normalize=False)
+
+
+def test_as_numpy_over_base64_makes_no_python_floats(monkeypatch: pytest.MonkeyPatch) -> None:
+    import numpy as np
+
+    import hf_infer_core._core as core
+
+    by_text = {"a": [0.1, -2.5, 3.25], "b": [1e-8, 0.0, 7.0], "c": [4.0, 5.0, 6.0]}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        inputs = json.loads(request.content)["input"]
+        return httpx.Response(200, json=openai_answer([by_text[t] for t in inputs], shuffle=True))
+
+    def no_floats(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the list-of-Python-floats path was taken")
+
+    expected = np.asarray(list(by_text.values()), dtype=np.float32)
+    with client(handler, batch_size=2) as c:
+        with monkeypatch.context() as patch:
+            patch.setattr(core.array, "array", no_floats)  # the float path would fail now
+            got = c.embed(["a", "b", "c"], as_numpy=True)
+        assert got.dtype == np.float32 and np.array_equal(got, expected)
+        assert c.embed(["a", "b", "c"]) == [list(map(float, row)) for row in expected]  # the lists agree
