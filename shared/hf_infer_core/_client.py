@@ -42,7 +42,7 @@ from . import _errors
 from ._body import BoundedBody
 from ._chunking import Chunk
 from ._config import InferenceEndpoint
-from ._core import ChunkEmbedding, ClientCore, HttpResult, Send, Sleep
+from ._core import ChunkEmbedding, ClientCore, HttpResult, Send, Sleep, chunk_embeddings, per_text
 from ._errors import ClientClosedError, HFInferError, RateLimitBackendError, TransportError
 from ._fit import FitFlow, fit_texts_flow, load_tokenizer
 from ._options import ClientOptionArgs, ClientOptions
@@ -375,14 +375,7 @@ class _ClientBase:
 
     @staticmethod
     def _group(chunks: list[list[Chunk]], vectors: list[list[float]]) -> list[list[ChunkEmbedding]]:
-        out: list[list[ChunkEmbedding]] = []
-        position = 0
-        for text_chunks in chunks:
-            out.append(
-                [ChunkEmbedding(c.text, c.start, c.end, vectors[position + k], c) for k, c in enumerate(text_chunks)]
-            )
-            position += len(text_chunks)
-        return out
+        return [chunk_embeddings(text_chunks, text_vectors) for text_chunks, text_vectors in per_text(chunks, vectors)]
 
     def __repr__(self) -> str:
         return (
@@ -486,12 +479,7 @@ class EmbeddingClient(_ClientBase):
         ``discover=True``) a chunk over it comes back as the pieces it was split into, each
         recording in ``source`` the Elasticsearch chunk it came from.
         """
-        items, chunks = self._chunks(texts)
-        chunks = self._fitted(items, chunks)
-        flat, owners = self._flatten(chunks)
-        with _texts_named(owners):
-            vectors = self._embed_flat(flat, _Progress(self.options.show_progress, len(chunks), owners))
-        return self._group(chunks, vectors)
+        return self._group(*self._embed_chunked(texts))
 
     @overload
     def embed_documents(self, texts: Sequence[str], *, as_numpy: Literal[False] = False) -> list[list[float]]: ...
@@ -507,12 +495,16 @@ class EmbeddingClient(_ClientBase):
         A text of one chunk keeps the endpoint's vector as is. ``as_numpy=True``: one float32 array.
         """
         to_array = _array_maker(as_numpy)
+        return to_array(self._core.pool_all(*self._embed_chunked(texts)))
+
+    def _embed_chunked(self, texts: Sequence[str]) -> tuple[list[list[Chunk]], list[list[float]]]:
+        """Chunk, fit to the model and embed ``texts``: each text's chunks and the flat chunk vectors."""
         items, chunks = self._chunks(texts)
         chunks = self._fitted(items, chunks)
         flat, owners = self._flatten(chunks)
         with _texts_named(owners):
             vectors = self._embed_flat(flat, _Progress(self.options.show_progress, len(chunks), owners))
-        return to_array(self._core.pool_all(chunks, vectors))
+        return chunks, vectors
 
     def _fitted(
         self, items: list[str], chunks: list[list[Chunk]], abort: threading.Event | None = None
@@ -570,7 +562,6 @@ class EmbeddingClient(_ClientBase):
         return (chunks for group in self._stream(texts, lambda assembler: assembler.chunk_lists()) for chunks in group)
 
     def _stream(self, texts: Iterable[str], release: Callable[[StreamAssembler], list[R]]) -> Iterator[list[R]]:
-        _check_iterable(texts)
         assembler = StreamAssembler(self._core)
         window = self.options.max_concurrency
         abort = threading.Event()
@@ -873,12 +864,7 @@ class AsyncEmbeddingClient(_ClientBase):
 
     async def embed_chunks(self, texts: Sequence[str]) -> list[list[ChunkEmbedding]]:
         """Chunk every text and return each text's chunks with offsets and vectors."""
-        items, chunks = self._chunks(texts)
-        chunks = await self._fitted(items, chunks)
-        flat, owners = self._flatten(chunks)
-        with _texts_named(owners):
-            vectors = await self._embed_flat(flat, _Progress(self.options.show_progress, len(chunks), owners))
-        return self._group(chunks, vectors)
+        return self._group(*await self._embed_chunked(texts))
 
     @overload
     async def embed_documents(self, texts: Sequence[str], *, as_numpy: Literal[False] = False) -> list[list[float]]: ...
@@ -889,12 +875,16 @@ class AsyncEmbeddingClient(_ClientBase):
     ) -> list[list[float]] | NDArray[np.float32]:
         """Return one vector per text, chunk vectors combined (see :meth:`EmbeddingClient.embed_documents`)."""
         to_array = _array_maker(as_numpy)
+        return to_array(self._core.pool_all(*await self._embed_chunked(texts)))
+
+    async def _embed_chunked(self, texts: Sequence[str]) -> tuple[list[list[Chunk]], list[list[float]]]:
+        """Chunk, fit to the model and embed ``texts`` (see :meth:`EmbeddingClient._embed_chunked`)."""
         items, chunks = self._chunks(texts)
         chunks = await self._fitted(items, chunks)
         flat, owners = self._flatten(chunks)
         with _texts_named(owners):
             vectors = await self._embed_flat(flat, _Progress(self.options.show_progress, len(chunks), owners))
-        return to_array(self._core.pool_all(chunks, vectors))
+        return chunks, vectors
 
     async def _fitted(self, items: list[str], chunks: list[list[Chunk]]) -> list[list[Chunk]]:
         """``chunks``, those over the model's token limit split again (see :meth:`EmbeddingClient.embed_chunks`)."""

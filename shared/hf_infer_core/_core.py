@@ -572,16 +572,12 @@ class ClientCore:
 
     def pool_all(self, chunks: Sequence[Sequence[Chunk]], vectors: Sequence[list[float]]) -> list[list[float]]:
         """One vector per text from the flat chunk vectors (``chunks[i]`` are text i's chunks, in order)."""
-        out: list[list[float]] = []
-        position = 0
-        for text_chunks in chunks:
-            count = len(text_chunks)
-            # A one-chunk text (the common case) keeps its vector object: parsed for this call only.
-            out.append(
-                vectors[position] if count == 1 else self.pool(text_chunks, vectors[position : position + count])
-            )
-            position += count
-        return out
+        return [self.pool_text(text_chunks, text_vectors) for text_chunks, text_vectors in per_text(chunks, vectors)]
+
+    def pool_text(self, chunks: Sequence[Chunk], vectors: Sequence[list[float]]) -> list[float]:
+        """One text's vector from its chunks' vectors (see :meth:`pool` for two or more)."""
+        # A one-chunk text (the common case) keeps its vector object: parsed for this call only.
+        return vectors[0] if len(chunks) == 1 else self.pool(chunks, vectors)
 
     def pool(self, chunks: Sequence[Chunk], vectors: Sequence[list[float]]) -> list[float]:
         """Combine a text's chunk vectors (two or more) into one (documented rule: see ``embed_documents``)."""
@@ -599,6 +595,23 @@ class ClientCore:
                 mean = [m + factor * v for m, v in zip(mean, vector, strict=True)]
         norm = math.sqrt(math.fsum(m * m for m in mean))
         return [m / norm for m in mean] if norm > 0 else mean
+
+
+def per_text(
+    chunks: Sequence[Sequence[Chunk]], vectors: Sequence[list[float]]
+) -> list[tuple[Sequence[Chunk], Sequence[list[float]]]]:
+    """Split flat chunk ``vectors`` into each text's: ``chunks[i]`` are text i's chunks, in order."""
+    out: list[tuple[Sequence[Chunk], Sequence[list[float]]]] = []
+    position = 0
+    for text_chunks in chunks:
+        out.append((text_chunks, vectors[position : position + len(text_chunks)]))
+        position += len(text_chunks)
+    return out
+
+
+def chunk_embeddings(chunks: Sequence[Chunk], vectors: Sequence[list[float]]) -> list[ChunkEmbedding]:
+    """One text's chunks with their vectors, as the ``embed_chunks`` methods return them."""
+    return [ChunkEmbedding(c.text, c.start, c.end, v, c) for c, v in zip(chunks, vectors, strict=True)]
 
 
 try:  # orjson parses vectors ~6x faster than the json module; it is optional (extra "fast").

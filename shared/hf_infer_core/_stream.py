@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ._chunking import Chunk
-from ._core import ChunkEmbedding, ClientCore
+from ._core import ChunkEmbedding, ClientCore, chunk_embeddings
 from ._errors import HFInferError
 
 __all__ = ["StreamAssembler", "StreamBatch"]
@@ -102,12 +102,8 @@ class StreamAssembler:
 
     def documents(self) -> list[list[float]]:
         """:meth:`ready`, each text's chunk vectors combined as ``embed_documents`` combines them."""
-        core = self._core
-        return [vectors[0] if len(chunks) == 1 else core.pool(chunks, vectors) for _, chunks, vectors in self.ready()]
+        return [self._core.pool_text(chunks, vectors) for _, chunks, vectors in self.ready()]
 
     def chunk_lists(self) -> list[list[ChunkEmbedding]]:
         """:meth:`ready`, each text as its chunks with offsets and vectors."""
-        return [
-            [ChunkEmbedding(c.text, c.start, c.end, v, c) for c, v in zip(chunks, vectors, strict=True)]
-            for _, chunks, vectors in self.ready()
-        ]
+        return [chunk_embeddings(chunks, vectors) for _, chunks, vectors in self.ready()]
