@@ -129,7 +129,7 @@ class _Server:
         self._streak: dict[str, int] = {}
         self._rng = random.Random(config.seed)
         self._free = config.slots
-        self._queue: collections.deque[tuple[asyncio.Transport, bytes]] = collections.deque()
+        self._queue: collections.deque[tuple[asyncio.Transport, bytes, float]] = collections.deque()
         rng = random.Random(0)
         self._fixed = json.dumps([round(rng.uniform(-0.1, 0.1), 8) for _ in range(config.dims)]).encode()
         self._fixed_bodies: dict[int, bytes] = {}
@@ -191,18 +191,25 @@ class _Server:
         if not self.config.latency and not self.config.slots:
             transport.write(payload)
             return
-        self._queue.append((transport, payload))
+        self._queue.append((transport, payload, self.loop.time()))
         self._start()
 
-    def _start(self) -> None:
+    def _start(self, freed_at: float | None = None) -> None:
+        # A queued request takes the slot when its previous occupant was due to finish, not when
+        # the timer fired: epoll wakes up to a millisecond late, and that lateness, compounded slot
+        # after slot, made this "25 ms" server a 26 ms one, so clients were measured against a
+        # capacity it did not have.
         while self._queue and (self._free > 0 or not self.config.slots):
             self._free -= 1
-            transport, payload = self._queue.popleft()
-            self.loop.call_later(self.config.latency, self._finish, transport, payload)
+            transport, payload, arrived = self._queue.popleft()
+            start = max(arrived, freed_at) if freed_at is not None else self.loop.time()
+            freed_at = None
+            end = start + self.config.latency
+            self.loop.call_at(end, self._finish, transport, payload, end)
 
-    def _finish(self, transport: asyncio.Transport, payload: bytes) -> None:
+    def _finish(self, transport: asyncio.Transport, payload: bytes, end: float) -> None:
         self._free += 1
-        self._start()
+        self._start(freed_at=end)
         if not transport.is_closing():
             transport.write(payload)
 
