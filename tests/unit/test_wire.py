@@ -59,14 +59,41 @@ def test_base64_requests_go_to_v1_embeddings_and_decode_exactly() -> None:
         ({"data": [{"index": 0, "embedding": base64.b64encode(b"abc").decode()}]}, "not whole float32"),
         ({"data": [{"index": 0, "embedding": b64([float("nan"), 1.0])}]}, "NaN"),
         ({"data": []}, "received 0 vectors"),
+        ({"data": [{"index": 0, "embedding": 1.5}]}, "not with base64 vectors"),
+        ({"data": [{"index": 0, "embedding": b64([1.0, 2.0, 3.0])}, {"index": 1, "embedding": b64([1.0])}]}, "ragged"),
     ],
 )
 def test_bad_base64_answers_are_typed(answer: dict[str, object], message: str) -> None:
+    count = len(answer["data"]) or 1  # type: ignore[arg-type]
     with (
         client(lambda r: httpx.Response(200, json=answer), max_retries=0) as c,
         pytest.raises(ResponseFormatError, match=message),
     ):
-        c.embed(["a"])
+        c.embed(["a", "b"][:count])
+
+
+@pytest.mark.parametrize("numpy_installed", [True, False])
+@pytest.mark.parametrize("dims", [1, 2, 3, 384])  # 1 and 2: padded base64 pieces, decoded one by one
+def test_every_dimension_count_decodes_exactly_with_and_without_numpy(
+    dims: int, numpy_installed: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import random
+
+    rng = random.Random(dims)
+    vectors = [[rng.uniform(-1, 1) for _ in range(dims)] for _ in range(5)]
+    expected = [list(struct.unpack(f"<{dims}f", struct.pack(f"<{dims}f", *v))) for v in vectors]
+    if not numpy_installed:
+        monkeypatch.setitem(__import__("sys").modules, "numpy", None)  # import numpy raises ImportError
+    with client(lambda r: httpx.Response(200, json=openai_answer(vectors, shuffle=True))) as c:
+        got = c.embed([str(i) for i in range(5)])
+    assert got == expected and all(type(x) is float for v in got for x in v)
+    bad = [list(v) for v in vectors]
+    bad[3][0] = float("inf")
+    with (
+        client(lambda r: httpx.Response(200, json=openai_answer(bad)), max_retries=0) as c,
+        pytest.raises(ResponseFormatError, match="vector 3 of the batch holds NaN or infinite"),
+    ):
+        c.embed([str(i) for i in range(5)])
 
 
 def test_an_endpoint_without_the_route_says_so() -> None:
@@ -97,7 +124,8 @@ def test_as_numpy_over_base64_makes_no_python_floats(monkeypatch: pytest.MonkeyP
     expected = np.asarray(list(by_text.values()), dtype=np.float32)
     with client(handler, batch_size=2) as c:
         with monkeypatch.context() as patch:
-            patch.setattr(core.array, "array", no_floats)  # the float path would fail now
+            patch.setattr(core, "_float_lists", no_floats)  # the float path would fail now
+            patch.setattr(core.array, "array", no_floats)
             got = c.embed(["a", "b", "c"], as_numpy=True)
         assert got.dtype == np.float32 and np.array_equal(got, expected)
         assert c.embed(["a", "b", "c"]) == [list(map(float, row)) for row in expected]  # the lists agree
