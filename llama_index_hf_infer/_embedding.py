@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Self
+import itertools
+from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator, Sequence
+from typing import Any, ClassVar, Self
 
-from llama_index.core.base.embeddings.base import BaseEmbedding
+import llama_index.core.instrumentation as instrument
+from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
 from llama_index.core.bridge.pydantic import ConfigDict, Field, SecretStr, field_serializer, model_validator
+from llama_index.core.callbacks.schema import CBEventType, EventPayload
+from llama_index.core.instrumentation.events.embedding import EmbeddingEndEvent, EmbeddingStartEvent
+from llama_index.core.utils import get_tqdm_iterable
 
 from hf_infer_core._adapter import AdapterOptions
 
 __all__ = ["HFInferEmbedding"]
+
+dispatcher = instrument.get_dispatcher(__name__)  # type: ignore[attr-defined]  # as llama-index-core's own modules do
 
 
 class HFInferEmbedding(BaseEmbedding, AdapterOptions):
@@ -17,8 +25,10 @@ class HFInferEmbedding(BaseEmbedding, AdapterOptions):
 
     Same options as ``langchain_hf_infer.HFInferEmbeddings``; Elasticsearch's ``similarity`` is
     ``vector_similarity`` here (``BaseEmbedding.similarity`` is a method). ``get_text_embedding_batch``
-    hands up to ``embed_batch_size`` (default 2048) texts at once to the client, which batches them
-    by ``batch_size`` and runs ``max_concurrency`` requests in parallel. The key is the ``api_key``
+    streams every text through one pipeline of ``max_concurrency`` requests of ``batch_size``
+    inputs, and reports each ``embed_batch_size`` (default 2048) texts to LlamaIndex's events and
+    callbacks as ``BaseEmbedding`` does (with an ``embeddings_cache`` or a LlamaIndex
+    ``rate_limiter`` set, ``BaseEmbedding``'s own loop runs instead). The key is the ``api_key``
     field, which LlamaIndex keeps out of its events; dumps leave it out (``None``), so a dumped
     configuration is rebuilt with the key from ``HF_TOKEN``.
     """
@@ -65,3 +75,94 @@ class HFInferEmbedding(BaseEmbedding, AdapterOptions):
 
     async def _aget_text_embeddings(self, texts: list[str]) -> list[list[float]]:
         return await self._session.aclient.embed_documents(texts)
+
+    # BaseEmbedding hands the client one embed_batch_size group at a time and waits for it: every
+    # group ended with the endpoint's slots draining and began with them filling, 10-15% of the
+    # throughput of a 5,000-text call. One stream across the groups keeps the requests in flight
+    # while the same events and callback payloads are reported group by group.
+    @dispatcher.span
+    def get_text_embedding_batch(self, texts: list[str], show_progress: bool = False, **kwargs: Any) -> list[Embedding]:
+        """Embed ``texts`` in order through one request pipeline (see the class notes)."""
+        if self._base_loop_needed():
+            return super().get_text_embedding_batch(texts, show_progress, **kwargs)
+        model_dict = self._event_model_dict()
+        stream = self._session.client.embed_iter(texts)
+        vectors: Iterator[list[float]] = iter(get_tqdm_iterable(stream, show_progress, "Generating embeddings"))
+        result: list[Embedding] = []
+        try:
+            for group in _groups(texts, self.embed_batch_size):
+                dispatcher.event(EmbeddingStartEvent(model_dict=model_dict))
+                with self.callback_manager.event(
+                    CBEventType.EMBEDDING, payload={EventPayload.SERIALIZED: model_dict}
+                ) as event:
+                    embeddings = list(itertools.islice(vectors, len(group)))
+                    result.extend(embeddings)
+                    event.on_end(payload={EventPayload.CHUNKS: group, EventPayload.EMBEDDINGS: embeddings})
+                dispatcher.event(_end_event(group, embeddings))
+        finally:
+            if isinstance(stream, Generator):  # an error or an interrupted caller: nothing more is sent
+                stream.close()
+        return result
+
+    @dispatcher.span
+    async def aget_text_embedding_batch(
+        self, texts: list[str], show_progress: bool = False, **kwargs: Any
+    ) -> list[Embedding]:
+        """Embed ``texts`` in order through one asyncio request pipeline (see the class notes)."""
+        if self._base_loop_needed():
+            return await super().aget_text_embedding_batch(texts, show_progress, **kwargs)
+        model_dict = self._event_model_dict()
+        # BaseEmbedding would gather every group at once, max_concurrency requests each: one
+        # stream keeps the whole call within max_concurrency.
+        stream = self._session.aclient.aembed_iter(texts)
+        result: list[Embedding] = []
+        try:
+            for group in _groups(texts, self.embed_batch_size):
+                dispatcher.event(EmbeddingStartEvent(model_dict=model_dict))
+                event_id = self.callback_manager.on_event_start(
+                    CBEventType.EMBEDDING, payload={EventPayload.SERIALIZED: model_dict}
+                )
+                embeddings = await _take(stream, len(group))
+                result.extend(embeddings)
+                dispatcher.event(_end_event(group, embeddings))
+                self.callback_manager.on_event_end(
+                    CBEventType.EMBEDDING,
+                    payload={EventPayload.CHUNKS: group, EventPayload.EMBEDDINGS: embeddings},
+                    event_id=event_id,
+                )
+        finally:
+            if isinstance(stream, AsyncGenerator):
+                await stream.aclose()
+        return result
+
+    def _base_loop_needed(self) -> bool:
+        # Both are LlamaIndex features (llama-index-core >= 0.12.x) that work per group.
+        return getattr(self, "embeddings_cache", None) is not None or getattr(self, "rate_limiter", None) is not None
+
+    def _event_model_dict(self) -> dict[str, Any]:
+        to_payload = getattr(self, "to_payload", None)  # newer llama-index-core; it drops the key itself
+        if to_payload is not None:
+            payload: dict[str, Any] = to_payload()
+            return payload
+        model_dict = self.to_dict()
+        model_dict.pop("api_key", None)
+        return model_dict
+
+
+def _end_event(chunks: list[str], embeddings: list[list[float]]) -> EmbeddingEndEvent:
+    # Built without validation: pydantic would copy each 384-float vector into a new list (5,000
+    # vectors: 5,000 lists that set off full garbage collections, ~0.15 s of a 0.6 s call). The
+    # fields are what the validation would produce: a list of str and lists of float from the client.
+    return EmbeddingEndEvent.model_construct(chunks=chunks, embeddings=embeddings)
+
+
+def _groups(texts: Sequence[str], size: int) -> Iterator[list[str]]:
+    for start in range(0, len(texts), size):
+        yield list(texts[start : start + size])
+
+
+async def _take(stream: AsyncIterator[list[float]], count: int) -> list[list[float]]:
+    out: list[list[float]] = []
+    while len(out) < count:
+        out.append(await anext(stream))
+    return out

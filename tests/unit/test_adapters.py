@@ -203,3 +203,155 @@ def test_from_inference_endpoint_parses_the_body_once(cls: Any, monkeypatch: pyt
     model = cls.from_inference_endpoint(BODY, inference_id="my-endpoint")
     assert calls == []
     assert model.endpoint.inference_id == "my-endpoint"
+
+
+class _Events:
+    """Every LlamaIndex instrumentation event and callback payload of the embedding calls made inside."""
+
+    def __enter__(self) -> _Events:
+        from llama_index.core.callbacks import CallbackManager, LlamaDebugHandler
+        from llama_index.core.instrumentation import get_dispatcher
+        from llama_index.core.instrumentation.event_handlers import BaseEventHandler
+
+        events: list[Any] = []
+
+        class Collect(BaseEventHandler):
+            @classmethod
+            def class_name(cls) -> str:
+                return "Collect"
+
+            def handle(self, event: Any, **kwargs: Any) -> None:
+                events.append(event)
+
+        self.events = events
+        self.handler = Collect()
+        self.debug = LlamaDebugHandler()
+        self.callbacks = CallbackManager([self.debug])
+        get_dispatcher().add_event_handler(self.handler)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        from llama_index.core.instrumentation import get_dispatcher
+
+        get_dispatcher().event_handlers.remove(self.handler)
+
+    def named(self, name: str) -> list[Any]:
+        return [e for e in self.events if e.class_name() == name]
+
+
+@pytest.mark.parametrize("use_async", [False, True])
+def test_llama_index_batch_streams_across_groups_and_reports_each_group(use_async: bool) -> None:
+    import asyncio
+    import json
+
+    from llama_index.core.callbacks.schema import CBEventType, EventPayload
+
+    sizes: list[int] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        inputs = json.loads(request.content)["inputs"]
+        sizes.append(len(inputs))
+        return httpx.Response(200, json=[[float(t[1:]), 1.0] for t in inputs])
+
+    texts = [f"t{i}" for i in range(25)]
+    transport = httpx.MockTransport(handler)
+    with _Events() as seen:
+        model = HFInferEmbedding(
+            url=URL,
+            api_key=SECRET,
+            batch_size=4,
+            max_concurrency=2,
+            requests_per_minute=10**6,
+            embed_batch_size=10,
+            callback_manager=seen.callbacks,
+            http_client=httpx.Client(transport=transport),
+            http_async_client=httpx.AsyncClient(transport=transport),
+        )
+        if use_async:
+            vectors = asyncio.run(model.aget_text_embedding_batch(texts))
+        else:
+            vectors = model.get_text_embedding_batch(texts)
+    assert vectors == [[float(i), 1.0] for i in range(25)]
+    # One pipeline: requests of batch_size run across the groups of embed_batch_size (BaseEmbedding's
+    # loop would send 4, 4, 2 for each group of 10).
+    assert sizes == [4, 4, 4, 4, 4, 4, 1]
+    groups = [texts[0:10], texts[10:20], texts[20:25]]
+    assert len(seen.named("EmbeddingStartEvent")) == 3
+    ends = seen.named("EmbeddingEndEvent")
+    assert [e.chunks for e in ends] == groups
+    assert [e.embeddings for e in ends] == [vectors[0:10], vectors[10:20], vectors[20:25]]
+    assert all(e.span_id for e in ends)  # inside the method's span, as BaseEmbedding's are
+    pairs = seen.debug.get_event_pairs(CBEventType.EMBEDDING)
+    assert [p[1].payload[EventPayload.CHUNKS] for p in pairs] == groups
+    assert [p[1].payload[EventPayload.EMBEDDINGS] for p in pairs] == [vectors[0:10], vectors[10:20], vectors[20:25]]
+    assert all(SECRET not in repr(p[0].payload) for p in pairs)
+
+
+@pytest.mark.parametrize("use_async", [False, True])
+def test_llama_index_batch_failure_stops_the_stream(use_async: bool) -> None:
+    import asyncio
+    import json
+
+    from hf_infer_core import InvalidRequestError
+
+    sizes: list[int] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        inputs = json.loads(request.content)["inputs"]
+        sizes.append(len(inputs))
+        if "t12" in inputs:
+            return httpx.Response(400, json={"error": "bad input", "error_type": "validation"})
+        return httpx.Response(200, json=[[1.0, 0.0]] * len(inputs))
+
+    transport = httpx.MockTransport(handler)
+    model = HFInferEmbedding(
+        url=URL,
+        api_key=SECRET,
+        batch_size=4,
+        max_concurrency=1,
+        requests_per_minute=10**6,
+        embed_batch_size=10,
+        http_client=httpx.Client(transport=transport),
+        http_async_client=httpx.AsyncClient(transport=transport),
+    )
+    texts = [f"t{i}" for i in range(40)]
+
+    def call() -> object:
+        if use_async:
+            return asyncio.run(model.aget_text_embedding_batch(texts))
+        return model.get_text_embedding_batch(texts)
+
+    with pytest.raises(InvalidRequestError) as info:
+        call()
+    assert list(info.value.indices) == [12, 13, 14, 15]
+    assert len(sizes) == 4  # nothing was sent after the failed batch
+
+
+def test_llama_index_cache_takes_base_embeddings_loop() -> None:
+    import json
+
+    if "embeddings_cache" not in HFInferEmbedding.model_fields:
+        pytest.skip("this llama-index-core has no embeddings_cache")
+    from llama_index.core.storage.kvstore import SimpleKVStore
+
+    sizes: list[int] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        inputs = json.loads(request.content)["inputs"]
+        sizes.append(len(inputs))
+        return httpx.Response(200, json=[[float(t[1:]), 1.0] for t in inputs])
+
+    model = HFInferEmbedding(
+        url=URL,
+        api_key=SECRET,
+        batch_size=4,
+        requests_per_minute=10**6,
+        embed_batch_size=10,
+        embeddings_cache=SimpleKVStore(),
+        http_client=httpx.Client(transport=httpx.MockTransport(handler)),
+    )
+    texts = [f"t{i}" for i in range(12)]
+    assert model.get_text_embedding_batch(texts) == [[float(i), 1.0] for i in range(12)]
+    sent = sum(sizes)
+    assert model.get_text_embedding_batch(texts) == [[float(i), 1.0] for i in range(12)]
+    assert sum(sizes) == sent == 12  # the second call came from LlamaIndex's cache
