@@ -58,6 +58,7 @@ def main() -> None:
     print(header, flush=True)
     rows = throughput.run()
     emit("1. Throughput (and 3. client CPU per 1,000 vectors)", throughput.render(rows))
+    emit("Issue #15 figures: wire formats, capacity, adapters", throughput.goals(rows, throughput.parse_cost()))
     series = throughput.sweep()
     plot(series, os.path.join(HERE, "throughput.png"))
     lines = ["| client | " + " | ".join(str(level) for level, _ in next(iter(series.values()))) + " |"]

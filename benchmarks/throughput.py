@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
+import gc
+import json
 import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -40,6 +43,8 @@ def measure(
 ) -> Row:
     """Time one client on ``docs`` after a warm-up call; coroutine functions run both in one event loop."""
     docs = docs[:limit] if limit else docs
+    # Each client starts from a collected heap: the garbage the previous one left (5,000 vectors of
+    # lists) would otherwise make a full collection, 30-150 ms, land in whichever client comes next.
     print(f"  measuring {name} ...", file=sys.stderr, flush=True)
     errors = 0
     timer = Timer()
@@ -50,6 +55,7 @@ def measure(
         nonlocal before
         await run(docs[:64])  # warm up: connections, imports
         before = requests_seen(url)
+        gc.collect()
         with timer:
             return list(await run(docs))
 
@@ -57,6 +63,7 @@ def measure(
         nonlocal before
         run(docs[:64])
         before = requests_seen(url)
+        gc.collect()
         with timer:
             return list(run(docs))
 
@@ -93,16 +100,78 @@ def ours(url: str, concurrency: int = CONCURRENCY) -> list[tuple[str, Callable[[
     async_client = AsyncEmbeddingClient(endpoint, max_concurrency=concurrency)
     async_b64 = AsyncEmbeddingClient(endpoint, max_concurrency=concurrency, wire_format="base64")
     sync_b64 = EmbeddingClient(endpoint, max_concurrency=concurrency, wire_format="base64")
+
+    async def async_json_numpy(docs: list[str]) -> Any:
+        return await async_client.embed(docs, as_numpy=True)
+
+    async def async_b64_numpy(docs: list[str]) -> Any:
+        return await async_b64.embed(docs, as_numpy=True)
+
     return [
         ("hf-infer EmbeddingClient.embed (core, sync)", sync_client.embed),
         ("hf-infer EmbeddingClient.embed, wire_format=base64", sync_b64.embed),
         ("hf-infer AsyncEmbeddingClient.embed (core, async)", async_client.embed),
         ("hf-infer AsyncEmbeddingClient.embed, wire_format=base64", async_b64.embed),
+        ("hf-infer AsyncEmbeddingClient.embed(as_numpy=True), json", async_json_numpy),
+        ("hf-infer AsyncEmbeddingClient.embed(as_numpy=True), wire_format=base64", async_b64_numpy),
         ("hf-infer HFInferEmbeddings.embed_documents", lc.embed_documents),
         ("hf-infer HFInferEmbeddings.aembed_documents", lc.aembed_documents),
         ("hf-infer HFInferEmbedding.get_text_embedding_batch", li.get_text_embedding_batch),
         ("hf-infer HFInferEmbedding.aget_text_embedding_batch", li.aget_text_embedding_batch),
     ]
+
+
+def floors(url: str) -> list[tuple[str, Callable[[list[str]], Any]]]:
+    """No library at all: bare requests and base64 decoding, the cost any client pays per request.
+
+    They read TEI's base64 route into one float32 array per batch, with the same concurrency and
+    batch size as hf-infer: what is left of a client's CPU once parsing is free.
+    """
+    import aiohttp
+    import numpy as np
+
+    def batches(docs: list[str]) -> list[list[str]]:
+        return [docs[i : i + BATCH] for i in range(0, len(docs), BATCH)]
+
+    def decode(body: bytes) -> Any:
+        import orjson
+
+        data = orjson.loads(body)["data"]
+        raw = base64.b64decode("".join(item["embedding"] for item in data))
+        return np.frombuffer(raw, dtype="<f4").reshape(len(data), -1)
+
+    async def bare_aiohttp(docs: list[str]) -> list[Any]:
+        gate = asyncio.Semaphore(CONCURRENCY)
+        async with aiohttp.ClientSession() as session:
+
+            async def one(batch: list[str]) -> Any:
+                async with gate, session.post(url + "/v1/embeddings", json=_b64_request(batch)) as response:
+                    return decode(await response.read())
+
+            parts = await asyncio.gather(*(one(b) for b in batches(docs)))
+        return [row for part in parts for row in part]
+
+    async def bare_httpx(docs: list[str]) -> list[Any]:
+        from httpx_aiohttp import AiohttpTransport
+
+        gate = asyncio.Semaphore(CONCURRENCY)
+        async with httpx.AsyncClient(transport=AiohttpTransport()) as client:
+
+            async def one(batch: list[str]) -> Any:
+                async with gate:
+                    return decode((await client.post(url + "/v1/embeddings", json=_b64_request(batch))).content)
+
+            parts = await asyncio.gather(*(one(b) for b in batches(docs)))
+        return [row for part in parts for row in part]
+
+    return [
+        ("reference: bare aiohttp, base64 to numpy (no library)", bare_aiohttp),
+        ("reference: bare httpx over aiohttp, base64 to numpy (no library)", bare_httpx),
+    ]
+
+
+def _b64_request(batch: list[str]) -> dict[str, Any]:
+    return {"input": batch, "encoding_format": "base64", "model": "fake"}
 
 
 def peers(url: str) -> list[tuple[str, Callable[[list[str]], list[Any]] | None, str]]:
@@ -170,6 +239,8 @@ def run(docs_count: int = 5000) -> list[Row]:
     with fake_endpoint(LATENCY, SLOTS) as url:
         for name, fn in ours(url):
             rows.append(measure(name, url, docs, fn))
+        for name, fn in floors(url):
+            rows.append(measure(name, url, docs, fn, "not a client: the floor"))
         for name, fn, note, limit in peers(url):
             if fn is None:
                 rows.append(
@@ -177,7 +248,10 @@ def run(docs_count: int = 5000) -> list[Row]:
                 )
             else:
                 rows.append(measure(name, url, docs, fn, note, limit))
-    best_peer = max((r["docs_s"] for r in rows if not r["name"].startswith("hf-infer")), default=0.0) or 1.0
+    best_peer = (
+        max((r["docs_s"] for r in rows if r["name"].split(" ")[0] not in ("hf-infer", "reference:")), default=0.0)
+        or 1.0
+    )
     for row in rows:
         row["capacity"] = row["docs_s"] / capacity
         row["vs_best_peer"] = row["docs_s"] / best_peer
@@ -222,6 +296,94 @@ def sweep(docs_count: int = 3000, levels: tuple[int, ...] = (1, 2, 4, 8, 12, 16)
     return series
 
 
+def parse_cost(batches: int = 300) -> dict[str, float]:
+    """CPU seconds per 1,000 vectors for parsing alone: the response bodies of the two wire formats.
+
+    The same 32 x 384 float32 vectors, written as TEI writes them (JSON floats; base64 in OpenAI's
+    shape), parsed by hf-infer's I/O-free core: what ``wire_format`` changes, without the HTTP.
+    """
+    import random
+    import struct
+    import time
+
+    from hf_infer_core._core import ClientCore, HttpResult
+    from hf_infer_core._options import ClientOptions
+
+    rng = random.Random(0)
+    vectors = [[round(rng.uniform(-0.1, 0.1), 8) for _ in range(384)] for _ in range(BATCH)]
+    json_body = json.dumps(vectors).encode()
+    data = [
+        {"object": "embedding", "embedding": base64.b64encode(struct.pack("<384f", *v)).decode(), "index": i}
+        for i, v in enumerate(vectors)
+    ]
+    b64_body = json.dumps({"object": "list", "data": data, "model": "m", "usage": {}}).encode()
+    endpoint = InferenceEndpoint.from_url("http://127.0.0.1:1/embed", "bench")
+    out: dict[str, float] = {}
+    for name, wire, body, arrays in [
+        ("json", "json", json_body, False),
+        ("base64", "base64", b64_body, False),
+        ("base64, as_numpy", "base64", b64_body, True),
+    ]:
+        core = ClientCore(endpoint, ClientOptions(wire_format=wire))  # type: ignore[arg-type]
+        result = HttpResult(200, body)
+        for _ in range(20):  # warm up: numpy's first calls, caches
+            core.parse(result, BATCH, arrays=arrays)
+        gc.collect()
+        started = time.process_time()
+        for _ in range(batches):
+            core.parse(result, BATCH, arrays=arrays)
+        out[name] = (time.process_time() - started) / (batches * BATCH) * 1000
+    return out
+
+
+def goals(rows: list[Row], parsing: dict[str, float]) -> str:
+    """The figures issue #15 asks for, as ratios of rows measured in this run."""
+    by = {r["name"]: r for r in rows}
+
+    def cpu(name: str) -> float:
+        return float(by[f"hf-infer {name}"]["cpu_per_1000"] or "nan")
+
+    def cap(name: str) -> float:
+        return float(by[f"hf-infer {name}"]["capacity"])
+
+    pairs = [
+        (
+            "client CPU, base64 / JSON, async, lists",
+            cpu("AsyncEmbeddingClient.embed, wire_format=base64") / cpu("AsyncEmbeddingClient.embed (core, async)"),
+            "<= 0.25",
+        ),
+        (
+            "client CPU, base64 / JSON, async, as_numpy",
+            cpu("AsyncEmbeddingClient.embed(as_numpy=True), wire_format=base64")
+            / cpu("AsyncEmbeddingClient.embed(as_numpy=True), json"),
+            "<= 0.25",
+        ),
+        (
+            "client CPU, base64 / JSON, sync, lists",
+            cpu("EmbeddingClient.embed, wire_format=base64") / cpu("EmbeddingClient.embed (core, sync)"),
+            "<= 0.25",
+        ),
+        ("parsing alone, base64 / JSON, lists", parsing["base64"] / parsing["json"], "<= 0.25"),
+        ("parsing alone, base64 as_numpy / JSON lists", parsing["base64, as_numpy"] / parsing["json"], "<= 0.25"),
+        ("async client, x capacity (JSON)", cap("AsyncEmbeddingClient.embed (core, async)"), ">= 0.95"),
+        ("async client, x capacity (base64)", cap("AsyncEmbeddingClient.embed, wire_format=base64"), ">= 0.95"),
+        (
+            "LlamaIndex get_text_embedding_batch / LangChain embed_documents (sync)",
+            cap("HFInferEmbedding.get_text_embedding_batch") / cap("HFInferEmbeddings.embed_documents"),
+            ">= 0.90",
+        ),
+    ]
+    lines = [
+        "Parsing alone (hf-infer's core on 32 x 384 bodies, CPU s / 1000 vectors): "
+        + ", ".join(f"{k} {v:.4f}" for k, v in parsing.items()),
+        "",
+        "| figure (this run) | value | goal |",
+        "|---|---:|---|",
+    ]
+    lines += [f"| {name} | {value:.3f} | {goal} |" for name, value, goal in pairs]
+    return "\n".join(lines)
+
+
 def render(rows: list[Row]) -> str:
     capacity = SLOTS * BATCH / LATENCY
     lines = [
@@ -244,7 +406,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--docs", type=int, default=5000)
     args = parser.parse_args()
-    print(render(run(args.docs)))
+    rows = run(args.docs)
+    print(render(rows))
+    print()
+    print(goals(rows, parse_cost()))
 
 
 if __name__ == "__main__":
