@@ -495,15 +495,18 @@ class EmbeddingClient(_ClientBase):
         A text of one chunk keeps the endpoint's vector as is. ``as_numpy=True``: one float32 array.
         """
         to_array = _array_maker(as_numpy)
-        return to_array(self._core.pool_all(*self._embed_chunked(texts)))
+        return to_array(self._core.pool_all(*self._embed_chunked(texts, as_numpy)))
 
-    def _embed_chunked(self, texts: Sequence[str]) -> tuple[list[list[Chunk]], list[list[float]]]:
-        """Chunk, fit to the model and embed ``texts``: each text's chunks and the flat chunk vectors."""
+    def _embed_chunked(self, texts: Sequence[str], arrays: bool = False) -> tuple[list[list[Chunk]], list[list[float]]]:
+        """Chunk, fit to the model and embed ``texts``: each text's chunks and the flat chunk vectors.
+
+        ``arrays``: base64 vectors stay float32 numpy rows (for ``as_numpy=True``).
+        """
         items, chunks = self._chunks(texts)
         chunks = self._fitted(items, chunks)
         flat, owners = self._flatten(chunks)
         with _texts_named(owners):
-            vectors = self._embed_flat(flat, _Progress(self.options.show_progress, len(chunks), owners))
+            vectors = self._embed_flat(flat, _Progress(self.options.show_progress, len(chunks), owners), arrays)
         return chunks, vectors
 
     def _fitted(
@@ -551,7 +554,7 @@ class EmbeddingClient(_ClientBase):
         """
         _array_maker(as_numpy)  # numpy missing: ImportError now, not after a request
         _check_iterable(texts)
-        stream = self._stream(texts, lambda assembler: assembler.documents())
+        stream = self._stream(texts, lambda assembler: assembler.documents(), as_numpy)
         if as_numpy:
             return (_as_array(group) for group in stream)
         return (vector for group in stream for vector in group)
@@ -561,7 +564,9 @@ class EmbeddingClient(_ClientBase):
         _check_iterable(texts)
         return (chunks for group in self._stream(texts, lambda assembler: assembler.chunk_lists()) for chunks in group)
 
-    def _stream(self, texts: Iterable[str], release: Callable[[StreamAssembler], list[R]]) -> Iterator[list[R]]:
+    def _stream(
+        self, texts: Iterable[str], release: Callable[[StreamAssembler], list[R]], arrays: bool = False
+    ) -> Iterator[list[R]]:
         assembler = StreamAssembler(self._core)
         window = self.options.max_concurrency
         abort = threading.Event()
@@ -569,7 +574,7 @@ class EmbeddingClient(_ClientBase):
         in_flight: deque[tuple[StreamBatch, Future[list[list[float]]]]] = deque()
 
         def send(batch: StreamBatch) -> None:
-            flow = self._core.batch_flow(batch.inputs, range(len(batch.inputs)))
+            flow = self._core.batch_flow(batch.inputs, range(len(batch.inputs)), arrays)
             in_flight.append((batch, pool.submit(self._run, flow, abort)))
 
         def settle_oldest() -> None:
@@ -875,15 +880,17 @@ class AsyncEmbeddingClient(_ClientBase):
     ) -> list[list[float]] | NDArray[np.float32]:
         """Return one vector per text, chunk vectors combined (see :meth:`EmbeddingClient.embed_documents`)."""
         to_array = _array_maker(as_numpy)
-        return to_array(self._core.pool_all(*await self._embed_chunked(texts)))
+        return to_array(self._core.pool_all(*await self._embed_chunked(texts, as_numpy)))
 
-    async def _embed_chunked(self, texts: Sequence[str]) -> tuple[list[list[Chunk]], list[list[float]]]:
+    async def _embed_chunked(
+        self, texts: Sequence[str], arrays: bool = False
+    ) -> tuple[list[list[Chunk]], list[list[float]]]:
         """Chunk, fit to the model and embed ``texts`` (see :meth:`EmbeddingClient._embed_chunked`)."""
         items, chunks = self._chunks(texts)
         chunks = await self._fitted(items, chunks)
         flat, owners = self._flatten(chunks)
         with _texts_named(owners):
-            vectors = await self._embed_flat(flat, _Progress(self.options.show_progress, len(chunks), owners))
+            vectors = await self._embed_flat(flat, _Progress(self.options.show_progress, len(chunks), owners), arrays)
         return chunks, vectors
 
     async def _fitted(self, items: list[str], chunks: list[list[Chunk]]) -> list[list[Chunk]]:
@@ -923,7 +930,7 @@ class AsyncEmbeddingClient(_ClientBase):
     ) -> AsyncIterator[list[float] | NDArray[np.float32]]:
         """Stream :meth:`embed_documents` (see :meth:`EmbeddingClient.embed_iter`); ``texts`` may be async."""
         _array_maker(as_numpy)
-        async for group in self._stream(texts, lambda assembler: assembler.documents()):
+        async for group in self._stream(texts, lambda assembler: assembler.documents(), as_numpy):
             if as_numpy:
                 yield _as_array(group)
             else:
@@ -939,7 +946,10 @@ class AsyncEmbeddingClient(_ClientBase):
                 yield chunks
 
     async def _stream(
-        self, texts: Iterable[str] | AsyncIterable[str], release: Callable[[StreamAssembler], list[R]]
+        self,
+        texts: Iterable[str] | AsyncIterable[str],
+        release: Callable[[StreamAssembler], list[R]],
+        arrays: bool = False,
     ) -> AsyncIterator[list[R]]:
         _check_iterable(texts)
         assembler = StreamAssembler(self._core)
@@ -947,7 +957,7 @@ class AsyncEmbeddingClient(_ClientBase):
         in_flight: deque[tuple[StreamBatch, asyncio.Task[list[list[float]]]]] = deque()
 
         def send(batch: StreamBatch) -> None:
-            flow = self._core.batch_flow(batch.inputs, range(len(batch.inputs)))
+            flow = self._core.batch_flow(batch.inputs, range(len(batch.inputs)), arrays)
             in_flight.append((batch, asyncio.ensure_future(self._run(flow))))
 
         async def settle_oldest() -> None:

@@ -568,13 +568,19 @@ class ClientCore:
         return vectors[0] if len(chunks) == 1 else self.pool(chunks, vectors)
 
     def pool(self, chunks: Sequence[Chunk], vectors: Sequence[list[float]]) -> list[float]:
-        """Combine a text's chunk vectors (two or more) into one (documented rule: see ``embed_documents``)."""
-        if self.pooling == "first":
-            return list(vectors[0])
+        """Combine a text's chunk vectors (two or more) into one (documented rule: see ``embed_documents``).
+
+        Lists give a list; float32 numpy rows (base64 with ``as_numpy``) give a float64 row,
+        computed in the same order with the same exact norm, so both paths agree.
+        """
         weights = [max(c.word_count, 0) for c in chunks]
         if sum(weights) == 0:
             weights = [1] * len(vectors)
         total = float(sum(weights))
+        if not isinstance(vectors[0], list):
+            return _pool_rows(self.pooling, weights, total, vectors)
+        if self.pooling == "first":
+            return list(vectors[0])
         dims = len(vectors[0])
         mean = [0.0] * dims
         for weight, vector in zip(weights, vectors, strict=True):
@@ -583,6 +589,19 @@ class ClientCore:
                 mean = [m + factor * v for m, v in zip(mean, vector, strict=True)]
         norm = math.sqrt(math.fsum(m * m for m in mean))
         return [m / norm for m in mean] if norm > 0 else mean
+
+
+def _pool_rows(pooling: Pooling, weights: list[int], total: float, rows: Sequence[Any]) -> Any:
+    import numpy
+
+    if pooling == "first":
+        return rows[0]
+    mean = numpy.zeros(len(rows[0]), dtype=numpy.float64)
+    for weight, row in zip(weights, rows, strict=True):
+        if weight:
+            mean = mean + (weight / total) * row.astype(numpy.float64)
+    norm = math.sqrt(math.fsum(mean * mean))  # exact, as the list path's
+    return mean / norm if norm > 0 else mean
 
 
 def per_text(

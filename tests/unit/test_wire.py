@@ -129,3 +129,63 @@ def test_as_numpy_over_base64_makes_no_python_floats(monkeypatch: pytest.MonkeyP
             got = c.embed(["a", "b", "c"], as_numpy=True)
         assert got.dtype == np.float32 and np.array_equal(got, expected)
         assert c.embed(["a", "b", "c"]) == [list(map(float, row)) for row in expected]  # the lists agree
+
+
+@pytest.mark.parametrize("pooling", ["mean", "first"])
+def test_documents_and_streams_as_numpy_over_base64_make_no_python_floats(
+    pooling: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """embed_documents and embed_iter with as_numpy: pooled in numpy, equal to the list path's vectors."""
+    import asyncio
+
+    import numpy as np
+
+    import hf_infer_core._core as core
+    from hf_infer_core import AsyncEmbeddingClient
+
+    from .fakes import vector_for
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        inputs = json.loads(request.content)["input"]
+        return httpx.Response(200, json=openai_answer([[v / 7 for v in vector_for(t)] for t in inputs], shuffle=True))
+
+    words = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho".split()
+    texts = ["one", " ".join(words), "two words", " ".join(words[:11]), " ".join(reversed(words))]
+    chunking = {"strategy": "word", "max_chunk_size": 10, "overlap": 5}
+    options = {"batch_size": 3, "pooling": pooling}
+
+    def make(cls: type) -> object:
+        clock = FakeClock()
+        return cls(
+            endpoint(url="http://tei.test/embed", chunking=chunking),
+            transport=httpx.MockTransport(handler),
+            rate_limiter=limiter(clock),
+            sleep=clock.sleep if cls is EmbeddingClient else clock.asleep,
+            clock=clock,
+            wire_format="base64",
+            **options,
+        )
+
+    with make(EmbeddingClient) as c:  # type: ignore[attr-defined]
+        expected = np.asarray(c.embed_documents(texts), dtype=np.float32)  # the list path
+        assert any(len(chunks) > 2 for chunks in c.embed_chunks(texts))  # texts of several chunks are pooled
+        with monkeypatch.context() as patch:
+            patch.setattr(core, "_float_lists", _no_floats)
+            patch.setattr(core.array, "array", _no_floats)
+            got = c.embed_documents(texts, as_numpy=True)
+            streamed = np.concatenate(list(c.embed_iter(iter(texts), as_numpy=True)))
+
+            async def run_async() -> tuple[object, object]:
+                async with make(AsyncEmbeddingClient) as a:  # type: ignore[attr-defined]
+                    whole = await a.embed_documents(texts, as_numpy=True)
+                    parts = [part async for part in a.aembed_iter(texts, as_numpy=True)]
+                    return whole, np.concatenate(parts)
+
+            async_whole, async_streamed = asyncio.run(run_async())
+    for result in (got, streamed, async_whole, async_streamed):
+        assert result.dtype == np.float32  # type: ignore[attr-defined]
+        assert np.array_equal(result, expected)  # bit for bit: same order, same exact norm
+
+
+def _no_floats(*args: object, **kwargs: object) -> None:
+    raise AssertionError("the list-of-Python-floats path was taken")
