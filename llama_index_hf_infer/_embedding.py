@@ -11,7 +11,6 @@ from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
 from llama_index.core.bridge.pydantic import ConfigDict, Field, SecretStr, field_serializer, model_validator
 from llama_index.core.callbacks.schema import CBEventType, EventPayload
 from llama_index.core.instrumentation.events.embedding import EmbeddingEndEvent, EmbeddingStartEvent
-from llama_index.core.utils import get_tqdm_iterable
 
 from hf_infer_core._adapter import AdapterOptions
 
@@ -87,7 +86,7 @@ class HFInferEmbedding(BaseEmbedding, AdapterOptions):
             return super().get_text_embedding_batch(texts, show_progress, **kwargs)
         model_dict = self._event_model_dict()
         stream = self._session.client.embed_iter(texts)
-        vectors: Iterator[list[float]] = iter(get_tqdm_iterable(stream, show_progress, "Generating embeddings"))
+        bar = _progress_bar(show_progress, len(texts))
         result: list[Embedding] = []
         try:
             for group in _groups(texts, self.embed_batch_size):
@@ -95,13 +94,17 @@ class HFInferEmbedding(BaseEmbedding, AdapterOptions):
                 with self.callback_manager.event(
                     CBEventType.EMBEDDING, payload={EventPayload.SERIALIZED: model_dict}
                 ) as event:
-                    embeddings = list(itertools.islice(vectors, len(group)))
+                    embeddings = _whole(list(itertools.islice(stream, len(group))), group)
                     result.extend(embeddings)
                     event.on_end(payload={EventPayload.CHUNKS: group, EventPayload.EMBEDDINGS: embeddings})
                 dispatcher.event(_end_event(group, embeddings))
+                if bar is not None:
+                    bar.update(len(group))
         finally:
             if isinstance(stream, Generator):  # an error or an interrupted caller: nothing more is sent
                 stream.close()
+            if bar is not None:
+                bar.close()
         return result
 
     @dispatcher.span
@@ -115,6 +118,7 @@ class HFInferEmbedding(BaseEmbedding, AdapterOptions):
         # BaseEmbedding would gather every group at once, max_concurrency requests each: one
         # stream keeps the whole call within max_concurrency.
         stream = self._session.aclient.aembed_iter(texts)
+        bar = _progress_bar(show_progress, len(texts))
         result: list[Embedding] = []
         try:
             for group in _groups(texts, self.embed_batch_size):
@@ -122,7 +126,7 @@ class HFInferEmbedding(BaseEmbedding, AdapterOptions):
                 event_id = self.callback_manager.on_event_start(
                     CBEventType.EMBEDDING, payload={EventPayload.SERIALIZED: model_dict}
                 )
-                embeddings = await _take(stream, len(group))
+                embeddings = _whole(await _take(stream, len(group)), group)
                 result.extend(embeddings)
                 dispatcher.event(_end_event(group, embeddings))
                 self.callback_manager.on_event_end(
@@ -130,9 +134,13 @@ class HFInferEmbedding(BaseEmbedding, AdapterOptions):
                     payload={EventPayload.CHUNKS: group, EventPayload.EMBEDDINGS: embeddings},
                     event_id=event_id,
                 )
+                if bar is not None:
+                    bar.update(len(group))
         finally:
             if isinstance(stream, AsyncGenerator):
                 await stream.aclose()
+            if bar is not None:
+                bar.close()
         return result
 
     def _base_loop_needed(self) -> bool:
@@ -163,6 +171,25 @@ def _groups(texts: Sequence[str], size: int) -> Iterator[list[str]]:
 
 async def _take(stream: AsyncIterator[list[float]], count: int) -> list[list[float]]:
     out: list[list[float]] = []
-    while len(out) < count:
-        out.append(await anext(stream))
+    async for vector in stream:
+        out.append(vector)
+        if len(out) == count:
+            break
     return out
+
+
+def _whole(embeddings: list[list[float]], group: list[str]) -> list[list[float]]:
+    if len(embeddings) != len(group):  # pragma: no cover - the client yields one vector per text
+        raise RuntimeError(f"internal error: {len(group)} texts but {len(embeddings)} vectors")
+    return embeddings
+
+
+def _progress_bar(show: bool, total: int) -> Any:
+    """A tqdm bar of texts embedded, as BaseEmbedding shows one; ``None`` when not asked or without tqdm."""
+    if not show:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, desc="Generating embeddings")

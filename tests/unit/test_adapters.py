@@ -355,3 +355,27 @@ def test_llama_index_cache_takes_base_embeddings_loop() -> None:
     sent = sum(sizes)
     assert model.get_text_embedding_batch(texts) == [[float(i), 1.0] for i in range(12)]
     assert sum(sizes) == sent == 12  # the second call came from LlamaIndex's cache
+
+
+@pytest.mark.parametrize("use_async", [False, True])
+def test_llama_index_batch_progress_bar_counts_texts(use_async: bool, capsys: pytest.CaptureFixture[str]) -> None:
+    import asyncio
+
+    transport = httpx.MockTransport(lambda r: httpx.Response(200, json=[[0.5, 0.5]] * 4))
+    model = HFInferEmbedding(
+        url=URL,
+        api_key=SECRET,
+        batch_size=4,
+        requests_per_minute=10**6,
+        embed_batch_size=8,
+        http_client=httpx.Client(transport=transport),
+        http_async_client=httpx.AsyncClient(transport=transport),
+    )
+    texts = [f"t{i}" for i in range(16)]
+    if use_async:
+        vectors = asyncio.run(model.aget_text_embedding_batch(texts, show_progress=True))
+    else:
+        vectors = model.get_text_embedding_batch(texts, show_progress=True)
+    assert len(vectors) == 16
+    err = capsys.readouterr().err
+    assert "Generating embeddings" in err and "16/16" in err

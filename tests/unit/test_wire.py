@@ -149,7 +149,25 @@ def test_documents_and_streams_as_numpy_over_base64_make_no_python_floats(
         inputs = json.loads(request.content)["input"]
         return httpx.Response(200, json=openai_answer([[v / 7 for v in vector_for(t)] for t in inputs], shuffle=True))
 
-    words = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho".split()
+    words = [
+        "alpha",
+        "beta",
+        "gamma",
+        "delta",
+        "epsilon",
+        "zeta",
+        "eta",
+        "theta",
+        "iota",
+        "kappa",
+        "lambda",
+        "mu",
+        "nu",
+        "xi",
+        "omicron",
+        "pi",
+        "rho",
+    ]
     texts = ["one", " ".join(words), "two words", " ".join(words[:11]), " ".join(reversed(words))]
     chunking = {"strategy": "word", "max_chunk_size": 10, "overlap": 5}
     options = {"batch_size": 3, "pooling": pooling}
