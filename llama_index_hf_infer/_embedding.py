@@ -16,6 +16,7 @@ from hf_infer_core._adapter import AdapterOptions
 
 __all__ = ["HFInferEmbedding"]
 
+# Events go through this module's dispatcher; BaseEmbedding's mixin opens the methods' spans on it.
 dispatcher = instrument.get_dispatcher(__name__)  # type: ignore[attr-defined]  # as llama-index-core's own modules do
 
 
@@ -79,7 +80,6 @@ class HFInferEmbedding(BaseEmbedding, AdapterOptions):
     # group ended with the endpoint's slots draining and began with them filling, 10-15% of the
     # throughput of a 5,000-text call. One stream across the groups keeps the requests in flight
     # while the same events and callback payloads are reported group by group.
-    @dispatcher.span
     def get_text_embedding_batch(self, texts: list[str], show_progress: bool = False, **kwargs: Any) -> list[Embedding]:
         """Embed ``texts`` in order through one request pipeline (see the class notes)."""
         if self._base_loop_needed():
@@ -107,7 +107,6 @@ class HFInferEmbedding(BaseEmbedding, AdapterOptions):
                 bar.close()
         return result
 
-    @dispatcher.span
     async def aget_text_embedding_batch(
         self, texts: list[str], show_progress: bool = False, **kwargs: Any
     ) -> list[Embedding]:
