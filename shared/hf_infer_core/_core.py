@@ -364,12 +364,14 @@ class ClientCore:
             if not all(isinstance(e, str) for e in encoded):
                 raise TypeError("an embedding is not a string")
             sizes = [len(e) // 4 * 3 - e.count("=", -2) for e in encoded]
-            if len({len(e) for e in encoded}) == 1 and encoded[0] and "=" not in encoded[0][-1:]:
+            if len({len(e) for e in encoded}) == 1 and len(encoded[0]) % 4 == 0 and encoded[0][-1:] != "=":
                 # Equal unpadded pieces (any dimension count divisible by 3) decode as one string:
                 # one C call per body instead of one per vector.
                 raw = _b64decode("".join(encoded))
             else:
                 raw = b"".join(_b64decode(e) for e in encoded)
+            if len(raw) != sum(sizes):  # pragma: no cover - strict decoding of whole pieces ensures it
+                raise ValueError("the decoded bytes do not add up to the pieces")
         except (ValueError, UnicodeDecodeError, TypeError, KeyError, binascii.Error) as err:
             raise ResponseFormatError(
                 f"the endpoint answered {result.status_code} but not with base64 vectors in OpenAI's shape "

@@ -60,6 +60,8 @@ def test_base64_requests_go_to_v1_embeddings_and_decode_exactly() -> None:
         ({"data": [{"index": 0, "embedding": b64([float("nan"), 1.0])}]}, "NaN"),
         ({"data": []}, "received 0 vectors"),
         ({"data": [{"index": 0, "embedding": 1.5}]}, "not with base64 vectors"),
+        # Two unpadded 18-character pieces are invalid alone but would join into valid base64.
+        ({"data": [{"index": i, "embedding": "A" * 18} for i in range(2)]}, "not with base64 vectors"),
         ({"data": [{"index": 0, "embedding": b64([1.0, 2.0, 3.0])}, {"index": 1, "embedding": b64([1.0])}]}, "ragged"),
     ],
 )
