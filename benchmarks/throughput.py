@@ -17,7 +17,7 @@ import base64
 import gc
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -129,45 +129,50 @@ def floors(url: str) -> list[tuple[str, Callable[[list[str]], Any]]]:
     """
     import aiohttp
     import numpy as np
-
-    def batches(docs: list[str]) -> list[list[str]]:
-        return [docs[i : i + BATCH] for i in range(0, len(docs), BATCH)]
+    import orjson
 
     def decode(body: bytes) -> Any:
-        import orjson
-
         data = orjson.loads(body)["data"]
         raw = base64.b64decode("".join(item["embedding"] for item in data))
         return np.frombuffer(raw, dtype="<f4").reshape(len(data), -1)
 
-    async def bare_aiohttp(docs: list[str]) -> list[Any]:
+    async def every_batch(docs: list[str], post: Callable[[list[str]], Awaitable[bytes]]) -> list[Any]:
         gate = asyncio.Semaphore(CONCURRENCY)
+
+        async def one(batch: list[str]) -> Any:
+            async with gate:
+                return decode(await post(batch))
+
+        parts = await asyncio.gather(*(one(b) for b in _batches(docs)))
+        return [row for part in parts for row in part]
+
+    async def bare_aiohttp(docs: list[str]) -> list[Any]:
         async with aiohttp.ClientSession() as session:
 
-            async def one(batch: list[str]) -> Any:
-                async with gate, session.post(url + "/v1/embeddings", json=_b64_request(batch)) as response:
-                    return decode(await response.read())
+            async def post(batch: list[str]) -> bytes:
+                async with session.post(url + "/v1/embeddings", json=_b64_request(batch)) as response:
+                    return await response.read()
 
-            parts = await asyncio.gather(*(one(b) for b in batches(docs)))
-        return [row for part in parts for row in part]
+            return await every_batch(docs, post)
 
     async def bare_httpx(docs: list[str]) -> list[Any]:
         from httpx_aiohttp import AiohttpTransport
 
-        gate = asyncio.Semaphore(CONCURRENCY)
         async with httpx.AsyncClient(transport=AiohttpTransport()) as client:
 
-            async def one(batch: list[str]) -> Any:
-                async with gate:
-                    return decode((await client.post(url + "/v1/embeddings", json=_b64_request(batch))).content)
+            async def post(batch: list[str]) -> bytes:
+                return (await client.post(url + "/v1/embeddings", json=_b64_request(batch))).content
 
-            parts = await asyncio.gather(*(one(b) for b in batches(docs)))
-        return [row for part in parts for row in part]
+            return await every_batch(docs, post)
 
     return [
         ("reference: bare aiohttp, base64 to numpy (no library)", bare_aiohttp),
         ("reference: bare httpx over aiohttp, base64 to numpy (no library)", bare_httpx),
     ]
+
+
+def _batches(docs: list[str]) -> list[list[str]]:
+    return [docs[i : i + BATCH] for i in range(0, len(docs), BATCH)]
 
 
 def _b64_request(batch: list[str]) -> dict[str, Any]:
@@ -183,14 +188,13 @@ def peers(url: str) -> list[tuple[str, Callable[[list[str]], list[Any]] | None, 
 
     def hub_batched(docs: list[str]) -> list[Any]:
         out: list[Any] = []
-        for i in range(0, len(docs), BATCH):  # batched by hand, one request at a time, as users do
-            out.extend(hub.feature_extraction(docs[i : i + BATCH]))  # type: ignore[arg-type]
+        for batch in _batches(docs):  # batched by hand, one request at a time, as users do
+            out.extend(hub.feature_extraction(batch))  # type: ignore[arg-type]
         return out
 
     def hub_threads(docs: list[str]) -> list[Any]:
-        batches = [docs[i : i + BATCH] for i in range(0, len(docs), BATCH)]
         with ThreadPoolExecutor(CONCURRENCY) as pool:
-            return [v for part in pool.map(hub.feature_extraction, batches) for v in part]  # type: ignore[arg-type]
+            return [v for part in pool.map(hub.feature_extraction, _batches(docs)) for v in part]  # type: ignore[arg-type]
 
     tei = TextEmbeddingsInference(base_url=url, model_name="fake", embed_batch_size=BATCH)
     tei.num_workers = CONCURRENCY  # its async batch method runs this many requests at once
@@ -289,7 +293,7 @@ def sweep(docs_count: int = 3000, levels: tuple[int, ...] = (1, 2, 4, 8, 12, 16)
             with Timer() as t:
                 asyncio.run(tei.aget_text_embedding_batch(docs))
             series.setdefault("llama-index TEI async (num_workers)", []).append((level, len(docs) / t.wall))
-            batches = [docs[i : i + BATCH] for i in range(0, len(docs), BATCH)]
+            batches = _batches(docs)
             with ThreadPoolExecutor(level) as pool, Timer() as t:
                 list(pool.map(hub.feature_extraction, batches))  # type: ignore[arg-type]
             series.setdefault("huggingface_hub (threads)", []).append((level, len(docs) / t.wall))

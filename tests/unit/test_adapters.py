@@ -120,6 +120,41 @@ def test_llama_index_dump_round_trip_without_the_secret(monkeypatch: pytest.Monk
     assert HFInferEmbedding.class_name() == "HFInferEmbedding"
 
 
+def llama_over(handler: Any, **options: Any) -> HFInferEmbedding:
+    """An HFInferEmbedding whose sync and async clients both answer through ``handler``."""
+    transport = httpx.MockTransport(handler)
+    return HFInferEmbedding(
+        url=URL,
+        api_key=SECRET,
+        requests_per_minute=10**6,
+        http_client=httpx.Client(transport=transport),
+        http_async_client=httpx.AsyncClient(transport=transport),
+        **options,
+    )
+
+
+def llama_batch(model: HFInferEmbedding, texts: list[str], use_async: bool, **kwargs: Any) -> list[list[float]]:
+    """``get_text_embedding_batch`` or its async twin."""
+    import asyncio
+
+    if use_async:
+        return asyncio.run(model.aget_text_embedding_batch(texts, **kwargs))
+    return model.get_text_embedding_batch(texts, **kwargs)
+
+
+def numbered(sizes: list[int]) -> Any:
+    """A handler answering text ``t<i>`` with ``[i, 1.0]`` and recording each request's size."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        import json
+
+        inputs = json.loads(request.content)["inputs"]
+        sizes.append(len(inputs))
+        return httpx.Response(200, json=[[float(t[1:]), 1.0] for t in inputs])
+
+    return handler
+
+
 def test_llama_index_uses_real_batching(monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[int] = []
 
@@ -130,10 +165,7 @@ def test_llama_index_uses_real_batching(monkeypatch: pytest.MonkeyPatch) -> None
         seen.append(len(inputs))
         return httpx.Response(200, json=[[0.5, 0.5]] * len(inputs))
 
-    http = httpx.Client(transport=httpx.MockTransport(handler))
-    model = HFInferEmbedding(
-        url=URL, api_key=SECRET, batch_size=10, max_concurrency=1, requests_per_minute=10**6, http_client=http
-    )
+    model = llama_over(handler, batch_size=10, max_concurrency=1)
     assert len(model.get_text_embedding_batch([f"t{i}" for i in range(25)])) == 25
     assert seen == [10, 10, 5]
 
@@ -241,36 +273,15 @@ class _Events:
 
 @pytest.mark.parametrize("use_async", [False, True])
 def test_llama_index_batch_streams_across_groups_and_reports_each_group(use_async: bool) -> None:
-    import asyncio
-    import json
-
     from llama_index.core.callbacks.schema import CBEventType, EventPayload
 
     sizes: list[int] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        inputs = json.loads(request.content)["inputs"]
-        sizes.append(len(inputs))
-        return httpx.Response(200, json=[[float(t[1:]), 1.0] for t in inputs])
-
     texts = [f"t{i}" for i in range(25)]
-    transport = httpx.MockTransport(handler)
     with _Events() as seen:
-        model = HFInferEmbedding(
-            url=URL,
-            api_key=SECRET,
-            batch_size=4,
-            max_concurrency=2,
-            requests_per_minute=10**6,
-            embed_batch_size=10,
-            callback_manager=seen.callbacks,
-            http_client=httpx.Client(transport=transport),
-            http_async_client=httpx.AsyncClient(transport=transport),
+        model = llama_over(
+            numbered(sizes), batch_size=4, max_concurrency=2, embed_batch_size=10, callback_manager=seen.callbacks
         )
-        if use_async:
-            vectors = asyncio.run(model.aget_text_embedding_batch(texts))
-        else:
-            vectors = model.get_text_embedding_batch(texts)
+        vectors = llama_batch(model, texts, use_async)
     assert vectors == [[float(i), 1.0] for i in range(25)]
     # One pipeline: requests of batch_size run across the groups of embed_batch_size (BaseEmbedding's
     # loop would send 4, 4, 2 for each group of 10).
@@ -289,7 +300,6 @@ def test_llama_index_batch_streams_across_groups_and_reports_each_group(use_asyn
 
 @pytest.mark.parametrize("use_async", [False, True])
 def test_llama_index_batch_failure_stops_the_stream(use_async: bool) -> None:
-    import asyncio
     import json
 
     from hf_infer_core import InvalidRequestError
@@ -303,53 +313,20 @@ def test_llama_index_batch_failure_stops_the_stream(use_async: bool) -> None:
             return httpx.Response(400, json={"error": "bad input", "error_type": "validation"})
         return httpx.Response(200, json=[[1.0, 0.0]] * len(inputs))
 
-    transport = httpx.MockTransport(handler)
-    model = HFInferEmbedding(
-        url=URL,
-        api_key=SECRET,
-        batch_size=4,
-        max_concurrency=1,
-        requests_per_minute=10**6,
-        embed_batch_size=10,
-        http_client=httpx.Client(transport=transport),
-        http_async_client=httpx.AsyncClient(transport=transport),
-    )
-    texts = [f"t{i}" for i in range(40)]
-
-    def call() -> object:
-        if use_async:
-            return asyncio.run(model.aget_text_embedding_batch(texts))
-        return model.get_text_embedding_batch(texts)
-
+    model = llama_over(handler, batch_size=4, max_concurrency=1, embed_batch_size=10)
     with pytest.raises(InvalidRequestError) as info:
-        call()
+        llama_batch(model, [f"t{i}" for i in range(40)], use_async)
     assert list(info.value.indices) == [12, 13, 14, 15]
     assert len(sizes) == 4  # nothing was sent after the failed batch
 
 
 def test_llama_index_cache_takes_base_embeddings_loop() -> None:
-    import json
-
     if "embeddings_cache" not in HFInferEmbedding.model_fields:
         pytest.skip("this llama-index-core has no embeddings_cache")
     from llama_index.core.storage.kvstore import SimpleKVStore
 
     sizes: list[int] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        inputs = json.loads(request.content)["inputs"]
-        sizes.append(len(inputs))
-        return httpx.Response(200, json=[[float(t[1:]), 1.0] for t in inputs])
-
-    model = HFInferEmbedding(
-        url=URL,
-        api_key=SECRET,
-        batch_size=4,
-        requests_per_minute=10**6,
-        embed_batch_size=10,
-        embeddings_cache=SimpleKVStore(),
-        http_client=httpx.Client(transport=httpx.MockTransport(handler)),
-    )
+    model = llama_over(numbered(sizes), batch_size=4, embed_batch_size=10, embeddings_cache=SimpleKVStore())
     texts = [f"t{i}" for i in range(12)]
     assert model.get_text_embedding_batch(texts) == [[float(i), 1.0] for i in range(12)]
     sent = sum(sizes)
@@ -359,23 +336,8 @@ def test_llama_index_cache_takes_base_embeddings_loop() -> None:
 
 @pytest.mark.parametrize("use_async", [False, True])
 def test_llama_index_batch_progress_bar_counts_texts(use_async: bool, capsys: pytest.CaptureFixture[str]) -> None:
-    import asyncio
-
-    transport = httpx.MockTransport(lambda r: httpx.Response(200, json=[[0.5, 0.5]] * 4))
-    model = HFInferEmbedding(
-        url=URL,
-        api_key=SECRET,
-        batch_size=4,
-        requests_per_minute=10**6,
-        embed_batch_size=8,
-        http_client=httpx.Client(transport=transport),
-        http_async_client=httpx.AsyncClient(transport=transport),
-    )
-    texts = [f"t{i}" for i in range(16)]
-    if use_async:
-        vectors = asyncio.run(model.aget_text_embedding_batch(texts, show_progress=True))
-    else:
-        vectors = model.get_text_embedding_batch(texts, show_progress=True)
+    model = llama_over(numbered([]), batch_size=4, embed_batch_size=8)
+    vectors = llama_batch(model, [f"t{i}" for i in range(16)], use_async, show_progress=True)
     assert len(vectors) == 16
     err = capsys.readouterr().err
     assert "Generating embeddings" in err and "16/16" in err

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import struct
+from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -23,17 +26,34 @@ def openai_answer(vectors: list[list[float]], shuffle: bool = False) -> dict[str
     return {"object": "list", "data": data[::-1] if shuffle else data, "model": "m", "usage": {}}
 
 
-def client(handler: object, **options: object) -> EmbeddingClient:
+def client(
+    handler: object, cls: type[Any] = EmbeddingClient, chunking: dict[str, Any] | None = None, **options: object
+) -> Any:
+    """A base64 client (``cls``: sync or async) over ``handler``, on a fake clock."""
     clock = FakeClock()
-    return EmbeddingClient(
-        endpoint(url="http://tei.test/embed"),
+    return cls(
+        endpoint(url="http://tei.test/embed", chunking=chunking),
         transport=httpx.MockTransport(handler),  # type: ignore[arg-type]
         rate_limiter=limiter(clock),
-        sleep=clock.sleep,
+        sleep=clock.sleep if cls is EmbeddingClient else clock.asleep,
         clock=clock,
         wire_format="base64",
-        **options,  # type: ignore[arg-type]
+        **options,
     )
+
+
+@contextlib.contextmanager
+def python_floats_forbidden() -> Iterator[None]:
+    """Make every way base64 vectors become Python floats fail."""
+    import hf_infer_core._core as core
+
+    def fail(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the list-of-Python-floats path was taken")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(core, "_float_lists", fail)
+        patch.setattr(core.array, "array", fail)
+        yield
 
 
 def test_base64_requests_go_to_v1_embeddings_and_decode_exactly() -> None:
@@ -109,10 +129,8 @@ def test_request_options_the_route_cannot_take_are_refused() -> None:
         client(lambda r: None, normalize=False)
 
 
-def test_as_numpy_over_base64_makes_no_python_floats(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_as_numpy_over_base64_makes_no_python_floats() -> None:
     import numpy as np
-
-    import hf_infer_core._core as core
 
     by_text = {"a": [0.1, -2.5, 3.25], "b": [1e-8, 0.0, 7.0], "c": [4.0, 5.0, 6.0]}
 
@@ -120,29 +138,21 @@ def test_as_numpy_over_base64_makes_no_python_floats(monkeypatch: pytest.MonkeyP
         inputs = json.loads(request.content)["input"]
         return httpx.Response(200, json=openai_answer([by_text[t] for t in inputs], shuffle=True))
 
-    def no_floats(*args: object, **kwargs: object) -> None:
-        raise AssertionError("the list-of-Python-floats path was taken")
-
     expected = np.asarray(list(by_text.values()), dtype=np.float32)
     with client(handler, batch_size=2) as c:
-        with monkeypatch.context() as patch:
-            patch.setattr(core, "_float_lists", no_floats)  # the float path would fail now
-            patch.setattr(core.array, "array", no_floats)
+        with python_floats_forbidden():
             got = c.embed(["a", "b", "c"], as_numpy=True)
         assert got.dtype == np.float32 and np.array_equal(got, expected)
         assert c.embed(["a", "b", "c"]) == [list(map(float, row)) for row in expected]  # the lists agree
 
 
 @pytest.mark.parametrize("pooling", ["mean", "first"])
-def test_documents_and_streams_as_numpy_over_base64_make_no_python_floats(
-    pooling: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_documents_and_streams_as_numpy_over_base64_make_no_python_floats(pooling: str) -> None:
     """embed_documents and embed_iter with as_numpy: pooled in numpy, equal to the list path's vectors."""
     import asyncio
 
     import numpy as np
 
-    import hf_infer_core._core as core
     from hf_infer_core import AsyncEmbeddingClient
 
     from .fakes import vector_for
@@ -151,61 +161,25 @@ def test_documents_and_streams_as_numpy_over_base64_make_no_python_floats(
         inputs = json.loads(request.content)["input"]
         return httpx.Response(200, json=openai_answer([[v / 7 for v in vector_for(t)] for t in inputs], shuffle=True))
 
-    words = [
-        "alpha",
-        "beta",
-        "gamma",
-        "delta",
-        "epsilon",
-        "zeta",
-        "eta",
-        "theta",
-        "iota",
-        "kappa",
-        "lambda",
-        "mu",
-        "nu",
-        "xi",
-        "omicron",
-        "pi",
-        "rho",
-    ]
+    words = [f"word{i}" for i in range(17)]
     texts = ["one", " ".join(words), "two words", " ".join(words[:11]), " ".join(reversed(words))]
     chunking = {"strategy": "word", "max_chunk_size": 10, "overlap": 5}
-    options = {"batch_size": 3, "pooling": pooling}
+    options: dict[str, Any] = {"chunking": chunking, "batch_size": 3, "pooling": pooling}
 
-    def make(cls: type) -> object:
-        clock = FakeClock()
-        return cls(
-            endpoint(url="http://tei.test/embed", chunking=chunking),
-            transport=httpx.MockTransport(handler),
-            rate_limiter=limiter(clock),
-            sleep=clock.sleep if cls is EmbeddingClient else clock.asleep,
-            clock=clock,
-            wire_format="base64",
-            **options,
-        )
-
-    with make(EmbeddingClient) as c:  # type: ignore[attr-defined]
+    with client(handler, **options) as c:
         expected = np.asarray(c.embed_documents(texts), dtype=np.float32)  # the list path
         assert any(len(chunks) > 2 for chunks in c.embed_chunks(texts))  # texts of several chunks are pooled
-        with monkeypatch.context() as patch:
-            patch.setattr(core, "_float_lists", _no_floats)
-            patch.setattr(core.array, "array", _no_floats)
+        with python_floats_forbidden():
             got = c.embed_documents(texts, as_numpy=True)
             streamed = np.concatenate(list(c.embed_iter(iter(texts), as_numpy=True)))
 
-            async def run_async() -> tuple[object, object]:
-                async with make(AsyncEmbeddingClient) as a:  # type: ignore[attr-defined]
+            async def run_async() -> tuple[Any, Any]:
+                async with client(handler, AsyncEmbeddingClient, **options) as a:
                     whole = await a.embed_documents(texts, as_numpy=True)
                     parts = [part async for part in a.aembed_iter(texts, as_numpy=True)]
                     return whole, np.concatenate(parts)
 
             async_whole, async_streamed = asyncio.run(run_async())
     for result in (got, streamed, async_whole, async_streamed):
-        assert result.dtype == np.float32  # type: ignore[attr-defined]
+        assert result.dtype == np.float32
         assert np.array_equal(result, expected)  # bit for bit: same order, same exact norm
-
-
-def _no_floats(*args: object, **kwargs: object) -> None:
-    raise AssertionError("the list-of-Python-floats path was taken")
