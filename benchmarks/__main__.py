@@ -3,7 +3,7 @@
 1. Throughput against a 25 ms x 8-slot fake endpoint, hf-infer and its peers (+ throughput.png).
 2. Rate-limit accuracy at 600 requests/minute under excess demand for 30 s.
 3. Client CPU per 1,000 384-dimensional vectors (a column of part 1).
-4. Chunking speed against LangChain's and LlamaIndex's splitters.
+4. Chunking speed against LangChain's and LlamaIndex's splitters; 4b. token fitting (issue #22).
 5. The real model end to end: HTTP through hf-infer vs sentence-transformers in process.
 6. Streaming about 1 GB of text through embed_iter: MB/s and peak RSS growth.
 7. Ray Data: rows/s with 1, 2 and 4 actors; the endpoint's share of a binding budget.
@@ -17,7 +17,7 @@ import os
 import platform
 import time
 
-from . import chunking, ratelimit, ray_scaling, real_model, reliability, streaming, throughput
+from . import chunking, fitting, ratelimit, ray_scaling, real_model, reliability, streaming, throughput
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -70,6 +70,10 @@ def main() -> None:
     emit(
         "4. Chunking speed (5 MB English prose)",
         chunking.render(chunking.run(5.0)),
+    )
+    emit(
+        "4b. Token fitting: one tokenizer pass, one /tokenize round",
+        fitting.render(fitting.local(), fitting.endpoint_runs()),
     )
     emit("5. Real model end to end", real_model.render(real_model.run()))
     emit("6. Streaming ingestion, about 1 GB (embed_iter)", streaming.render(streaming.run()))

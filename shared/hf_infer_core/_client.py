@@ -44,7 +44,7 @@ from ._chunking import Chunk
 from ._config import InferenceEndpoint
 from ._core import ChunkEmbedding, ClientCore, HttpResult, Send, Sleep, chunk_embeddings, per_text
 from ._errors import ClientClosedError, HFInferError, RateLimitBackendError, TransportError
-from ._fit import FitFlow, fit_texts_flow, load_tokenizer
+from ._fit import FitFlow, Tokens, fit_texts_flow, load_tokenizer
 from ._options import ClientOptionArgs, ClientOptions
 from ._ratelimit import RateLimiter, RedisRateLimiter, after_fork_in_child, bucket_key, shared_rate_limiter
 from ._stream import StreamAssembler, StreamBatch
@@ -526,14 +526,13 @@ class EmbeddingClient(_ClientBase):
             fitted: list[list[Chunk]] = stop.value
             return fitted
 
-    def _count_tokens(self, texts: list[str], abort: threading.Event) -> list[int]:
+    def _count_tokens(self, texts: list[str], abort: threading.Event) -> list[Tokens]:
         if self._counter is not None:
             return self._counter(texts)
-        size = self._core.batch_size
-        counts: list[int] = []
-        for start in range(0, len(texts), size):
-            counts += self._run(self._core.tokenize_flow(texts[start : start + size]), abort)
-        return counts
+        out: list[Tokens] = []
+        for group in self._core.tokenize_groups(texts):
+            out += self._run(self._core.tokenize_flow([texts[i] for i in group]), abort)
+        return out
 
     # ------------------------------------------------------------------ streaming
 
@@ -907,13 +906,18 @@ class AsyncEmbeddingClient(_ClientBase):
             fitted: list[list[Chunk]] = stop.value
             return fitted
 
-    async def _count_tokens(self, texts: list[str]) -> list[int]:
+    async def _count_tokens(self, texts: list[str]) -> list[Tokens]:
         if self._counter is not None:
             return self._counter(texts)
-        size = self._core.batch_size
-        groups = [texts[start : start + size] for start in range(0, len(texts), size)]
-        results = await asyncio.gather(*(self._run(self._core.tokenize_flow(group)) for group in groups))
-        return [count for counts in results for count in counts]
+        # At most max_concurrency requests at once, as for batches (not every group at once).
+        gate = asyncio.Semaphore(self.options.max_concurrency)
+
+        async def tokenize(group: range) -> list[Tokens]:
+            async with gate:
+                return await self._run(self._core.tokenize_flow([texts[i] for i in group]))
+
+        results = await asyncio.gather(*(tokenize(group) for group in self._core.tokenize_groups(texts)))
+        return [tokens for group in results for tokens in group]
 
     # ------------------------------------------------------------------ streaming
 

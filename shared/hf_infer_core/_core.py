@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
+from itertools import accumulate
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -43,11 +44,23 @@ from ._errors import (
     ServerError,
     body_excerpt,
 )
+from ._fit import Tokens
 from ._options import ClientOptions, Pooling
 from ._retry import RetryPolicy, decide, is_transient
 from ._secret import redact
 
-__all__ = ["ChunkEmbedding", "ClientCore", "HttpResult", "Send", "Sleep"]
+__all__ = ["TOKENIZE_BYTES", "ChunkEmbedding", "ClientCore", "HttpResult", "Send", "Sleep", "tokenize_answer_limit"]
+
+# Text per /tokenize request. TEI writes at most one token per byte of text and about 90 bytes of
+# JSON per token, so an answer is bounded by what was sent (tokenize_answer_limit): with this
+# much text a request's answer is at most ~24 MiB (prose gets about 4 MiB).
+TOKENIZE_BYTES = 256 * 1024
+
+
+def tokenize_answer_limit(sent: int) -> int:
+    """The largest ``/tokenize`` answer accepted for a request body of ``sent`` bytes."""
+    return 96 * sent + 64 * 1024
+
 
 logger = logging.getLogger("hf_infer_core")
 
@@ -477,7 +490,12 @@ class ClientCore:
                 yield Sleep(decision.wait)
 
     def request_flow(
-        self, url: str, method: str = "GET", body: bytes = b"", indices: Sequence[int] = ()
+        self,
+        url: str,
+        method: str = "GET",
+        body: bytes = b"",
+        indices: Sequence[int] = (),
+        max_bytes: int | None = None,
     ) -> Generator[Send | Sleep, HttpResult | HFInferError | None, HttpResult]:
         """Send one request until it gets a 2xx answer, rate limited and retried like a batch.
 
@@ -489,7 +507,13 @@ class ClientCore:
         while True:
             attempt += 1
             outcome = yield Send(
-                body, tuple(indices), attempt, url, method, timeout=max(self.attempt_budget(started), 0.001)
+                body,
+                tuple(indices),
+                attempt,
+                url,
+                method,
+                timeout=max(self.attempt_budget(started), 0.001),
+                max_bytes=max_bytes or self.response_limit(0),
             )
             try:
                 if isinstance(outcome, HFInferError):
@@ -541,22 +565,39 @@ class ClientCore:
         """TEI's ``/tokenize`` next to the embedding URL."""
         return self.info_url.removesuffix("/info") + "/tokenize"
 
+    def tokenize_groups(self, texts: Sequence[str]) -> list[range]:
+        """Consecutive groups of ``texts`` for ``/tokenize``: ``batch_size`` texts and ~TOKENIZE_BYTES each.
+
+        The answer to a group is bounded by what it sends (see :func:`tokenize_answer_limit`), so
+        sizing the groups by their text sizes the answers too.
+        """
+        groups: list[range] = []
+        start = size = 0
+        for i, text in enumerate(texts):
+            length = len(text) if text.isascii() else len(text.encode("utf-8"))
+            if i > start and (i - start >= self.batch_size or size + length > TOKENIZE_BYTES):
+                groups.append(range(start, i))
+                start, size = i, 0
+            size += length
+        if start < len(texts):
+            groups.append(range(start, len(texts)))
+        return groups
+
     def tokenize_flow(
         self, texts: Sequence[str]
-    ) -> Generator[Send | Sleep, HttpResult | HFInferError | None, list[int]]:
-        """Count the tokens of ``texts`` (one batch, special tokens included) with TEI's ``/tokenize``."""
+    ) -> Generator[Send | Sleep, HttpResult | HFInferError | None, list[Tokens]]:
+        """Tokenize ``texts`` (one group) with TEI's ``/tokenize``: special tokens counted, the others located."""
         body = json.dumps({"inputs": list(texts), "add_special_tokens": True}, ensure_ascii=False).encode("utf-8")
-        answer = yield from self.request_flow(self.tokenize_url, "POST", body)
+        limit = max(self.response_limit(len(texts)), tokenize_answer_limit(len(body)))
+        answer = yield from self.request_flow(self.tokenize_url, "POST", body, max_bytes=limit)
         try:
             data = _loads(answer.body)
-        except (ValueError, UnicodeDecodeError):
-            data = None
-        if not isinstance(data, list) or len(data) != len(texts) or not all(isinstance(t, list) for t in data):
+            return [_tei_tokens(text, tokens) for text, tokens in zip(texts, data, strict=True)]
+        except (ValueError, TypeError, KeyError, UnicodeDecodeError):
             raise ResponseFormatError(
                 f"the endpoint's /tokenize answered {answer.status_code} with something other than "
-                f"{len(texts)} token lists: {body_excerpt(self._redact(answer.body))!r}"
-            )
-        return [len(tokens) for tokens in data]
+                f"{len(texts)} token lists with offsets: {body_excerpt(self._redact(answer.body))!r}"
+            ) from None
 
     # ------------------------------------------------------------------ combining chunks
 
@@ -709,6 +750,28 @@ def _exact_floats(vector: list[Any], i: int) -> list[float]:
     if not all(map(math.isfinite, out)):
         raise ResponseFormatError(f"vector {i} of the batch holds NaN or infinite values")
     return out
+
+
+def _tei_tokens(text: str, tokens: list[dict[str, Any]]) -> Tokens:
+    """One text's tokens from TEI's ``/tokenize``, whose ``start``/``stop`` count UTF-8 bytes.
+
+    Special tokens are those TEI gives no offsets; the others' byte offsets become characters.
+    """
+    special = 0
+    offsets: list[tuple[int, int]] = []
+    for token in tokens:
+        start, stop = token["start"], token["stop"]
+        if start is None or stop is None:
+            special += 1
+        elif type(start) is not int or type(stop) is not int:
+            raise TypeError("token offsets must be integers")
+        else:
+            offsets.append((start, stop))
+    if not text.isascii():
+        # Character index of each UTF-8 byte offset that starts a character (or ends the text).
+        where = {b: i for i, b in enumerate(accumulate((len(c.encode("utf-8")) for c in text), initial=0))}
+        offsets = [(where[start], where[stop]) for start, stop in offsets]
+    return Tokens.from_offsets(special, offsets)
 
 
 def _error_fields(text: str) -> tuple[str | None, str | None, float | None]:

@@ -34,6 +34,7 @@ import os
 import threading
 import time
 from importlib.metadata import PackageNotFoundError, version
+from itertools import accumulate
 from typing import Any
 
 __all__ = ["create_app", "default_model_path", "serve"]
@@ -76,26 +77,46 @@ class _Model:
         return int(getattr(self.model, "max_seq_length", 0) or 512)
 
     def tokenize(self, texts: list[str], add_special_tokens: bool) -> list[list[dict[str, Any]]]:
-        """TEI's ``/tokenize`` answer: per text, its tokens with id, text, special flag and char offsets."""
+        """TEI's ``/tokenize`` answer: per text, its tokens with id, text, special flag and byte offsets.
+
+        TEI's ``start``/``stop`` count UTF-8 bytes (it slices the input's bytes for ``text``);
+        Python tokenizers give characters, so non-ASCII texts are converted.
+        """
         tokenizer = self.model.tokenizer
         encoded = tokenizer(texts, add_special_tokens=add_special_tokens, truncation=False, return_offsets_mapping=True)
         special_ids = set(tokenizer.all_special_ids)
         out: list[list[dict[str, Any]]] = []
-        for ids, offsets in zip(encoded["input_ids"], encoded["offset_mapping"], strict=True):
-            pieces = tokenizer.convert_ids_to_tokens(ids)
-            out.append(
-                [
+        for text, ids, offsets in zip(texts, encoded["input_ids"], encoded["offset_mapping"], strict=True):
+            data = text.encode("utf-8")
+            to_byte = (
+                None if len(data) == len(text) else list(accumulate((len(c.encode("utf-8")) for c in text), initial=0))
+            )
+            tokens: list[dict[str, Any]] = []
+            for token_id, (start, stop) in zip(ids, offsets, strict=True):
+                if token_id in special_ids and start == stop:  # added by the template: no offsets in TEI
+                    tokens.append(
+                        {
+                            "id": int(token_id),
+                            "text": tokenizer.convert_ids_to_tokens(token_id),
+                            "special": True,
+                            "start": None,
+                            "stop": None,
+                        }
+                    )
+                    continue
+                if to_byte is not None:
+                    start, stop = to_byte[start], to_byte[stop]
+                piece = data[start:stop].decode("utf-8", errors="replace")
+                tokens.append(
                     {
                         "id": int(token_id),
                         "text": piece,
                         "special": token_id in special_ids,
-                        # TEI gives no offsets for the special tokens it adds.
-                        "start": None if token_id in special_ids else int(start),
-                        "stop": None if token_id in special_ids else int(stop),
+                        "start": int(start),
+                        "stop": int(stop),
                     }
-                    for token_id, piece, (start, stop) in zip(ids, pieces, offsets, strict=True)
-                ]
-            )
+                )
+            out.append(tokens)
         return out
 
     def token_counts(self, texts: list[str]) -> list[int]:

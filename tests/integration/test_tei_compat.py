@@ -137,3 +137,28 @@ def test_json_and_base64_wire_formats_give_the_same_vectors(local_server: LocalS
     # As Python floats, JSON carries each float32's shortest decimal and base64 its exact value:
     # the same float32, different doubles below float32 precision.
     assert np.array_equal(np.asarray(from_json, np.float32), np.asarray(from_b64, np.float32))
+
+
+def test_tokenize_offsets_count_utf8_bytes_as_tei_does(local_server: LocalServer) -> None:
+    text = "Zürich café 🙂 naïve"
+    answer = httpx.post(local_server.url + "/tokenize", json={"inputs": text}, headers=auth(local_server), timeout=30)
+    tokens = answer.json()[0]
+    assert tokens[0]["special"] and tokens[0]["start"] is None and tokens[-1]["stop"] is None
+    data = text.encode("utf-8")
+    for token in tokens[1:-1]:
+        # TEI slices the input's bytes: each token's text is its bytes, decoded.
+        assert data[token["start"] : token["stop"]].decode("utf-8") == token["text"]
+    assert tokens[-2]["stop"] == len(data)
+
+
+def test_fitting_through_tokenize_cuts_non_ascii_text_at_character_offsets(local_server: LocalServer) -> None:
+    from hf_infer_core import EmbeddingClient, InferenceEndpoint
+
+    text = " ".join(["Zürich's café served naïve résumé-writers crème brûlée; 東京 の 天気"] * 120)
+    endpoint = InferenceEndpoint.from_url(local_server.embed_url, local_server.api_key, requests_per_minute=10**6)
+    with EmbeddingClient(endpoint, discover=True) as client:
+        (chunks,) = client.embed_chunks([text])
+    assert len(chunks) > 2
+    for chunk in chunks:
+        assert chunk.text == text[chunk.start : chunk.end]
+        assert len(chunk.embedding) == 384
