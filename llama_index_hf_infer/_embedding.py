@@ -50,7 +50,8 @@ class HFInferEmbedding(BaseEmbedding, AdapterOptions):
     @model_validator(mode="after")
     def _name_after_endpoint(self) -> Self:
         if self.model_name == "unknown":
-            self.model_name = self.inference_id
+            # Not an assignment: that would validate the whole model (and rebuild its session) again.
+            self.__dict__["model_name"] = self.inference_id
         return self
 
     @classmethod

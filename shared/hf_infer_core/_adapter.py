@@ -11,31 +11,63 @@ LlamaIndex's ``BaseEmbedding.similarity`` is a method, so each adapter names tha
 
 from __future__ import annotations
 
+import contextvars
 import os
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping
+import weakref
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Mapping
 from typing import Any, ClassVar, Self
 
 import httpx
-from pydantic import ConfigDict, Field, PrivateAttr, SecretStr, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from ._config import DEFAULT_INFERENCE_ID, DEFAULT_REQUESTS_PER_MINUTE, InferenceEndpoint, env_api_key
 from ._core import ChunkEmbedding
 from ._errors import ConfigError
-from ._options import ClientOptions
+from ._fit import open_tokenizer
+from ._options import ClientOptions, config_error
 from ._secret import seal_secret
 from ._session import EmbeddingSession
 
 __all__ = ["AdapterOptions"]
 
+# The endpoint from_endpoint was given, for the validation it runs (pydantic hands a custom
+# __init__ no validation context).
+_GIVEN: contextvars.ContextVar[InferenceEndpoint | None] = contextvars.ContextVar("hf_infer_endpoint", default=None)
+
 # Fields that hold live objects: shared by copies, never dumped or pickled.
 _LIVE_FIELDS = ("http_client", "http_async_client")
+
+
+def _model_updater(adapter: AdapterOptions) -> Callable[[dict[str, Any]], None]:
+    """Set an adapter's ``model`` to /info's ``model_id`` when discovered, unless the user gave one."""
+    ref = weakref.ref(adapter)
+
+    def update(info: dict[str, Any]) -> None:
+        owner = ref()
+        model_id = info.get("model_id")
+        if owner is not None and isinstance(model_id, str) and not owner.__dict__.get("_model_given"):
+            owner.__dict__["model"] = model_id
+
+    return update
 
 
 class AdapterOptions(ClientOptions):
     """Endpoint and client options of the framework adapters (see the README for each)."""
 
     # hide_input_in_errors: a validation error must never print the inputs, the key among them.
-    model_config = ConfigDict(frozen=False, hide_input_in_errors=True, arbitrary_types_allowed=True)
+    # validate_assignment: a setting assigned after construction is checked and takes effect on
+    # the next call (the session is rebuilt), never silently ignored.
+    model_config = ConfigDict(
+        frozen=False, hide_input_in_errors=True, arbitrary_types_allowed=True, validate_assignment=True
+    )
 
     url: str | None = Field(default_factory=lambda: os.environ.get("HF_INFER_URL"), description="Endpoint URL.")
     api_key: SecretStr | None = Field(
@@ -43,10 +75,16 @@ class AdapterOptions(ClientOptions):
     )
     inference_id: str = DEFAULT_INFERENCE_ID
     # Strict: True is not 1/min and "3000" is not 3000 (Elasticsearch reads a JSON long).
-    requests_per_minute: int = Field(default=DEFAULT_REQUESTS_PER_MINUTE, gt=0, le=2**63 - 1, strict=True)
+    # None: no client-side limit (a keyless local TEI server).
+    requests_per_minute: int | None = Field(default=DEFAULT_REQUESTS_PER_MINUTE, gt=0, le=2**63 - 1, strict=True)
     chunking_settings: dict[str, Any] | None = None
     dimensions: int | None = None
     max_input_tokens: int | None = None
+    model: str | None = Field(
+        default=None,
+        description="What the vectors come from, for cache namespaces and tracing: given, else /info's model_id "
+        "once discovered (the first call), else the inference id.",
+    )
     http_client: httpx.Client | None = Field(
         default=None, exclude=True, repr=False, description="An httpx.Client for sync calls (not closed here)."
     )
@@ -71,17 +109,54 @@ class AdapterOptions(ClientOptions):
         # An explicit None (e.g. from a dump, which never holds the key) means "from the environment".
         return seal_secret(value if value is not None else env_api_key())
 
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as err:
+            raise config_error(err) from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        try:
+            super().__setattr__(name, value)
+        except ValidationError as err:
+            raise config_error(err) from None
+
+    @classmethod
+    def model_validate(cls, obj: Any, *args: Any, **kwargs: Any) -> Self:
+        """Pydantic's ``model_validate``, failing with :class:`ConfigError` like the constructor."""
+        try:
+            return super().model_validate(obj, *args, **kwargs)
+        except ValidationError as err:
+            raise config_error(err) from None
+
     @model_validator(mode="after")
-    def _build_session(self, info: ValidationInfo) -> Self:
-        given = (info.context or {}).get("endpoint")
-        endpoint = given if isinstance(given, InferenceEndpoint) else self._endpoint_from_fields()
+    def _build_session(self) -> Self:
+        # Runs at construction and after every assignment (validate_assignment): the session, and
+        # so every later call, always follows the fields.
+        given = _GIVEN.get()
+        if isinstance(given, InferenceEndpoint) and all(
+            getattr(self, name) == value for name, value in self._fields_of(given).items()
+        ):
+            endpoint = given  # from_endpoint, no setting of the endpoint overridden: used as it is
+        else:
+            endpoint = self._endpoint_from_fields()
+        tokenizer = open_tokenizer(self.tokenizer) if self.tokenizer is not None else None
+        old = getattr(self, "_session", None)
         self._session = EmbeddingSession(
             endpoint,
             ClientOptions.pick(self),
             http_client=self.http_client,
             http_async_client=self.http_async_client,
-            tokenizer=self.tokenizer,
+            tokenizer=tokenizer,
         )
+        if old is not None:
+            old.close()
+        if self.__dict__.get("model") is None:
+            self.__dict__["model"] = endpoint.inference_id
+            self.__dict__["_model_given"] = False
+        elif "_model_given" not in self.__dict__:
+            self.__dict__["_model_given"] = True
+        self._session.on_info = _model_updater(self)
         return self
 
     def _endpoint_from_fields(self) -> InferenceEndpoint:
@@ -122,10 +197,9 @@ class AdapterOptions(ClientOptions):
         return cls.from_endpoint(endpoint, **options)
 
     @classmethod
-    def from_endpoint(cls, endpoint: InferenceEndpoint, **options: Any) -> Self:
-        """Build from a validated :class:`InferenceEndpoint`, used as it is; ``options`` as above."""
+    def _fields_of(cls, endpoint: InferenceEndpoint) -> dict[str, Any]:
         settings = endpoint.service_settings
-        fields: dict[str, Any] = {
+        return {
             "url": settings.url,
             "api_key": settings.api_key,
             "inference_id": endpoint.inference_id,
@@ -135,7 +209,19 @@ class AdapterOptions(ClientOptions):
             "max_input_tokens": settings.max_input_tokens,
             cls.similarity_field: settings.similarity,
         }
-        return cls.model_validate({**fields, **options}, context={"endpoint": endpoint})
+
+    @classmethod
+    def from_endpoint(cls, endpoint: InferenceEndpoint, **options: Any) -> Self:
+        """Build from a validated :class:`InferenceEndpoint`; ``options`` as above.
+
+        The endpoint is used as it is, unless ``options`` override one of its settings (``url``,
+        ``requests_per_minute``, ...): then the overrides apply and are checked as any setting is.
+        """
+        token = _GIVEN.set(endpoint)
+        try:
+            return cls.model_validate({**cls._fields_of(endpoint), **options})
+        finally:
+            _GIVEN.reset(token)
 
     @property
     def endpoint(self) -> InferenceEndpoint:

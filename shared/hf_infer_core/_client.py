@@ -42,11 +42,29 @@ from . import _errors
 from ._body import BoundedBody
 from ._chunking import Chunk
 from ._config import InferenceEndpoint
-from ._core import ChunkEmbedding, ClientCore, HttpResult, Send, Sleep, chunk_embeddings, per_text
+from ._core import (
+    ChunkEmbedding,
+    ClientCore,
+    HttpResult,
+    NoTokenizeRoute,
+    Pieces,
+    Send,
+    Sleep,
+    chunk_embeddings,
+    expand_pieces,
+    per_text,
+)
 from ._errors import ClientClosedError, HFInferError, RateLimitBackendError, TransportError
 from ._fit import FitFlow, Tokens, fit_texts_flow, load_tokenizer
 from ._options import ClientOptionArgs, ClientOptions
-from ._ratelimit import RateLimiter, RedisRateLimiter, after_fork_in_child, bucket_key, shared_rate_limiter
+from ._ratelimit import (
+    NoLimit,
+    RateLimiter,
+    RedisRateLimiter,
+    after_fork_in_child,
+    bucket_key,
+    shared_rate_limiter,
+)
 from ._stream import StreamAssembler, StreamBatch
 
 if TYPE_CHECKING:
@@ -153,15 +171,26 @@ def _refused(err: BaseException) -> bool:
 
 
 def _transport_error(err: BaseException, url: httpx.URL, *, expired: bool = False) -> HFInferError:
-    where = f"{url.scheme}://{url.host}:{url.port or ''}{url.path}"
+    where = _shown(url)
+    error: HFInferError
     if expired:
-        error: HFInferError = _errors.TimeoutError(f"no complete answer from {where} within the attempt's timeout")
-    elif isinstance(err, httpx.TimeoutException) and not _refused(err):
+        error = _errors.TimeoutError(f"no complete answer from {where} within the attempt's timeout")
+    elif _refused(err):
+        error = TransportError(f"connection refused by {where}: is the endpoint running at that address?")
+        error.refused = True
+    elif isinstance(err, httpx.TimeoutException):
         error = _errors.TimeoutError(f"no answer from {where} in time ({type(err).__name__})")
     else:
         error = TransportError(f"request to {where} failed: {type(err).__name__}: {err}")
     error.__cause__ = err
     return error
+
+
+def _shown(url: httpx.URL) -> str:
+    """``scheme://host[:port]/path``: no credentials, no query string, no colon without a port."""
+    host = f"[{url.host}]" if ":" in url.host else url.host
+    port = f":{url.port}" if url.port is not None else ""
+    return f"{url.scheme}://{host}{port}{url.path}"
 
 
 def _attempt_timeout(seconds: float) -> httpx.Timeout:
@@ -297,10 +326,12 @@ class _ClientBase:
         self._counter = load_tokenizer(tokenizer) if tokenizer is not None else None
         self._core = ClientCore(endpoint, self.options, clock=clock, rng=rng)
         self._own_rng = rng is None
-        self.rate_limiter: RateLimiter | RedisRateLimiter
+        self.rate_limiter: RateLimiter | RedisRateLimiter | NoLimit
         backend = self.options.rate_limit_backend
         if rate_limiter is not None:
             self.rate_limiter = rate_limiter
+        elif endpoint.requests_per_minute is None:
+            self.rate_limiter = NoLimit()
         elif backend == "local":
             self.rate_limiter = shared_rate_limiter(
                 endpoint.url, endpoint.requests_per_minute, holder=self, api_key=endpoint.api_key
@@ -313,6 +344,8 @@ class _ClientBase:
                 deadline=self.options.retry_deadline,
             )
         self._discovered = not self.options.discover
+        # Told TEI's /info fields once discovery has read them (the adapters' ``model``).
+        self.on_info: Callable[[dict[str, Any]], None] | None = None
         key = endpoint.api_key
         # A keyless endpoint (a local TEI server) sends no Authorization header at all.
         self._auth: httpx.Auth | None = _BearerAuth(key) if key is not None else None
@@ -321,6 +354,10 @@ class _ClientBase:
         concurrency = self.options.max_concurrency
         self._limits = httpx.Limits(max_connections=max(concurrency, 10), max_keepalive_connections=concurrency)
         _CLIENTS.add(self)
+
+    def _announce(self) -> None:
+        if self.on_info is not None and self._core.server_info is not None:
+            self.on_info(self._core.server_info)
 
     def _reset_after_fork(self) -> None:
         """Give this client, in a forked child, connections, locks and a jitter source of its own."""
@@ -363,8 +400,8 @@ class _ClientBase:
     def _fit_flow(self, items: Sequence[str], chunks: list[list[Chunk]]) -> FitFlow | None:
         """The flow that fits ``chunks`` to the model's token limit; ``None`` when no limit is known."""
         limit = self._core.token_limit
-        if limit is None:
-            return None
+        if limit is None or (self._counter is None and not self._core.can_tokenize):
+            return None  # the 413 splitting of the chunked paths fits what the endpoint refuses
         return fit_texts_flow(items, chunks, limit, self.options.document_prefix)
 
     def _flatten(self, chunks: list[list[Chunk]]) -> tuple[list[str], list[int]]:
@@ -372,6 +409,14 @@ class _ClientBase:
         flat = [prefix + c.text for cs in chunks for c in cs]
         owners = [i for i, cs in enumerate(chunks) for _ in cs]
         return flat, owners
+
+    @staticmethod
+    def _expanded(chunks: list[list[Chunk]], vectors: list[Any]) -> tuple[list[list[Chunk]], list[list[float]]]:
+        """Each text's chunks and the flat vectors, inputs split by a 413 replaced by their pieces."""
+        if not any(isinstance(v, Pieces) for v in vectors):
+            return chunks, vectors
+        pairs = [expand_pieces(text_chunks, text_vectors) for text_chunks, text_vectors in per_text(chunks, vectors)]
+        return [c for c, _ in pairs], [v for _, vs in pairs for v in vs]
 
     @staticmethod
     def _group(chunks: list[list[Chunk]], vectors: list[list[float]]) -> list[list[ChunkEmbedding]]:
@@ -470,7 +515,7 @@ class EmbeddingClient(_ClientBase):
     def embed_query(self, text: str) -> list[float]:
         """Return the vector of one query, with ``query_prefix`` prepended (queries are not chunked)."""
         (item,) = self._core.check_texts([text])
-        return self._embed_flat([self.options.query_prefix + item], _Progress(False, 1))[0]
+        return self._embed_flat([self.options.query_prefix + item], _Progress(False, 1), query=True)[0]
 
     def embed_chunks(self, texts: Sequence[str]) -> list[list[ChunkEmbedding]]:
         """Chunk every text with the endpoint's settings and return each text's chunks with vectors.
@@ -506,8 +551,9 @@ class EmbeddingClient(_ClientBase):
         chunks = self._fitted(items, chunks)
         flat, owners = self._flatten(chunks)
         with _texts_named(owners):
-            vectors = self._embed_flat(flat, _Progress(self.options.show_progress, len(chunks), owners), arrays)
-        return chunks, vectors
+            progress = _Progress(self.options.show_progress, len(chunks), owners)
+            vectors = self._embed_flat(flat, progress, arrays, splittable=True)
+        return self._expanded(chunks, vectors)
 
     def _fitted(
         self, items: list[str], chunks: list[list[Chunk]], abort: threading.Event | None = None
@@ -525,6 +571,8 @@ class EmbeddingClient(_ClientBase):
         except StopIteration as stop:
             fitted: list[list[Chunk]] = stop.value
             return fitted
+        except NoTokenizeRoute:
+            return chunks
 
     def _count_tokens(self, texts: list[str], abort: threading.Event) -> list[Tokens]:
         if self._counter is not None:
@@ -573,7 +621,7 @@ class EmbeddingClient(_ClientBase):
         in_flight: deque[tuple[StreamBatch, Future[list[list[float]]]]] = deque()
 
         def send(batch: StreamBatch) -> None:
-            flow = self._core.batch_flow(batch.inputs, range(len(batch.inputs)), arrays)
+            flow = self._core.batch_flow(batch.inputs, range(len(batch.inputs)), arrays, splittable=True)
             in_flight.append((batch, pool.submit(self._run, flow, abort)))
 
         def settle_oldest() -> None:
@@ -607,7 +655,14 @@ class EmbeddingClient(_ClientBase):
 
     # ------------------------------------------------------------------ the loops
 
-    def _embed_flat(self, texts: list[str], progress: _Progress, arrays: bool = False) -> list[list[float]]:
+    def _embed_flat(
+        self,
+        texts: list[str],
+        progress: _Progress,
+        arrays: bool = False,
+        splittable: bool = False,
+        query: bool = False,
+    ) -> list[list[float]]:
         if not texts:
             return []
         self._discover_once()
@@ -615,7 +670,8 @@ class EmbeddingClient(_ClientBase):
         abort = threading.Event()
 
         def run(batch: list[int]) -> list[list[float]]:
-            vectors = self._run(self._core.batch_flow([texts[i] for i in batch], batch, arrays), abort)
+            flow = self._core.batch_flow([texts[i] for i in batch], batch, arrays, splittable, query)
+            vectors = self._run(flow, abort)
             progress.done(batch)
             return vectors
 
@@ -752,6 +808,7 @@ class EmbeddingClient(_ClientBase):
             if not self._discovered:
                 self._run(self._core.info_flow(), threading.Event())
                 self._discovered = True
+                self._announce()
 
 
 class AsyncEmbeddingClient(_ClientBase):
@@ -864,7 +921,7 @@ class AsyncEmbeddingClient(_ClientBase):
     async def embed_query(self, text: str) -> list[float]:
         """Return the vector of one query, with ``query_prefix`` prepended."""
         (item,) = self._core.check_texts([text])
-        return (await self._embed_flat([self.options.query_prefix + item], _Progress(False, 1)))[0]
+        return (await self._embed_flat([self.options.query_prefix + item], _Progress(False, 1), query=True))[0]
 
     async def embed_chunks(self, texts: Sequence[str]) -> list[list[ChunkEmbedding]]:
         """Chunk every text and return each text's chunks with offsets and vectors."""
@@ -889,8 +946,9 @@ class AsyncEmbeddingClient(_ClientBase):
         chunks = await self._fitted(items, chunks)
         flat, owners = self._flatten(chunks)
         with _texts_named(owners):
-            vectors = await self._embed_flat(flat, _Progress(self.options.show_progress, len(chunks), owners), arrays)
-        return chunks, vectors
+            progress = _Progress(self.options.show_progress, len(chunks), owners)
+            vectors = await self._embed_flat(flat, progress, arrays, splittable=True)
+        return self._expanded(chunks, vectors)
 
     async def _fitted(self, items: list[str], chunks: list[list[Chunk]]) -> list[list[Chunk]]:
         """``chunks``, those over the model's token limit split again (see :meth:`EmbeddingClient.embed_chunks`)."""
@@ -905,6 +963,8 @@ class AsyncEmbeddingClient(_ClientBase):
         except StopIteration as stop:
             fitted: list[list[Chunk]] = stop.value
             return fitted
+        except NoTokenizeRoute:
+            return chunks
 
     async def _count_tokens(self, texts: list[str]) -> list[Tokens]:
         if self._counter is not None:
@@ -961,7 +1021,7 @@ class AsyncEmbeddingClient(_ClientBase):
         in_flight: deque[tuple[StreamBatch, asyncio.Task[list[list[float]]]]] = deque()
 
         def send(batch: StreamBatch) -> None:
-            flow = self._core.batch_flow(batch.inputs, range(len(batch.inputs)), arrays)
+            flow = self._core.batch_flow(batch.inputs, range(len(batch.inputs)), arrays, splittable=True)
             in_flight.append((batch, asyncio.ensure_future(self._run(flow))))
 
         async def settle_oldest() -> None:
@@ -996,7 +1056,14 @@ class AsyncEmbeddingClient(_ClientBase):
 
     # ------------------------------------------------------------------ the loops
 
-    async def _embed_flat(self, texts: list[str], progress: _Progress, arrays: bool = False) -> list[list[float]]:
+    async def _embed_flat(
+        self,
+        texts: list[str],
+        progress: _Progress,
+        arrays: bool = False,
+        splittable: bool = False,
+        query: bool = False,
+    ) -> list[list[float]]:
         if not texts:
             return []
         await self._discover_once()
@@ -1006,7 +1073,8 @@ class AsyncEmbeddingClient(_ClientBase):
 
         async def worker() -> None:
             for position, batch in queue:
-                results[position] = await self._run(self._core.batch_flow([texts[i] for i in batch], batch, arrays))
+                flow = self._core.batch_flow([texts[i] for i in batch], batch, arrays, splittable, query)
+                results[position] = await self._run(flow)
                 progress.done(batch)
 
         tasks = [asyncio.ensure_future(worker()) for _ in range(min(self.options.max_concurrency, len(batches)))]
@@ -1074,3 +1142,4 @@ class AsyncEmbeddingClient(_ClientBase):
         if not self._discovered:
             await self._run(self._core.info_flow())
             self._discovered = True
+            self._announce()

@@ -81,11 +81,15 @@ _M = TypeVar("_M", bound=BaseModel)
 
 
 class RateLimitSettings(BaseModel):
-    """Client-side request rate limit, as in Elasticsearch's ``rate_limit`` object."""
+    """Client-side request rate limit, as in Elasticsearch's ``rate_limit`` object.
+
+    ``None`` (only from :meth:`InferenceEndpoint.from_url` and the adapters, never from an
+    Elasticsearch body): no client-side limit, for a keyless local TEI server.
+    """
 
     model_config = _FROZEN
 
-    requests_per_minute: int = Field(default=DEFAULT_REQUESTS_PER_MINUTE, gt=0, strict=True)
+    requests_per_minute: int | None = Field(default=DEFAULT_REQUESTS_PER_MINUTE, gt=0, strict=True)
 
 
 class ChunkingSettings(BaseModel):
@@ -230,7 +234,7 @@ class InferenceEndpoint(BaseModel):
         return self.service_settings.api_key
 
     @property
-    def requests_per_minute(self) -> int:
+    def requests_per_minute(self) -> int | None:
         """The client-side request rate limit."""
         return self.service_settings.rate_limit.requests_per_minute
 
@@ -279,15 +283,16 @@ class InferenceEndpoint(BaseModel):
         api_key: str | SecretStr | None = None,
         *,
         inference_id: str = DEFAULT_INFERENCE_ID,
-        requests_per_minute: int = DEFAULT_REQUESTS_PER_MINUTE,
+        requests_per_minute: int | None = DEFAULT_REQUESTS_PER_MINUTE,
         chunking_settings: Mapping[str, Any] | ChunkingSettings | None = None,
         **service_settings: Any,
     ) -> InferenceEndpoint:
         """Build an endpoint from a URL; the api key defaults to ``HF_TOKEN``, then ``HUGGINGFACEHUB_API_TOKEN``.
 
         With no key given or found the endpoint is keyless: requests carry no ``Authorization``
-        header, as a local TEI server expects. :meth:`from_request` stays as strict as
-        Elasticsearch and requires ``api_key`` in the body.
+        header, as a local TEI server expects. ``requests_per_minute=None``: no client-side limit
+        (a local server that sheds load itself). :meth:`from_request` stays as strict as
+        Elasticsearch: ``api_key`` required, ``requests_per_minute`` a positive long.
 
         Raises:
             ConfigError: if any setting is invalid.
@@ -313,7 +318,11 @@ class InferenceEndpoint(BaseModel):
             "service_settings": {
                 "url": url,
                 "api_key": key if not keyless else "-",
-                "rate_limit": {"requests_per_minute": requests_per_minute},
+                "rate_limit": {
+                    "requests_per_minute": DEFAULT_REQUESTS_PER_MINUTE
+                    if requests_per_minute is None
+                    else requests_per_minute
+                },
                 **service_settings,
             },
         }
@@ -322,8 +331,13 @@ class InferenceEndpoint(BaseModel):
         # The body goes through Elasticsearch's checks with a placeholder key, then drops it:
         # one parser, and "no key" stays a choice of the URL path only.
         endpoint = _parse_request(cls, "text_embedding", inference_id, body)
+        update: dict[str, Any] = {}
         if keyless:
-            settings = endpoint.service_settings.model_copy(update={"api_key": None})
+            update["api_key"] = None
+        if requests_per_minute is None:
+            update["rate_limit"] = RateLimitSettings(requests_per_minute=None)
+        if update:
+            settings = endpoint.service_settings.model_copy(update=update)
             endpoint = endpoint.model_copy(update={"service_settings": settings})
         return endpoint
 

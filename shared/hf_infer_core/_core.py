@@ -18,6 +18,7 @@ import json
 import logging
 import math
 import random
+import re
 import sys
 import time
 from collections.abc import Callable, Generator, Sequence
@@ -29,7 +30,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from . import _errors
 from ._body import ACCEPT_ENCODING, default_response_limit
-from ._chunking import Chunk, chunk_text, count_words
+from ._chunking import Chunk, chunk_text, count_words, word_ends_within
 from ._config import InferenceEndpoint
 from ._errors import (
     AuthenticationError,
@@ -49,7 +50,18 @@ from ._options import ClientOptions, Pooling
 from ._retry import RetryPolicy, decide, is_transient
 from ._secret import redact
 
-__all__ = ["TOKENIZE_BYTES", "ChunkEmbedding", "ClientCore", "HttpResult", "Send", "Sleep", "tokenize_answer_limit"]
+__all__ = [
+    "TOKENIZE_BYTES",
+    "ChunkEmbedding",
+    "ClientCore",
+    "HttpResult",
+    "NoTokenizeRoute",
+    "Pieces",
+    "Send",
+    "Sleep",
+    "expand_pieces",
+    "tokenize_answer_limit",
+]
 
 # Text per /tokenize request. TEI writes at most one token per byte of text and about 90 bytes of
 # JSON per token, so an answer is bounded by what was sent (tokenize_answer_limit): with this
@@ -127,7 +139,23 @@ class HttpResult:
     retry_after: str | None = None
 
 
-BatchFlow = Generator[Send | Sleep, "HttpResult | HFInferError | None", list[list[float]]]
+@dataclass(frozen=True, slots=True)
+class Pieces:
+    """What one chunked input became when the endpoint refused it whole (413) and it was split.
+
+    ``parts`` are ``(start, end, vector)``, offsets into the input's text (without the prefix).
+    """
+
+    parts: tuple[tuple[int, int, Any], ...]
+
+
+class NoTokenizeRoute(EndpointError):
+    """The endpoint has no ``/tokenize`` (404 or 405): chunks are fitted by 413 splitting instead."""
+
+
+BatchFlow = Generator[Send | Sleep, "HttpResult | HFInferError | None", list[Any]]
+# The limit a TEI server states in its 413: "`inputs` must have less than 256 tokens. Given: 300".
+_STATED_LIMIT = re.compile(r"less than (\d{1,9}) tokens")
 
 
 class ClientCore:
@@ -148,30 +176,33 @@ class ClientCore:
         # Discovery may lower it to the server's max_client_batch_size.
         self.batch_size = options.batch_size
         self.policy = RetryPolicy(
-            max_retries=options.max_retries, max_retry_wait=options.max_retry_wait, deadline=options.retry_deadline
+            max_retries=options.max_retries,
+            max_retry_wait=options.max_retry_wait,
+            deadline=options.retry_deadline,
+            refused_deadline=options.connect_retry_deadline,
         )
-        if options.wire_format == "base64" and any(
-            v is not None
-            for v in (options.normalize, options.truncate, options.truncation_direction, options.prompt_name)
-        ):
-            raise ValueError(
-                "wire_format='base64' uses TEI's OpenAI route, which takes no normalize, truncate, "
-                "truncation_direction or prompt_name: use wire_format='json' for them"
-            )
-        self.extras: dict[str, Any] = {
+        shared = {
             k: v
             for k, v in (
                 ("normalize", options.normalize),
                 ("truncate", options.truncate),
                 ("truncation_direction", options.truncation_direction),
-                ("prompt_name", options.prompt_name),
             )
             if v is not None
         }
+        # TEI's prompts are per kind (e5's "query: " / "passage: "): each kind its own prompt_name.
+        document_prompt = options.document_prompt_name or options.prompt_name
+        query_prompt = options.query_prompt_name or options.prompt_name
+        self.extras: dict[str, Any] = {**shared, **({"prompt_name": document_prompt} if document_prompt else {})}
+        self.query_extras: dict[str, Any] = {**shared, **({"prompt_name": query_prompt} if query_prompt else {})}
         self.clock = clock
         self.rng = rng or random.Random()
         self.dimensions: int | None = endpoint.service_settings.dimensions
         self.server_info: dict[str, Any] | None = None
+        # The token limit a 413 stated, when neither the configuration nor /info gave one.
+        self.learned_limit: int | None = None
+        # False once the endpoint answered /tokenize with 404/405: no fitting by counting then.
+        self.can_tokenize = True
         # No Authorization here: the key lives only in the clients' httpx.Auth, which adds the
         # header at send time, so no dict, frame or repr of the core ever holds it.
         self.headers = {
@@ -260,16 +291,17 @@ class ClientCore:
 
     # ------------------------------------------------------------------ requests
 
-    def build_body(self, texts: Sequence[str]) -> bytes:
+    def build_body(self, texts: Sequence[str], query: bool = False) -> bytes:
         """Return the JSON body ``{"inputs": [...]}`` plus the request extras that are set.
 
-        With ``wire_format="base64"``: TEI's OpenAI-shaped request, asking for base64 vectors.
+        ``query``: the texts are queries (``query_prompt_name``). With ``wire_format="base64"``:
+        TEI's OpenAI-shaped request, asking for base64 vectors.
         """
         payload: dict[str, Any]
         if self.options.wire_format == "base64":
             payload = {"input": list(texts), "encoding_format": "base64", "model": self.endpoint.inference_id}
         else:
-            payload = {"inputs": list(texts), **self.extras}
+            payload = {"inputs": list(texts), **(self.query_extras if query else self.extras)}
         return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
     @property
@@ -419,7 +451,11 @@ class ClientCore:
         detail = f"{where}. Error message: [{message or body_excerpt(text)}]"
         kwargs: dict[str, Any] = {"status_code": code, "body": body_excerpt(text), "error_type": error_type}
         if code in (401, 403):
-            return AuthenticationError(detail, **kwargs)
+            hint = "check api_key (or the HF_TOKEN environment variable it defaults to): the endpoint " + (
+                "refused it" if code == 403 else "did not accept it, or needs one and none was sent"
+            )
+            said = message or body_excerpt(text)
+            return AuthenticationError(f"{where}: {hint}" + (f". Error message: [{said}]" if said else ""), **kwargs)
         if code in (404, 405) and self.options.wire_format == "base64":
             return InvalidRequestError(
                 f"wire_format='base64' needs TEI's POST /v1/embeddings beside the configured URL, and "
@@ -440,15 +476,25 @@ class ClientCore:
 
     # ------------------------------------------------------------------ the batch flow
 
-    def batch_flow(self, texts: Sequence[str], indices: Sequence[int], arrays: bool = False) -> BatchFlow:
+    def batch_flow(
+        self,
+        texts: Sequence[str],
+        indices: Sequence[int],
+        arrays: bool = False,
+        splittable: bool = False,
+        query: bool = False,
+    ) -> BatchFlow:
         """Drive one batch to its vectors: send, check, retry or split, as a generator of steps.
 
         Returns (as ``StopIteration.value``) one vector per input, in order. Raises the typed
         error of the last failure, carrying the attempt count and the inputs' indices.
+        ``splittable``: the inputs are chunks (``document_prefix`` + text), so one the endpoint
+        refuses whole (413) is halved at a word boundary until it takes the pieces, and comes
+        back as :class:`Pieces` (see :func:`expand_pieces`) instead of raising.
         """
         started = self.clock()
         attempt = 0
-        body = self.build_body(texts)
+        body = self.build_body(texts, query)
         while True:
             attempt += 1
             budget = self.attempt_budget(started)
@@ -473,21 +519,59 @@ class ClientCore:
                     raise RuntimeError("the client sent nothing back for a Send step")
                 return self.parse(outcome, len(texts), arrays=arrays)
             except PayloadTooLargeError as err:
-                if len(texts) == 1:
+                if len(texts) > 1:
+                    # Never truncate (Elasticsearch halves every input): halve the batch instead.
+                    mid = len(texts) // 2
+                    left = yield from self.batch_flow(texts[:mid], indices[:mid], arrays, splittable)
+                    right = yield from self.batch_flow(texts[mid:], indices[mid:], arrays, splittable)
+                    return left + right
+                self._learn_limit(err)
+                halves = self.halves(texts[0]) if splittable else None
+                if halves is None:
                     err.index = indices[0]
-                    err.message = f"input {indices[0]} alone is too large for the endpoint: {err.message}"
+                    hint = (
+                        ""
+                        if splittable
+                        else "; embed() sends texts as they are: embed_documents() and embed_chunks() split a "
+                        "long text to fit the model"
+                    )
+                    err.message = f"input {indices[0]} alone is too large for the endpoint: {err.message}{hint}"
                     raise err.with_context(attempts=attempt, indices=indices) from err.__cause__
-                # Never truncate (Elasticsearch halves every input): halve the batch instead.
-                mid = len(texts) // 2
-                left = yield from self.batch_flow(texts[:mid], indices[:mid], arrays)
-                right = yield from self.batch_flow(texts[mid:], indices[mid:], arrays)
-                return left + right
+                parts: list[tuple[int, int, Any]] = []
+                for start, end, sent in halves:
+                    (vector,) = yield from self.batch_flow([sent], indices, arrays, splittable)
+                    if isinstance(vector, Pieces):
+                        parts += [(start + s, start + e, v) for s, e, v in vector.parts]
+                    else:
+                        parts.append((start, end, vector))
+                return [Pieces(tuple(parts))]
             except HFInferError as err:
                 decision = decide(self.policy, attempt, err, self.clock() - started, self.rng)
                 if not decision.retry:
                     # A transport error keeps its httpx cause; the retry loop itself is no context.
                     raise err.with_context(attempts=attempt, indices=indices) from err.__cause__
                 yield Sleep(decision.wait)
+
+    def halves(self, sent: str) -> list[tuple[int, int, str]] | None:
+        """Cut a chunk input (``document_prefix`` + text) in two at its middle word end; ``None``: one character.
+
+        Offsets are into the text; each half is sent with the prefix again.
+        """
+        prefix = self.options.document_prefix
+        text = sent[len(prefix) :]
+        inner = word_ends_within(text, 0, len(text))[:-1]
+        if inner:
+            cut = inner[len(inner) // 2]
+        elif len(text) > 1:
+            cut = len(text) // 2  # one word longer than the limit: between characters
+        else:
+            return None
+        return [(0, cut, prefix + text[:cut]), (cut, len(text), prefix + text[cut:])]
+
+    def _learn_limit(self, err: PayloadTooLargeError) -> None:
+        if self.token_limit is None and (stated := _STATED_LIMIT.search(f"{err.message} {err.body}")):
+            # TEI says "less than N" but checks `tokens > N`: N itself is the limit.
+            self.learned_limit = int(stated.group(1))
 
     def request_flow(
         self,
@@ -556,9 +640,9 @@ class ClientCore:
         discovered = (self.server_info or {}).get("max_input_length")
         if configured is not None:
             return configured
-        return (
-            discovered if isinstance(discovered, int) and not isinstance(discovered, bool) and discovered > 0 else None
-        )
+        if isinstance(discovered, int) and not isinstance(discovered, bool) and discovered > 0:
+            return discovered
+        return self.learned_limit
 
     @property
     def tokenize_url(self) -> str:
@@ -589,7 +673,15 @@ class ClientCore:
         """Tokenize ``texts`` (one group) with TEI's ``/tokenize``: special tokens counted, the others located."""
         body = json.dumps({"inputs": list(texts), "add_special_tokens": True}, ensure_ascii=False).encode("utf-8")
         limit = max(self.response_limit(len(texts)), tokenize_answer_limit(len(body)))
-        answer = yield from self.request_flow(self.tokenize_url, "POST", body, max_bytes=limit)
+        try:
+            answer = yield from self.request_flow(self.tokenize_url, "POST", body, max_bytes=limit)
+        except EndpointError as err:
+            if err.status_code in (404, 405):
+                self.can_tokenize = False
+                raise NoTokenizeRoute(
+                    f"the endpoint has no /tokenize ({err.status_code})", status_code=err.status_code
+                ) from err
+            raise
         try:
             data = _loads(answer.body)
             return [_tei_tokens(text, tokens) for text, tokens in zip(texts, data, strict=True)]
@@ -645,6 +737,24 @@ def _pool_rows(pooling: Pooling, weights: list[int], total: float, rows: Sequenc
             mean = mean + (weight / total) * row.astype(numpy.float64)
     norm = math.sqrt(math.fsum(mean * mean))  # exact, as the list path's
     return mean / norm if norm > 0 else mean
+
+
+def expand_pieces(chunks: Sequence[Chunk], vectors: Sequence[Any]) -> tuple[list[Chunk], list[Any]]:
+    """One text's chunks and vectors with each split input (:class:`Pieces`) replaced by its pieces."""
+    if not any(isinstance(v, Pieces) for v in vectors):
+        return list(chunks), list(vectors)
+    out_chunks: list[Chunk] = []
+    out_vectors: list[Any] = []
+    for chunk, vector in zip(chunks, vectors, strict=True):
+        if not isinstance(vector, Pieces):
+            out_chunks.append(chunk)
+            out_vectors.append(vector)
+            continue
+        origin = chunk.source or (chunk.start, chunk.end)
+        for start, end, piece_vector in vector.parts:
+            out_chunks.append(Chunk(chunk.start + start, chunk.start + end, chunk.text[start:end], source=origin))
+            out_vectors.append(piece_vector)
+    return out_chunks, out_vectors
 
 
 def per_text(

@@ -169,7 +169,9 @@ class ServerError(EndpointError):
 
 
 class TransportError(HFInferError):
-    """The request got no HTTP answer: connection refused or reset, protocol error."""
+    """The request got no HTTP answer: connection refused or reset, protocol error; ``refused`` says which."""
+
+    refused: bool = False
 
 
 class TimeoutError(TransportError, builtins.TimeoutError):  # noqa: A001 - the documented public name

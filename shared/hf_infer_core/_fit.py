@@ -43,6 +43,7 @@ __all__ = [
     "fit_texts_flow",
     "load_tokenizer",
     "needs_count",
+    "open_tokenizer",
     "token_fitter",
 ]
 
@@ -267,8 +268,8 @@ def fit_texts_flow(texts: Sequence[str], chunks: Sequence[Sequence[Chunk]], limi
 Tokenize = Callable[[list[str]], list[Tokens]]
 
 
-def load_tokenizer(tokenizer: object) -> Tokenize:
-    """A local tokenizer for fitting, from a ``tokenizers.Tokenizer`` or a ``tokenizer.json`` path.
+def open_tokenizer(tokenizer: object) -> Any:
+    """A ``tokenizers.Tokenizer`` from itself or a ``tokenizer.json`` path, checked now.
 
     Raises:
         ConfigError: the path does not exist or is not a tokenizer; the object is not a Tokenizer.
@@ -283,16 +284,22 @@ def load_tokenizer(tokenizer: object) -> Tokenize:
         try:
             tokenizer = Tokenizer.from_file(path)
         except Exception as err:  # tokenizers raises a bare Exception for a missing or bad file
-            raise ConfigError([f"tokenizer: cannot load a tokenizer.json from {path!r}: {err}"]) from None
-    encode_batch = getattr(tokenizer, "encode_batch", None)
-    if not callable(encode_batch):
+            raise ConfigError([f"[tokenizer] cannot load a tokenizer.json from {path!r}: {err}"]) from None
+    if not callable(getattr(tokenizer, "encode_batch", None)):
         raise ConfigError(
-            [f"tokenizer: must be a tokenizers.Tokenizer or a tokenizer.json path, got {type(tokenizer).__name__}"]
+            [f"[tokenizer] must be a tokenizers.Tokenizer or a tokenizer.json path, got {type(tokenizer).__name__}"]
         )
+    return tokenizer
+
+
+def load_tokenizer(tokenizer: object) -> Tokenize:
+    """A local tokenizer for fitting, from a ``tokenizers.Tokenizer`` or a ``tokenizer.json`` path (see :func:`open_tokenizer`)."""
+    loaded: Any = open_tokenizer(tokenizer)
     # The model's own truncation and padding would hide the very overflow being measured.
     for method in ("no_truncation", "no_padding"):
-        if callable(getattr(tokenizer, method, None)):
-            getattr(tokenizer, method)()
+        if callable(getattr(loaded, method, None)):
+            getattr(loaded, method)()
+    encode_batch = loaded.encode_batch
 
     def tokenize(texts: list[str]) -> list[Tokens]:
         return [_encoded(encoding) for encoding in encode_batch(texts, add_special_tokens=True)]

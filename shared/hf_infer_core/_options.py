@@ -15,10 +15,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any, Literal, TypedDict
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-__all__ = ["ClientOptionArgs", "ClientOptions", "Pooling", "TruncationDirection", "WireFormat"]
+from ._errors import ConfigError
+
+__all__ = ["ClientOptionArgs", "ClientOptions", "Pooling", "TruncationDirection", "WireFormat", "config_error"]
 
 Pooling = Literal["mean", "first"]
 TruncationDirection = Literal["left", "right", "Left", "Right"]
@@ -56,15 +59,33 @@ class ClientOptions(BaseModel):
     retry_deadline: float = Field(
         default=120.0, gt=0, le=_MAX_SECONDS, allow_inf_nan=False, strict=True, description="Longest time per batch."
     )
+    connect_retry_deadline: float = Field(
+        default=3.0,
+        gt=0,
+        le=_MAX_SECONDS,
+        allow_inf_nan=False,
+        strict=True,
+        description="Longest time a refused connection is retried (nothing listening: report it soon).",
+    )
     query_prefix: str = Field(default="", strict=True, description="Prepended to queries (e5: 'query: ').")
     document_prefix: str = Field(default="", strict=True, description="Prepended to documents (e5: 'passage: ').")
     pooling: Pooling = Field(default="mean", description="How a document's chunk vectors are combined.")
     normalize: bool | None = Field(default=None, strict=True, description="TEI request option.")
     truncate: bool | None = Field(default=None, strict=True, description="TEI request option.")
     truncation_direction: TruncationDirection | None = Field(default=None, description="TEI request option.")
-    prompt_name: str | None = Field(default=None, strict=True, description="TEI request option.")
+    prompt_name: str | None = Field(
+        default=None, strict=True, description="TEI request option: the prompt for queries and documents alike."
+    )
+    query_prompt_name: str | None = Field(
+        default=None, strict=True, description="TEI's prompt_name for queries (default: prompt_name)."
+    )
+    document_prompt_name: str | None = Field(
+        default=None, strict=True, description="TEI's prompt_name for documents (default: prompt_name)."
+    )
     show_progress: bool = Field(default=False, strict=True, description="Show a tqdm bar of texts done.")
-    discover: bool = Field(default=False, strict=True, description="Read TEI's /info once before the first request.")
+    discover: bool = Field(
+        default=True, strict=True, description="Read TEI's /info once, lazily, before the first request."
+    )
     fit_chunks_to_model: bool = Field(
         default=True,
         strict=True,
@@ -94,23 +115,77 @@ class ClientOptions(BaseModel):
     @field_validator("rate_limit_backend")
     @classmethod
     def _backend(cls, value: str) -> str:
-        if value != "local" and not value.startswith(("redis://", "rediss://", "unix://")):
-            # Not echoed: a Redis URL may hold a password.
+        # Never echoed: a Redis URL may hold a password.
+        if value == "local":
+            return value
+        if not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must be 'local' or a redis://, rediss:// or unix:// URL")
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018 - parsing the port is the check (a bad one raises)
+        except ValueError:
+            raise ValueError("is not a valid Redis URL (its host or port cannot be read)") from None
+        if (parts.scheme == "unix" and not parts.path) or (parts.scheme != "unix" and not parts.hostname):
+            raise ValueError(
+                f"is not a valid Redis URL: a {parts.scheme}:// URL needs a "
+                + ("path" if parts.scheme == "unix" else "host")
+            )
         return value
+
+    @model_validator(mode="after")
+    def _base64_takes_no_tei_options(self) -> ClientOptions:
+        if self.wire_format == "base64":
+            given = [name for name in _JSON_ONLY if getattr(self, name) is not None]
+            if given:
+                raise ValueError(
+                    f"wire_format='base64' uses TEI's OpenAI route, which takes no {', '.join(given)}: "
+                    "use wire_format='json' for them"
+                )
+        return self
 
     @classmethod
     def build(cls, base: ClientOptions | None = None, overrides: Mapping[str, Any] | None = None) -> ClientOptions:
-        """Return ``base`` (default options when ``None``) with ``overrides`` applied and validated."""
+        """Return ``base`` (default options when ``None``) with ``overrides`` applied and validated.
+
+        Raises:
+            ConfigError: an option is unknown or its value is invalid (every problem, by name).
+        """
         if not overrides:
             return base if base is not None else cls()
         values = base.model_dump() if base is not None else {}
-        return cls.model_validate({**values, **overrides})
+        try:
+            return cls.model_validate({**values, **overrides})
+        except ValidationError as err:
+            raise config_error(err) from None
 
     @classmethod
     def pick(cls, source: Any) -> ClientOptions:
         """Return the options held by ``source``'s attributes of the same names (an adapter)."""
         return cls.model_validate({name: getattr(source, name) for name in cls.model_fields})
+
+
+# TEI request options that only the JSON route takes.
+_JSON_ONLY = (
+    "normalize",
+    "truncate",
+    "truncation_direction",
+    "prompt_name",
+    "query_prompt_name",
+    "document_prompt_name",
+)
+
+
+def config_error(err: ValidationError) -> ConfigError:
+    """The :class:`ConfigError` for a pydantic validation failure: each problem named by its field.
+
+    Inputs are never echoed (a key may be among them); pydantic's messages hold none.
+    """
+    problems = []
+    for problem in err.errors(include_input=False, include_url=False):
+        where = ".".join(str(part) for part in problem["loc"]) or "options"
+        message = problem["msg"].removeprefix("Value error, ")
+        problems.append(f"[{where}] {message}")
+    return ConfigError(problems)
 
 
 class ClientOptionArgs(TypedDict, total=False):
@@ -122,6 +197,7 @@ class ClientOptionArgs(TypedDict, total=False):
     max_retries: int
     max_retry_wait: float
     retry_deadline: float
+    connect_retry_deadline: float
     query_prefix: str
     document_prefix: str
     pooling: Pooling
@@ -129,6 +205,8 @@ class ClientOptionArgs(TypedDict, total=False):
     truncate: bool | None
     truncation_direction: TruncationDirection | None
     prompt_name: str | None
+    query_prompt_name: str | None
+    document_prompt_name: str | None
     show_progress: bool
     discover: bool
     fit_chunks_to_model: bool

@@ -30,7 +30,7 @@ from collections.abc import Awaitable, Callable
 import httpx
 from pydantic import SecretStr
 
-__all__ = ["RateLimiter", "RedisRateLimiter", "after_fork_in_child", "bucket_key", "shared_rate_limiter"]
+__all__ = ["NoLimit", "RateLimiter", "RedisRateLimiter", "after_fork_in_child", "bucket_key", "shared_rate_limiter"]
 
 logger = logging.getLogger("hf_infer_core")
 
@@ -160,6 +160,24 @@ def bucket_key(url: str, api_key: SecretStr | None = None) -> str:
     normalised = f"{parsed.scheme.lower()}://{parsed.host.lower()}{port}{path}{query}"
     fingerprint = hashlib.sha256(api_key.get_secret_value().encode()).hexdigest()[:16] if api_key else "-"
     return f"{normalised}#{fingerprint}"
+
+
+class NoLimit:
+    """No client-side limit (``requests_per_minute=None``): every request may go at once."""
+
+    __slots__ = ()
+    requests_per_minute = None
+
+    def acquire(self, sleep: Callable[[float], None] = time.sleep) -> float:
+        """Return at once."""
+        return 0.0
+
+    async def aacquire(self, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> float:
+        """Return at once."""
+        return 0.0
+
+    def __repr__(self) -> str:
+        return "<NoLimit>"
 
 
 def shared_rate_limiter(

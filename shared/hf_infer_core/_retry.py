@@ -44,6 +44,9 @@ class RetryPolicy:
         max_backoff: Largest backoff bound in seconds (Elasticsearch: 5 s).
         max_retry_wait: Largest single wait, also capping ``Retry-After`` and ``estimated_time``.
         deadline: Total seconds one batch may spend, waits included; no retry starts after it.
+        refused_deadline: The same for a refused connection, which usually means nothing is
+            listening there: reported soon ("is the endpoint running?") rather than retried for
+            minutes; raise it to wait for an endpoint that is starting.
     """
 
     max_retries: int = _OPTIONS.max_retries
@@ -51,6 +54,7 @@ class RetryPolicy:
     max_backoff: float = 5.0
     max_retry_wait: float = _OPTIONS.max_retry_wait
     deadline: float = _OPTIONS.retry_deadline
+    refused_deadline: float = _OPTIONS.connect_retry_deadline
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +94,9 @@ def decide(policy: RetryPolicy, attempt: int, error: HFInferError, elapsed: floa
     if hint is not None and hint > 0:
         wait = hint
     wait = min(wait, policy.max_retry_wait)
+    if isinstance(error, TransportError) and error.refused and elapsed + wait > policy.refused_deadline:
+        logger.debug("giving up after attempt %d: connections refused for %.2fs", attempt, elapsed)
+        return RetryDecision(False)
     if elapsed + wait > policy.deadline:
         logger.debug(
             "giving up after attempt %d: a %.2fs wait would pass the %gs deadline", attempt, wait, policy.deadline

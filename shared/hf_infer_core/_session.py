@@ -56,6 +56,8 @@ class EmbeddingSession:
         self._lock = threading.Lock()
         self._sync: EmbeddingClient | None = None
         self._async: AsyncEmbeddingClient | None = None
+        # Called with TEI's /info fields when a client has discovered them.
+        self.on_info: Any = None
         _SESSIONS.add(self)
 
     @property
@@ -64,9 +66,11 @@ class EmbeddingSession:
         if self._sync is None:
             with self._lock:
                 if self._sync is None:
-                    self._sync = EmbeddingClient(
+                    client = EmbeddingClient(
                         self.endpoint, options=self.options, http_client=self._http_client, tokenizer=self.tokenizer
                     )
+                    client.on_info = self.on_info
+                    self._sync = client
         return self._sync
 
     @property
@@ -75,12 +79,14 @@ class EmbeddingSession:
         if self._async is None:
             with self._lock:
                 if self._async is None:
-                    self._async = AsyncEmbeddingClient(
+                    aclient = AsyncEmbeddingClient(
                         self.endpoint,
                         options=self.options,
                         http_client=self._http_async_client,
                         tokenizer=self.tokenizer,
                     )
+                    aclient.on_info = self.on_info
+                    self._async = aclient
         return self._async
 
     @property

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ._chunking import Chunk
-from ._core import ChunkEmbedding, ClientCore, chunk_embeddings
+from ._core import ChunkEmbedding, ClientCore, chunk_embeddings, expand_pieces
 from ._errors import HFInferError
 
 __all__ = ["StreamAssembler", "StreamBatch"]
@@ -97,7 +97,7 @@ class StreamAssembler:
         out: list[tuple[int, list[Chunk], list[list[float]]]] = []
         while self._texts and self._texts[0].missing == 0:
             record = self._texts.popleft()
-            out.append((record.index, record.chunks, record.vectors))  # type: ignore[arg-type]
+            out.append((record.index, *expand_pieces(record.chunks, record.vectors)))
         return out
 
     def documents(self) -> list[list[float]]:

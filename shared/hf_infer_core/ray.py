@@ -162,7 +162,9 @@ def embed_dataset(
     resolved = resolve_endpoint(endpoint)
     options = ClientOptions.build(None, {**client_options, "rate_limit_backend": rate_limit_backend})
     rpm = resolved.requests_per_minute
-    if rate_limit_backend == "local":
+    if rpm is None:
+        logger.info("hf-infer embed_dataset: %d actors, no client-side rate limit", concurrency)
+    elif rate_limit_backend == "local":
         share = max(1, rpm // concurrency)
         resolved = _with_rate(resolved, share)
         logger.info(

@@ -129,7 +129,7 @@ def llama_over(handler: Any, **options: Any) -> HFInferEmbedding:
         requests_per_minute=10**6,
         http_client=httpx.Client(transport=transport),
         http_async_client=httpx.AsyncClient(transport=transport),
-        **options,
+        **{"discover": False, **options},
     )
 
 

@@ -26,7 +26,7 @@ def client(**options: object) -> EmbeddingClient:
         options.pop("endpoint", None) or endpoint(),  # type: ignore[arg-type]
         transport=httpx.MockTransport(handler),
         rate_limiter=RateLimiter(10**9),
-        **options,  # type: ignore[arg-type]
+        **{"discover": False, **options},  # type: ignore[arg-type]
     )
 
 

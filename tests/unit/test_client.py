@@ -39,6 +39,7 @@ def retry_sleeps(clock: FakeClock) -> list[float]:
 def sync_client(fake: FakeEndpoint, clock: FakeClock | None = None, **options: object) -> EmbeddingClient:
     clock = clock or FakeClock()
     options.setdefault("rate_limiter", limiter(clock))
+    options.setdefault("discover", False)  # these tests script the embed route; discovery has its own
     return EmbeddingClient(
         options.pop("endpoint", None) or endpoint(),  # type: ignore[arg-type]
         transport=httpx.MockTransport(fake),
@@ -52,6 +53,7 @@ def sync_client(fake: FakeEndpoint, clock: FakeClock | None = None, **options: o
 def async_client(fake: FakeEndpoint, clock: FakeClock | None = None, **options: object) -> AsyncEmbeddingClient:
     clock = clock or FakeClock()
     options.setdefault("rate_limiter", limiter(clock))
+    options.setdefault("discover", False)
     return AsyncEmbeddingClient(
         options.pop("endpoint", None) or endpoint(),  # type: ignore[arg-type]
         transport=httpx.MockTransport(fake),
@@ -170,7 +172,12 @@ async def test_async_runs_batches_concurrently_and_keeps_order() -> None:
 
     clock = FakeClock()
     client = AsyncEmbeddingClient(
-        endpoint(), transport=httpx.MockTransport(handler), rate_limiter=limiter(clock), batch_size=1, max_concurrency=4
+        endpoint(),
+        transport=httpx.MockTransport(handler),
+        rate_limiter=limiter(clock),
+        batch_size=1,
+        max_concurrency=4,
+        discover=False,
     )
     assert await client.embed(TEXTS) == [vector_for(t) for t in TEXTS]
     assert peak == 4

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import math
 import random
@@ -187,3 +188,118 @@ def test_sync_and_async_fit_alike(driver: str) -> None:
     with client(TeiFake()) as c:
         expected = c.embed_chunks(docs)
     assert [[(p.start, p.end) for p in cs] for cs in chunks] == [[(p.start, p.end) for p in cs] for cs in expected]
+
+
+class Refusing:
+    """An endpoint with neither /info nor /tokenize that refuses inputs over ``words`` words (413)."""
+
+    def __init__(self, words: int = 40, tokenize: bool = False, stated: bool = False) -> None:
+        self.words = words
+        self.tokenize = tokenize
+        self.stated = stated
+        self.paths: Counter[str] = Counter()
+        self.refused = 0
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        self.paths[path] += 1
+        if path.endswith("/tokenize") and self.tokenize:
+            inputs = json.loads(request.content)["inputs"]
+            return httpx.Response(200, json=[tei_tokens(t) for t in inputs])
+        if not path.endswith("/embed"):
+            return httpx.Response(404, text="Not Found")
+        inputs = json.loads(request.content)["inputs"]
+        if any(len(TOKEN.findall(t)) + 2 > self.words for t in inputs):
+            self.refused += 1
+            message = f"`inputs` must have less than {self.words} tokens" if self.stated else "payload too large"
+            return httpx.Response(413, json={"error": message, "error_type": "validation"})
+        return httpx.Response(200, json=[vector_for(t) for t in inputs])
+
+
+def plain_client(fake: Any, **options: Any) -> EmbeddingClient:
+    clock = FakeClock()
+    return EmbeddingClient(
+        endpoint(),
+        transport=httpx.MockTransport(fake),
+        rate_limiter=limiter(clock),
+        clock=clock,
+        sleep=clock.sleep,
+        **options,
+    )
+
+
+def test_defaults_never_raise_413_for_a_text_that_can_be_split() -> None:
+    fake = Refusing(words=40)
+    docs = documents(count=3, words=600)
+    with plain_client(fake) as c:
+        vectors = c.embed_documents(docs)
+        chunks = c.embed_chunks(docs)
+        streamed = list(c.embed_iter(docs))
+        streamed_chunks = list(c.embed_chunks_iter(docs))
+    assert len(vectors) == 3 and streamed == vectors
+    assert fake.paths["/info"] == 1 and fake.refused > 0
+    for doc, text_chunks, stream_chunks in zip(docs, chunks, streamed_chunks, strict=True):
+        assert [(p.start, p.end) for p in text_chunks] == [(p.start, p.end) for p in stream_chunks]
+        for piece in text_chunks:
+            assert piece.text == doc[piece.start : piece.end]
+            assert len(TOKEN.findall(piece.text)) + 2 <= 40
+        # Every Elasticsearch chunk is covered by its pieces, in order, with nothing lost.
+        for source in {p.source for p in text_chunks}:
+            own = [p for p in text_chunks if p.source == source]
+            assert own[0].start == source[0] and own[-1].end == source[1]
+            assert all(a.end == b.start for a, b in itertools.pairwise(own))
+
+
+def test_embed_still_raises_and_points_to_embed_documents() -> None:
+    from hf_infer_core import PayloadTooLargeError
+
+    with plain_client(Refusing(words=40)) as c, pytest.raises(PayloadTooLargeError, match="embed_documents") as info:
+        c.embed(["short", " ".join(["word"] * 100)])
+    assert info.value.index == 1
+
+
+def test_the_limit_a_413_states_is_learnt_and_later_texts_are_fitted_up_front() -> None:
+    fake = Refusing(words=40, tokenize=True, stated=True)
+    with plain_client(fake) as c:
+        c.embed_documents(documents(count=1, words=300))
+        refused = fake.refused
+        assert refused > 0 and c._core.token_limit == 40
+        c.embed_documents(documents(count=2, words=300, seed=9))
+    assert fake.refused == refused  # fitted through /tokenize: no 413 any more
+    assert fake.paths["/tokenize"] >= 1
+
+
+def test_a_single_character_over_the_limit_still_raises() -> None:
+    from hf_infer_core import PayloadTooLargeError
+
+    class Tiny(Refusing):
+        def __call__(self, request: httpx.Request) -> httpx.Response:
+            if request.url.path.endswith("/embed"):
+                return httpx.Response(413, json={"error": "too large", "error_type": "validation"})
+            return super().__call__(request)
+
+    with plain_client(Tiny()) as c, pytest.raises(PayloadTooLargeError):
+        c.embed_documents(["ab"])
+
+
+def test_async_splits_what_the_endpoint_refuses_like_sync() -> None:
+    docs = documents(count=2, words=400)
+    with plain_client(Refusing(words=40)) as c:
+        expected = c.embed_chunks(docs)
+        expected_vectors = c.embed_documents(docs)
+
+    async def main() -> tuple[Any, Any, Any]:
+        clock = FakeClock()
+        async with AsyncEmbeddingClient(
+            endpoint(),
+            transport=httpx.MockTransport(Refusing(words=40)),
+            rate_limiter=limiter(clock),
+            clock=clock,
+            sleep=clock.asleep,
+        ) as c:
+            streamed = [v async for v in c.aembed_iter(docs)]
+            return await c.embed_chunks(docs), await c.embed_documents(docs), streamed
+
+    chunks, vectors, streamed = asyncio.run(main())
+    assert [[(p.start, p.end) for p in cs] for cs in chunks] == [[(p.start, p.end) for p in cs] for cs in expected]
+    assert vectors == expected_vectors == streamed

@@ -38,7 +38,7 @@ def client(
         sleep=clock.sleep if cls is EmbeddingClient else clock.asleep,
         clock=clock,
         wire_format="base64",
-        **options,
+        **{"discover": False, **options},
     )
 
 
