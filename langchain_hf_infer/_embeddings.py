@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Literal, overload
 
 from langchain_core.embeddings import Embeddings
 from pydantic import ConfigDict
 
 from hf_infer_core._adapter import AdapterOptions
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
 
 __all__ = ["HFInferEmbeddings"]
 
@@ -35,7 +39,11 @@ class HFInferEmbeddings(AdapterOptions, Embeddings):
     similarity: str | None = None
     """Elasticsearch's ``service_settings.similarity``: ``cosine``, ``dot_product`` or ``l2_norm``."""
 
-    def embed_documents(self, texts: list[str], *, as_numpy: bool = False) -> Any:
+    @overload
+    def embed_documents(self, texts: list[str], *, as_numpy: Literal[False] = False) -> list[list[float]]: ...
+    @overload
+    def embed_documents(self, texts: list[str], *, as_numpy: Literal[True]) -> NDArray[np.float32]: ...
+    def embed_documents(self, texts: list[str], *, as_numpy: bool = False) -> list[list[float]] | NDArray[np.float32]:
         """Embed documents (chunked with ``chunking_settings``, chunk vectors combined).
 
         ``as_numpy=True`` returns one float32 array of shape (texts, dimensions).
@@ -48,7 +56,13 @@ class HFInferEmbeddings(AdapterOptions, Embeddings):
         """Embed one query (``query_prefix`` prepended, not chunked)."""
         return self._session.client.embed_query(text)
 
-    async def aembed_documents(self, texts: list[str], *, as_numpy: bool = False) -> Any:
+    @overload
+    async def aembed_documents(self, texts: list[str], *, as_numpy: Literal[False] = False) -> list[list[float]]: ...
+    @overload
+    async def aembed_documents(self, texts: list[str], *, as_numpy: Literal[True]) -> NDArray[np.float32]: ...
+    async def aembed_documents(
+        self, texts: list[str], *, as_numpy: bool = False
+    ) -> list[list[float]] | NDArray[np.float32]:
         """Embed documents with asyncio (native, no thread hop); ``as_numpy`` as in :meth:`embed_documents`."""
         if as_numpy:
             return await self._session.aclient.embed_documents(texts, as_numpy=True)

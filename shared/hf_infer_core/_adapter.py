@@ -15,7 +15,7 @@ import contextvars
 import os
 import weakref
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Mapping
-from typing import Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self, overload
 
 import httpx
 from pydantic import (
@@ -35,6 +35,10 @@ from ._fit import open_tokenizer
 from ._options import ClientOptions, config_error
 from ._secret import seal_secret
 from ._session import EmbeddingSession
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
 
 __all__ = ["AdapterOptions"]
 
@@ -246,7 +250,13 @@ class AdapterOptions(ClientOptions):
         """Async :meth:`embed_chunks`."""
         return await self._session.aclient.embed_chunks(texts)
 
-    def embed_iter(self, texts: Iterable[str], *, as_numpy: bool = False) -> Iterator[Any]:
+    @overload
+    def embed_iter(self, texts: Iterable[str], *, as_numpy: Literal[False] = False) -> Iterator[list[float]]: ...
+    @overload
+    def embed_iter(self, texts: Iterable[str], *, as_numpy: Literal[True]) -> Iterator[NDArray[np.float32]]: ...
+    def embed_iter(
+        self, texts: Iterable[str], *, as_numpy: bool = False
+    ) -> Iterator[list[float]] | Iterator[NDArray[np.float32]]:
         """Stream documents' vectors in order, reading ``texts`` lazily (see ``EmbeddingClient.embed_iter``)."""
         if as_numpy:
             return self._session.client.embed_iter(texts, as_numpy=True)
@@ -256,7 +266,17 @@ class AdapterOptions(ClientOptions):
         """Stream each text's chunks with offsets and vectors, in order, reading ``texts`` lazily."""
         return self._session.client.embed_chunks_iter(texts)
 
-    def aembed_iter(self, texts: Iterable[str] | AsyncIterable[str], *, as_numpy: bool = False) -> AsyncIterator[Any]:
+    @overload
+    def aembed_iter(
+        self, texts: Iterable[str] | AsyncIterable[str], *, as_numpy: Literal[False] = False
+    ) -> AsyncIterator[list[float]]: ...
+    @overload
+    def aembed_iter(
+        self, texts: Iterable[str] | AsyncIterable[str], *, as_numpy: Literal[True]
+    ) -> AsyncIterator[NDArray[np.float32]]: ...
+    def aembed_iter(
+        self, texts: Iterable[str] | AsyncIterable[str], *, as_numpy: bool = False
+    ) -> AsyncIterator[list[float]] | AsyncIterator[NDArray[np.float32]]:
         """Async :meth:`embed_iter`; ``texts`` may be an async iterable."""
         if as_numpy:
             return self._session.aclient.aembed_iter(texts, as_numpy=True)

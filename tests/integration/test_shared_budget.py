@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import multiprocessing
 import threading
 import time
@@ -9,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from hf_infer_core import EmbeddingClient, InferenceEndpoint, RateLimitBackendError
+from hf_infer_core import EmbeddingClient, InferenceEndpoint, RateLimitBackendError, RateLimiter
+from hf_infer_core._ratelimit import RedisRateLimiter, bucket_key
 from langchain_hf_infer import HFInferEmbeddings
 
 from ..conftest import RedisServer
@@ -18,27 +20,68 @@ from ..fake_endpoint import expected_vector, fake_endpoint, max_in_window
 RPM = 600
 
 
-def _worker(name: str, url: str, backend: str, until: float) -> tuple[int, int]:
-    """Two threads embedding single texts as fast as the shared budget lets them, until ``until``."""
-    endpoint = InferenceEndpoint.from_url(url, "k", requests_per_minute=RPM)
-    client = EmbeddingClient(endpoint, rate_limit_backend=backend, batch_size=1, max_concurrency=1)
+class Recording:
+    """A rate limiter that notes the slot each request was given (time.monotonic: one clock for every process)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.slots = threading.local()
+
+    def acquire(self, sleep: Any = time.sleep) -> float:
+        started = time.monotonic()
+        waited: float = self.inner.acquire(sleep)
+        self.slots.last = started + waited
+        return waited
+
+
+def window_bound(delays: list[float], rpm: int, window: float) -> int:
+    """The most arrivals any closed ``window`` may hold when slots are ``60 / rpm`` s apart (a burst of one).
+
+    Slots alone: ``window / interval + 1``. An arrival comes a delay after its slot (sending,
+    scheduling: what load changes), so arrivals in a window come from slots up to the largest
+    measured delay earlier. Load widens the bound by exactly what it delayed; a limiter that
+    hands out slots faster than ``rpm`` still exceeds it.
+    """
+    interval = 60 / rpm
+    return math.floor((window + max(delays)) / interval + 1e-9) + 1
+
+
+def embed_for(
+    name: str, client: EmbeddingClient, limiter: Recording, until: float, threads: int = 2
+) -> tuple[int, int, list[tuple[str, float]]]:
+    """``threads`` threads embedding single texts as fast as the limiter lets them, until ``until``."""
     counts = [0, 0]  # texts, wrong vectors
+    slots: list[tuple[str, float]] = []
 
     def run(thread: int) -> None:
         i = 0
         while time.monotonic() < until:
             text = f"{name} thread {thread} text {i}"
             vector = client.embed([text])[0]
+            slots.append((text, limiter.slots.last))
             counts[0] += 1
             counts[1] += vector != expected_vector(text)
             i += 1
 
-    threads = [threading.Thread(target=run, args=(t,)) for t in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return counts[0], counts[1]
+    workers = [threading.Thread(target=run, args=(t,)) for t in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return counts[0], counts[1], slots
+
+
+def _worker(name: str, url: str, backend: str, until: float) -> tuple[int, int, list[tuple[str, float]]]:
+    """Two threads of one process drawing on the Redis budget."""
+    endpoint = InferenceEndpoint.from_url(url, "k", requests_per_minute=RPM)
+    limiter = Recording(RedisRateLimiter(backend, bucket_key(endpoint.url, endpoint.api_key), RPM))
+    client = EmbeddingClient(endpoint, rate_limiter=limiter, batch_size=1, max_concurrency=1, discover=False)  # type: ignore[arg-type]
+    return embed_for(name, client, limiter, until)
+
+
+def delays_and_arrivals(log: list[Any], slots: list[tuple[str, float]]) -> tuple[list[float], list[float]]:
+    arrival = {entry.inputs[0]: entry.at for entry in log}
+    return [arrival[text] - slot for text, slot in slots], sorted(arrival.values())
 
 
 @pytest.mark.slow
@@ -60,16 +103,32 @@ def test_four_processes_share_one_budget(redis_server: RedisServer) -> None:
                 pool.close()
                 pool.join()
         log = server.log
-    times = sorted(entry.at for entry in log)
+    delays, times = delays_and_arrivals(log, [slot for c in counts for slot in c[2]])
     assert sum(c[1] for c in counts) == 0, "a text got another text's vector"
     assert sum(c[0] for c in counts) == len(log)
     assert all(c[0] > 0 for c in counts), "every process got a share"
-    assert max_in_window(times, 10.0) <= RPM // 6 + 1
+    busiest, bound = max_in_window(times, 10.0), window_bound(delays, RPM, 10.0)
     achieved = (len(times) - 1) / (times[-1] - times[0]) * 60
     print(
-        f"shared budget: {len(times)} requests, {achieved:.1f}/min of {RPM}, {max_in_window(times, 10.0)} in the busiest 10 s"
+        f"shared budget: {len(times)} requests, {achieved:.1f}/min of {RPM}, {busiest} in the busiest 10 s "
+        f"(bound {bound}: largest delay after a slot {max(delays) * 1000:.1f} ms)"
     )
+    assert busiest <= bound
     assert achieved >= 0.97 * RPM, f"{achieved:.1f}/min of {RPM}"
+
+
+@pytest.mark.parametrize(("rate", "within"), [(RPM, True), (2 * RPM, False)], ids=["correct", "broken-2x"])
+def test_the_window_bound_catches_a_limiter_that_exceeds_the_budget(rate: int, within: bool) -> None:
+    """The same check against a limiter that is right, and one that hands out slots twice as fast."""
+    with fake_endpoint() as server:
+        endpoint = InferenceEndpoint.from_url(server.embed_url, "k", requests_per_minute=RPM)
+        limiter = Recording(RateLimiter(rate))
+        client = EmbeddingClient(endpoint, rate_limiter=limiter, batch_size=1, max_concurrency=1, discover=False)  # type: ignore[arg-type]
+        _, wrong, slots = embed_for("probe", client, limiter, time.monotonic() + 4.0, threads=3)
+        log = server.log
+    delays, times = delays_and_arrivals(log, slots)
+    assert wrong == 0
+    assert (max_in_window(times, 3.0) <= window_bound(delays, RPM, 3.0)) is within
 
 
 def test_redis_restarted_mid_run_embeds_every_text_exactly_once(redis_server: RedisServer) -> None:

@@ -10,7 +10,7 @@ import re
 import httpx
 import pytest
 
-from hf_infer_core import EmbeddingClient, InferenceEndpoint, PayloadTooLargeError
+from hf_infer_core import EmbeddingClient, InferenceEndpoint, PayloadTooLargeError, chunk_text
 from hf_infer_server import LocalServer, default_model_path
 
 LIMIT = 256
@@ -59,9 +59,14 @@ def client(server: LocalServer, **options: object) -> EmbeddingClient:
 
 def test_a_5000_word_document_fits_with_elasticsearch_default_chunking(local_server: LocalServer) -> None:
     document = prose(5_000)
-    # Without fitting, TEI refuses Elasticsearch's 250-word chunks of this prose: about 330 word pieces.
-    with client(local_server, fit_chunks_to_model=False) as plain, pytest.raises(PayloadTooLargeError):
-        plain.embed_chunks([document])
+    # Sent as they are, TEI refuses Elasticsearch's 250-word chunks of this prose: about 330 word pieces.
+    with client(local_server) as plain, pytest.raises(PayloadTooLargeError, match="embed_documents"):
+        plain.embed([c.text for c in chunk_text(document, None)])
+    # With no limit known and nothing counted, the 413s split the chunks until the server takes them.
+    with client(local_server, fit_chunks_to_model=False, discover=False) as splitting:
+        halved = splitting.embed_chunks([document])[0]
+    assert max(token_counts(local_server, [c.text for c in halved])) <= LIMIT
+    assert "".join(c.text for c in halved if c.source == halved[0].source) == document[slice(*halved[0].source)]
     with client(local_server, discover=True) as fitting:
         chunks = fitting.embed_chunks([document])[0]
         pooled = fitting.embed_documents([document])[0]
@@ -141,3 +146,16 @@ def test_splitters_and_adapters_fit_with_a_local_tokenizer(local_server: LocalSe
         assert [c.start for c in chunks] == [d.metadata["start_index"] for d in documents]
     with pytest.raises(ValueError, match="tokenizer"):
         HFInferTextSplitter(None, max_input_tokens=LIMIT)
+
+
+def test_the_default_adapter_embeds_the_readme_without_a_413(
+    local_server: LocalServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue #20's first case: ordinary prose with every setting left at its default."""
+    from langchain_hf_infer import HFInferEmbeddings
+
+    monkeypatch.setenv("HF_TOKEN", local_server.api_key or "")
+    with open(os.path.join(os.path.dirname(__file__), "..", "..", "README.md")) as handle:
+        readme = handle.read()
+    (vector,) = HFInferEmbeddings(url=local_server.embed_url).embed_documents([readme])
+    assert len(vector) == 384

@@ -195,3 +195,21 @@ def test_a_url_without_a_port_is_shown_without_a_stray_colon() -> None:
         "https://my-endpoint.endpoints.huggingface.cloud/"
     )
     assert _shown(httpx.URL("http://[::1]:8080/embed?token=x")) == "http://[::1]:8080/embed"
+
+
+@pytest.mark.parametrize(
+    "method",
+    [
+        HFInferEmbeddings.embed_documents,
+        HFInferEmbeddings.aembed_documents,
+        HFInferEmbeddings.embed_iter,
+        HFInferEmbedding.embed_iter,
+        HFInferEmbeddings.aembed_iter,
+    ],
+)
+def test_as_numpy_is_typed_with_overloads(method: Any) -> None:
+    import typing
+
+    assert len(typing.get_overloads(method)) == 2
+    annotations = [o.__annotations__["return"] for o in typing.get_overloads(method)]
+    assert any("list[float]" in a for a in annotations) and any("NDArray" in a for a in annotations)
