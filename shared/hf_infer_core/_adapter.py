@@ -33,7 +33,7 @@ from ._core import ChunkEmbedding
 from ._errors import ConfigError
 from ._fit import open_tokenizer
 from ._options import ClientOptions, config_error
-from ._secret import seal_secret
+from ._secret import key_problem, seal_secret
 from ._session import EmbeddingSession
 
 if TYPE_CHECKING:
@@ -111,7 +111,12 @@ class AdapterOptions(ClientOptions):
     @classmethod
     def _seal(cls, value: SecretStr | None) -> SecretStr | None:
         # An explicit None (e.g. from a dump, which never holds the key) means "from the environment".
-        return seal_secret(value if value is not None else env_api_key())
+        if value is None:
+            return env_api_key()
+        key = value.get_secret_value().strip()  # a key read from a file ends with a newline
+        if (problem := key_problem(key)) is not None:
+            raise ValueError(problem)
+        return seal_secret(key)
 
     def __init__(self, **data: Any) -> None:
         try:

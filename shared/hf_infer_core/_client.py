@@ -178,11 +178,18 @@ def _transport_error(err: BaseException, url: httpx.URL, *, expired: bool = Fals
     elif _refused(err):
         error = TransportError(f"connection refused by {where}: is the endpoint running at that address?")
         error.refused = True
+    elif isinstance(err, httpx.LocalProtocolError):
+        # Its message holds the offending header whole (the Authorization one: the key).
+        error = TransportError(
+            f"the request to {where} could not be sent: a header or the URL is not valid HTTP ({type(err).__name__})"
+        )
+        error.local = True
     elif isinstance(err, httpx.TimeoutException):
         error = _errors.TimeoutError(f"no answer from {where} in time ({type(err).__name__})")
     else:
         error = TransportError(f"request to {where} failed: {type(err).__name__}: {err}")
-    error.__cause__ = err
+    # A local protocol error's own message holds the refused header: it is not chained.
+    error.__cause__ = None if isinstance(error, TransportError) and error.local else err
     return error
 
 

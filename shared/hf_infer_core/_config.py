@@ -25,7 +25,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from ._errors import ConfigError
-from ._secret import REDACTED, SealedSecretStr, redact
+from ._secret import REDACTED, SealedSecretStr, key_problem, redact
 
 __all__ = [
     "DEFAULT_CHUNKING_SETTINGS",
@@ -185,10 +185,12 @@ class HuggingFaceServiceSettings(BaseModel):
     def _api_key(cls, value: SecretStr | None) -> SecretStr | None:
         if value is None:
             return None
-        if not value.get_secret_value():
-            raise ValueError("[secret_settings] Invalid value empty string. [api_key] must be a non-empty string")
+        # Surrounding whitespace (a key read from a file ends with a newline) is not part of a token.
+        key = value.get_secret_value().strip()
+        if (problem := key_problem(key)) is not None:
+            raise ValueError(problem)
         # Sealed: pickles and copies of the endpoint never hold the key verbatim.
-        return SealedSecretStr(value.get_secret_value())
+        return SealedSecretStr(key)
 
     def to_dict(self) -> dict[str, Any]:
         """Return the settings as Elasticsearch's ``GET _inference`` shows them: no ``api_key``."""
@@ -358,7 +360,7 @@ def env_api_key() -> SealedSecretStr | None:
     The one place the environment is read for a key (URL-built endpoints and the adapters).
     """
     for name in API_KEY_ENV_VARS:
-        value = os.environ.get(name)
+        value = (os.environ.get(name) or "").strip()
         if value:
             return SealedSecretStr(value)
     return None
@@ -470,10 +472,10 @@ def _parse_service_settings(raw: Mapping[str, Any], errors: list[str]) -> dict[s
         errors.append(
             f"[secret_settings] field [api_key] is not of the expected type: expected a string, got {_type_name(api_key)}"
         )
-    elif api_key == "":
-        errors.append("[secret_settings] Invalid value empty string. [api_key] must be a non-empty string")
+    elif (problem := key_problem(api_key.strip())) is not None:
+        errors.append(problem)
     else:
-        out["api_key"] = SecretStr(api_key)
+        out["api_key"] = SecretStr(api_key.strip())
 
     rate_limit = settings.pop("rate_limit", None)
     if rate_limit is not None:

@@ -172,6 +172,8 @@ class TransportError(HFInferError):
     """The request got no HTTP answer: connection refused or reset, protocol error; ``refused`` says which."""
 
     refused: bool = False
+    # Raised before anything was sent (a header or URL that is not valid HTTP): never retried.
+    local: bool = False
 
 
 class TimeoutError(TransportError, builtins.TimeoutError):  # noqa: A001 - the documented public name

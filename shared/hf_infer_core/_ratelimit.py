@@ -22,6 +22,7 @@ import asyncio
 import hashlib
 import logging
 import os
+import re
 import threading
 import time
 import weakref
@@ -29,6 +30,8 @@ from collections.abc import Awaitable, Callable
 
 import httpx
 from pydantic import SecretStr
+
+from ._errors import ConfigError, RateLimitBackendError
 
 __all__ = ["NoLimit", "RateLimiter", "RedisRateLimiter", "after_fork_in_child", "bucket_key", "shared_rate_limiter"]
 
@@ -232,10 +235,25 @@ def after_fork_in_child() -> None:
 # machine that uses the same Redis: the key holds the next allowed time (microseconds, on the
 # Redis server's clock, so the workers' clocks never disagree). Returns the microseconds to wait.
 # %.0f keeps all digits: Lua's tostring would print a 16-digit number in exponent form.
+# KEYS[2] remembers every sharer's interval (field) with when it was last used (value): the slot
+# spacing is the largest interval used in the last minute, so processes sharing one budget with
+# different requests_per_minute never exceed the smallest of them (the local backend's promise).
 _RESERVE_LUA = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local interval = tonumber(ARGV[1])
+local mine = ARGV[1]
+redis.call('HSET', KEYS[2], mine, string.format('%.0f', now))
+redis.call('PEXPIRE', KEYS[2], 120000)
+local interval = tonumber(mine)
+local seen = redis.call('HGETALL', KEYS[2])
+for i = 1, #seen, 2 do
+  local other = tonumber(seen[i])
+  if now - tonumber(seen[i + 1]) > 60000000 then
+    redis.call('HDEL', KEYS[2], seen[i])
+  elseif other > interval then
+    interval = other
+  end
+end
 local next_free = tonumber(redis.call('GET', KEYS[1]) or '0')
 local slot = now
 if next_free > now then slot = next_free end
@@ -245,6 +263,13 @@ return slot - now
 """
 
 _REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
+def _plain(err: BaseException) -> str:
+    """An error's message with anything URL- or token-shaped removed (a Redis URL may hold a password)."""
+    from ._secret import redact
+
+    return re.sub(r"\b(?:rediss?|unix)://\S+", "[REDACTED]", redact(str(err)))[:300]
 
 
 def is_redis_url(value: str) -> bool:
@@ -282,13 +307,21 @@ class RedisRateLimiter:
         self.key = f"hf-infer:rate:{endpoint_key}"
         self._interval_us = max(1, round(60_000_000 / requests_per_minute))
         self._deadline = deadline
-        self._redis = redis.Redis.from_url(url, socket_timeout=5.0, socket_connect_timeout=5.0)
+        # No single round trip may outlast the deadline (a Redis that never answers is reported
+        # within it, not after a fixed 5 s).
+        timeout = min(5.0, deadline)
+        try:
+            self._redis = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+        except (ValueError, redis.RedisError) as err:
+            raise ConfigError([f"[rate_limit_backend] cannot be used: {type(err).__name__}: {_plain(err)}"]) from None
         self._script = self._redis.register_script(_RESERVE_LUA)
-        self._errors: tuple[type[BaseException], ...] = (
-            redis.ConnectionError,
-            redis.TimeoutError,
-            redis.BusyLoadingError,
-        )
+        self._limits_key = self.key + ":limits"
+        # An outage is waited out; anything else Redis answers (a wrong password, an ACL without
+        # EVALSHA, a DB index out of range, bad TLS options) is a misconfiguration, reported at once.
+        self._outages: tuple[type[BaseException], ...] = (redis.TimeoutError, redis.BusyLoadingError)
+        self._connection_error: type[BaseException] = redis.ConnectionError
+        self._auth_errors: tuple[type[BaseException], ...] = (redis.AuthenticationError,)
+        self._redis_error: type[BaseException] = redis.RedisError
         # Where the server is, for messages: host and port only (a URL may hold a password).
         kwargs = self._redis.connection_pool.connection_kwargs
         self._where = kwargs.get("path") or f"{kwargs.get('host')}:{kwargs.get('port')}"
@@ -300,14 +333,17 @@ class RedisRateLimiter:
 
     def reserve(self, sleep: Callable[[float], None] = time.sleep) -> float:
         """Book the next free slot in Redis; return seconds to wait for it. Retries an unreachable Redis."""
-        from ._errors import RateLimitBackendError
-
         started = time.monotonic()
         backoff = 0.05
         while True:
             try:
-                return int(self._script(keys=[self.key], args=[self._interval_us])) / 1e6
-            except self._errors as err:
+                return int(self._script(keys=[self.key, self._limits_key], args=[self._interval_us])) / 1e6
+            except Exception as err:
+                if not self._is_outage(err):
+                    raise RateLimitBackendError(
+                        f"the Redis rate_limit_backend at {self._where} refused the budget's script: "
+                        f"{type(err).__name__}: {_plain(err)} (a configuration problem: not retried)"
+                    ) from None
                 waited = time.monotonic() - started
                 if waited + backoff > self._deadline:
                     raise RateLimitBackendError(
@@ -316,6 +352,16 @@ class RedisRateLimiter:
                     ) from err
                 sleep(backoff)
                 backoff = min(backoff * 2, 1.0)
+
+    def _is_outage(self, err: BaseException) -> bool:
+        """True for a Redis that is down, restarting or slow; False for one that says no."""
+        if isinstance(err, self._auth_errors):
+            return False
+        if isinstance(err, self._outages):
+            return True
+        # redis-py reports bad TLS options and refused connections alike as ConnectionError: only
+        # an OS-level failure underneath (refused, reset, unreachable) is an outage.
+        return isinstance(err, self._connection_error) and not isinstance(err.__cause__, ValueError)
 
     def acquire(self, sleep: Callable[[float], None] = time.sleep) -> float:
         """Block the calling thread until its slot; return the time waited."""

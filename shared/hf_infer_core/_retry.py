@@ -67,7 +67,9 @@ class RetryDecision:
 
 def is_transient(error: HFInferError) -> bool:
     """Return True when repeating the same request may succeed."""
-    if isinstance(error, RateLimitError | ModelLoadingError | ServerError | TransportError):
+    if isinstance(error, TransportError):
+        return not error.local
+    if isinstance(error, RateLimitError | ModelLoadingError | ServerError):
         return True
     return isinstance(error, ResponseFormatError) and getattr(error, "transient", False)
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
-__all__ = ["REDACTED", "SealedSecretStr", "redact", "seal_secret"]
+__all__ = ["REDACTED", "SealedSecretStr", "key_problem", "redact", "seal_secret"]
 
 REDACTED = "[REDACTED]"
 # A Hugging Face user access token: "hf_" and 30 or more letters and digits.
@@ -34,6 +34,25 @@ def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
         if secret and len(secret) >= 4:
             text = text.replace(secret, REDACTED)
     return _HF_TOKEN.sub(REDACTED, text)
+
+
+def key_problem(key: str) -> str | None:
+    """Why ``key`` (already stripped of surrounding whitespace) cannot be a bearer token, or ``None``.
+
+    The key is never part of the answer. A token is printable ASCII: a control character (the
+    newline of a key read from a file, CR, NUL) would be refused by the HTTP layer at the first
+    request with the whole header, key included, in its message; a non-ASCII character or a lone
+    surrogate cannot be encoded into a header at all.
+    """
+    if not key:
+        return "[secret_settings] Invalid value empty string. [api_key] must be a non-empty string"
+    if not (key.isascii() and key.isprintable()):
+        bad = next(i for i, c in enumerate(key) if not (c.isascii() and c.isprintable()))
+        return (
+            f"[secret_settings] [api_key] holds a character that cannot be sent in an HTTP header at position "
+            f"{bad} (a control character, or not ASCII): a token is printable ASCII"
+        )
+    return None
 
 
 _MASK = b"hf-infer/sealed-secret"

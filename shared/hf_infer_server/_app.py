@@ -197,7 +197,9 @@ def create_app(
     path = model_path or default_model_path()
     model = _Model(path)
     name = model_id or ("sentence-transformers/all-MiniLM-L6-v2" if model_path is None else os.path.basename(path))
-    expected = f"Bearer {api_key}".encode() if api_key else None
+    if api_key is not None and not api_key.strip():
+        raise ValueError("api_key is empty: give a key, or None to serve without one")
+    expected = f"Bearer {api_key}".encode() if api_key is not None else None
     counters: collections.Counter[str] = collections.Counter()
 
     class Rejected(Exception):
@@ -234,14 +236,28 @@ def create_app(
             raise Rejected(
                 PlainTextResponse("Failed to buffer the request body: length limit exceeded", status_code=413)
             )
-        raw = await request.body()
-        if len(raw) > PAYLOAD_LIMIT:
-            raise Rejected(
-                PlainTextResponse("Failed to buffer the request body: length limit exceeded", status_code=413)
-            )
+        # Read as a stream and stopped at the limit: a chunked body (no Content-Length) of any
+        # size costs at most PAYLOAD_LIMIT bytes of memory.
+        pieces: list[bytes] = []
+        size = 0
+        async for piece in request.stream():
+            size += len(piece)
+            if size > PAYLOAD_LIMIT:
+                # Connection: close, so the server stops reading what the client still sends.
+                raise Rejected(
+                    PlainTextResponse(
+                        "Failed to buffer the request body: length limit exceeded",
+                        status_code=413,
+                        headers={"connection": "close"},
+                    )
+                )
+            pieces.append(piece)
+        raw = b"".join(pieces)
         ready()
         try:
             body = json.loads(raw)
+        except RecursionError:
+            raise undecodable("recursion limit exceeded") from None  # 200,000 nested brackets: 422, not 500
         except ValueError as err:
             raise undecodable(str(err)) from None
         if not isinstance(body, dict):

@@ -52,6 +52,14 @@ def main(argv: list[str] | None = None) -> int:
         "sets truncate)",
     )
     args = parser.parse_args(argv)
+    if args.command == "serve" and args.api_key is not None and not args.api_key.strip():
+        # An empty key would mean "no check": a typo or an unset variable must not open the server.
+        print(
+            "hf-infer serve: the API key is empty (--api-key or HF_INFER_SERVER_API_KEY); give a key, or leave "
+            "both unset to serve without one",
+            file=sys.stderr,
+        )
+        return 2
     if args.command == "serve":
         # Checked before anything is printed or started: a half-started server that dies in a
         # traceback tells the user less than one line naming the extra.

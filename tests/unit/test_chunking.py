@@ -214,3 +214,22 @@ def test_large_text_memory_and_result_are_linear() -> None:
     assert len(chunks) == (9 * 20_000 + 249) // 250
     # 180,000 words fill 720 chunks exactly: the final ". " holds no word and is dropped, as in ES.
     assert "".join(c.text for c in chunks) + ". " == text
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=texts, block=st.integers(1, 40))
+def test_breaking_in_blocks_gives_the_whole_texts_boundaries(text: str, block: int) -> None:
+    """ICU runs a block at a time on large texts (its UTF-16 copy bounded); the cuts must not show."""
+    from icu4py.breakers import SentenceBreaker, WordBreaker
+
+    import hf_infer_core._chunking as chunking
+
+    text = text.replace(".", ".\n", 3)  # line feeds: where sentence blocks may end
+    for breaker in (WordBreaker, SentenceBreaker):
+        whole = [0, *itertools.accumulate(map(len, breaker(text, "")))] if text else [0]
+        original = chunking._BREAK_BLOCK
+        chunking._BREAK_BLOCK = block
+        try:
+            assert list(chunking._bounds(breaker, text)) == whole
+        finally:
+            chunking._BREAK_BLOCK = original
