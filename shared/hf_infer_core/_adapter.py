@@ -33,7 +33,7 @@ from ._core import ChunkEmbedding
 from ._errors import ConfigError
 from ._fit import open_tokenizer
 from ._options import ClientOptions, config_error
-from ._secret import key_problem, seal_secret
+from ._secret import key_problem, seal_secret, shown_url
 from ._session import EmbeddingSession
 
 if TYPE_CHECKING:
@@ -117,6 +117,10 @@ class AdapterOptions(ClientOptions):
         if (problem := key_problem(key)) is not None:
             raise ValueError(problem)
         return seal_secret(key)
+
+    def __repr_args__(self) -> Any:
+        for name, value in super().__repr_args__():
+            yield name, shown_url(value) if name == "url" and isinstance(value, str) else value
 
     def __init__(self, **data: Any) -> None:
         try:

@@ -65,6 +65,7 @@ from ._ratelimit import (
     bucket_key,
     shared_rate_limiter,
 )
+from ._secret import shown_url
 from ._stream import StreamAssembler, StreamBatch
 
 if TYPE_CHECKING:
@@ -400,8 +401,8 @@ class _ClientBase:
             "timeout": _attempt_timeout(step.timeout),
         }
 
-    def _chunks(self, texts: Sequence[str]) -> tuple[list[str], list[list[Chunk]]]:
-        items = self._core.check_texts(texts)
+    def _chunks(self, texts: Sequence[str], first: int = 0) -> tuple[list[str], list[list[Chunk]]]:
+        items = self._core.check_texts(texts, first)
         return items, self._core.chunk_all(items)
 
     def _fit_flow(self, items: Sequence[str], chunks: list[list[Chunk]]) -> FitFlow | None:
@@ -431,7 +432,7 @@ class _ClientBase:
 
     def __repr__(self) -> str:
         return (
-            f"<{type(self).__name__} url={self.endpoint.url!r} inference_id={self.endpoint.inference_id!r} "
+            f"<{type(self).__name__} url={shown_url(self.endpoint.url)!r} inference_id={self.endpoint.inference_id!r} "
             f"batch_size={self.batch_size} max_concurrency={self.options.max_concurrency}>"
         )
 
@@ -641,8 +642,8 @@ class EmbeddingClient(_ClientBase):
 
         try:
             self._discover_once()
-            for text in texts:
-                items, chunks = self._chunks([text])
+            for position, text in enumerate(texts):
+                items, chunks = self._chunks([text], position)
                 for batch in assembler.add(self._fitted(items, chunks, abort)[0]):
                     send(batch)
                 while len(in_flight) >= window:
@@ -1041,8 +1042,10 @@ class AsyncEmbeddingClient(_ClientBase):
 
         try:
             await self._discover_once()
+            position = 0
             async for text in _aiterate(texts):
-                items, chunks = self._chunks([text])
+                items, chunks = self._chunks([text], position)
+                position += 1
                 for batch in assembler.add((await self._fitted(items, chunks))[0]):
                     send(batch)
                 while len(in_flight) >= window:

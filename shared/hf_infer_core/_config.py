@@ -25,7 +25,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from ._errors import ConfigError
-from ._secret import REDACTED, SealedSecretStr, key_problem, redact
+from ._secret import REDACTED, SealedSecretStr, key_problem, redact, shown_url
 
 __all__ = [
     "DEFAULT_CHUNKING_SETTINGS",
@@ -68,6 +68,8 @@ _MAX_CHUNK_LOWER = {"word": 10, "sentence": 20, "recursive": 10}
 _SIMILARITIES = ("cosine", "dot_product", "l2_norm")
 # Elasticsearch's inference_id rule.
 _INFERENCE_ID = re.compile(r"[a-z0-9](?:[a-z0-9_-]*[a-z0-9])?")  # used with fullmatch: "$" admits a final "\n"
+# Elasticsearch reads dimensions and max_input_tokens as a Java Integer.
+_MAX_INT = 2**31 - 1
 # Elasticsearch reads requests_per_minute as a Java long.
 _MAX_LONG = 2**63 - 1
 # Longer URLs are refused by most servers and proxies (and make multi-kB error messages).
@@ -172,6 +174,10 @@ class HuggingFaceServiceSettings(BaseModel):
     dimensions: int | None = Field(default=None, gt=0)
     max_input_tokens: int | None = Field(default=None, gt=0)
 
+    def __repr_args__(self) -> Any:
+        for name, value in super().__repr_args__():
+            yield name, shown_url(value) if name == "url" else value
+
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
@@ -194,7 +200,7 @@ class HuggingFaceServiceSettings(BaseModel):
 
     def to_dict(self) -> dict[str, Any]:
         """Return the settings as Elasticsearch's ``GET _inference`` shows them: no ``api_key``."""
-        out: dict[str, Any] = {"url": self.url}
+        out: dict[str, Any] = {"url": shown_url(self.url)}
         for key in ("similarity", "dimensions", "max_input_tokens"):
             value = getattr(self, key)
             if value is not None:
@@ -377,13 +383,15 @@ def _parse_request(cls: type[InferenceEndpoint], task_type: Any, inference_id: A
             raise ConfigError([f"request body is not valid UTF-8: {err}"]) from None
     if isinstance(body, str):
         try:
-            body = json.loads(body)
+            body = json.loads(body, object_pairs_hook=_unique_keys)
         except json.JSONDecodeError as err:
             raise ConfigError(
                 [f"request body is not valid JSON: {err.msg} (line {err.lineno}, column {err.colno})"]
             ) from None
         except RecursionError:
             raise ConfigError(["request body is nested too deeply to be an inference endpoint"]) from None
+        except ValueError as err:  # a duplicate key, or an integer of over 4,300 digits
+            raise ConfigError([f"request body is not valid JSON: {str(err)[:200]}"]) from None
     if not isinstance(body, Mapping):
         raise ConfigError([f"request body must be a JSON object, got {_type_name(body)}"])
 
@@ -513,7 +521,12 @@ def _parse_service_settings(raw: Mapping[str, Any], errors: list[str]) -> dict[s
         if not _is_int(value):
             errors.append(_wrong_type("service_settings", key, value, "Integer"))
         elif value <= 0:
-            errors.append(f"[service_settings] Invalid value [{value}]. [{key}] must be a positive integer")
+            errors.append(f"[service_settings] Invalid value [{_show(value)}]. [{key}] must be a positive integer")
+        elif value > _MAX_INT:  # Elasticsearch reads both as a Java Integer
+            errors.append(
+                f"[service_settings] Invalid value [{_show(value)}]. [{key}] must be a positive integer "
+                f"no larger than {_MAX_INT}"
+            )
         else:
             out[key] = value
 
@@ -711,9 +724,21 @@ def _keys(mapping: Any) -> str:
     return f"[{_type_name(mapping)}]"
 
 
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object's members, refusing a key given twice (Elasticsearch's parser refuses it too)."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"Duplicate field '{_show(key)}'")
+        out[key] = value
+    return out
+
+
 def _show(value: Any) -> str:
     # Values are echoed in messages; one shaped like a Hugging Face token never is (a key put in
     # the wrong field, or a url and a key swapped).
+    if _is_int(value) and abs(value) >= 10**80:
+        return f"an integer of about {int(value.bit_length() * 0.30103) + 1} digits"  # str() refuses 4,300+
     text = value if isinstance(value, str) else json.dumps(value, default=str)
     # Control and bidi characters are shown escaped: a message must read as what it is.
     text = _UNPRINTABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", redact(text))

@@ -228,8 +228,11 @@ class ClientCore:
     # ------------------------------------------------------------------ inputs and plans
 
     @staticmethod
-    def check_texts(texts: Sequence[str]) -> list[str]:
+    def check_texts(texts: Sequence[str], first: int = 0) -> list[str]:
         """Return ``texts`` as a list after checking every item is a valid ``str``.
+
+        ``first``: the position of ``texts[0]`` in the caller's input (a streamed text), so an
+        error names the caller's index.
 
         Raises:
             TypeError: ``texts`` is a single string, or an item is not a ``str`` (naming its index).
@@ -241,11 +244,11 @@ class ClientCore:
             items = list(texts)
         except TypeError:
             raise TypeError(f"texts must be a list of str, got {type(texts).__name__}") from None
-        for i, text in enumerate(items):
+        for i, text in enumerate(items, first):
             if not isinstance(text, str):
                 raise TypeError(f"texts[{i}] must be a str, got {type(text).__name__}")
         if not "".join(items).isascii():
-            for i, text in enumerate(items):
+            for i, text in enumerate(items, first):
                 try:
                     text.encode("utf-8")
                 except UnicodeEncodeError as err:
@@ -323,7 +326,7 @@ class ClientCore:
     def apply_info(self, body: bytes) -> None:
         """Record TEI's ``/info`` answer and cap ``batch_size`` at its ``max_client_batch_size``."""
         try:
-            info = json.loads(body)
+            info = _plain_loads(body)
         except (ValueError, UnicodeDecodeError):
             return
         if not isinstance(info, dict):
@@ -405,6 +408,8 @@ class ClientCore:
             items = data["data"]
             if any(item["index"] != i for i, item in enumerate(items)):
                 items = sorted(items, key=lambda item: item["index"])
+                if [item["index"] for item in items] != list(range(len(items))):
+                    raise ValueError("the vectors' indices are not 0..n-1, each once (a duplicate or a gap)")
             encoded: list[str] = [item["embedding"] for item in items]
             if not all(isinstance(e, str) for e in encoded):
                 raise TypeError("an embedding is not a string")
@@ -774,6 +779,14 @@ def chunk_embeddings(chunks: Sequence[Chunk], vectors: Sequence[list[float]]) ->
     return [ChunkEmbedding(c.text, c.start, c.end, v, c) for c, v in zip(chunks, vectors, strict=True)]
 
 
+def _plain_loads(body: bytes | str) -> Any:
+    """``json.loads`` for small answers (/info, error bodies); too deep a nesting is a ValueError."""
+    try:
+        return json.loads(body)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+
+
 try:  # orjson parses vectors ~6x faster than the json module; it is optional (extra "fast").
     import orjson
 
@@ -782,12 +795,18 @@ try:  # orjson parses vectors ~6x faster than the json module; it is optional (e
             return orjson.loads(body)
         except orjson.JSONDecodeError:
             # orjson rejects NaN/Infinity; json accepts them, so the error can say "NaN".
-            return json.loads(body, parse_int=float)
+            try:
+                return json.loads(body, parse_int=float)
+            except RecursionError:
+                raise ValueError("nested too deeply") from None
 
 except ImportError:  # pragma: no cover - exercised where orjson is not installed
 
     def _loads(body: bytes) -> Any:
-        return json.loads(body, parse_int=float)
+        try:
+            return json.loads(body, parse_int=float)
+        except RecursionError:
+            raise ValueError("nested too deeply") from None
 
 
 try:  # pybase64 (SIMD) decodes ~30x faster than binascii, with the same strict errors (extra "fast").
@@ -887,7 +906,7 @@ def _tei_tokens(text: str, tokens: list[dict[str, Any]]) -> Tokens:
 def _error_fields(text: str) -> tuple[str | None, str | None, float | None]:
     """Return (message, TEI error_type, HF estimated_time) from an error body, when it is JSON."""
     try:
-        data = json.loads(text)
+        data = _plain_loads(text)
     except ValueError:
         return None, None, None
     if not isinstance(data, dict):

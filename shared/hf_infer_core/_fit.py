@@ -349,8 +349,8 @@ def token_fitter(
     if tokenizer is None and max_input_tokens is None:
         return lambda text, chunks: chunks
     if tokenizer is None or limit is None:
-        raise ValueError("fitting chunks needs both tokenizer= and max_input_tokens= (or an endpoint's)")
+        raise ConfigError(["fitting chunks needs both tokenizer= and max_input_tokens= (or an endpoint's)"])
     if not isinstance(limit, int) or isinstance(limit, bool) or limit <= 0:
-        raise ValueError(f"max_input_tokens must be a positive integer, got {limit!r}")
+        raise ConfigError([f"[max_input_tokens] must be a positive integer, got {limit!r}"])
     tokenize = load_tokenizer(tokenizer)
     return lambda text, chunks: fit_locally(text, chunks, tokenize, limit)

@@ -159,8 +159,11 @@ def bucket_key(url: str, api_key: SecretStr | None = None) -> str:
     default_port = {"http": 80, "https": 443}.get(parsed.scheme)
     port = "" if parsed.port in (None, default_port) else f":{parsed.port}"
     path = parsed.raw_path.decode("ascii").split("?", 1)[0].rstrip("/")
-    query = f"?{parsed.query.decode('ascii')}" if parsed.query else ""
-    normalised = f"{parsed.scheme.lower()}://{parsed.host.lower()}{port}{path}{query}"
+    # A query string may carry a token: it tells buckets apart by a fingerprint, never as written.
+    query = f"?{hashlib.sha256(parsed.query).hexdigest()[:16]}" if parsed.query else ""
+    host = parsed.host.lower()
+    host = f"[{host}]" if ":" in host else host  # [::1]:8080 and [::1:8080] are not one address
+    normalised = f"{parsed.scheme.lower()}://{host}{port}{path}{query}"
     fingerprint = hashlib.sha256(api_key.get_secret_value().encode()).hexdigest()[:16] if api_key else "-"
     return f"{normalised}#{fingerprint}"
 

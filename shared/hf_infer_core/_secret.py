@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
-__all__ = ["REDACTED", "SealedSecretStr", "key_problem", "redact", "seal_secret"]
+__all__ = ["REDACTED", "SealedSecretStr", "key_problem", "redact", "seal_secret", "shown_url"]
 
 REDACTED = "[REDACTED]"
 # A Hugging Face user access token: "hf_" and 30 or more letters and digits.
@@ -34,6 +34,23 @@ def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
         if secret and len(secret) >= 4:
             text = text.replace(secret, REDACTED)
     return _HF_TOKEN.sub(REDACTED, text)
+
+
+def shown_url(url: str) -> str:
+    """``url`` as reprs, dumps and messages show it: each query-string value replaced by ``[REDACTED]``.
+
+    A query string is where some gateways take a token (``?api_key=...``); the names stay, so two
+    such URLs can still be told apart by eye.
+    """
+    head, sep, query = url.partition("?")
+    if not sep:
+        return url
+    fragment = ""
+    query, hashmark, rest = query.partition("#")
+    if hashmark:
+        fragment = "#" + rest
+    shown = "&".join(part.split("=", 1)[0] + ("=" + REDACTED if "=" in part else "") for part in query.split("&"))
+    return f"{head}?{shown}{fragment}"
 
 
 def key_problem(key: str) -> str | None:

@@ -20,6 +20,7 @@ import httpx
 from ._client import AsyncEmbeddingClient, EmbeddingClient
 from ._config import InferenceEndpoint
 from ._options import ClientOptions
+from ._secret import shown_url
 
 __all__ = ["EmbeddingSession"]
 
@@ -122,7 +123,7 @@ class EmbeddingSession:
         )
 
     def __repr__(self) -> str:
-        return f"<EmbeddingSession {self.endpoint.inference_id!r} url={self.endpoint.url!r}>"
+        return f"<EmbeddingSession {self.endpoint.inference_id!r} url={shown_url(self.endpoint.url)!r}>"
 
 
 def _rebuild(endpoint: InferenceEndpoint, options: ClientOptions, tokenizer: Any) -> EmbeddingSession:

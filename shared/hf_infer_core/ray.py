@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._client import EmbeddingClient
 from ._config import DEFAULT_INFERENCE_ID, InferenceEndpoint
-from ._errors import InvalidInputError
+from ._errors import ConfigError, InvalidInputError
 from ._options import ClientOptions
 
 if TYPE_CHECKING:
@@ -161,6 +161,14 @@ def embed_dataset(
         raise ValueError(f"concurrency must be a positive integer, got {concurrency!r}")
     resolved = resolve_endpoint(endpoint)
     options = ClientOptions.build(None, {**client_options, "rate_limit_backend": rate_limit_backend})
+    # Checked while planning (the schema is known without reading the data where the source
+    # states it): a missing column would otherwise fail every task with a raw KeyError.
+    schema = ds.schema(fetch_if_missing=False)
+    names = list(getattr(schema, "names", None) or [])
+    if names and text_column not in names:
+        raise ConfigError(
+            [f"[text_column] the dataset has no column {text_column!r} (its columns: {', '.join(names)})"]
+        )
     rpm = resolved.requests_per_minute
     if rpm is None:
         logger.info("hf-infer embed_dataset: %d actors, no client-side rate limit", concurrency)

@@ -40,6 +40,7 @@ from typing import Any
 __all__ = ["create_app", "default_model_path", "serve"]
 
 PAYLOAD_LIMIT = 2_000_000  # TEI's default --payload-limit
+HEADER_TIMEOUT = 10.0  # seconds a client has to send a request's headers
 
 
 def default_model_path() -> str:
@@ -457,9 +458,56 @@ def serve(
     api_key: str | None = None,
     max_batch_size: int = 32,
     auto_truncate: bool = False,
+    header_timeout: float = HEADER_TIMEOUT,
 ) -> None:
     """Run the endpoint with uvicorn until interrupted."""
     import uvicorn
 
     app = create_app(model_path, api_key=api_key, max_batch_size=max_batch_size, auto_truncate=auto_truncate)
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        http=_header_timed_protocol(header_timeout),
+    )
+
+
+def _header_timed_protocol(seconds: float) -> type[Any]:
+    """Uvicorn's h11 protocol, closing a connection whose request headers are not in after ``seconds``.
+
+    uvicorn times out idle keep-alive connections, not slow headers: a client sending one byte a
+    second holds a connection (and its memory) for ever, and a thousand of them exhaust the
+    server. The deadline starts when the connection opens and again after each response.
+    """
+    import h11
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class HeaderTimed(H11Protocol):
+        _header_timer: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._arm()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            self._arm()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            if self._header_timer is not None:
+                self._header_timer.cancel()
+            super().connection_lost(exc)
+
+        def _arm(self) -> None:
+            if self._header_timer is not None:
+                self._header_timer.cancel()
+            self._header_timer = self.loop.call_later(seconds, self._headers_late)
+
+        def _headers_late(self) -> None:
+            # Still waiting for a request's headers (h11 is IDLE until they are complete).
+            if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+                self.transport.close()
+
+    return HeaderTimed

@@ -46,6 +46,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     serve.add_argument("--max-batch-size", type=int, default=32, help="largest batch accepted (413 above; default 32)")
     serve.add_argument(
+        "--header-timeout",
+        type=float,
+        default=10.0,
+        help="seconds a client has to send a request's headers before the connection is closed (default 10)",
+    )
+    serve.add_argument(
         "--auto-truncate",
         action="store_true",
         help="cut inputs above the model's token limit (as TEI: by default they get a 413 unless the request "
@@ -77,7 +83,9 @@ def main(argv: list[str] | None = None) -> int:
             f"hf-infer: serving on http://{args.host}:{args.port} (POST /embed, POST /tokenize, GET /info, GET /health)",
             flush=True,
         )
-        run(args.host, args.port, args.model, args.api_key, args.max_batch_size, args.auto_truncate)
+        run(
+            args.host, args.port, args.model, args.api_key, args.max_batch_size, args.auto_truncate, args.header_timeout
+        )
     return 0
 
 

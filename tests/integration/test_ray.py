@@ -198,3 +198,11 @@ def test_the_result_loads_into_a_llama_index_vector_store(local_ray: None) -> No
         assert len(server.log) == requests_before  # nothing was embedded again
         hits = index.as_retriever(similarity_top_k=1).retrieve(texts[17])
     assert hits[0].node.metadata["id"] == 17
+
+
+def test_a_missing_text_column_is_refused_when_the_job_is_planned(local_ray: None) -> None:
+    from hf_infer_core import ConfigError
+
+    ds = ray.data.from_items([{"id": 1, "body": "no text column here"}])
+    with pytest.raises(ConfigError, match="no column 'text'"):
+        embed_dataset(ds, "http://127.0.0.1:9/embed")

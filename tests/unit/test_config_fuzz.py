@@ -41,7 +41,10 @@ def test_anything_gives_an_endpoint_or_a_config_error(task: str, inference_id: s
 @st.composite
 def valid_bodies(draw: st.DrawFn) -> dict[str, Any]:
     settings_: dict[str, Any] = {
-        "api_key": draw(st.text(min_size=1, max_size=20)),
+        # A token is printable ASCII (surrounding whitespace is stripped, anything else refused).
+        "api_key": draw(
+            st.text(alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1, max_size=20)
+        ),
         "url": draw(
             st.sampled_from(["http://127.0.0.1:8080/embed", "https://x.endpoints.huggingface.cloud", "http://h:1/"])
         ),
@@ -128,6 +131,8 @@ INVALIDATE = {
     "url not a string": _set("service_settings.url", 5),
     "no api_key": _delete("service_settings.api_key"),
     "empty api_key": _set("service_settings.api_key", ""),
+    "blank api_key": _set("service_settings.api_key", " \n"),
+    "api_key with a newline inside": _set("service_settings.api_key", "hf_a\nb"),
     "rpm zero": _set("service_settings.rate_limit", {"requests_per_minute": 0}),
     "rpm float": _set("service_settings.rate_limit", {"requests_per_minute": 1.5}),
     "rpm bool": _set("service_settings.rate_limit", {"requests_per_minute": True}),
