@@ -60,7 +60,7 @@ TRANSIENT = (
 SPLIT = ("tei_413", "plain_413")  # the client halves the batch; a single input would fail for good
 BROKEN = ("wrong_count", "nan", "ragged")  # well-formed but wrong: a server bug, not retried
 # What a hostile or broken server does to a client's time, memory and secrets.
-HOSTILE = ("drip", "gzip_bomb", "huge", "huge_chunked", "echo_auth")
+HOSTILE = ("drip", "header_drip", "gzip_bomb", "huge", "huge_chunked", "echo_auth")
 
 
 def max_in_window(times: list[float], window: float) -> int:
@@ -332,6 +332,8 @@ class _Connection(asyncio.Protocol):
             write(_json("200 OK", [expected_vector(t)[: DIMS - (i % 2)] for i, t in enumerate(inputs)]))
         elif kind == "drip":
             self.drip()
+        elif kind == "header_drip":
+            self.drip(headers=True)
         elif kind == "gzip_bomb":
             write(_http("200 OK", _gzip_bomb(server.config.bomb_bytes), extra="Content-Encoding: gzip\r\n"))
         elif kind in ("huge", "huge_chunked"):
@@ -341,10 +343,15 @@ class _Connection(asyncio.Protocol):
         else:  # pragma: no cover - a typo in a test
             raise ValueError(kind)
 
-    def drip(self) -> None:
-        """Send a status line and headers, then one body byte every ``drip_seconds``."""
+    def drip(self, headers: bool = False) -> None:
+        """Send a status line and headers, then one body byte every ``drip_seconds``.
+
+        ``headers``: send the status line, then one byte of an endless header every ``drip_seconds``.
+        """
         config = self.server.config
-        if config.drip_bytes is None:
+        if headers:
+            head, chunk = b"HTTP/1.1 200 OK\r\nX-Drip: ", b"a"
+        elif config.drip_bytes is None:
             head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
             chunk = b"1\r\n \r\n"
         else:
@@ -355,7 +362,9 @@ class _Connection(asyncio.Protocol):
 
         def tick() -> None:
             nonlocal sent
-            if self.transport.is_closing() or (config.drip_bytes is not None and sent >= config.drip_bytes):
+            if self.transport.is_closing() or (
+                not headers and config.drip_bytes is not None and sent >= config.drip_bytes
+            ):
                 return
             self.transport.write(chunk)
             sent += 1

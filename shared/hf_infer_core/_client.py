@@ -54,6 +54,7 @@ from ._core import (
     expand_pieces,
     per_text,
 )
+from ._deadline import attempt_deadline, deadline_transport
 from ._errors import ClientClosedError, HFInferError, RateLimitBackendError, TransportError
 from ._fit import FitFlow, Tokens, fit_texts_flow, load_tokenizer
 from ._options import ClientOptionArgs, ClientOptions
@@ -289,6 +290,17 @@ def _log(step: Send, url: httpx.URL, outcome: HttpResult | HFInferError, started
         )
 
 
+async def _each(groups: AsyncIterator[list[R]]) -> AsyncIterator[R]:
+    async for group in groups:
+        for item in group:
+            yield item
+
+
+async def _arrays(groups: AsyncIterator[list[list[float]]]) -> AsyncIterator[NDArray[np.float32]]:
+    async for group in groups:
+        yield _as_array(group)
+
+
 async def _close_with_loop(client: httpx.AsyncClient) -> AsyncGenerator[None, None]:
     try:
         yield
@@ -480,9 +492,9 @@ class EmbeddingClient(_ClientBase):
         self._discover_lock = threading.Lock()
 
     def _new_http(self) -> httpx.Client:
-        return httpx.Client(
-            timeout=self._timeout, limits=self._limits, transport=self._transport, follow_redirects=False
-        )
+        # Our own transport bounds every read by the attempt's deadline (see _deadline).
+        transport = self._transport or deadline_transport(self._limits)
+        return httpx.Client(timeout=self._timeout, limits=self._limits, transport=transport, follow_redirects=False)
 
     def _reset_after_fork(self) -> None:
         super()._reset_after_fork()
@@ -784,7 +796,10 @@ class EmbeddingClient(_ClientBase):
         url = httpx.URL(step.url)
         deadline = time.monotonic() + step.timeout
         try:
-            with self._http.stream(step.method, url, **self._request_options(step)) as response:
+            with (
+                attempt_deadline(deadline),
+                self._http.stream(step.method, url, **self._request_options(step)) as response,
+            ):
                 watchdog = threading.Timer(max(0.0, deadline - time.monotonic()), _cut, (response,))
                 watchdog.daemon = True
                 watchdog.start()
@@ -850,6 +865,9 @@ class AsyncEmbeddingClient(_ClientBase):
         self._by_loop: weakref.WeakKeyDictionary[
             asyncio.AbstractEventLoop, tuple[httpx.AsyncClient, AsyncGenerator[None, None]]
         ] = weakref.WeakKeyDictionary()
+        self._discover_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+            weakref.WeakKeyDictionary()
+        )
 
     def _reset_after_fork(self) -> None:
         super()._reset_after_fork()
@@ -997,25 +1015,23 @@ class AsyncEmbeddingClient(_ClientBase):
     def aembed_iter(
         self, texts: Iterable[str] | AsyncIterable[str], *, as_numpy: Literal[True]
     ) -> AsyncIterator[NDArray[np.float32]]: ...
-    async def aembed_iter(
+    def aembed_iter(
         self, texts: Iterable[str] | AsyncIterable[str], *, as_numpy: bool = False
-    ) -> AsyncIterator[list[float] | NDArray[np.float32]]:
-        """Stream :meth:`embed_documents` (see :meth:`EmbeddingClient.embed_iter`); ``texts`` may be async."""
-        _array_maker(as_numpy)
-        async for group in self._stream(texts, lambda assembler: assembler.documents(), as_numpy):
-            if as_numpy:
-                yield _as_array(group)
-            else:
-                for vector in group:
-                    yield vector
+    ) -> AsyncIterator[list[float]] | AsyncIterator[NDArray[np.float32]]:
+        """Stream :meth:`embed_documents` (see :meth:`EmbeddingClient.embed_iter`); ``texts`` may be async.
 
-    async def aembed_chunks_iter(
-        self, texts: Iterable[str] | AsyncIterable[str]
-    ) -> AsyncIterator[list[ChunkEmbedding]]:
+        Bad arguments (a single string, numpy missing) fail at the call, as ``embed_iter``'s do,
+        not at the first ``__anext__``.
+        """
+        _array_maker(as_numpy)
+        _check_iterable(texts)
+        stream = self._stream(texts, lambda assembler: assembler.documents(), as_numpy)
+        return _arrays(stream) if as_numpy else _each(stream)
+
+    def aembed_chunks_iter(self, texts: Iterable[str] | AsyncIterable[str]) -> AsyncIterator[list[ChunkEmbedding]]:
         """Stream :meth:`embed_chunks`: for each text, in order, its chunks with offsets and vectors."""
-        async for group in self._stream(texts, lambda assembler: assembler.chunk_lists()):
-            for chunks in group:
-                yield chunks
+        _check_iterable(texts)
+        return _each(self._stream(texts, lambda assembler: assembler.chunk_lists()))
 
     async def _stream(
         self,
@@ -1123,6 +1139,7 @@ class AsyncEmbeddingClient(_ClientBase):
         started = time.perf_counter()
         outcome: HttpResult | HFInferError
         url = httpx.URL(step.url)
+        deadline = time.monotonic() + step.timeout
         try:
             # asyncio.timeout cancels the whole attempt at its deadline, however the server drips.
             async with (
@@ -1137,7 +1154,8 @@ class AsyncEmbeddingClient(_ClientBase):
         except HFInferError as err:  # the body was too large or not valid gzip
             outcome = err
         except httpx.HTTPError as err:
-            outcome = _transport_error(err, url)
+            # As the sync driver: an error that surfaces after the deadline is the deadline's.
+            outcome = _transport_error(err, url, expired=time.monotonic() >= deadline)
         except builtins.TimeoutError as err:  # asyncio.timeout's, not one of ours
             outcome = _transport_error(err, url, expired=True)
         except RuntimeError as err:  # httpx's "client has been closed"
@@ -1148,8 +1166,14 @@ class AsyncEmbeddingClient(_ClientBase):
         return outcome
 
     async def _discover_once(self) -> None:
-        # Two tasks may both ask before the first answer; the second GET is harmless.
-        if not self._discovered:
-            await self._run(self._core.info_flow())
-            self._discovered = True
-            self._announce()
+        if self._discovered:
+            return
+        # One GET /info per loop however many tasks start at once, as the sync driver's lock does
+        # (an asyncio.Lock belongs to one loop: each loop gets its own).
+        loop = asyncio.get_running_loop()
+        lock = self._discover_locks.setdefault(loop, asyncio.Lock())
+        async with lock:
+            if not self._discovered:
+                await self._run(self._core.info_flow())
+                self._discovered = True
+                self._announce()

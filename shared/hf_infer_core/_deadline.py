@@ -1,0 +1,107 @@
+"""One hard deadline per attempt for the blocking client, from connect to the last byte.
+
+httpx's timeouts bound each socket operation, not an attempt: a server that sends its status line
+and then one header byte every 0.25 s keeps every read under the read timeout and holds a call for
+ever. The async driver cancels the whole attempt with ``asyncio.timeout``; a blocking read cannot
+be cancelled, so the sync driver bounds the reads themselves instead. Its own connections use a
+network backend whose every connect, write and read waits at most what is left of the current
+attempt (:func:`attempt_deadline`, set by the driver around each request, thread by thread), and
+fails with httpcore's timeout once nothing is left. A user's own ``http_client`` or ``transport``
+keeps its own backend: for those the driver's watchdog still bounds the body once headers arrived.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import ssl
+import time
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import httpcore
+import httpx
+
+__all__ = ["attempt_deadline", "deadline_transport"]
+
+# The monotonic time the attempt running in this thread must end by (None: no attempt).
+_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar("hf_infer_attempt_deadline", default=None)
+
+
+@contextlib.contextmanager
+def attempt_deadline(at: float) -> Iterator[None]:
+    """Bound every network operation of this thread's attempt by the monotonic time ``at``."""
+    token = _DEADLINE.set(at)
+    try:
+        yield
+    finally:
+        _DEADLINE.reset(token)
+
+
+def _left(timeout: float | None, error: type[Exception]) -> float | None:
+    at = _DEADLINE.get()
+    if at is None:
+        return timeout
+    left = at - time.monotonic()
+    if left <= 0:
+        raise error("the attempt's deadline passed")
+    return left if timeout is None else min(timeout, left)
+
+
+class _Stream(httpcore.NetworkStream):
+    """A connection whose reads and writes wait no longer than the attempt has left."""
+
+    def __init__(self, inner: httpcore.NetworkStream) -> None:
+        self._inner = inner
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._inner.read(max_bytes, _left(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._inner.write(buffer, _left(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(
+        self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore.NetworkStream:
+        return _Stream(self._inner.start_tls(ssl_context, server_hostname, _left(timeout, httpcore.ConnectTimeout)))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
+class _Backend(httpcore.NetworkBackend):
+    """httpcore's network backend with every connection a :class:`_Stream`."""
+
+    def __init__(self, inner: httpcore.NetworkBackend) -> None:
+        self._inner = inner
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        timeout = _left(timeout, httpcore.ConnectTimeout)
+        return _Stream(self._inner.connect_tcp(host, port, timeout, local_address, socket_options))
+
+    def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
+    ) -> httpcore.NetworkStream:
+        timeout = _left(timeout, httpcore.ConnectTimeout)
+        return _Stream(self._inner.connect_unix_socket(path, timeout, socket_options))
+
+    def sleep(self, seconds: float) -> None:
+        self._inner.sleep(seconds)
+
+
+def deadline_transport(limits: httpx.Limits) -> httpx.HTTPTransport:
+    """Httpx's own transport, its connections bounded by :func:`attempt_deadline`."""
+    transport = httpx.HTTPTransport(limits=limits)
+    pool = transport._pool  # httpx exposes no network_backend argument; its pool takes one
+    pool._network_backend = _Backend(pool._network_backend)
+    return transport
