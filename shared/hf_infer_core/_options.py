@@ -180,11 +180,15 @@ def config_error(err: ValidationError) -> ConfigError:
 
     Inputs are never echoed (a key may be among them); pydantic's messages hold none.
     """
-    problems = []
+    problems: list[str] = []
     for problem in err.errors(include_input=False, include_url=False):
-        where = ".".join(str(part) for part in problem["loc"]) or "options"
+        cause = (problem.get("ctx") or {}).get("error")
+        if isinstance(cause, ConfigError):  # raised by a validator: its own problems, as they are
+            problems += cause.errors
+            continue
+        where = ".".join(str(part) for part in problem["loc"])
         message = problem["msg"].removeprefix("Value error, ")
-        problems.append(f"[{where}] {message}")
+        problems.append(f"[{where}] {message}" if where else message)
     return ConfigError(problems)
 
 
