@@ -7,7 +7,7 @@ TEI-compatible server lives in ``hf_infer_server`` (extra ``server``).
 
 from __future__ import annotations
 
-from ._chunking import Chunk, chunk_text, count_words, resolve_chunking_settings
+from ._chunking import Chunk, ChunkEmbedding, chunk_text, count_words, resolve_chunking_settings
 from ._client import AsyncEmbeddingClient, EmbeddingClient
 from ._config import (
     DEFAULT_CHUNKING_SETTINGS,
@@ -19,7 +19,6 @@ from ._config import (
     RateLimitSettings,
     env_api_key,
 )
-from ._core import ChunkEmbedding
 from ._errors import (
     AuthenticationError,
     ClientClosedError,

@@ -28,8 +28,8 @@ from pydantic import (
     model_validator,
 )
 
+from ._chunking import ChunkEmbedding
 from ._config import DEFAULT_INFERENCE_ID, DEFAULT_REQUESTS_PER_MINUTE, InferenceEndpoint, env_api_key
-from ._core import ChunkEmbedding
 from ._errors import ConfigError
 from ._fit import open_tokenizer
 from ._options import ClientOptions, config_error

@@ -26,23 +26,16 @@ from __future__ import annotations
 
 import json
 import re
-import unicodedata
-from array import array
-from bisect import bisect_left, bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from itertools import accumulate, compress
-from operator import itemgetter
 from typing import Any
 
-from icu4py.breakers import SentenceBreaker, WordBreaker
-
 from ._config import ChunkingSettings, InferenceEndpoint
-from ._errors import ConfigError, InvalidInputError
+from ._errors import ConfigError
+from ._words import WordIndex, count_words, sentence_ends, surrogate_error, word_ends, word_ends_within
 
-__all__ = ["Chunk", "chunk_text", "count_words", "resolve_chunking_settings", "word_ends_within"]
+__all__ = ["Chunk", "ChunkEmbedding", "chunk_text", "count_words", "resolve_chunking_settings", "word_ends_within"]
 
-_ROOT_LOCALE = ""
 # Elasticsearch caps the words a sentence carries into the next chunk, and the overlap
 # used when one sentence alone is longer than a chunk, at 20.
 _MAX_CARRIED_WORDS = 20
@@ -71,177 +64,31 @@ class Chunk:
         return self._words  # type: ignore[return-value]
 
 
-class _WordKind(dict[int, int]):
-    """Memo, by code point, of "can a segment starting with this character be a word".
+@dataclass(frozen=True, slots=True)
+class ChunkEmbedding:
+    """One chunk of an input text with its vector, as Elasticsearch returns chunked inference."""
 
-    1 yes, 0 no, 2 look at the whole segment. Used as a ``str.translate`` table so that
-    classifying two million segments runs in C.
-    """
+    text: str
+    start: int
+    end: int
+    embedding: list[float]
+    _chunk: Chunk | None = field(default=None, repr=False, compare=False)
 
-    def __missing__(self, code: int) -> int:
-        ch = chr(code)
-        if ch.isalpha() or ch.isdecimal() or unicodedata.category(ch) == "Nl":
-            kind = 1
-        elif ch == "_" or unicodedata.category(ch).startswith("M"):
-            # "_" (ExtendNumLet) and leading combining marks can open a word or stand alone.
-            kind = 2
-        else:
-            kind = 0
-        self[code] = kind
-        return kind
+    @property
+    def word_count(self) -> int:
+        """ICU words in the chunk (as Elasticsearch counts them)."""
+        return self._chunk.word_count if self._chunk is not None else count_words(self.text)
 
+    @property
+    def source(self) -> tuple[int, int]:
+        """Offsets of the Elasticsearch chunk this one is (or, when split to fit the model, came from)."""
+        if self._chunk is not None and self._chunk.source is not None:
+            return self._chunk.source
+        return (self.start, self.end)
 
-_WORD_KIND = _WordKind()
-# Segments whose first characters are classified at once (a bounded temporary list).
-_FLAG_BLOCK = 1 << 16
-_first_char = itemgetter(0)
-
-
-def _holds_word_char(segment: str) -> bool:
-    return any(c.isalpha() or c.isdecimal() or unicodedata.category(c) == "Nl" for c in segment)
-
-
-def _bounds(breaker_cls: type[WordBreaker] | type[SentenceBreaker], text: str) -> array[int]:
-    """Every segment boundary of ``text`` (0 first, ``len(text)`` last), as C integers.
-
-    Iterating a breaker yields the segments as Python strings one at a time: measuring them with
-    len() gives Python offsets directly (no UTF-16 conversion), and no segment outlives its own
-    measurement. An array of C ints, not a list of Python ints or of the segments, keeps memory
-    at 4 bytes a boundary: chunking a 20 MB text peaks under 5x its size, not 33x.
-    """
-    out = array(_offset_type(text), [0])
-    start = 0
-    cut = _BLOCK_CUTS[breaker_cls]
-    while start < len(text):
-        # ICU copies what it breaks to UTF-16: a block at a time bounds that copy. A block ends
-        # only where ICU breaks whatever the context (see _BLOCK_CUTS), so its segments are
-        # exactly the whole text's.
-        found = cut.search(text, start + _BREAK_BLOCK) if len(text) - start > _BREAK_BLOCK else None
-        end = found.start() if found else len(text)
-        try:
-            lengths = accumulate(map(len, breaker_cls(text[start:end], _ROOT_LOCALE)), initial=start)
-            next(lengths)  # the block's start, already there
-            out.extend(lengths)
-        except UnicodeEncodeError as err:
-            raise _surrogate_error(text, start + err.start) from None
-        start = end
-    return out
-
-
-# Where a block may end: ICU breaks words between a space and a letter (no word-break rule joins
-# them), and sentences after a line feed (SB4: a paragraph separator always ends a sentence).
-_BLOCK_CUTS: dict[type[WordBreaker] | type[SentenceBreaker], re.Pattern[str]] = {
-    WordBreaker: re.compile(r"(?<= )(?=[A-Za-z])"),
-    SentenceBreaker: re.compile(r"(?<=\n)"),
-}
-_BREAK_BLOCK = 1 << 20
-
-
-def _offset_type(text: str) -> str:
-    return "i" if len(text) < 2**31 else "q"
-
-
-def _surrogate_error(text: str, position: int) -> InvalidInputError:
-    return InvalidInputError(
-        f"text holds a lone surrogate ({text[position]!r}) at position {position}; it is not valid Unicode "
-        "and cannot be segmented or sent (decode the source with errors='replace')"
-    )
-
-
-def _word_flags(text: str, bounds: array[int]) -> bytearray:
-    """One byte per boundary: 1 when the segment ending there is a word (byte 0 is the text start)."""
-    flags = bytearray(b"\0")
-    segments = len(bounds) - 1
-    # Each segment's first character, block by block: a string of them for all segments at once
-    # would first be a list of one pointer per segment.
-    for lo in range(0, segments, _FLAG_BLOCK):
-        starts = bounds[lo : min(segments, lo + _FLAG_BLOCK)]
-        flags += "".join(map(text.__getitem__, starts)).translate(_WORD_KIND).encode("latin-1")
-    i = flags.find(2)
-    while i != -1:
-        flags[i] = _holds_word_char(text[bounds[i - 1] : bounds[i]])
-        i = flags.find(2, i + 1)
-    return flags
-
-
-def _word_ends(text: str) -> array[int]:
-    """End offsets of the word segments of ``text``; all the word strategy needs."""
-    bounds = _bounds(WordBreaker, text)
-    return array(bounds.typecode, compress(bounds, _word_flags(text, bounds)))
-
-
-class _WordIndex:
-    """ICU word boundaries of one text, for Elasticsearch-style word counts.
-
-    ``bounds[i]`` is the i-th boundary (``bounds[0] == 0``); ``word_flags[i]`` is 1 when the
-    segment ending at ``bounds[i]`` is a word (the ICU rule status that boundary reports).
-    Memory is linear in the text: one int and one byte per ICU segment.
-    """
-
-    __slots__ = ("_hint", "bounds", "length", "word_flags")
-
-    def __init__(self, text: str) -> None:
-        self.length = len(text)
-        self.bounds = _bounds(WordBreaker, text)
-        self.word_flags = _word_flags(text, self.bounds)
-        self._hint = 0
-
-    def word_ends(self) -> array[int]:
-        """End offsets of every word segment, in order."""
-        return array(self.bounds.typecode, compress(self.bounds, self.word_flags))
-
-    def span_counts(self, ends: Sequence[int]) -> list[int]:
-        """``count_words`` for the consecutive spans ``[0, ends[0])``, ``[ends[0], ends[1])``, ...
-
-        One tight loop for all sentences: this is the sentence strategy's hot path.
-        """
-        bounds, count, n = self.bounds, self.word_flags.count, len(self.bounds)
-        out: list[int] = []
-        preceding = lo = 0
-        for end in ends:
-            # Boundaries are distinct integers, so end's index is at most end - bounds[lo] further on.
-            j = bisect_right(bounds, end, lo, min(n, lo + end - bounds[lo] + 1)) - 1
-            out.append(count(1, preceding, j + 1))
-            preceding = j - 1 if bounds[j] == end and j else j
-            lo = j
-        return out
-
-    def _index_after(self, start: int, end: int) -> int:
-        # Index of the last boundary <= end. Callers walk forward, so search from the last
-        # answer; boundaries are distinct integers, so the answer is at most end - start further.
-        lo = self._hint if self.bounds[self._hint] <= start else 0
-        j = bisect_right(self.bounds, end, lo, min(len(self.bounds), lo + end - self.bounds[lo] + 1)) - 1
-        self._hint = j
-        return j
-
-    def _preceding(self, start: int) -> int:
-        # Index of ICU's preceding(start): the last boundary before start (boundary 0 at the text start).
-        hint = self._hint
-        if hint and self.bounds[hint] == start:
-            return hint - 1
-        return max(bisect_left(self.bounds, start) - 1, 0)
-
-    def count_words(self, start: int, end: int) -> int:
-        """Elasticsearch's countWords: word statuses at boundaries from preceding(start) up to end."""
-        j0 = self._preceding(start)
-        j1 = self._index_after(start, end)
-        return self.word_flags.count(1, j0, j1 + 1)
-
-    def words_within(self, start: int, end: int) -> int:
-        """Word segments lying inside ``[start, end)`` (no look-behind), for reporting."""
-        return self.word_flags.count(1, bisect_right(self.bounds, start), bisect_right(self.bounds, end))
-
-    def skip_words(self, start: int, n: int) -> int:
-        """Elasticsearch's skipWords: the boundary after the n-th word counted from preceding(start)."""
-        k = self._preceding(start)
-        if n <= 0:
-            return self.bounds[k]
-        k -= 1
-        for _ in range(n):
-            k = self.word_flags.find(1, k + 1)
-            if k == -1:
-                return self.length
-        return self.bounds[k + 1] if k + 1 < len(self.bounds) else self.length
+    def to_dict(self) -> dict[str, Any]:
+        """Return the chunk as Elasticsearch shows it: text, offsets and embeddings."""
+        return {"text": self.text, "offset": {"start": self.start, "end": self.end}, "embeddings": self.embedding}
 
 
 def _word_chunks(
@@ -280,7 +127,7 @@ def _word_chunks(
     return out
 
 
-def _sentence_chunks(text: str, index: _WordIndex, size: int, carry_sentence: bool) -> list[tuple[int, int]]:
+def _sentence_chunks(text: str, index: WordIndex, size: int, carry_sentence: bool) -> list[tuple[int, int]]:
     """Elasticsearch's sentence-boundary chunking, ``carry_sentence`` being sentence_overlap 1."""
     chunks: list[tuple[int, int]] = []
     chunk_start = chunk_end = sentence_start = chunk_words = 0
@@ -288,8 +135,8 @@ def _sentence_chunks(text: str, index: _WordIndex, size: int, carry_sentence: bo
     carried_max = min(size // 2, _MAX_CARRIED_WORDS)
     split_overlap = min(_MAX_CARRIED_WORDS, (size - 1) // 2)
 
-    sentence_ends = _bounds(SentenceBreaker, text)[1:]
-    for sentence_end, words in zip(sentence_ends, index.span_counts(sentence_ends), strict=True):
+    ends = sentence_ends(text)
+    for sentence_end, words in zip(ends, index.span_counts(ends), strict=True):
         if chunk_words + words > size:
             next_words = words
             if chunk_words > 0:
@@ -310,7 +157,7 @@ def _sentence_chunks(text: str, index: _WordIndex, size: int, carry_sentence: bo
                 # One sentence (with its carried overlap) is longer than a chunk: cut it into word
                 # windows; all but the last are chunks, the last opens the next chunk.
                 piece = text[chunk_start:sentence_end]
-                splits = _word_chunks(_word_ends(piece), len(piece), size, split_overlap)
+                splits = _word_chunks(word_ends(piece), len(piece), size, split_overlap)
                 chunks.extend((chunk_start + s, chunk_start + e) for s, e, _ in splits[:-1])
                 chunk_start += splits[-1][0]
                 chunk_words = splits[-1][2]
@@ -333,7 +180,7 @@ def _recursive_chunks(text: str, separators: tuple[str, ...], size: int) -> list
     patterns = [re.compile(s) for s in separators]
 
     def chunk(piece: str, level: int, offset: int) -> list[tuple[int, int]]:
-        index = _WordIndex(piece)
+        index = WordIndex(piece)
         if len(piece) < 2 or index.count_words(0, len(piece)) <= size:
             return [(offset, offset + len(piece))]
         if level >= len(patterns):
@@ -365,7 +212,7 @@ def _split(text: str, pattern: re.Pattern[str]) -> list[tuple[int, int]]:
     return pieces
 
 
-def _merge(text: str, index: _WordIndex, pieces: list[tuple[int, int]], size: int) -> list[tuple[int, int]]:
+def _merge(text: str, index: WordIndex, pieces: list[tuple[int, int]], size: int) -> list[tuple[int, int]]:
     if len(pieces) < 2:
         return pieces
     merged: list[tuple[int, int]] = []
@@ -450,7 +297,7 @@ def chunk_text(
             try:
                 text.encode("utf-8")
             except UnicodeEncodeError as err:
-                raise _surrogate_error(text, err.start) from None
+                raise surrogate_error(text, err.start) from None
         return [Chunk(0, len(text), text)]
     if config.strategy == "none":
         index = None
@@ -464,28 +311,11 @@ def chunk_text(
         elif config.strategy == "word":
             return [
                 Chunk(s, e, text[s:e], n)
-                for s, e, n in _word_chunks(_word_ends(text), len(text), size, config.overlap or 0, keep_trailing_text)
+                for s, e, n in _word_chunks(word_ends(text), len(text), size, config.overlap or 0, keep_trailing_text)
             ]
         else:
-            index = _WordIndex(text)
+            index = WordIndex(text)
             spans = _sentence_chunks(text, index, size, bool(config.sentence_overlap))
     if index is None:
-        index = _WordIndex(text)
+        index = WordIndex(text)
     return [Chunk(s, e, text[s:e], index.words_within(s, e)) for s, e in spans]
-
-
-def word_ends_within(text: str, start: int, end: int) -> list[int]:
-    """Offsets in ``text`` where an ICU word inside ``text[start:end]`` ends, and ``end`` itself.
-
-    The places a chunk can be cut without cutting a word; whitespace and punctuation after a word
-    go to the start of the next piece, as Elasticsearch's chunks begin.
-    """
-    ends = [start + e for e in _word_ends(text[start:end]) if 0 < e < end - start]
-    return [*ends, end]
-
-
-def count_words(text: str) -> int:
-    """Count the words in ``text`` as Elasticsearch's chunkers count them (ICU word segments)."""
-    if not isinstance(text, str):
-        raise TypeError(f"text must be a str, got {type(text).__name__}")
-    return _WordIndex(text).word_flags.count(1) if text else 0

@@ -40,24 +40,14 @@ from pydantic import SecretStr
 
 from . import _errors
 from ._body import BoundedBody
-from ._chunking import Chunk
+from ._chunking import Chunk, ChunkEmbedding
 from ._config import InferenceEndpoint
-from ._core import (
-    ChunkEmbedding,
-    ClientCore,
-    HttpResult,
-    NoTokenizeRoute,
-    Pieces,
-    Send,
-    Sleep,
-    chunk_embeddings,
-    expand_pieces,
-    per_text,
-)
+from ._core import ClientCore, HttpResult, NoTokenizeRoute, Send, Sleep
 from ._deadline import attempt_deadline, deadline_transport
 from ._errors import ClientClosedError, HFInferError, RateLimitBackendError, TransportError
 from ._fit import FitFlow, Tokens, fit_texts_flow, load_tokenizer
 from ._options import ClientOptionArgs, ClientOptions
+from ._pooling import Pieces, chunk_embeddings, expand_pieces, per_text, pool_all
 from ._ratelimit import (
     NoLimit,
     RateLimiter,
@@ -560,7 +550,7 @@ class EmbeddingClient(_ClientBase):
         A text of one chunk keeps the endpoint's vector as is. ``as_numpy=True``: one float32 array.
         """
         to_array = _array_maker(as_numpy)
-        return to_array(self._core.pool_all(*self._embed_chunked(texts, as_numpy)))
+        return to_array(pool_all(self.options.pooling, *self._embed_chunked(texts, as_numpy)))
 
     def _embed_chunked(self, texts: Sequence[str], arrays: bool = False) -> tuple[list[list[Chunk]], list[list[float]]]:
         """Chunk, fit to the model and embed ``texts``: each text's chunks and the flat chunk vectors.
@@ -962,7 +952,7 @@ class AsyncEmbeddingClient(_ClientBase):
     ) -> list[list[float]] | NDArray[np.float32]:
         """Return one vector per text, chunk vectors combined (see :meth:`EmbeddingClient.embed_documents`)."""
         to_array = _array_maker(as_numpy)
-        return to_array(self._core.pool_all(*await self._embed_chunked(texts, as_numpy)))
+        return to_array(pool_all(self.options.pooling, *await self._embed_chunked(texts, as_numpy)))
 
     async def _embed_chunked(
         self, texts: Sequence[str], arrays: bool = False

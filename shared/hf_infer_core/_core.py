@@ -11,55 +11,42 @@ limited and retried like every request.
 
 from __future__ import annotations
 
-import array
-import base64
-import binascii
-import json
 import logging
-import math
 import random
 import re
-import sys
 import time
 from collections.abc import Callable, Generator, Sequence
-from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
-from itertools import accumulate
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from . import _errors
 from ._body import ACCEPT_ENCODING, default_response_limit
-from ._chunking import Chunk, chunk_text, count_words, word_ends_within
+from ._chunking import Chunk, chunk_text
 from ._config import InferenceEndpoint
 from ._errors import (
     AuthenticationError,
     EndpointError,
     HFInferError,
     InvalidInputError,
-    InvalidRequestError,
-    ModelLoadingError,
     PayloadTooLargeError,
-    RateLimitError,
-    ResponseFormatError,
-    ServerError,
-    body_excerpt,
+    status_error,
 )
 from ._fit import Tokens
-from ._options import ClientOptions, Pooling
+from ._options import ClientOptions
+from ._pooling import Pieces
 from ._retry import RetryPolicy, decide, is_transient
 from ._secret import redact
+from ._wire import base64_body, base64_vectors, json_body, json_vectors, plain_loads, tei_tokens, tokenize_body
+from ._words import word_ends_within
 
 __all__ = [
     "TOKENIZE_BYTES",
-    "ChunkEmbedding",
     "ClientCore",
     "HttpResult",
     "NoTokenizeRoute",
-    "Pieces",
     "Send",
     "Sleep",
-    "expand_pieces",
     "tokenize_answer_limit",
 ]
 
@@ -75,33 +62,6 @@ def tokenize_answer_limit(sent: int) -> int:
 
 
 logger = logging.getLogger("hf_infer_core")
-
-
-@dataclass(frozen=True, slots=True)
-class ChunkEmbedding:
-    """One chunk of an input text with its vector, as Elasticsearch returns chunked inference."""
-
-    text: str
-    start: int
-    end: int
-    embedding: list[float]
-    _chunk: Chunk | None = field(default=None, repr=False, compare=False)
-
-    @property
-    def word_count(self) -> int:
-        """ICU words in the chunk (as Elasticsearch counts them)."""
-        return self._chunk.word_count if self._chunk is not None else count_words(self.text)
-
-    @property
-    def source(self) -> tuple[int, int]:
-        """Offsets of the Elasticsearch chunk this one is (or, when split to fit the model, came from)."""
-        if self._chunk is not None and self._chunk.source is not None:
-            return self._chunk.source
-        return (self.start, self.end)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the chunk as Elasticsearch shows it: text, offsets and embeddings."""
-        return {"text": self.text, "offset": {"start": self.start, "end": self.end}, "embeddings": self.embedding}
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,16 +97,6 @@ class HttpResult:
     status_code: int
     body: bytes
     retry_after: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Pieces:
-    """What one chunked input became when the endpoint refused it whole (413) and it was split.
-
-    ``parts`` are ``(start, end, vector)``, offsets into the input's text (without the prefix).
-    """
-
-    parts: tuple[tuple[int, int, Any], ...]
 
 
 class NoTokenizeRoute(EndpointError):
@@ -220,11 +170,6 @@ class ClientCore:
         """Seconds the next attempt of a batch begun at ``started`` may take: ``timeout``, within the deadline."""
         return min(self.options.timeout, self.policy.deadline - (self.clock() - started))
 
-    @property
-    def pooling(self) -> Pooling:
-        """How ``embed_documents`` combines a text's chunk vectors."""
-        return self.options.pooling
-
     # ------------------------------------------------------------------ inputs and plans
 
     @staticmethod
@@ -295,17 +240,13 @@ class ClientCore:
     # ------------------------------------------------------------------ requests
 
     def build_body(self, texts: Sequence[str], query: bool = False) -> bytes:
-        """Return the JSON body ``{"inputs": [...]}`` plus the request extras that are set.
+        """A batch's body: ``{"inputs": [...]}`` with the request options of its kind, or TEI's base64 request.
 
-        ``query``: the texts are queries (``query_prompt_name``). With ``wire_format="base64"``:
-        TEI's OpenAI-shaped request, asking for base64 vectors.
+        ``query``: the texts are queries (``query_prompt_name``).
         """
-        payload: dict[str, Any]
         if self.options.wire_format == "base64":
-            payload = {"input": list(texts), "encoding_format": "base64", "model": self.endpoint.inference_id}
-        else:
-            payload = {"inputs": list(texts), **(self.query_extras if query else self.extras)}
-        return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+            return base64_body(texts, self.endpoint.inference_id)
+        return json_body(texts, self.query_extras if query else self.extras)
 
     @property
     def embed_url(self) -> str:
@@ -326,7 +267,7 @@ class ClientCore:
     def apply_info(self, body: bytes) -> None:
         """Record TEI's ``/info`` answer and cap ``batch_size`` at its ``max_client_batch_size``."""
         try:
-            info = _plain_loads(body)
+            info = plain_loads(body)
         except (ValueError, UnicodeDecodeError):
             return
         if not isinstance(info, dict):
@@ -344,140 +285,30 @@ class ClientCore:
         """Return the ``count`` vectors of a response, or raise the error class it maps to.
 
         ``arrays``: with ``wire_format="base64"``, each vector is a float32 numpy row over the
-        received bytes instead of a list of Python floats (for ``as_numpy=True``).
+        received bytes instead of a list of Python floats (for ``as_numpy=True``). The vector
+        size is learnt from the first answer, as Elasticsearch learns it.
         """
-        if 200 <= result.status_code < 300:
-            if self.options.wire_format == "base64":
-                return self._parse_base64(result, count, arrays)
-            return self._parse_vectors(result, count)
-        raise self._status_error(result)
-
-    def _parse_vectors(self, result: HttpResult, count: int) -> list[list[float]]:
-        try:
-            data = _loads(result.body)
-        except (ValueError, UnicodeDecodeError) as err:
-            kind = "HTML" if result.body.lstrip()[:1] == b"<" else "not JSON (cut off or plain text)"
-            raise ResponseFormatError(
-                f"the endpoint answered {result.status_code} but the body is {kind}: {err}; "
-                f"body: {body_excerpt(self._redact(result.body))!r}",
-                transient=True,
-            ) from None
-        if isinstance(data, dict) and "embeddings" in data:
-            data = data["embeddings"]
-        if not isinstance(data, list):
-            raise ResponseFormatError(
-                f'expected a JSON array of vectors (or {{"embeddings": [...]}}), got a JSON {type(data).__name__}'
+        if not 200 <= result.status_code < 300:
+            raise self._status_error(result)
+        if self.options.wire_format == "base64":
+            vectors, dims = base64_vectors(
+                result.status_code, result.body, count, self.dimensions, arrays, self._redact
             )
-        if len(data) != count:
-            raise ResponseFormatError(f"sent {count} inputs but received {len(data)} vectors")
-        # Checking 400k numbers one by one in Python costs as much as parsing them, so a proof
-        # is made from the bytes instead: with no string in the body, each number token holds at
-        # most one ".", so exactly one "." per vector value means every value is written as a
-        # decimal and orjson/json made it a float (an integer, true, false or null has no ".").
-        # One sum() per vector then proves the values numeric and finite (NaN and infinities
-        # propagate). Bodies failing the proof take the exact element-by-element path, which
-        # also turns JSON integers into floats.
-        values = sum(len(v) for v in data if isinstance(v, list))
-        proven = b'"' not in result.body and result.body.count(b".") == values
-        dims = self.dimensions
-        for i, vector in enumerate(data):
-            if not isinstance(vector, list) or not vector:
-                raise ResponseFormatError(f"vector {i} of the batch is not a non-empty array of numbers")
-            if not (proven and _finite_float_sum(vector)):
-                data[i] = vector = _exact_floats(vector, i)
-            if dims is None:
-                dims = len(vector)
-            elif len(vector) != dims:
-                raise ResponseFormatError(
-                    f"vector {i} of the batch has {len(vector)} dimensions, expected {dims} (ragged vectors)"
-                )
-        if self.dimensions is None:
-            # Elasticsearch, too, takes the dimensions from the first embedding returned.
-            self.dimensions = dims
-        return data
+        else:
+            vectors, dims = json_vectors(result.status_code, result.body, count, self.dimensions, self._redact)
+        self.dimensions = dims
+        return vectors
 
     def _redact(self, body: bytes) -> str:
         """The body as text, with the key and anything shaped like a token redacted (servers echo headers)."""
         key = self.endpoint.api_key
         return redact(body.decode("utf-8", "replace"), [key.get_secret_value() if key is not None else None])
 
-    def _parse_base64(self, result: HttpResult, count: int, arrays: bool = False) -> list[list[float]]:
-        """TEI's OpenAI answer with ``encoding_format: base64``: little-endian float32 bytes per vector."""
-        try:
-            data = _loads(result.body)
-            items = data["data"]
-            if any(item["index"] != i for i, item in enumerate(items)):
-                items = sorted(items, key=lambda item: item["index"])
-                if [item["index"] for item in items] != list(range(len(items))):
-                    raise ValueError("the vectors' indices are not 0..n-1, each once (a duplicate or a gap)")
-            encoded: list[str] = [item["embedding"] for item in items]
-            if not all(isinstance(e, str) for e in encoded):
-                raise TypeError("an embedding is not a string")
-            sizes = [len(e) // 4 * 3 - e.count("=", -2) for e in encoded]
-            if len({len(e) for e in encoded}) == 1 and len(encoded[0]) % 4 == 0 and encoded[0][-1:] != "=":
-                # Equal unpadded pieces (any dimension count divisible by 3) decode as one string:
-                # one C call per body instead of one per vector.
-                raw = _b64decode("".join(encoded))
-            else:
-                raw = b"".join(_b64decode(e) for e in encoded)
-            if len(raw) != sum(sizes):  # pragma: no cover - strict decoding of whole pieces ensures it
-                raise ValueError("the decoded bytes do not add up to the pieces")
-        except (ValueError, UnicodeDecodeError, TypeError, KeyError, binascii.Error) as err:
-            raise ResponseFormatError(
-                f"the endpoint answered {result.status_code} but not with base64 vectors in OpenAI's shape "
-                f"({type(err).__name__}); body: {body_excerpt(self._redact(result.body))!r}",
-                transient=result.body.lstrip()[:1] != b"{",
-            ) from None
-        if len(sizes) != count:
-            raise ResponseFormatError(f"sent {count} inputs but received {len(sizes)} vectors")
-        dims = self.dimensions
-        for i, size in enumerate(sizes):
-            if not size or size % 4:
-                raise ResponseFormatError(f"vector {i} of the batch is {size} bytes, not whole float32 values")
-            if dims is None:
-                dims = size // 4
-            elif size != dims * 4:
-                raise ResponseFormatError(
-                    f"vector {i} of the batch has {size // 4} dimensions, expected {dims} (ragged vectors)"
-                )
-        if dims is None:  # pragma: no cover - a batch has at least one input, so one vector was checked
-            raise ResponseFormatError("the batch has no vectors")
-        vectors = _float32_rows(raw, count, dims, arrays)
-        if self.dimensions is None:
-            self.dimensions = dims
-        return vectors
-
     def _status_error(self, result: HttpResult) -> EndpointError:
-        text = self._redact(result.body)
-        message, error_type, estimated = _error_fields(text)
-        code = result.status_code
-        kind = (error_type or "").lower()
-        where = f"the hugging_face endpoint [{self.endpoint.inference_id}] answered status [{code}]"
-        detail = f"{where}. Error message: [{message or body_excerpt(text)}]"
-        kwargs: dict[str, Any] = {"status_code": code, "body": body_excerpt(text), "error_type": error_type}
-        if code in (401, 403):
-            hint = "check api_key (or the HF_TOKEN environment variable it defaults to): the endpoint " + (
-                "refused it" if code == 403 else "did not accept it, or needs one and none was sent"
-            )
-            said = message or body_excerpt(text)
-            return AuthenticationError(f"{where}: {hint}" + (f". Error message: [{said}]" if said else ""), **kwargs)
-        if code in (404, 405) and self.options.wire_format == "base64":
-            return InvalidRequestError(
-                f"wire_format='base64' needs TEI's POST /v1/embeddings beside the configured URL, and "
-                f"{urlsplit(self.embed_url).path} answered {code}: use wire_format='json' with this endpoint",
-                **kwargs,
-            )
-        if code == 413:
-            return PayloadTooLargeError(detail, **kwargs)
-        if code == 429 or kind == "overloaded":
-            return RateLimitError(detail, retry_after=_retry_after_seconds(result.retry_after), **kwargs)
-        if code == 503 and (estimated is not None or "loading" in (message or "").lower()):
-            return ModelLoadingError(detail, estimated_time=estimated, **kwargs)
-        if code >= 500 or code == 424 or kind in ("backend", "unhealthy"):
-            return ServerError(detail, **kwargs)
-        if code in (400, 422) or kind in ("validation", "tokenizer", "empty"):
-            return InvalidRequestError(detail, **kwargs)
-        return EndpointError(detail, **kwargs)
+        base64_route = urlsplit(self.embed_url).path if self.options.wire_format == "base64" else None
+        return status_error(
+            result.status_code, self._redact(result.body), result.retry_after, self.endpoint.inference_id, base64_route
+        )
 
     # ------------------------------------------------------------------ the batch flow
 
@@ -676,7 +507,7 @@ class ClientCore:
         self, texts: Sequence[str]
     ) -> Generator[Send | Sleep, HttpResult | HFInferError | None, list[Tokens]]:
         """Tokenize ``texts`` (one group) with TEI's ``/tokenize``: special tokens counted, the others located."""
-        body = json.dumps({"inputs": list(texts), "add_special_tokens": True}, ensure_ascii=False).encode("utf-8")
+        body = tokenize_body(texts)
         limit = max(self.response_limit(len(texts)), tokenize_answer_limit(len(body)))
         try:
             answer = yield from self.request_flow(self.tokenize_url, "POST", body, max_bytes=limit)
@@ -687,253 +518,4 @@ class ClientCore:
                     f"the endpoint has no /tokenize ({err.status_code})", status_code=err.status_code
                 ) from err
             raise
-        try:
-            data = _loads(answer.body)
-            return [_tei_tokens(text, tokens) for text, tokens in zip(texts, data, strict=True)]
-        except (ValueError, TypeError, KeyError, UnicodeDecodeError):
-            raise ResponseFormatError(
-                f"the endpoint's /tokenize answered {answer.status_code} with something other than "
-                f"{len(texts)} token lists with offsets: {body_excerpt(self._redact(answer.body))!r}"
-            ) from None
-
-    # ------------------------------------------------------------------ combining chunks
-
-    def pool_all(self, chunks: Sequence[Sequence[Chunk]], vectors: Sequence[list[float]]) -> list[list[float]]:
-        """One vector per text from the flat chunk vectors (``chunks[i]`` are text i's chunks, in order)."""
-        return [self.pool_text(text_chunks, text_vectors) for text_chunks, text_vectors in per_text(chunks, vectors)]
-
-    def pool_text(self, chunks: Sequence[Chunk], vectors: Sequence[list[float]]) -> list[float]:
-        """One text's vector from its chunks' vectors (see :meth:`pool` for two or more)."""
-        # A one-chunk text (the common case) keeps its vector object: parsed for this call only.
-        return vectors[0] if len(chunks) == 1 else self.pool(chunks, vectors)
-
-    def pool(self, chunks: Sequence[Chunk], vectors: Sequence[list[float]]) -> list[float]:
-        """Combine a text's chunk vectors (two or more) into one (documented rule: see ``embed_documents``).
-
-        Lists give a list; float32 numpy rows (base64 with ``as_numpy``) give a float64 row,
-        computed in the same order with the same exact norm, so both paths agree.
-        """
-        weights = [max(c.word_count, 0) for c in chunks]
-        if sum(weights) == 0:
-            weights = [1] * len(vectors)
-        total = float(sum(weights))
-        if not isinstance(vectors[0], list):
-            return _pool_rows(self.pooling, weights, total, vectors)
-        if self.pooling == "first":
-            return list(vectors[0])
-        dims = len(vectors[0])
-        mean = [0.0] * dims
-        for weight, vector in zip(weights, vectors, strict=True):
-            if weight:
-                factor = weight / total
-                mean = [m + factor * v for m, v in zip(mean, vector, strict=True)]
-        norm = math.sqrt(math.fsum(m * m for m in mean))
-        return [m / norm for m in mean] if norm > 0 else mean
-
-
-def _pool_rows(pooling: Pooling, weights: list[int], total: float, rows: Sequence[Any]) -> Any:
-    import numpy
-
-    if pooling == "first":
-        return rows[0]
-    mean = numpy.zeros(len(rows[0]), dtype=numpy.float64)
-    for weight, row in zip(weights, rows, strict=True):
-        if weight:
-            mean = mean + (weight / total) * row.astype(numpy.float64)
-    norm = math.sqrt(math.fsum(mean * mean))  # exact, as the list path's
-    return mean / norm if norm > 0 else mean
-
-
-def expand_pieces(chunks: Sequence[Chunk], vectors: Sequence[Any]) -> tuple[list[Chunk], list[Any]]:
-    """One text's chunks and vectors with each split input (:class:`Pieces`) replaced by its pieces."""
-    if not any(isinstance(v, Pieces) for v in vectors):
-        return list(chunks), list(vectors)
-    out_chunks: list[Chunk] = []
-    out_vectors: list[Any] = []
-    for chunk, vector in zip(chunks, vectors, strict=True):
-        if not isinstance(vector, Pieces):
-            out_chunks.append(chunk)
-            out_vectors.append(vector)
-            continue
-        origin = chunk.source or (chunk.start, chunk.end)
-        for start, end, piece_vector in vector.parts:
-            out_chunks.append(Chunk(chunk.start + start, chunk.start + end, chunk.text[start:end], source=origin))
-            out_vectors.append(piece_vector)
-    return out_chunks, out_vectors
-
-
-def per_text(
-    chunks: Sequence[Sequence[Chunk]], vectors: Sequence[list[float]]
-) -> list[tuple[Sequence[Chunk], Sequence[list[float]]]]:
-    """Split flat chunk ``vectors`` into each text's: ``chunks[i]`` are text i's chunks, in order."""
-    out: list[tuple[Sequence[Chunk], Sequence[list[float]]]] = []
-    position = 0
-    for text_chunks in chunks:
-        out.append((text_chunks, vectors[position : position + len(text_chunks)]))
-        position += len(text_chunks)
-    return out
-
-
-def chunk_embeddings(chunks: Sequence[Chunk], vectors: Sequence[list[float]]) -> list[ChunkEmbedding]:
-    """One text's chunks with their vectors, as the ``embed_chunks`` methods return them."""
-    return [ChunkEmbedding(c.text, c.start, c.end, v, c) for c, v in zip(chunks, vectors, strict=True)]
-
-
-def _plain_loads(body: bytes | str) -> Any:
-    """``json.loads`` for small answers (/info, error bodies); too deep a nesting is a ValueError."""
-    try:
-        return json.loads(body)
-    except RecursionError:
-        raise ValueError("nested too deeply") from None
-
-
-try:  # orjson parses vectors ~6x faster than the json module; it is optional (extra "fast").
-    import orjson
-
-    def _loads(body: bytes) -> Any:
-        try:
-            return orjson.loads(body)
-        except orjson.JSONDecodeError:
-            # orjson rejects NaN/Infinity; json accepts them, so the error can say "NaN".
-            try:
-                return json.loads(body, parse_int=float)
-            except RecursionError:
-                raise ValueError("nested too deeply") from None
-
-except ImportError:  # pragma: no cover - exercised where orjson is not installed
-
-    def _loads(body: bytes) -> Any:
-        try:
-            return json.loads(body, parse_int=float)
-        except RecursionError:
-            raise ValueError("nested too deeply") from None
-
-
-try:  # pybase64 (SIMD) decodes ~30x faster than binascii, with the same strict errors (extra "fast").
-    import pybase64
-
-    def _b64decode(text: str) -> bytes:
-        return pybase64.b64decode(text, validate=True)
-
-except ImportError:  # pragma: no cover - exercised where pybase64 is not installed
-
-    def _b64decode(text: str) -> bytes:
-        return base64.b64decode(text, validate=True)
-
-
-def _float32_rows(raw: bytes, count: int, dims: int, arrays: bool) -> list[list[float]]:
-    """``count`` vectors of ``dims`` little-endian float32 values from ``raw``, all finite.
-
-    ``arrays``: float32 numpy rows of one array over the bytes, no Python float made. Otherwise
-    lists of floats, through numpy when it is installed (one C pass) and ``array`` when not.
-    """
-    try:
-        import numpy
-    except ImportError:  # pragma: no cover - exercised where numpy is not installed
-        if arrays:
-            raise
-        return [_float32_list(raw[i * dims * 4 : (i + 1) * dims * 4], i) for i in range(count)]
-    matrix = numpy.frombuffer(raw, dtype="<f4").reshape(count, dims)
-    if not numpy.isfinite(matrix).all():
-        bad = int(numpy.flatnonzero(~numpy.isfinite(matrix).all(axis=1))[0])
-        raise ResponseFormatError(f"vector {bad} of the batch holds NaN or infinite values")
-    return list(matrix) if arrays else _float_lists(matrix)
-
-
-def _float_lists(matrix: Any) -> list[list[float]]:
-    """The rows of a float32 matrix as lists of Python floats (the only place base64 makes them)."""
-    rows: list[list[float]] = matrix.tolist()
-    return rows
-
-
-def _float32_list(blob: bytes, i: int) -> list[float]:
-    values = array.array("f")
-    values.frombytes(blob)
-    if sys.byteorder != "little":  # pragma: no cover - the wire is little-endian
-        values.byteswap()
-    vector = values.tolist()
-    # float32 values summed as doubles cannot overflow, so the sum is finite iff every value is.
-    if not math.isfinite(sum(vector)):
-        raise ResponseFormatError(f"vector {i} of the batch holds NaN or infinite values")
-    return vector
-
-
-def _finite_float_sum(vector: list[Any]) -> bool:
-    try:
-        total = sum(vector)
-    except TypeError:
-        return False
-    return type(total) is float and math.isfinite(total)
-
-
-def _exact_floats(vector: list[Any], i: int) -> list[float]:
-    """Check every value of one vector; return it as plain floats (JSON integers converted)."""
-    out: list[float] = []
-    for x in vector:
-        if type(x) is float:
-            out.append(x)
-        elif type(x) is int:
-            out.append(float(x))
-        else:
-            raise ResponseFormatError(f"vector {i} of the batch holds a non-numeric value {x!r}")
-    if not all(map(math.isfinite, out)):
-        raise ResponseFormatError(f"vector {i} of the batch holds NaN or infinite values")
-    return out
-
-
-def _tei_tokens(text: str, tokens: list[dict[str, Any]]) -> Tokens:
-    """One text's tokens from TEI's ``/tokenize``, whose ``start``/``stop`` count UTF-8 bytes.
-
-    Special tokens are those TEI gives no offsets; the others' byte offsets become characters.
-    """
-    special = 0
-    offsets: list[tuple[int, int]] = []
-    for token in tokens:
-        start, stop = token["start"], token["stop"]
-        if start is None or stop is None:
-            special += 1
-        elif type(start) is not int or type(stop) is not int:
-            raise TypeError("token offsets must be integers")
-        else:
-            offsets.append((start, stop))
-    if not text.isascii():
-        # Character index of each UTF-8 byte offset that starts a character (or ends the text).
-        where = {b: i for i, b in enumerate(accumulate((len(c.encode("utf-8")) for c in text), initial=0))}
-        offsets = [(where[start], where[stop]) for start, stop in offsets]
-    return Tokens.from_offsets(special, offsets)
-
-
-def _error_fields(text: str) -> tuple[str | None, str | None, float | None]:
-    """Return (message, TEI error_type, HF estimated_time) from an error body, when it is JSON."""
-    try:
-        data = _plain_loads(text)
-    except ValueError:
-        return None, None, None
-    if not isinstance(data, dict):
-        return None, None, None
-    error = data.get("error")
-    if isinstance(error, list):
-        error = "; ".join(map(str, error))
-    message = str(error) if error is not None else None
-    error_type = data.get("error_type")
-    estimated = data.get("estimated_time")
-    estimated_time = (
-        float(estimated) if isinstance(estimated, int | float) and not isinstance(estimated, bool) else None
-    )
-    return message, str(error_type) if error_type is not None else None, estimated_time
-
-
-def _retry_after_seconds(value: str | None) -> float | None:
-    """Parse ``Retry-After``: delta-seconds or an HTTP date."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
+        return tei_tokens(texts, answer.status_code, answer.body, self._redact)

@@ -31,7 +31,10 @@ request headers are never stored on an exception.
 from __future__ import annotations
 
 import builtins
+import json
+import time
 from collections.abc import Sequence
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 __all__ = [
@@ -223,3 +226,81 @@ def _describe_indices(indices: tuple[int, ...]) -> str:
         head = ", ".join(map(str, indices[:20]))
         return f"[{head}, ... ({len(indices)} in all)]"
     return "[" + ", ".join(map(str, indices)) + "]"
+
+
+# --------------------------------------------------------------------------- statuses to errors
+
+
+def status_error(
+    status_code: int, text: str, retry_after: str | None, inference_id: str, base64_route: str | None = None
+) -> EndpointError:
+    """The error class an error status maps to, with its message; ``text`` is the body, redacted.
+
+    ``base64_route``: the path of TEI's OpenAI route when ``wire_format="base64"`` sent there (a
+    404/405 then means the route is missing, not the model).
+    """
+    message, error_type, estimated = _error_fields(text)
+    code = status_code
+    kind = (error_type or "").lower()
+    where = f"the hugging_face endpoint [{inference_id}] answered status [{code}]"
+    detail = f"{where}. Error message: [{message or body_excerpt(text)}]"
+    kwargs: dict[str, Any] = {"status_code": code, "body": body_excerpt(text), "error_type": error_type}
+    if code in (401, 403):
+        hint = "check api_key (or the HF_TOKEN environment variable it defaults to): the endpoint " + (
+            "refused it" if code == 403 else "did not accept it, or needs one and none was sent"
+        )
+        said = message or body_excerpt(text)
+        return AuthenticationError(f"{where}: {hint}" + (f". Error message: [{said}]" if said else ""), **kwargs)
+    if code in (404, 405) and base64_route is not None:
+        return InvalidRequestError(
+            f"wire_format='base64' needs TEI's POST /v1/embeddings beside the configured URL, and "
+            f"{base64_route} answered {code}: use wire_format='json' with this endpoint",
+            **kwargs,
+        )
+    if code == 413:
+        return PayloadTooLargeError(detail, **kwargs)
+    if code == 429 or kind == "overloaded":
+        return RateLimitError(detail, retry_after=_retry_after_seconds(retry_after), **kwargs)
+    if code == 503 and (estimated is not None or "loading" in (message or "").lower()):
+        return ModelLoadingError(detail, estimated_time=estimated, **kwargs)
+    if code >= 500 or code == 424 or kind in ("backend", "unhealthy"):
+        return ServerError(detail, **kwargs)
+    if code in (400, 422) or kind in ("validation", "tokenizer", "empty"):
+        return InvalidRequestError(detail, **kwargs)
+    return EndpointError(detail, **kwargs)
+
+
+def _error_fields(text: str) -> tuple[str | None, str | None, float | None]:
+    """Return (message, TEI error_type, HF estimated_time) from an error body, when it is JSON."""
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError):
+        return None, None, None
+    if not isinstance(data, dict):
+        return None, None, None
+    error = data.get("error")
+    if isinstance(error, list):
+        error = "; ".join(map(str, error))
+    message = str(error) if error is not None else None
+    error_type = data.get("error_type")
+    estimated = data.get("estimated_time")
+    estimated_time = (
+        float(estimated) if isinstance(estimated, int | float) and not isinstance(estimated, bool) else None
+    )
+    return message, str(error_type) if error_type is not None else None, estimated_time
+
+
+def _retry_after_seconds(value: str | None) -> float | None:
+    """Parse ``Retry-After``: delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())

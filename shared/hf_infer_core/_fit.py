@@ -31,8 +31,9 @@ from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ._chunking import Chunk, word_ends_within
+from ._chunking import Chunk
 from ._errors import ConfigError
+from ._words import word_ends_within
 
 __all__ = [
     "SAFE_MARGIN",

@@ -19,9 +19,10 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from ._chunking import Chunk
-from ._core import ChunkEmbedding, ClientCore, chunk_embeddings, expand_pieces
+from ._chunking import Chunk, ChunkEmbedding
+from ._core import ClientCore
 from ._errors import HFInferError
+from ._pooling import chunk_embeddings, expand_pieces, pool_text
 
 __all__ = ["StreamAssembler", "StreamBatch"]
 
@@ -102,7 +103,7 @@ class StreamAssembler:
 
     def documents(self) -> list[list[float]]:
         """:meth:`ready`, each text's chunk vectors combined as ``embed_documents`` combines them."""
-        return [self._core.pool_text(chunks, vectors) for _, chunks, vectors in self.ready()]
+        return [pool_text(self._core.options.pooling, chunks, vectors) for _, chunks, vectors in self.ready()]
 
     def chunk_lists(self) -> list[list[ChunkEmbedding]]:
         """:meth:`ready`, each text as its chunks with offsets and vectors."""

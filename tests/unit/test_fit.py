@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hf_infer_core import Chunk, ConfigError, chunk_text
-from hf_infer_core._chunking import word_ends_within
 from hf_infer_core._fit import FitFlow, Tokens, fit_flow, fit_texts_flow
+from hf_infer_core._words import word_ends_within
 
 from .test_chunking import texts, word_list
 
