@@ -7,8 +7,8 @@ TEI-compatible server lives in ``hf_infer_server`` (extra ``server``).
 
 from __future__ import annotations
 
+from ._async import AsyncEmbeddingClient
 from ._chunking import Chunk, ChunkEmbedding, chunk_text, count_words, resolve_chunking_settings
-from ._client import AsyncEmbeddingClient, EmbeddingClient
 from ._config import (
     DEFAULT_CHUNKING_SETTINGS,
     DEFAULT_INFERENCE_ID,
@@ -39,6 +39,7 @@ from ._errors import (
 from ._options import ClientOptionArgs, ClientOptions
 from ._ratelimit import RateLimiter, RedisRateLimiter, shared_rate_limiter
 from ._retry import RetryDecision, RetryPolicy, decide, is_transient
+from ._sync import EmbeddingClient
 
 __version__ = "0.1.0"
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import socket
 import ssl
 import time
 from collections.abc import Iterable, Iterator
@@ -22,7 +23,7 @@ from typing import Any
 import httpcore
 import httpx
 
-__all__ = ["attempt_deadline", "deadline_transport"]
+__all__ = ["attempt_deadline", "cut_socket", "deadline_transport"]
 
 # The monotonic time the attempt running in this thread must end by (None: no attempt).
 _DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar("hf_infer_attempt_deadline", default=None)
@@ -105,3 +106,16 @@ def deadline_transport(limits: httpx.Limits) -> httpx.HTTPTransport:
     pool = transport._pool  # httpx exposes no network_backend argument; its pool takes one
     pool._network_backend = _Backend(pool._network_backend)
     return transport
+
+
+def cut_socket(response: httpx.Response) -> None:
+    """Shut the response's socket down, so a read blocked on it returns now (the attempt's deadline).
+
+    For a user's own client or transport (ours bound every read themselves: see ``_deadline``).
+    Shutting down, not closing: httpx still owns the descriptor; the connection is discarded.
+    """
+    stream = response.extensions.get("network_stream")
+    sock = stream.get_extra_info("socket") if stream is not None else None
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)

@@ -17,10 +17,11 @@ from typing import Any
 
 import httpx
 
-from ._client import AsyncEmbeddingClient, EmbeddingClient
+from ._async import AsyncEmbeddingClient
 from ._config import InferenceEndpoint
 from ._options import ClientOptions
 from ._secret import shown_url
+from ._sync import EmbeddingClient
 
 __all__ = ["EmbeddingSession"]
 

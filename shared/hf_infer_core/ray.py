@@ -22,10 +22,10 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ._client import EmbeddingClient
 from ._config import DEFAULT_INFERENCE_ID, InferenceEndpoint
 from ._errors import ConfigError, InvalidInputError
 from ._options import ClientOptions
+from ._sync import EmbeddingClient
 
 if TYPE_CHECKING:
     import pyarrow as pa
