@@ -7,6 +7,9 @@ TEI-compatible server lives in ``hf_infer_server`` (extra ``server``).
 
 from __future__ import annotations
 
+from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
+from importlib.metadata import version as _version
+
 from ._async import AsyncEmbeddingClient
 from ._chunking import Chunk, ChunkEmbedding, chunk_text, count_words, resolve_chunking_settings
 from ._config import (
@@ -41,7 +44,10 @@ from ._ratelimit import RateLimiter, RedisRateLimiter, shared_rate_limiter
 from ._retry import RetryDecision, RetryPolicy, decide, is_transient
 from ._sync import EmbeddingClient
 
-__version__ = "0.1.0"
+try:  # one version source: the installed distribution's metadata (pyproject.toml)
+    __version__ = _version("hf-infer")
+except _PackageNotFoundError:  # pragma: no cover - a source tree on sys.path without an install
+    __version__ = "0+unknown"
 
 __all__ = [
     "AsyncEmbeddingClient",

@@ -29,7 +29,7 @@ from pydantic import (
 )
 
 from ._chunking import ChunkEmbedding
-from ._config import DEFAULT_INFERENCE_ID, DEFAULT_REQUESTS_PER_MINUTE, InferenceEndpoint, env_api_key
+from ._config import DEFAULT_INFERENCE_ID, DEFAULT_REQUESTS_PER_MINUTE, InferenceEndpoint, PositiveLong, env_api_key
 from ._errors import ConfigError
 from ._fit import open_tokenizer
 from ._options import ClientOptions, config_error
@@ -80,7 +80,7 @@ class AdapterOptions(ClientOptions):
     inference_id: str = DEFAULT_INFERENCE_ID
     # Strict: True is not 1/min and "3000" is not 3000 (Elasticsearch reads a JSON long).
     # None: no client-side limit (a keyless local TEI server).
-    requests_per_minute: int | None = Field(default=DEFAULT_REQUESTS_PER_MINUTE, gt=0, le=2**63 - 1, strict=True)
+    requests_per_minute: PositiveLong | None = DEFAULT_REQUESTS_PER_MINUTE
     chunking_settings: dict[str, Any] | None = None
     dimensions: int | None = None
     max_input_tokens: int | None = None

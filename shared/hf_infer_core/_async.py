@@ -1,7 +1,6 @@
-"""The asyncio client, :class:`AsyncEmbeddingClient`: the steps of the core's flows performed as tasks.
+"""The asyncio client, :class:`AsyncEmbeddingClient`: the core's flows performed as tasks.
 
-Up to ``max_concurrency`` batches run as tasks sharing one ``httpx.AsyncClient`` per event loop;
-``asyncio.timeout`` bounds every attempt whole. The client may be used from several loops.
+Batches run as tasks over one ``httpx.AsyncClient`` per event loop; ``asyncio.timeout`` bounds each attempt.
 """
 
 from __future__ import annotations
@@ -48,6 +47,7 @@ from ._core import HttpResult, NoTokenizeRoute, Send, Sleep
 from ._errors import ClientClosedError, HFInferError, RateLimitBackendError
 from ._fit import Tokens
 from ._options import ClientOptionArgs, ClientOptions
+from ._plan import assemble, check_texts
 from ._pooling import pool_all
 from ._ratelimit import RateLimiter
 from ._stream import StreamAssembler, StreamBatch
@@ -211,13 +211,13 @@ class AsyncEmbeddingClient(_ClientBase):
     async def embed(self, texts: Sequence[str], *, as_numpy: Literal[True]) -> NDArray[np.float32]: ...
     async def embed(self, texts: Sequence[str], *, as_numpy: bool = False) -> list[list[float]] | NDArray[np.float32]:
         """Return one vector per text, in order, each text sent as is (see :meth:`EmbeddingClient.embed`)."""
-        items = self._core.check_texts(texts)
+        items = check_texts(texts)
         to_array = _array_maker(as_numpy)
         return to_array(await self._embed_flat(items, _Progress(self.options.show_progress, len(items)), as_numpy))
 
     async def embed_query(self, text: str) -> list[float]:
         """Return the vector of one query, with ``query_prefix`` prepended."""
-        (item,) = self._core.check_texts([text])
+        (item,) = check_texts([text])
         return (await self._embed_flat([self.options.query_prefix + item], _Progress(False, 1), query=True))[0]
 
     async def embed_chunks(self, texts: Sequence[str]) -> list[list[ChunkEmbedding]]:
@@ -384,7 +384,7 @@ class AsyncEmbeddingClient(_ClientBase):
             raise
         finally:
             progress.close()
-        return self._core.assemble(len(texts), batches, results)
+        return assemble(len(texts), batches, results)
 
     async def _run(self, flow: Flow[T]) -> T:
         try:

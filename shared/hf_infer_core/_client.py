@@ -38,6 +38,7 @@ from ._core import ClientCore, HttpResult, Send, Sleep
 from ._errors import HFInferError, TransportError
 from ._fit import FitFlow, fit_texts_flow, load_tokenizer
 from ._options import ClientOptionArgs, ClientOptions
+from ._plan import check_texts
 from ._pooling import Pieces, chunk_embeddings, expand_pieces, per_text
 from ._ratelimit import (
     NoLimit,
@@ -330,7 +331,7 @@ class _ClientBase:
         }
 
     def _chunks(self, texts: Sequence[str], first: int = 0) -> tuple[list[str], list[list[Chunk]]]:
-        items = self._core.check_texts(texts, first)
+        items = check_texts(texts, first)
         return items, self._core.chunk_all(items)
 
     def _fit_flow(self, items: Sequence[str], chunks: list[list[Chunk]]) -> FitFlow | None:

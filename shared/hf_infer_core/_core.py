@@ -22,23 +22,22 @@ from urllib.parse import urlsplit, urlunsplit
 
 from . import _errors
 from ._body import ACCEPT_ENCODING, default_response_limit
-from ._chunking import Chunk, chunk_text
+from ._chunking import Chunk
 from ._config import InferenceEndpoint
 from ._errors import (
     AuthenticationError,
     EndpointError,
     HFInferError,
-    InvalidInputError,
     PayloadTooLargeError,
     status_error,
 )
 from ._fit import Tokens
 from ._options import ClientOptions
+from ._plan import chunk_all, plan, split_in_two
 from ._pooling import Pieces
 from ._retry import RetryPolicy, decide, is_transient
 from ._secret import redact
 from ._wire import base64_body, base64_vectors, json_body, json_vectors, plain_loads, tei_tokens, tokenize_body
-from ._words import word_ends_within
 
 __all__ = [
     "TOKENIZE_BYTES",
@@ -172,70 +171,13 @@ class ClientCore:
 
     # ------------------------------------------------------------------ inputs and plans
 
-    @staticmethod
-    def check_texts(texts: Sequence[str], first: int = 0) -> list[str]:
-        """Return ``texts`` as a list after checking every item is a valid ``str``.
-
-        ``first``: the position of ``texts[0]`` in the caller's input (a streamed text), so an
-        error names the caller's index.
-
-        Raises:
-            TypeError: ``texts`` is a single string, or an item is not a ``str`` (naming its index).
-            InvalidInputError: an item holds a lone surrogate, which cannot be sent as UTF-8.
-        """
-        if isinstance(texts, str | bytes):
-            raise TypeError(f"texts must be a list of str, not a single {type(texts).__name__}")
-        try:
-            items = list(texts)
-        except TypeError:
-            raise TypeError(f"texts must be a list of str, got {type(texts).__name__}") from None
-        for i, text in enumerate(items, first):
-            if not isinstance(text, str):
-                raise TypeError(f"texts[{i}] must be a str, got {type(text).__name__}")
-        if not "".join(items).isascii():
-            for i, text in enumerate(items, first):
-                try:
-                    text.encode("utf-8")
-                except UnicodeEncodeError as err:
-                    raise InvalidInputError(
-                        f"texts[{i}] holds a lone surrogate at position {err.start}; it is not valid Unicode "
-                        "and cannot be sent as JSON (decode the source with errors='replace')",
-                        index=i,
-                    ) from None
-        return items
-
     def plan(self, texts: Sequence[str]) -> list[list[int]]:
-        """Group the inputs' indices into batches of at most ``batch_size``, similar lengths together.
-
-        Transformer servers pad every input of a batch to the longest one, so batching texts of
-        similar length cuts the server's work (the model behind ``make demo`` runs ~1.6x faster on
-        mixed-length texts). Only the grouping changes: each batch lists its indices in ascending
-        order, and results are always returned in input order.
-        """
-        size = self.batch_size
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
-        return [sorted(order[start : start + size]) for start in range(0, len(order), size)]
-
-    def assemble(
-        self, count: int, batches: Sequence[Sequence[int]], results: Sequence[list[list[float]]]
-    ) -> list[list[float]]:
-        """Put each batch's vectors back at their inputs' positions; every position must be filled once."""
-        out: list[list[float] | None] = [None] * count
-        for indices, vectors in zip(batches, results, strict=True):
-            for index, vector in zip(indices, vectors, strict=True):
-                out[index] = vector
-        if any(v is None for v in out):  # pragma: no cover - a bug, never a server's doing
-            raise RuntimeError("internal error: an input got no vector")
-        return out  # type: ignore[return-value]
+        """The batches of ``texts`` at this endpoint's (possibly discovered) ``batch_size``: see :func:`plan`."""
+        return plan(texts, self.batch_size)
 
     def chunk_all(self, texts: Sequence[str]) -> list[list[Chunk]]:
-        """Chunk every text with the endpoint's settings; an empty text is one empty chunk (sent as is)."""
-        settings = self.endpoint.chunking_settings
-        out: list[list[Chunk]] = []
-        for text in texts:
-            chunks = chunk_text(text, settings, keep_trailing_text=self.options.keep_trailing_text)
-            out.append(chunks or [Chunk(0, 0, "", 0)])
-        return out
+        """Chunk every text with the endpoint's settings: see :func:`chunk_all`."""
+        return chunk_all(texts, self.endpoint.chunking_settings, self.options.keep_trailing_text)
 
     # ------------------------------------------------------------------ requests
 
@@ -362,7 +304,7 @@ class ClientCore:
                     right = yield from self.batch_flow(texts[mid:], indices[mid:], arrays, splittable)
                     return left + right
                 self._learn_limit(err)
-                halves = self.halves(texts[0]) if splittable else None
+                halves = split_in_two(texts[0], self.options.document_prefix) if splittable else None
                 if halves is None:
                     err.index = indices[0]
                     hint = (
@@ -387,22 +329,6 @@ class ClientCore:
                     # A transport error keeps its httpx cause; the retry loop itself is no context.
                     raise err.with_context(attempts=attempt, indices=indices) from err.__cause__
                 yield Sleep(decision.wait)
-
-    def halves(self, sent: str) -> list[tuple[int, int, str]] | None:
-        """Cut a chunk input (``document_prefix`` + text) in two at its middle word end; ``None``: one character.
-
-        Offsets are into the text; each half is sent with the prefix again.
-        """
-        prefix = self.options.document_prefix
-        text = sent[len(prefix) :]
-        inner = word_ends_within(text, 0, len(text))[:-1]
-        if inner:
-            cut = inner[len(inner) // 2]
-        elif len(text) > 1:
-            cut = len(text) // 2  # one word longer than the limit: between characters
-        else:
-            return None
-        return [(0, cut, prefix + text[:cut]), (cut, len(text), prefix + text[cut:])]
 
     def _learn_limit(self, err: PayloadTooLargeError) -> None:
         if self.token_limit is None and (stated := _STATED_LIMIT.search(f"{err.message} {err.body}")):

@@ -31,6 +31,7 @@ from collections.abc import Awaitable, Callable
 import httpx
 from pydantic import SecretStr
 
+from ._config import is_positive_long
 from ._errors import ConfigError, RateLimitBackendError
 
 __all__ = ["NoLimit", "RateLimiter", "RedisRateLimiter", "after_fork_in_child", "bucket_key", "shared_rate_limiter"]
@@ -62,8 +63,8 @@ class RateLimiter:
     )
 
     def __init__(self, requests_per_minute: int, *, clock: Callable[[], float] = time.monotonic) -> None:
-        if requests_per_minute <= 0:
-            raise ValueError(f"requests_per_minute must be positive, got {requests_per_minute}")
+        if not is_positive_long(requests_per_minute):
+            raise ValueError(f"requests_per_minute must be a positive integer, got {requests_per_minute!r}")
         self.requests_per_minute = requests_per_minute
         self._interval = 60.0 / requests_per_minute
         self._clock = clock
@@ -300,8 +301,8 @@ class RedisRateLimiter:
     def __init__(self, url: str, endpoint_key: str, requests_per_minute: int, *, deadline: float = 120.0) -> None:
         if not is_redis_url(url):
             raise ValueError("rate_limit_backend must be 'local' or a redis://, rediss:// or unix:// URL")
-        if requests_per_minute <= 0:
-            raise ValueError(f"requests_per_minute must be positive, got {requests_per_minute}")
+        if not is_positive_long(requests_per_minute):
+            raise ValueError(f"requests_per_minute must be a positive integer, got {requests_per_minute!r}")
         try:
             import redis
         except ImportError as err:

@@ -40,6 +40,7 @@ from ._deadline import attempt_deadline, cut_socket, deadline_transport
 from ._errors import ClientClosedError, HFInferError, RateLimitBackendError
 from ._fit import Tokens
 from ._options import ClientOptionArgs, ClientOptions
+from ._plan import assemble, check_texts
 from ._pooling import pool_all
 from ._ratelimit import RateLimiter
 from ._stream import StreamAssembler, StreamBatch
@@ -134,13 +135,13 @@ class EmbeddingClient(_ClientBase):
         An empty list returns ``[]`` without a request; an empty string is sent as is.
         ``as_numpy=True`` returns one float32 array of shape (texts, dimensions) instead.
         """
-        items = self._core.check_texts(texts)
+        items = check_texts(texts)
         to_array = _array_maker(as_numpy)
         return to_array(self._embed_flat(items, _Progress(self.options.show_progress, len(items)), as_numpy))
 
     def embed_query(self, text: str) -> list[float]:
         """Return the vector of one query, with ``query_prefix`` prepended (queries are not chunked)."""
-        (item,) = self._core.check_texts([text])
+        (item,) = check_texts([text])
         return self._embed_flat([self.options.query_prefix + item], _Progress(False, 1), query=True)[0]
 
     def embed_chunks(self, texts: Sequence[str]) -> list[list[ChunkEmbedding]]:
@@ -309,7 +310,7 @@ class EmbeddingClient(_ClientBase):
                 results = self._run_threads(run, batches, workers, abort)
         finally:
             progress.close()
-        return self._core.assemble(len(texts), batches, results)
+        return assemble(len(texts), batches, results)
 
     @staticmethod
     def _run_threads(

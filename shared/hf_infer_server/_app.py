@@ -33,7 +33,6 @@ import json
 import os
 import threading
 import time
-from importlib.metadata import PackageNotFoundError, version
 from itertools import accumulate
 from typing import Any
 
@@ -445,10 +444,9 @@ def _b64(vector: Any) -> str:
 
 
 def _version() -> str:
-    try:
-        return version("hf-infer")
-    except PackageNotFoundError:  # pragma: no cover - a source tree without install
-        return "0.0.0"
+    from hf_infer_core import __version__
+
+    return __version__
 
 
 def serve(

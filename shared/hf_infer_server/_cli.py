@@ -6,7 +6,6 @@ import argparse
 import importlib.util
 import os
 import sys
-from importlib.metadata import PackageNotFoundError, version
 
 __all__ = ["main"]
 
@@ -15,10 +14,9 @@ SERVER_MODULES = ("starlette", "uvicorn", "sentence_transformers", "torch")
 
 
 def _version() -> str:
-    try:
-        return version("hf-infer")
-    except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
-        return "unknown"
+    from hf_infer_core import __version__
+
+    return __version__
 
 
 def missing_server_modules() -> list[str]:

@@ -448,3 +448,36 @@ def test_endpoint_is_frozen_and_picklable() -> None:
     with pytest.raises(ValueError, match="frozen"):
         endpoint.inference_id = "b"  # type: ignore[misc]
     assert pickle.loads(pickle.dumps(endpoint)) == endpoint
+
+
+@pytest.mark.parametrize("build", ["from_request", "from_url"])
+def test_each_elasticsearch_rule_runs_once_per_parse(build: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue #19: the URL rule ran twice and the chunking rules three times (the models re-ran them)."""
+    import hf_infer_core._config as config
+    import hf_infer_core._es_rules as rules
+
+    counts: dict[str, int] = {}
+    for module, name in (
+        (rules, "_url_error"),
+        (rules, "_validate_chunking"),
+        (rules, "key_problem"),
+        (config, "key_problem"),
+    ):
+        original = getattr(module, name)
+
+        def counting(*args: Any, _original: Any = original, _name: str = name, **kwargs: Any) -> Any:
+            counts[_name] = counts.get(_name, 0) + 1
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, counting)
+    chunking = {"strategy": "word", "max_chunk_size": 50, "overlap": 5}
+    if build == "from_request":
+        body = {"service": "hugging_face", "service_settings": {"url": "http://h/embed", "api_key": "k"}}
+        InferenceEndpoint.from_request("text_embedding", "x", {**body, "chunking_settings": chunking})
+    else:
+        InferenceEndpoint.from_url("http://h/embed", "k", chunking_settings=chunking)
+    assert counts == {"_url_error": 1, "key_problem": 1, "_validate_chunking": 1}
+    # A model built directly still runs the rules, once.
+    counts.clear()
+    config.ChunkingSettings(strategy="word", max_chunk_size=50, overlap=5)
+    assert counts == {"_validate_chunking": 1}
