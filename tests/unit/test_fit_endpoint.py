@@ -9,6 +9,7 @@ import math
 import random
 import re
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -141,24 +142,28 @@ def test_a_dense_tokenize_answer_is_bounded_by_what_was_sent() -> None:
     assert fake.paths["/tokenize"] == 1 and vector
 
 
-def test_async_tokenize_requests_stay_within_max_concurrency() -> None:
-    fake = TeiFake(batch=1)
-    docs = documents(count=8)
+def run_async(handler: Any, use: Callable[[AsyncEmbeddingClient], Awaitable[Any]], **options: Any) -> Any:
+    """``use`` an AsyncEmbeddingClient over ``handler`` on a fake clock; its result."""
 
-    async def main() -> None:
+    async def main() -> Any:
         clock = FakeClock()
         async with AsyncEmbeddingClient(
             endpoint(),
-            transport=httpx.MockTransport(fake.handle_async),
+            transport=httpx.MockTransport(handler),
             rate_limiter=limiter(clock),
             clock=clock,
             sleep=clock.asleep,
-            discover=True,
-            max_concurrency=2,
+            **options,
         ) as c:
-            await c.embed_documents(docs)
+            return await use(c)
 
-    asyncio.run(main())
+    return asyncio.run(main())
+
+
+def test_async_tokenize_requests_stay_within_max_concurrency() -> None:
+    fake = TeiFake(batch=1)
+    docs = documents(count=8)
+    run_async(fake.handle_async, lambda c: c.embed_documents(docs), discover=True, max_concurrency=2)
     assert fake.paths["/tokenize"] == 8
     assert fake.most_in_flight == 2
 
@@ -171,20 +176,7 @@ def test_sync_and_async_fit_alike(driver: str) -> None:
         with client(fake) as c:
             chunks = c.embed_chunks(docs)
     else:
-
-        async def main() -> Any:
-            clock = FakeClock()
-            async with AsyncEmbeddingClient(
-                endpoint(),
-                transport=httpx.MockTransport(fake.handle_async),
-                rate_limiter=limiter(clock),
-                clock=clock,
-                sleep=clock.asleep,
-                discover=True,
-            ) as c:
-                return await c.embed_chunks(docs)
-
-        chunks = asyncio.run(main())
+        chunks = run_async(fake.handle_async, lambda c: c.embed_chunks(docs), discover=True)
     with client(TeiFake()) as c:
         expected = c.embed_chunks(docs)
     assert [[(p.start, p.end) for p in cs] for cs in chunks] == [[(p.start, p.end) for p in cs] for cs in expected]
@@ -288,18 +280,13 @@ def test_async_splits_what_the_endpoint_refuses_like_sync() -> None:
         expected = c.embed_chunks(docs)
         expected_vectors = c.embed_documents(docs)
 
-    async def main() -> tuple[Any, Any, Any]:
-        clock = FakeClock()
-        async with AsyncEmbeddingClient(
-            endpoint(),
-            transport=httpx.MockTransport(Refusing(words=40)),
-            rate_limiter=limiter(clock),
-            clock=clock,
-            sleep=clock.asleep,
-        ) as c:
-            streamed = [v async for v in c.aembed_iter(docs)]
-            return await c.embed_chunks(docs), await c.embed_documents(docs), streamed
+    fake = Refusing(words=40)
 
-    chunks, vectors, streamed = asyncio.run(main())
+    async def streamed_vectors(c: AsyncEmbeddingClient) -> list[Any]:
+        return [v async for v in c.aembed_iter(docs)]
+
+    chunks = run_async(fake, lambda c: c.embed_chunks(docs))
+    vectors = run_async(fake, lambda c: c.embed_documents(docs))
+    streamed = run_async(fake, streamed_vectors)
     assert [[(p.start, p.end) for p in cs] for cs in chunks] == [[(p.start, p.end) for p in cs] for cs in expected]
     assert vectors == expected_vectors == streamed
