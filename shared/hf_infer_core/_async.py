@@ -43,9 +43,9 @@ from ._client import (
     _transport_error,
 )
 from ._config import InferenceEndpoint
-from ._core import HttpResult, NoTokenizeRoute, Send, Sleep
+from ._core import HttpResult, Send, Sleep
 from ._errors import ClientClosedError, HFInferError, RateLimitBackendError
-from ._fit import Tokens
+from ._fit import Count, Tokens
 from ._options import ClientOptionArgs, ClientOptions
 from ._plan import assemble, check_texts
 from ._pooling import pool_all
@@ -248,20 +248,9 @@ class AsyncEmbeddingClient(_ClientBase):
         return self._expanded(chunks, vectors)
 
     async def _fitted(self, items: list[str], chunks: list[list[Chunk]]) -> list[list[Chunk]]:
-        """``chunks``, those over the model's token limit split again (see :meth:`EmbeddingClient.embed_chunks`)."""
+        """``chunks``, those over the model's token limit split again (the core's fit flow)."""
         await self._discover_once()
-        flow = self._fit_flow(items, chunks)
-        if flow is None:
-            return chunks
-        try:
-            request = next(flow)
-            while True:
-                request = flow.send(await self._count_tokens(request))
-        except StopIteration as stop:
-            fitted: list[list[Chunk]] = stop.value
-            return fitted
-        except NoTokenizeRoute:
-            return chunks
+        return await self._run(self._core.fit_flow(items, chunks, self._counter is not None))
 
     async def _count_tokens(self, texts: list[str]) -> list[Tokens]:
         if self._counter is not None:
@@ -393,6 +382,11 @@ class AsyncEmbeddingClient(_ClientBase):
                 if isinstance(step, Sleep):
                     await self._sleep(step.seconds)
                     step = flow.send(None)
+                elif isinstance(step, Count):
+                    try:
+                        step = flow.send(await self._count_tokens(step.texts))
+                    except HFInferError as err:  # the flow decides (no /tokenize: no fitting)
+                        step = flow.throw(err)
                 else:
                     step = flow.send(await self._send(step))
         except StopIteration as stop:

@@ -36,7 +36,7 @@ from ._chunking import Chunk, ChunkEmbedding
 from ._config import InferenceEndpoint
 from ._core import ClientCore, HttpResult, Send, Sleep
 from ._errors import HFInferError, TransportError
-from ._fit import FitFlow, fit_texts_flow, load_tokenizer
+from ._fit import Count, load_tokenizer
 from ._options import ClientOptionArgs, ClientOptions
 from ._plan import check_texts
 from ._pooling import Pieces, chunk_embeddings, expand_pieces, per_text
@@ -77,7 +77,7 @@ if hasattr(os, "register_at_fork"):
 
 T = TypeVar("T")
 R = TypeVar("R")
-Flow = Generator[Send | Sleep, "HttpResult | HFInferError | None", T]
+Flow = Generator[Send | Sleep | Count, Any, T]
 
 _CONNECT_TIMEOUT = 5.0
 
@@ -333,13 +333,6 @@ class _ClientBase:
     def _chunks(self, texts: Sequence[str], first: int = 0) -> tuple[list[str], list[list[Chunk]]]:
         items = check_texts(texts, first)
         return items, self._core.chunk_all(items)
-
-    def _fit_flow(self, items: Sequence[str], chunks: list[list[Chunk]]) -> FitFlow | None:
-        """The flow that fits ``chunks`` to the model's token limit; ``None`` when no limit is known."""
-        limit = self._core.token_limit
-        if limit is None or (self._counter is None and not self._core.can_tokenize):
-            return None  # the 413 splitting of the chunked paths fits what the endpoint refuses
-        return fit_texts_flow(items, chunks, limit, self.options.document_prefix)
 
     def _flatten(self, chunks: list[list[Chunk]]) -> tuple[list[str], list[int]]:
         prefix = self.options.document_prefix

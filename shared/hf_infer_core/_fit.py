@@ -38,6 +38,7 @@ from ._words import word_ends_within
 __all__ = [
     "SAFE_MARGIN",
     "SPAN_CHARS",
+    "Count",
     "Tokens",
     "fit_flow",
     "fit_locally",
@@ -87,7 +88,14 @@ class Tokens:
         return self.special + self.count
 
 
-FitFlow = Generator[list[str], list[Tokens], list[list[Chunk]]]
+@dataclass(frozen=True, slots=True)
+class Count:
+    """Step: tokenize ``texts`` (locally, or with the endpoint's ``/tokenize``); send back their :class:`Tokens`."""
+
+    texts: list[str]
+
+
+FitFlow = Generator[Count, list[Tokens], list[list[Chunk]]]
 
 
 def needs_count(text: str, limit: int) -> bool:
@@ -145,7 +153,7 @@ def fit_flow(chunks: Sequence[Chunk], sources: Sequence[str], limit: int, prefix
         limit: The model's token limit, special tokens included.
         prefix: What the client prepends before sending (``document_prefix``): counted too.
 
-    Yields lists of strings to tokenize; send back one :class:`Tokens` per string, in order.
+    Yields :class:`Count` steps; send back one :class:`Tokens` per text, in order.
 
     Raises:
         ConfigError: ``limit`` leaves no room for one token beside the special tokens and prefix.
@@ -161,7 +169,7 @@ def fit_flow(chunks: Sequence[Chunk], sources: Sequence[str], limit: int, prefix
     span_chars = SPAN_CHARS
     while jobs:
         spans = _spans(jobs, span_chars)
-        answers = yield [prefix + source[start:end] for source, start, end, _ in spans]
+        answers = yield Count([prefix + source[start:end] for source, start, end, _ in spans])
         jobs = []
         for (_, start, _, members), tokens in zip(spans, answers, strict=True):
             view = _View(tokens, prefix, start, limit)
@@ -327,7 +335,7 @@ def fit_locally(text: str, chunks: list[Chunk], tokenize: Tokenize, limit: int, 
     try:
         request = next(flow)
         while True:
-            request = flow.send(tokenize(request))
+            request = flow.send(tokenize(request.texts))
     except StopIteration as stop:
         fitted: list[list[Chunk]] = stop.value
         return fitted[0]

@@ -35,10 +35,10 @@ from ._client import (
     _transport_error,
 )
 from ._config import InferenceEndpoint
-from ._core import HttpResult, NoTokenizeRoute, Send, Sleep
+from ._core import HttpResult, Send, Sleep
 from ._deadline import attempt_deadline, cut_socket, deadline_transport
 from ._errors import ClientClosedError, HFInferError, RateLimitBackendError
-from ._fit import Tokens
+from ._fit import Count, Tokens
 from ._options import ClientOptionArgs, ClientOptions
 from ._plan import assemble, check_texts
 from ._pooling import pool_all
@@ -185,21 +185,9 @@ class EmbeddingClient(_ClientBase):
     def _fitted(
         self, items: list[str], chunks: list[list[Chunk]], abort: threading.Event | None = None
     ) -> list[list[Chunk]]:
-        """``chunks``, those over the model's token limit split again (counting through the tokenizer)."""
+        """``chunks``, those over the model's token limit split again (the core's fit flow)."""
         self._discover_once()  # the limit may come from /info
-        flow = self._fit_flow(items, chunks)
-        if flow is None:
-            return chunks
-        abort = abort or threading.Event()
-        try:
-            request = next(flow)
-            while True:
-                request = flow.send(self._count_tokens(request, abort))
-        except StopIteration as stop:
-            fitted: list[list[Chunk]] = stop.value
-            return fitted
-        except NoTokenizeRoute:
-            return chunks
+        return self._run(self._core.fit_flow(items, chunks, self._counter is not None), abort or threading.Event())
 
     def _count_tokens(self, texts: list[str], abort: threading.Event) -> list[Tokens]:
         if self._counter is not None:
@@ -385,6 +373,11 @@ class EmbeddingClient(_ClientBase):
                 if isinstance(step, Sleep):
                     self._wait(step.seconds, abort)
                     step = flow.send(None)
+                elif isinstance(step, Count):
+                    try:
+                        step = flow.send(self._count_tokens(step.texts, abort))
+                    except HFInferError as err:  # the flow decides (no /tokenize: no fitting)
+                        step = flow.throw(err)
                 else:
                     step = flow.send(self._send(step, abort))
         except StopIteration as stop:

@@ -42,8 +42,8 @@ def drive(flow: FitFlow, tokenize: Callable[[str], Tokens] = word_tokens) -> tup
     try:
         request = next(flow)
         while True:
-            rounds.append(len(request))
-            request = flow.send([tokenize(t) for t in request])
+            rounds.append(len(request.texts))
+            request = flow.send([tokenize(t) for t in request.texts])
     except StopIteration as stop:
         return stop.value, rounds
 
