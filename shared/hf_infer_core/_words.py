@@ -54,8 +54,6 @@ class _WordKind(dict[int, int]):
 
 
 _WORD_KIND = _WordKind()
-# Segments whose first characters are classified at once (a bounded temporary list).
-_FLAG_BLOCK = 1 << 16
 _first_char = itemgetter(0)
 
 
@@ -64,28 +62,34 @@ def _holds_word_char(segment: str) -> bool:
 
 
 def boundaries(breaker_cls: type[WordBreaker] | type[SentenceBreaker], text: str) -> array[int]:
-    """Every segment boundary of ``text`` (0 first, ``len(text)`` last), as C integers.
+    """Every segment boundary of ``text`` (0 first, ``len(text)`` last), as C integers."""
+    return _segment(breaker_cls, text, None)
 
-    Iterating a breaker yields the segments as Python strings one at a time: measuring them with
-    len() gives Python offsets directly (no UTF-16 conversion), and no segment outlives its own
-    measurement. An array of C ints, not a list of Python ints or of the segments, keeps memory
-    at 4 bytes a boundary: chunking a 20 MB text peaks under 5x its size, not 33x.
+
+def _segment(breaker_cls: type[WordBreaker] | type[SentenceBreaker], text: str, flags: bytearray | None) -> array[int]:
+    """The boundaries of ``text``; with ``flags``, each segment's word flag appended to it too.
+
+    A block of text at a time: ICU copies what it breaks to UTF-16, and the block's segments (as
+    Python strings, measured with len(): Python offsets, no UTF-16 conversion) live only while it
+    is read. What stays is 4 bytes per boundary and 1 per flag: chunking a 20 MB text peaks at a
+    few times its size, not 33x. A block ends only where ICU breaks whatever the context
+    (:data:`_BLOCK_CUTS`), so its segments are exactly the whole text's.
     """
     out = array(_offset_type(text), [0])
     start = 0
     cut = _BLOCK_CUTS[breaker_cls]
     while start < len(text):
-        # ICU copies what it breaks to UTF-16: a block at a time bounds that copy. A block ends
-        # only where ICU breaks whatever the context (see _BLOCK_CUTS), so its segments are
-        # exactly the whole text's.
         found = cut.search(text, start + _BREAK_BLOCK) if len(text) - start > _BREAK_BLOCK else None
         end = found.start() if found else len(text)
         try:
-            lengths = accumulate(map(len, breaker_cls(text[start:end], ROOT_LOCALE)), initial=start)
-            next(lengths)  # the block's start, already there
-            out.extend(lengths)
+            segments = list(breaker_cls(text[start:end], ROOT_LOCALE))
         except UnicodeEncodeError as err:
             raise surrogate_error(text, start + err.start) from None
+        lengths = accumulate(map(len, segments), initial=start)
+        next(lengths)  # the block's start, already there
+        out.extend(lengths)
+        if flags is not None:
+            flags += _word_flags(segments)
         start = end
     return out
 
@@ -96,7 +100,7 @@ _BLOCK_CUTS: dict[type[WordBreaker] | type[SentenceBreaker], re.Pattern[str]] = 
     WordBreaker: re.compile(r"(?<= )(?=[A-Za-z])"),
     SentenceBreaker: re.compile(r"(?<=\n)"),
 }
-_BREAK_BLOCK = 1 << 20
+_BREAK_BLOCK = 1 << 18  # characters; the block's segment strings are its temporary memory
 
 
 def _offset_type(text: str) -> str:
@@ -110,26 +114,21 @@ def surrogate_error(text: str, position: int) -> InvalidInputError:
     )
 
 
-def _word_flags(text: str, bounds: array[int]) -> bytearray:
-    """One byte per boundary: 1 when the segment ending there is a word (byte 0 is the text start)."""
-    flags = bytearray(b"\0")
-    segments = len(bounds) - 1
-    # Each segment's first character, block by block: a string of them for all segments at once
-    # would first be a list of one pointer per segment.
-    for lo in range(0, segments, _FLAG_BLOCK):
-        starts = bounds[lo : min(segments, lo + _FLAG_BLOCK)]
-        flags += "".join(map(text.__getitem__, starts)).translate(_WORD_KIND).encode("latin-1")
+def _word_flags(segments: list[str]) -> bytearray:
+    """One byte per segment: 1 when it is a word (its first character says so, or, rarely, the rest)."""
+    flags = bytearray("".join(map(_first_char, segments)).translate(_WORD_KIND).encode("latin-1"))
     i = flags.find(2)
     while i != -1:
-        flags[i] = _holds_word_char(text[bounds[i - 1] : bounds[i]])
+        flags[i] = _holds_word_char(segments[i])
         i = flags.find(2, i + 1)
     return flags
 
 
 def word_ends(text: str) -> array[int]:
     """End offsets of the word segments of ``text``; all the word strategy needs."""
-    bounds = boundaries(WordBreaker, text)
-    return array(bounds.typecode, compress(bounds, _word_flags(text, bounds)))
+    flags = bytearray(b"\0")  # byte 0: the text start
+    bounds = _segment(WordBreaker, text, flags)
+    return array(bounds.typecode, compress(bounds, flags))
 
 
 class WordIndex:
@@ -144,8 +143,8 @@ class WordIndex:
 
     def __init__(self, text: str) -> None:
         self.length = len(text)
-        self.bounds = boundaries(WordBreaker, text)
-        self.word_flags = _word_flags(text, self.bounds)
+        self.word_flags = bytearray(b"\0")  # byte 0: the text start
+        self.bounds = _segment(WordBreaker, text, self.word_flags)
         self._hint = 0
 
     def word_ends(self) -> array[int]:
