@@ -90,7 +90,8 @@ def documents(count: int = 20, words: int = 1060, seed: int = 3) -> list[str]:
     return docs
 
 
-def client(fake: TeiFake, **options: Any) -> EmbeddingClient:
+def client(fake: Any, **options: Any) -> EmbeddingClient:
+    """An EmbeddingClient over ``fake`` on a fake clock, with the default options (discovery on)."""
     clock = FakeClock()
     return EmbeddingClient(
         endpoint(),
@@ -98,7 +99,6 @@ def client(fake: TeiFake, **options: Any) -> EmbeddingClient:
         rate_limiter=limiter(clock),
         clock=clock,
         sleep=clock.sleep,
-        discover=True,
         **options,
     )
 
@@ -208,22 +208,10 @@ class Refusing:
         return httpx.Response(200, json=[vector_for(t) for t in inputs])
 
 
-def plain_client(fake: Any, **options: Any) -> EmbeddingClient:
-    clock = FakeClock()
-    return EmbeddingClient(
-        endpoint(),
-        transport=httpx.MockTransport(fake),
-        rate_limiter=limiter(clock),
-        clock=clock,
-        sleep=clock.sleep,
-        **options,
-    )
-
-
 def test_defaults_never_raise_413_for_a_text_that_can_be_split() -> None:
     fake = Refusing(words=40)
     docs = documents(count=3, words=600)
-    with plain_client(fake) as c:
+    with client(fake) as c:
         vectors = c.embed_documents(docs)
         chunks = c.embed_chunks(docs)
         streamed = list(c.embed_iter(docs))
@@ -245,14 +233,14 @@ def test_defaults_never_raise_413_for_a_text_that_can_be_split() -> None:
 def test_embed_still_raises_and_points_to_embed_documents() -> None:
     from hf_infer_core import PayloadTooLargeError
 
-    with plain_client(Refusing(words=40)) as c, pytest.raises(PayloadTooLargeError, match="embed_documents") as info:
+    with client(Refusing(words=40)) as c, pytest.raises(PayloadTooLargeError, match="embed_documents") as info:
         c.embed(["short", " ".join(["word"] * 100)])
     assert info.value.index == 1
 
 
 def test_the_limit_a_413_states_is_learnt_and_later_texts_are_fitted_up_front() -> None:
     fake = Refusing(words=40, tokenize=True, stated=True)
-    with plain_client(fake) as c:
+    with client(fake) as c:
         c.embed_documents(documents(count=1, words=300))
         refused = fake.refused
         assert refused > 0 and c._core.token_limit == 40
@@ -270,13 +258,13 @@ def test_a_single_character_over_the_limit_still_raises() -> None:
                 return httpx.Response(413, json={"error": "too large", "error_type": "validation"})
             return super().__call__(request)
 
-    with plain_client(Tiny()) as c, pytest.raises(PayloadTooLargeError):
+    with client(Tiny()) as c, pytest.raises(PayloadTooLargeError):
         c.embed_documents(["ab"])
 
 
 def test_async_splits_what_the_endpoint_refuses_like_sync() -> None:
     docs = documents(count=2, words=400)
-    with plain_client(Refusing(words=40)) as c:
+    with client(Refusing(words=40)) as c:
         expected = c.embed_chunks(docs)
         expected_vectors = c.embed_documents(docs)
 
