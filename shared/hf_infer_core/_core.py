@@ -33,31 +33,28 @@ from ._errors import (
 )
 from ._fit import FitFlow, Tokens, fit_texts_flow
 from ._options import ClientOptions
-from ._plan import chunk_all, plan, split_in_two
+from ._plan import chunk_all, plan, split_in_two, tokenize_groups
 from ._pooling import Pieces
 from ._retry import RetryPolicy, decide, is_transient
 from ._secret import redact
-from ._wire import base64_body, base64_vectors, json_body, json_vectors, plain_loads, tei_tokens, tokenize_body
+from ._wire import (
+    base64_body,
+    base64_vectors,
+    json_body,
+    json_vectors,
+    plain_loads,
+    tei_tokens,
+    tokenize_answer_limit,
+    tokenize_body,
+)
 
 __all__ = [
-    "TOKENIZE_BYTES",
     "ClientCore",
     "HttpResult",
     "NoTokenizeRoute",
     "Send",
     "Sleep",
-    "tokenize_answer_limit",
 ]
-
-# Text per /tokenize request. TEI writes at most one token per byte of text and about 90 bytes of
-# JSON per token, so an answer is bounded by what was sent (tokenize_answer_limit): with this
-# much text a request's answer is at most ~24 MiB (prose gets about 4 MiB).
-TOKENIZE_BYTES = 256 * 1024
-
-
-def tokenize_answer_limit(sent: int) -> int:
-    """The largest ``/tokenize`` answer accepted for a request body of ``sent`` bytes."""
-    return 96 * sent + 64 * 1024
 
 
 logger = logging.getLogger("hf_infer_core")
@@ -427,22 +424,8 @@ class ClientCore:
         return self.info_url.removesuffix("/info") + "/tokenize"
 
     def tokenize_groups(self, texts: Sequence[str]) -> list[range]:
-        """Consecutive groups of ``texts`` for ``/tokenize``: ``batch_size`` texts and ~TOKENIZE_BYTES each.
-
-        The answer to a group is bounded by what it sends (see :func:`tokenize_answer_limit`), so
-        sizing the groups by their text sizes the answers too.
-        """
-        groups: list[range] = []
-        start = size = 0
-        for i, text in enumerate(texts):
-            length = len(text) if text.isascii() else len(text.encode("utf-8"))
-            if i > start and (i - start >= self.batch_size or size + length > TOKENIZE_BYTES):
-                groups.append(range(start, i))
-                start, size = i, 0
-            size += length
-        if start < len(texts):
-            groups.append(range(start, len(texts)))
-        return groups
+        """The ``/tokenize`` requests for ``texts``: see :func:`tokenize_groups`."""
+        return tokenize_groups(texts, self.batch_size)
 
     def tokenize_flow(
         self, texts: Sequence[str]

@@ -11,9 +11,10 @@ from collections.abc import Sequence
 from ._chunking import Chunk, chunk_text
 from ._config import ChunkingSettings
 from ._errors import InvalidInputError
+from ._wire import TOKENIZE_BYTES
 from ._words import word_ends_within
 
-__all__ = ["assemble", "check_texts", "chunk_all", "plan", "split_in_two"]
+__all__ = ["assemble", "check_texts", "chunk_all", "plan", "split_in_two", "tokenize_groups"]
 
 
 def check_texts(texts: Sequence[str], first: int = 0) -> list[str]:
@@ -95,3 +96,22 @@ def split_in_two(sent: str, prefix: str) -> list[tuple[int, int, str]] | None:
     else:
         return None
     return [(0, cut, prefix + text[:cut]), (cut, len(text), prefix + text[cut:])]
+
+
+def tokenize_groups(texts: Sequence[str], batch_size: int) -> list[range]:
+    """Consecutive groups of ``texts`` for ``/tokenize``: ``batch_size`` texts and ~TOKENIZE_BYTES each.
+
+    The answer to a group is bounded by what it sends (see ``tokenize_answer_limit``), so sizing
+    the groups by their text sizes the answers too.
+    """
+    groups: list[range] = []
+    start = size = 0
+    for i, text in enumerate(texts):
+        length = len(text) if text.isascii() else len(text.encode("utf-8"))
+        if i > start and (i - start >= batch_size or size + length > TOKENIZE_BYTES):
+            groups.append(range(start, i))
+            start, size = i, 0
+        size += length
+    if start < len(texts):
+        groups.append(range(start, len(texts)))
+    return groups

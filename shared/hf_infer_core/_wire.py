@@ -23,6 +23,7 @@ from ._errors import ResponseFormatError, body_excerpt
 from ._fit import Tokens
 
 __all__ = [
+    "TOKENIZE_BYTES",
     "base64_body",
     "base64_vectors",
     "json_body",
@@ -30,8 +31,19 @@ __all__ = [
     "loads",
     "plain_loads",
     "tei_tokens",
+    "tokenize_answer_limit",
     "tokenize_body",
 ]
+
+# Text per /tokenize request. TEI writes at most one token per byte of text and about 90 bytes of
+# JSON per token, so an answer is bounded by what was sent (tokenize_answer_limit): with this
+# much text a request's answer is at most ~24 MiB (prose gets about 4 MiB).
+TOKENIZE_BYTES = 256 * 1024
+
+
+def tokenize_answer_limit(sent: int) -> int:
+    """The largest ``/tokenize`` answer accepted for a request body of ``sent`` bytes."""
+    return 96 * sent + 64 * 1024
 
 
 def json_body(texts: Sequence[str], extras: Mapping[str, Any]) -> bytes:
