@@ -225,3 +225,21 @@ def test_every_public_entry_point_raises_only_typed_errors(
         else:
             continue
         assert "hf_key" not in message and "\ud800" not in message
+
+
+def test_a_local_protocol_error_is_not_retried_and_does_not_carry_the_header() -> None:
+    calls = 0
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal calls
+        calls += 1
+        raise httpx.LocalProtocolError(f"Illegal header value b'Bearer {request.headers.get('authorization')}'")
+
+    with (
+        EmbeddingClient(endpoint(), transport=httpx.MockTransport(handler), discover=False, max_retries=5) as client,
+        pytest.raises(HFInferError) as info,
+    ):
+        client.embed(["x"])
+    assert calls == 1  # not retried: nothing was sent, and sending again cannot help
+    assert info.value.attempts == 1
+    assert "SECRET" not in str(info.value) and info.value.__cause__ is None
