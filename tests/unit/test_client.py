@@ -1,10 +1,13 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import logging
 import random
 import threading
+from collections.abc import Callable
+from typing import Any
 
 import httpx
 import pytest
@@ -50,6 +53,38 @@ def sync_client(fake: FakeEndpoint, clock: FakeClock | None = None, **options: o
     )
 
 
+DRIVERS = ["sync", "async"]
+
+
+class _Awaited:
+    """An AsyncEmbeddingClient whose coroutine methods return their results: one test body, both drivers."""
+
+    def __init__(self, client: AsyncEmbeddingClient) -> None:
+        self._client = client
+
+    def __getattr__(self, name: str) -> object:
+        attribute = getattr(self._client, name)
+        if inspect.iscoroutinefunction(attribute):
+            return lambda *args, **kwargs: asyncio.run(attribute(*args, **kwargs))
+        return attribute
+
+    def __repr__(self) -> str:
+        return repr(self._client)
+
+    def __enter__(self) -> _Awaited:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass  # each asyncio.run closes its loop's HTTP client as the loop ends
+
+
+def client_for(driver: str, fake: FakeEndpoint, clock: FakeClock | None = None, **options: object) -> Any:
+    """The sync client, or the async one behind :class:`_Awaited`, on the same fake endpoint and clock."""
+    if driver == "sync":
+        return sync_client(fake, clock, **options)
+    return _Awaited(async_client(fake, clock, **options))
+
+
 def async_client(fake: FakeEndpoint, clock: FakeClock | None = None, **options: object) -> AsyncEmbeddingClient:
     clock = clock or FakeClock()
     options.setdefault("rate_limiter", limiter(clock))
@@ -87,9 +122,10 @@ def fail_first(n: int, response: httpx.Response | Exception):
 # ------------------------------------------------------------------ requests and batching
 
 
-def test_embed_batches_in_order_with_auth_and_plain_floats() -> None:
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_embed_batches_in_order_with_auth_and_plain_floats(driver: str) -> None:
     fake = FakeEndpoint()
-    with sync_client(fake, batch_size=3, max_concurrency=1) as client:
+    with client_for(driver, fake, batch_size=3, max_concurrency=1) as client:
         vectors = client.embed(TEXTS)
     assert vectors == [vector_for(t) for t in TEXTS]
     assert all(type(x) is float for v in vectors for x in v)
@@ -107,9 +143,12 @@ async def test_async_embed_batches_in_order() -> None:
     assert sorted(map(tuple, fake.batches)) == sorted(map(tuple, [TEXTS[0:3], TEXTS[3:6], TEXTS[6:9], TEXTS[9:10]]))
 
 
-def test_request_extras_only_when_set() -> None:
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_request_extras_only_when_set(driver: str) -> None:
     fake = FakeEndpoint()
-    with sync_client(fake, normalize=True, truncate=True, truncation_direction="Left", prompt_name="query") as client:
+    with client_for(
+        driver, fake, normalize=True, truncate=True, truncation_direction="Left", prompt_name="query"
+    ) as client:
         client.embed(["a"])
     assert fake.requests[0] == {
         "inputs": ["a"],
@@ -120,16 +159,18 @@ def test_request_extras_only_when_set() -> None:
     }
 
 
-def test_integer_values_become_floats() -> None:
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_integer_values_become_floats(driver: str) -> None:
     fake = FakeEndpoint(script=lambda n, inputs: httpx.Response(200, text="[[1, 0, 2.5]]"))
-    with sync_client(fake) as client:
+    with client_for(driver, fake) as client:
         assert client.embed(["a"]) == [[1.0, 0.0, 2.5]]
         assert all(type(x) is float for x in client.embed(["a"])[0])
 
 
-def test_object_response_shape() -> None:
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_object_response_shape(driver: str) -> None:
     fake = FakeEndpoint(script=lambda n, inputs: httpx.Response(200, json={"embeddings": [[0.5, 0.25]] * len(inputs)}))
-    with sync_client(fake) as client:
+    with client_for(driver, fake) as client:
         assert client.embed(["a", "b"]) == [[0.5, 0.25], [0.5, 0.25]]
 
 
@@ -186,9 +227,10 @@ async def test_async_runs_batches_concurrently_and_keeps_order() -> None:
 # ------------------------------------------------------------------ input rules
 
 
-def test_empty_list_makes_no_request_and_empty_string_is_sent() -> None:
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_empty_list_makes_no_request_and_empty_string_is_sent(driver: str) -> None:
     fake = FakeEndpoint()
-    with sync_client(fake) as client:
+    with client_for(driver, fake) as client:
         assert client.embed([]) == []
         assert fake.requests == []
         assert client.embed([""]) == [vector_for("")]
@@ -204,15 +246,17 @@ def test_empty_list_makes_no_request_and_empty_string_is_sent() -> None:
         (None, "got NoneType"),
     ],
 )
-def test_bad_inputs_are_type_errors(texts: object, message: str) -> None:
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_bad_inputs_are_type_errors(driver: str, texts: object, message: str) -> None:
     fake = FakeEndpoint()
-    with sync_client(fake) as client, pytest.raises(TypeError, match=message):
+    with client_for(driver, fake) as client, pytest.raises(TypeError, match=message):
         client.embed(texts)  # type: ignore[arg-type]
     assert fake.requests == []
 
 
-def test_lone_surrogate_names_its_index() -> None:
-    with sync_client(FakeEndpoint()) as client, pytest.raises(InvalidInputError, match=r"texts\[2\]") as info:
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_lone_surrogate_names_its_index(driver: str) -> None:
+    with client_for(driver, FakeEndpoint()) as client, pytest.raises(InvalidInputError, match=r"texts\[2\]") as info:
         client.embed(["a", "b", "bad \ud800 text"])
     assert info.value.index == 2
 
@@ -220,11 +264,14 @@ def test_lone_surrogate_names_its_index() -> None:
 # ------------------------------------------------------------------ rate limiting
 
 
-def test_rate_limit_spaces_requests_evenly_with_a_burst_of_one() -> None:
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_rate_limit_spaces_requests_evenly_with_a_burst_of_one(driver: str) -> None:
     clock = FakeClock()
     sent_at: list[float] = []
     fake = FakeEndpoint(script=lambda n, inputs: sent_at.append(clock.now))  # type: ignore[func-returns-value]
-    with sync_client(fake, clock, batch_size=1, max_concurrency=1, rate_limiter=limiter(clock, rpm=600)) as client:
+    with client_for(
+        driver, fake, clock, batch_size=1, max_concurrency=1, rate_limiter=limiter(clock, rpm=600)
+    ) as client:
         client.embed(TEXTS[:5])
     assert sent_at == pytest.approx([1000.0, 1000.1, 1000.2, 1000.3, 1000.4])
 
@@ -241,7 +288,8 @@ def test_rate_limit_holds_across_threads() -> None:
     assert sorted(waits) == [float(i) for i in range(8)]
 
 
-def test_retries_take_rate_limit_tokens() -> None:
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_retries_take_rate_limit_tokens(driver: str) -> None:
     clock = FakeClock()
     sent_at: list[float] = []
 
@@ -250,7 +298,7 @@ def test_retries_take_rate_limit_tokens() -> None:
         return httpx.Response(502, text="bad gateway") if number == 0 else None
 
     fake = FakeEndpoint(script=script)
-    with sync_client(fake, clock, rate_limiter=limiter(clock, rpm=6)) as client:
+    with client_for(driver, fake, clock, rate_limiter=limiter(clock, rpm=6)) as client:
         client.embed(["a"])
     assert sent_at[1] - sent_at[0] >= 10.0  # 6/min: the retry waited for its own token
 
@@ -258,30 +306,33 @@ def test_retries_take_rate_limit_tokens() -> None:
 # ------------------------------------------------------------------ retries
 
 
-def test_429_honours_retry_after() -> None:
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_429_honours_retry_after(driver: str) -> None:
     clock = FakeClock()
     fake = FakeEndpoint(
         script=fail_first(2, httpx.Response(429, json={"error": "slow down"}, headers={"Retry-After": "7"}))
     )
-    with sync_client(fake, clock) as client:
+    with client_for(driver, fake, clock) as client:
         assert client.embed(["a"]) == [vector_for("a")]
     assert retry_sleeps(clock) == [7.0, 7.0]
 
 
-def test_503_loading_honours_estimated_time_bounded() -> None:
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_503_loading_honours_estimated_time_bounded(driver: str) -> None:
     clock = FakeClock()
     loading = httpx.Response(503, json={"error": "Model x is currently loading", "estimated_time": 45.0})
     fake = FakeEndpoint(script=fail_first(1, loading))
-    with sync_client(fake, clock, max_retry_wait=20.0) as client:
+    with client_for(driver, fake, clock, max_retry_wait=20.0) as client:
         client.embed(["a"])
     assert retry_sleeps(clock) == [20.0]
 
 
+@pytest.mark.parametrize("driver", DRIVERS)
 @pytest.mark.parametrize("status", [500, 502, 504, 424])
-def test_server_errors_are_retried_with_backoff(status: int) -> None:
+def test_server_errors_are_retried_with_backoff(driver: str, status: int) -> None:
     clock = FakeClock()
     fake = FakeEndpoint(script=fail_first(3, httpx.Response(status, json={"error": "boom", "error_type": "backend"})))
-    with sync_client(fake, clock) as client:
+    with client_for(driver, fake, clock) as client:
         assert client.embed(["a"]) == [vector_for("a")]
     assert len(retry_sleeps(clock)) == 3
     assert 0.5 <= retry_sleeps(clock)[0] <= 1.0
@@ -292,9 +343,10 @@ def test_server_errors_are_retried_with_backoff(status: int) -> None:
 @pytest.mark.parametrize(
     "error", [httpx.ReadTimeout("slow"), httpx.ConnectError("refused"), httpx.RemoteProtocolError("reset")]
 )
-def test_transport_failures_are_retried(error: Exception) -> None:
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_transport_failures_are_retried(driver: str, error: Exception) -> None:
     fake = FakeEndpoint(script=fail_first(2, error))
-    with sync_client(fake) as client:
+    with client_for(driver, fake) as client:
         assert client.embed(["a"]) == [vector_for("a")]
     assert len(fake.requests) == 3
 
@@ -309,10 +361,11 @@ def test_transport_failures_are_retried(error: Exception) -> None:
         (404, EndpointError),
     ],
 )
-def test_permanent_errors_are_not_retried(status: int, cls: type[Exception]) -> None:
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_permanent_errors_are_not_retried(driver: str, status: int, cls: type[Exception]) -> None:
     clock = FakeClock()
     fake = FakeEndpoint(script=answer(status, {"error": "nope", "error_type": "Validation"}))
-    with sync_client(fake, clock, batch_size=4) as client, pytest.raises(cls) as info:
+    with client_for(driver, fake, clock, batch_size=4) as client, pytest.raises(cls) as info:
         client.embed(TEXTS[:6])
     assert len(fake.requests) <= 2  # the other batch may have been in flight
     assert retry_sleeps(clock) == []
@@ -327,16 +380,23 @@ def test_permanent_errors_are_not_retried(status: int, cls: type[Exception]) -> 
 @pytest.mark.parametrize(
     ("response", "cls"),
     [
-        (httpx.Response(429, json={"error": "busy"}), RateLimitError),
-        (httpx.Response(503, json={"error": "Model is currently loading", "estimated_time": 1}), ModelLoadingError),
-        (httpx.Response(500, text="oops"), ServerError),
-        (httpx.Response(200, text="<html>proxy error</html>"), ResponseFormatError),
-        (httpx.Response(200, text="[[0.1, 0.2"), ResponseFormatError),
+        # Built per request: a response's stream is sync or async once read, and both drivers run.
+        (lambda: httpx.Response(429, json={"error": "busy"}), RateLimitError),
+        (
+            lambda: httpx.Response(503, json={"error": "Model is currently loading", "estimated_time": 1}),
+            ModelLoadingError,
+        ),
+        (lambda: httpx.Response(500, text="oops"), ServerError),
+        (lambda: httpx.Response(200, text="<html>proxy error</html>"), ResponseFormatError),
+        (lambda: httpx.Response(200, text="[[0.1, 0.2"), ResponseFormatError),
     ],
 )
-def test_exhausted_retries_raise_the_last_error_with_its_type(response: httpx.Response, cls: type[Exception]) -> None:
-    fake = FakeEndpoint(script=lambda n, inputs: response)
-    with sync_client(fake, max_retries=3) as client, pytest.raises(cls) as info:
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_exhausted_retries_raise_the_last_error_with_its_type(
+    driver: str, response: Callable[[], httpx.Response], cls: type[Exception]
+) -> None:
+    fake = FakeEndpoint(script=lambda n, inputs: response())
+    with client_for(driver, fake, max_retries=3) as client, pytest.raises(cls) as info:
         client.embed(["a", "b"])
     assert len(fake.requests) == 4
     assert info.value.attempts == 4  # type: ignore[attr-defined]
@@ -344,34 +404,41 @@ def test_exhausted_retries_raise_the_last_error_with_its_type(response: httpx.Re
     assert "after 4 attempts; inputs [0, 1]" in str(info.value)
 
 
-def test_timeouts_exhausted_raise_timeout_error_chained_to_httpx() -> None:
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_timeouts_exhausted_raise_timeout_error_chained_to_httpx(driver: str) -> None:
     fake = FakeEndpoint(script=fail_first(99, httpx.ReadTimeout("slow")))
-    with sync_client(fake, max_retries=2) as client, pytest.raises(TimeoutError) as info:
+    with client_for(driver, fake, max_retries=2) as client, pytest.raises(TimeoutError) as info:
         client.embed(["a"])
     assert isinstance(info.value, TransportError)
     assert isinstance(info.value.__cause__, httpx.ReadTimeout)
 
 
-def test_deadline_stops_retries_early() -> None:
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_deadline_stops_retries_early(driver: str) -> None:
     clock = FakeClock()
     fake = FakeEndpoint(script=lambda n, inputs: httpx.Response(429, headers={"Retry-After": "25"}))
-    with sync_client(fake, clock, max_retries=10, retry_deadline=60.0) as client, pytest.raises(RateLimitError) as info:
+    with (
+        client_for(driver, fake, clock, max_retries=10, retry_deadline=60.0) as client,
+        pytest.raises(RateLimitError) as info,
+    ):
         client.embed(["a"])
     assert retry_sleeps(clock) == [25.0, 25.0]
     assert info.value.attempts == 3
     assert info.value.retry_after == 25.0
 
 
-def test_truncated_200_body_is_retried_then_succeeds() -> None:
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_truncated_200_body_is_retried_then_succeeds(driver: str) -> None:
     fake = FakeEndpoint(script=fail_first(1, httpx.Response(200, text="[[0.1, 0.2], [0.")))
-    with sync_client(fake) as client:
+    with client_for(driver, fake) as client:
         assert client.embed(["a", "b"]) == [vector_for("a"), vector_for("b")]
 
 
 # ------------------------------------------------------------------ 413
 
 
-def test_413_splits_the_batch_and_keeps_order() -> None:
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_413_splits_the_batch_and_keeps_order(driver: str) -> None:
     def script(number: int, inputs: list[str]) -> httpx.Response | None:
         if len(inputs) > 2:
             return httpx.Response(
@@ -380,19 +447,23 @@ def test_413_splits_the_batch_and_keeps_order() -> None:
         return None
 
     fake = FakeEndpoint(script=script)
-    with sync_client(fake, batch_size=8, max_concurrency=1) as client:
+    with client_for(driver, fake, batch_size=8, max_concurrency=1) as client:
         assert client.embed(TEXTS[:8]) == [vector_for(t) for t in TEXTS[:8]]
     assert [len(b) for b in fake.batches] == [8, 4, 2, 2, 4, 2, 2]
 
 
-def test_413_plain_text_for_one_input_names_its_index() -> None:
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_413_plain_text_for_one_input_names_its_index(driver: str) -> None:
     def script(number: int, inputs: list[str]) -> httpx.Response | None:
         if "huge" in inputs:
             return httpx.Response(413, text="Failed to buffer the request body: length limit exceeded")
         return None
 
     fake = FakeEndpoint(script=script)
-    with sync_client(fake, batch_size=4, max_concurrency=1) as client, pytest.raises(PayloadTooLargeError) as info:
+    with (
+        client_for(driver, fake, batch_size=4, max_concurrency=1) as client,
+        pytest.raises(PayloadTooLargeError) as info,
+    ):
         client.embed(["a", "b", "c", "d", "e", "huge"])
     assert info.value.index == 5
     assert info.value.indices == (5,)
@@ -416,36 +487,40 @@ def test_413_plain_text_for_one_input_names_its_index() -> None:
         ("42", "expected a JSON array of vectors"),
     ],
 )
-def test_wrong_but_well_formed_answers_are_not_retried(body: str, message: str) -> None:
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_wrong_but_well_formed_answers_are_not_retried(driver: str, body: str, message: str) -> None:
     fake = FakeEndpoint(script=lambda n, inputs: httpx.Response(200, text=body))
-    with sync_client(fake) as client, pytest.raises(ResponseFormatError, match=message) as info:
+    with client_for(driver, fake) as client, pytest.raises(ResponseFormatError, match=message) as info:
         client.embed(["a", "b"])
     assert len(fake.requests) == 1
     assert info.value.transient is False
     assert info.value.indices == (0, 1)
 
 
-def test_configured_dimensions_are_enforced() -> None:
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_configured_dimensions_are_enforced(driver: str) -> None:
     fake = FakeEndpoint()
     with (
-        sync_client(fake, endpoint=endpoint(dimensions=8)) as client,
+        client_for(driver, fake, endpoint=endpoint(dimensions=8)) as client,
         pytest.raises(ResponseFormatError, match="expected 8"),
     ):
         client.embed(["a"])
 
 
-def test_dimensions_learnt_from_first_response() -> None:
-    with sync_client(FakeEndpoint()) as client:
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_dimensions_learnt_from_first_response(driver: str) -> None:
+    with client_for(driver, FakeEndpoint()) as client:
         assert client.dimensions is None
         client.embed(["a"])
         assert client.dimensions == 4
 
 
-def test_tei_error_type_is_case_insensitive() -> None:
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_tei_error_type_is_case_insensitive(driver: str) -> None:
     fake = FakeEndpoint(
         script=lambda n, inputs: httpx.Response(400, json={"error": "queue full", "error_type": "OVERLOADED"})
     )
-    with sync_client(fake, max_retries=1) as client, pytest.raises(RateLimitError):
+    with client_for(driver, fake, max_retries=1) as client, pytest.raises(RateLimitError):
         client.embed(["a"])
     assert len(fake.requests) == 2
 
@@ -453,11 +528,12 @@ def test_tei_error_type_is_case_insensitive() -> None:
 # ------------------------------------------------------------------ chunks, documents, prefixes
 
 
-def test_embed_chunks_returns_offsets_and_batches_across_texts() -> None:
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_embed_chunks_returns_offsets_and_batches_across_texts(driver: str) -> None:
     fake = FakeEndpoint()
     texts = ["one two three four five six seven eight nine ten eleven twelve", "short", ""]
     ep = endpoint(chunking={"strategy": "word", "max_chunk_size": 10, "overlap": 0})
-    with sync_client(fake, endpoint=ep, batch_size=32, document_prefix="passage: ") as client:
+    with client_for(driver, fake, endpoint=ep, batch_size=32, document_prefix="passage: ") as client:
         result = client.embed_chunks(texts)
     assert [len(r) for r in result] == [2, 1, 1]
     first = result[0][0]
@@ -469,7 +545,8 @@ def test_embed_chunks_returns_offsets_and_batches_across_texts() -> None:
     assert first.to_dict()["offset"] == {"start": first.start, "end": first.end}
 
 
-def test_embed_documents_pools_chunks_weighted_and_normalised() -> None:
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_embed_documents_pools_chunks_weighted_and_normalised(driver: str) -> None:
     def script(number: int, inputs: list[str]) -> httpx.Response:
         return httpx.Response(200, json=[[1.0, 0.0] if t.startswith("a") else [0.0, 1.0] for t in inputs])
 
@@ -477,16 +554,17 @@ def test_embed_documents_pools_chunks_weighted_and_normalised() -> None:
     # chunk 1: ten "a" words; chunk 2: "b b b b b" (5 words) -> weights 10 and 5
     text = "a " * 10 + "b " * 5
     ep = endpoint(chunking={"strategy": "word", "max_chunk_size": 10, "overlap": 0})
-    with sync_client(fake, endpoint=ep) as client:
+    with client_for(driver, fake, endpoint=ep) as client:
         (vector,) = client.embed_documents([text])
         assert vector == pytest.approx([2 / 5**0.5, 1 / 5**0.5])
-    with sync_client(fake, endpoint=ep, pooling="first") as client:
+    with client_for(driver, fake, endpoint=ep, pooling="first") as client:
         assert client.embed_documents([text]) == [[1.0, 0.0]]
 
 
-def test_query_prefix() -> None:
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_query_prefix(driver: str) -> None:
     fake = FakeEndpoint()
-    with sync_client(fake, query_prefix="query: ") as client:
+    with client_for(driver, fake, query_prefix="query: ") as client:
         assert client.embed_query("what") == vector_for("query: what")
     assert fake.batches == [["query: what"]]
 
@@ -534,9 +612,10 @@ async def test_async_permanent_failure_cancels_the_rest() -> None:
 # ------------------------------------------------------------------ discovery, logging, progress
 
 
-def test_discovery_caps_batch_size() -> None:
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_discovery_caps_batch_size(driver: str) -> None:
     fake = FakeEndpoint()
-    with sync_client(fake, batch_size=32, discover=True, max_concurrency=1) as client:
+    with client_for(driver, fake, batch_size=32, discover=True, max_concurrency=1) as client:
         client.embed(TEXTS[:5])
         assert client.batch_size == 2
         assert client.server_info == {"model_id": "fake/model", "max_input_length": 256, "max_client_batch_size": 2}
@@ -550,11 +629,12 @@ async def test_async_discovery() -> None:
         assert client.batch_size == 2
 
 
-def test_one_debug_line_per_request_without_secrets(caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_one_debug_line_per_request_without_secrets(driver: str, caplog: pytest.LogCaptureFixture) -> None:
     fake = FakeEndpoint(script=fail_first(1, httpx.Response(502, text="bad")))
     with (
         caplog.at_level(logging.DEBUG, logger="hf_infer_core"),
-        sync_client(fake, batch_size=2, max_concurrency=1) as client,
+        client_for(driver, fake, batch_size=2, max_concurrency=1) as client,
     ):
         client.embed(["a", "b", "c"])
     lines = [r.getMessage() for r in caplog.records if r.name == "hf_infer_core"]
@@ -564,9 +644,10 @@ def test_one_debug_line_per_request_without_secrets(caplog: pytest.LogCaptureFix
     assert all(SECRET not in line and "Bearer" not in line for line in caplog.text.splitlines())
 
 
-def test_progress_bar_counts_texts(capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_progress_bar_counts_texts(driver: str, capsys: pytest.CaptureFixture[str]) -> None:
     ep = endpoint(chunking={"strategy": "word", "max_chunk_size": 10, "overlap": 0})
-    with sync_client(FakeEndpoint(), endpoint=ep, batch_size=1, show_progress=True) as client:
+    with client_for(driver, FakeEndpoint(), endpoint=ep, batch_size=1, show_progress=True) as client:
         client.embed_documents(["a b c d e f g h i j k l", "x", "y"])
     assert "3/3" in capsys.readouterr().err
 
@@ -597,34 +678,38 @@ def test_bad_options(option: str, value: object) -> None:
         EmbeddingClient(endpoint(), **{option: value})  # type: ignore[arg-type]
 
 
-def test_repr_has_no_secret() -> None:
-    with sync_client(FakeEndpoint()) as client:
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_repr_has_no_secret(driver: str) -> None:
+    with client_for(driver, FakeEndpoint()) as client:
         assert SECRET not in repr(client)
         assert "test-endpoint" in repr(client)
         assert "RateLimiter" in repr(client.rate_limiter)
 
 
-def test_integers_and_exponents_take_the_exact_path() -> None:
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_integers_and_exponents_take_the_exact_path(driver: str) -> None:
     # "1e-05" and "2" carry no ".": the fast proof fails and every value is checked and made a float.
     fake = FakeEndpoint(script=lambda n, inputs: httpx.Response(200, text="[[1e-05, 2, 0.5]]"))
-    with sync_client(fake) as client:
+    with client_for(driver, fake) as client:
         (vector,) = client.embed(["a"])
     assert vector == [1e-05, 2.0, 0.5]
     assert all(type(x) is float for x in vector)
 
 
-def test_strings_elsewhere_in_the_body_do_not_fool_the_fast_path() -> None:
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_strings_elsewhere_in_the_body_do_not_fool_the_fast_path(driver: str) -> None:
     body = '{"embeddings": [[1, 0.5]], "note": "a."}'
     fake = FakeEndpoint(script=lambda n, inputs: httpx.Response(200, text=body))
-    with sync_client(fake) as client:
+    with client_for(driver, fake) as client:
         assert client.embed(["a"]) == [[1.0, 0.5]]
         assert type(client.embed(["a"])[0][0]) is float
 
 
-def test_batches_group_similar_lengths_and_results_keep_input_order() -> None:
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_batches_group_similar_lengths_and_results_keep_input_order(driver: str) -> None:
     texts = ["x" * n for n in (5, 50, 6, 51, 7, 52, 8, 53)]
     fake = FakeEndpoint()
-    with sync_client(fake, batch_size=4, max_concurrency=1) as client:
+    with client_for(driver, fake, batch_size=4, max_concurrency=1) as client:
         assert client.embed(texts) == [vector_for(t) for t in texts]
     long_first, short_next = fake.batches
     assert sorted(map(len, long_first)) == [50, 51, 52, 53]  # padded by the server to 53, not to 53 and 5
