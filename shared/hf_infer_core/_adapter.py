@@ -33,7 +33,7 @@ from ._config import DEFAULT_INFERENCE_ID, DEFAULT_REQUESTS_PER_MINUTE, Inferenc
 from ._errors import ConfigError
 from ._fit import open_tokenizer
 from ._options import ClientOptions, config_error
-from ._secret import key_problem, seal_secret, shown_url
+from ._secret import checked_key, seal_secret, shown_url
 from ._session import EmbeddingSession
 
 if TYPE_CHECKING:
@@ -57,7 +57,7 @@ def _model_updater(adapter: AdapterOptions) -> Callable[[dict[str, Any]], None]:
     def update(info: dict[str, Any]) -> None:
         owner = ref()
         model_id = info.get("model_id")
-        if owner is not None and isinstance(model_id, str) and not owner.__dict__.get("_model_given"):
+        if owner is not None and isinstance(model_id, str) and "model" not in owner.model_fields_set:
             owner.__dict__["model"] = model_id
 
     return update
@@ -111,12 +111,7 @@ class AdapterOptions(ClientOptions):
     @classmethod
     def _seal(cls, value: SecretStr | None) -> SecretStr | None:
         # An explicit None (e.g. from a dump, which never holds the key) means "from the environment".
-        if value is None:
-            return env_api_key()
-        key = value.get_secret_value().strip()  # a key read from a file ends with a newline
-        if (problem := key_problem(key)) is not None:
-            raise ValueError(problem)
-        return seal_secret(key)
+        return env_api_key() if value is None else seal_secret(checked_key(value.get_secret_value()))
 
     def __repr_args__(self) -> Any:
         for name, value in super().__repr_args__():
@@ -164,11 +159,8 @@ class AdapterOptions(ClientOptions):
         )
         if old is not None:
             old.close()
-        if self.__dict__.get("model") is None:
+        if "model" not in self.model_fields_set:  # not given (pydantic tracks what was): derived
             self.__dict__["model"] = endpoint.inference_id
-            self.__dict__["_model_given"] = False
-        elif "_model_given" not in self.__dict__:
-            self.__dict__["_model_given"] = True
         self._session.on_info = _model_updater(self)
         return self
 

@@ -54,7 +54,7 @@ if TYPE_CHECKING:
     import numpy as np
     from numpy.typing import NDArray
 
-__all__ = ["ClientBase"]
+__all__: list[str] = []  # shared by _sync.py and _async.py; nothing public
 
 logger = logging.getLogger("hf_infer_core")
 
@@ -357,6 +357,3 @@ class _ClientBase:
             f"<{type(self).__name__} url={shown_url(self.endpoint.url)!r} inference_id={self.endpoint.inference_id!r} "
             f"batch_size={self.batch_size} max_concurrency={self.options.max_concurrency}>"
         )
-
-
-ClientBase = _ClientBase

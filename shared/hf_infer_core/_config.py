@@ -23,7 +23,7 @@ from typing import Annotated, Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from ._errors import ConfigError
-from ._secret import REDACTED, SealedSecretStr, key_problem, shown_url
+from ._secret import REDACTED, SealedSecretStr, checked_key, shown_url
 
 __all__ = [
     "DEFAULT_CHUNKING_SETTINGS",
@@ -212,10 +212,8 @@ class HuggingFaceServiceSettings(BaseModel):
     def _api_key(cls, value: SecretStr | None) -> SecretStr | None:
         if value is None:
             return None
-        # Surrounding whitespace (a key read from a file ends with a newline) is not part of a token.
-        key = value.get_secret_value().strip()
-        if not _PARSED.get() and (problem := key_problem(key)) is not None:
-            raise ValueError(problem)
+        # The parser has stripped and checked it already; a model built directly is checked here.
+        key = value.get_secret_value() if _PARSED.get() else checked_key(value.get_secret_value())
         # Sealed: pickles and copies of the endpoint never hold the key verbatim.
         return SealedSecretStr(key)
 

@@ -147,10 +147,10 @@ def _parse_service_settings(raw: Mapping[str, Any], errors: list[str]) -> dict[s
         errors.append(
             f"[secret_settings] field [api_key] is not of the expected type: expected a string, got {_type_name(api_key)}"
         )
-    elif (problem := key_problem(api_key.strip())) is not None:
+    elif (problem := key_problem(key := api_key.strip())) is not None:
         errors.append(problem)
     else:
-        out["api_key"] = SecretStr(api_key.strip())
+        out["api_key"] = SecretStr(key)
 
     rate_limit = settings.pop("rate_limit", None)
     if rate_limit is not None:

@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
-__all__ = ["REDACTED", "SealedSecretStr", "key_problem", "redact", "seal_secret", "shown_url"]
+__all__ = ["REDACTED", "SealedSecretStr", "checked_key", "key_problem", "redact", "seal_secret", "shown_url"]
 
 REDACTED = "[REDACTED]"
 # A Hugging Face user access token: "hf_" and 30 or more letters and digits.
@@ -70,6 +70,18 @@ def key_problem(key: str) -> str | None:
             f"{bad} (a control character, or not ASCII): a token is printable ASCII"
         )
     return None
+
+
+def checked_key(raw: str) -> str:
+    """``raw`` without surrounding whitespace (a key read from a file ends with a newline), checked.
+
+    Raises:
+        ValueError: with :func:`key_problem`'s message (never the key).
+    """
+    key = raw.strip()
+    if (problem := key_problem(key)) is not None:
+        raise ValueError(problem)
+    return key
 
 
 _MASK = b"hf-infer/sealed-secret"

@@ -125,6 +125,10 @@ def test_model_is_the_inference_id_then_the_discovered_model(cls: Any) -> None:
     pinned = adapter(cls, Recorder(), model="my-namespace")
     embed(pinned, ["x"])
     assert pinned.model == "my-namespace"
+    assigned = adapter(cls, Recorder())
+    assigned.model = "set-later"  # given after construction: discovery leaves it too
+    embed(assigned, ["x"])
+    assert assigned.model == "set-later"
 
 
 def test_query_and_document_prompt_names_are_sent_per_kind() -> None:
