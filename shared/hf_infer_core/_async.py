@@ -1,4 +1,4 @@
-"""The asyncio client, :class:`AsyncEmbeddingClient`: the core's flows performed as tasks.
+"""The asyncio client, :class:`AsyncEmbeddingClient`: the steps of the job's flows (``_job.py``) performed as tasks.
 
 Batches run as tasks over one ``httpx.AsyncClient`` per event loop; ``asyncio.timeout`` bounds each attempt.
 """
@@ -25,32 +25,14 @@ from typing import TYPE_CHECKING, Any, Literal, Self, Unpack, overload
 
 import httpx
 
-from ._chunking import Chunk, ChunkEmbedding
-from ._client import (
-    _INHERITED,
-    Flow,
-    R,
-    T,
-    _array_maker,
-    _as_array,
-    _check_iterable,
-    _ClientBase,
-    _log,
-    _Progress,
-    _reader,
-    _result,
-    _texts_named,
-    _transport_error,
-)
+from ._chunking import ChunkEmbedding
+from ._client import _INHERITED, T, _ClientBase, _log, _reader, _result, _transport_error
 from ._config import InferenceEndpoint
 from ._core import HttpResult, Send, Sleep
 from ._errors import ClientClosedError, HFInferError, RateLimitBackendError
-from ._fit import Count, Tokens
+from ._job import END, Discover, Emit, Flow, Parallel, Read, Start, Step
 from ._options import ClientOptionArgs, ClientOptions
-from ._plan import assemble, check_texts
-from ._pooling import pool_all
 from ._ratelimit import RateLimiter
-from ._stream import StreamAssembler, StreamBatch
 
 if TYPE_CHECKING:
     import numpy as np
@@ -68,15 +50,18 @@ async def _aiterate(texts: Iterable[str] | AsyncIterable[str]) -> AsyncIterator[
             yield text
 
 
-async def _each(groups: AsyncIterator[list[R]]) -> AsyncIterator[R]:
-    async for group in groups:
-        for item in group:
-            yield item
+class _Call:
+    """One public call in the async driver: a stream's input and its batches in flight."""
 
+    def __init__(self, texts: AsyncIterator[str] | None = None) -> None:
+        self.texts: AsyncIterator[str] = texts if texts is not None else _aiterate(())
+        self.started: deque[asyncio.Future[Any]] = deque()
 
-async def _arrays(groups: AsyncIterator[list[list[float]]]) -> AsyncIterator[NDArray[np.float32]]:
-    async for group in groups:
-        yield _as_array(group)
+    async def stop(self) -> None:
+        for task in self.started:
+            task.cancel()
+        if self.started:
+            await asyncio.gather(*self.started, return_exceptions=True)
 
 
 async def _close_with_loop(client: httpx.AsyncClient) -> AsyncGenerator[None, None]:
@@ -203,7 +188,7 @@ class AsyncEmbeddingClient(_ClientBase):
         with contextlib.suppress(AttributeError):  # a loop type whose attributes are fixed (uvloop)
             loop.close = close  # type: ignore[method-assign]
 
-    # ------------------------------------------------------------------ public methods
+    # ------------------------------------------------------------------ public methods: one flow each
 
     @overload
     async def embed(self, texts: Sequence[str], *, as_numpy: Literal[False] = False) -> list[list[float]]: ...
@@ -211,18 +196,15 @@ class AsyncEmbeddingClient(_ClientBase):
     async def embed(self, texts: Sequence[str], *, as_numpy: Literal[True]) -> NDArray[np.float32]: ...
     async def embed(self, texts: Sequence[str], *, as_numpy: bool = False) -> list[list[float]] | NDArray[np.float32]:
         """Return one vector per text, in order, each text sent as is (see :meth:`EmbeddingClient.embed`)."""
-        items = check_texts(texts)
-        to_array = _array_maker(as_numpy)
-        return to_array(await self._embed_flat(items, _Progress(self.options.show_progress, len(items)), as_numpy))
+        return await self._run(self._jobs.embed(texts, as_numpy))
 
     async def embed_query(self, text: str) -> list[float]:
         """Return the vector of one query, with ``query_prefix`` prepended."""
-        (item,) = check_texts([text])
-        return (await self._embed_flat([self.options.query_prefix + item], _Progress(False, 1), query=True))[0]
+        return await self._run(self._jobs.query(text))
 
     async def embed_chunks(self, texts: Sequence[str]) -> list[list[ChunkEmbedding]]:
         """Chunk every text and return each text's chunks with offsets and vectors."""
-        return self._group(*await self._embed_chunked(texts))
+        return await self._run(self._jobs.chunks(texts))
 
     @overload
     async def embed_documents(self, texts: Sequence[str], *, as_numpy: Literal[False] = False) -> list[list[float]]: ...
@@ -232,40 +214,7 @@ class AsyncEmbeddingClient(_ClientBase):
         self, texts: Sequence[str], *, as_numpy: bool = False
     ) -> list[list[float]] | NDArray[np.float32]:
         """Return one vector per text, chunk vectors combined (see :meth:`EmbeddingClient.embed_documents`)."""
-        to_array = _array_maker(as_numpy)
-        return to_array(pool_all(self.options.pooling, *await self._embed_chunked(texts, as_numpy)))
-
-    async def _embed_chunked(
-        self, texts: Sequence[str], arrays: bool = False
-    ) -> tuple[list[list[Chunk]], list[list[float]]]:
-        """Chunk, fit to the model and embed ``texts`` (see :meth:`EmbeddingClient._embed_chunked`)."""
-        items, chunks = self._chunks(texts)
-        chunks = await self._fitted(items, chunks)
-        flat, owners = self._flatten(chunks)
-        with _texts_named(owners):
-            progress = _Progress(self.options.show_progress, len(chunks), owners)
-            vectors = await self._embed_flat(flat, progress, arrays, splittable=True)
-        return self._expanded(chunks, vectors)
-
-    async def _fitted(self, items: list[str], chunks: list[list[Chunk]]) -> list[list[Chunk]]:
-        """``chunks``, those over the model's token limit split again (the core's fit flow)."""
-        await self._discover_once()
-        return await self._run(self._core.fit_flow(items, chunks, self._counter is not None))
-
-    async def _count_tokens(self, texts: list[str]) -> list[Tokens]:
-        if self._counter is not None:
-            return self._counter(texts)
-        # At most max_concurrency requests at once, as for batches (not every group at once).
-        gate = asyncio.Semaphore(self.options.max_concurrency)
-
-        async def tokenize(group: range) -> list[Tokens]:
-            async with gate:
-                return await self._run(self._core.tokenize_flow([texts[i] for i in group]))
-
-        results = await asyncio.gather(*(tokenize(group) for group in self._core.tokenize_groups(texts)))
-        return [tokens for group in results for tokens in group]
-
-    # ------------------------------------------------------------------ streaming
+        return await self._run(self._jobs.documents(texts, as_numpy))
 
     @overload
     def aembed_iter(
@@ -283,87 +232,78 @@ class AsyncEmbeddingClient(_ClientBase):
         Bad arguments (a single string, numpy missing) fail at the call, as ``embed_iter``'s do,
         not at the first ``__anext__``.
         """
-        _array_maker(as_numpy)
-        _check_iterable(texts)
-        stream = self._stream(texts, lambda assembler: assembler.documents(), as_numpy)
-        return _arrays(stream) if as_numpy else _each(stream)
+        return self._stream(self._jobs.documents_stream(texts, as_numpy), texts)
 
     def aembed_chunks_iter(self, texts: Iterable[str] | AsyncIterable[str]) -> AsyncIterator[list[ChunkEmbedding]]:
         """Stream :meth:`embed_chunks`: for each text, in order, its chunks with offsets and vectors."""
-        _check_iterable(texts)
-        return _each(self._stream(texts, lambda assembler: assembler.chunk_lists()))
+        return self._stream(self._jobs.chunks_stream(texts), texts)
 
-    async def _stream(
-        self,
-        texts: Iterable[str] | AsyncIterable[str],
-        release: Callable[[StreamAssembler], list[R]],
-        arrays: bool = False,
-    ) -> AsyncIterator[list[R]]:
-        _check_iterable(texts)
-        assembler = StreamAssembler(self._core)
-        window = self.options.max_concurrency
-        in_flight: deque[tuple[StreamBatch, asyncio.Task[list[list[float]]]]] = deque()
+    # ------------------------------------------------------------------ the driver
 
-        def send(batch: StreamBatch) -> None:
-            flow = self._core.batch_flow(batch.inputs, range(len(batch.inputs)), arrays, splittable=True)
-            in_flight.append((batch, asyncio.ensure_future(self._run(flow))))
+    async def _run(self, flow: Flow[T], call: _Call | None = None) -> T:
+        out: list[T] = []
+        async with contextlib.aclosing(self._drive(flow, call or _Call(), out)) as emitted:
+            async for _ in emitted:
+                raise RuntimeError("a flow emitted results outside a stream")
+        return out[0]
 
-        async def settle_oldest() -> None:
-            batch, task = in_flight.popleft()
-            try:
-                vectors = await task
-            except HFInferError as err:
-                raise assembler.failure(batch, err) from err.__cause__
-            assembler.complete(batch, vectors)
-
+    async def _stream(self, flow: Flow[None], texts: Iterable[str] | AsyncIterable[str]) -> AsyncGenerator[Any, None]:
+        call = _Call(_aiterate(texts))
         try:
-            await self._discover_once()
-            position = 0
-            async for text in _aiterate(texts):
-                items, chunks = self._chunks([text], position)
-                position += 1
-                for batch in assembler.add((await self._fitted(items, chunks))[0]):
-                    send(batch)
-                while len(in_flight) >= window:
-                    await settle_oldest()
-                    if out := release(assembler):
-                        yield out
-            if (last := assembler.flush()) is not None:
-                send(last)
-            while in_flight:
-                await settle_oldest()
-                if out := release(assembler):
-                    yield out
+            async with contextlib.aclosing(self._drive(flow, call, [])) as emitted:
+                async for item in emitted:
+                    yield item
         finally:
-            for _, task in in_flight:
-                task.cancel()
-            if in_flight:
-                await asyncio.gather(*(task for _, task in in_flight), return_exceptions=True)
+            await call.stop()
 
-    # ------------------------------------------------------------------ the loops
+    async def _drive(self, flow: Flow[T], call: _Call, out: list[T]) -> AsyncGenerator[Any, None]:
+        """Perform ``flow``'s steps, yielding what it emits; its value is appended to ``out``."""
+        try:
+            step = next(flow)
+            while True:
+                if isinstance(step, Emit):
+                    for item in step.items:
+                        yield item
+                    step = flow.send(None)
+                    continue
+                try:
+                    reply = await self._perform(step, call)
+                except HFInferError as err:  # the flow decides (no /tokenize: no fitting; a stream's batch)
+                    step = flow.throw(err)
+                    continue
+                step = flow.send(reply)
+        except StopIteration as stop:
+            out.append(stop.value)
+        finally:
+            flow.close()  # cancelled: the flow's own clean-up (progress bar) runs now
 
-    async def _embed_flat(
-        self,
-        texts: list[str],
-        progress: _Progress,
-        arrays: bool = False,
-        splittable: bool = False,
-        query: bool = False,
-    ) -> list[list[float]]:
-        if not texts:
-            return []
-        await self._discover_once()
-        batches = self._core.plan(texts)
-        results: list[list[list[float]]] = [[] for _ in batches]
-        queue = iter(enumerate(batches))
+    async def _perform(self, step: Step, call: _Call) -> Any:
+        if isinstance(step, Send):
+            return await self._send(step)
+        if isinstance(step, Sleep):
+            return await self._sleep(step.seconds)
+        if isinstance(step, Parallel):
+            return await self._parallel(step)
+        if isinstance(step, Discover):
+            return await self._discover_once()
+        if isinstance(step, Read):
+            return await anext(call.texts, END)
+        if isinstance(step, Start):
+            return call.started.append(asyncio.ensure_future(self._run(step.flow, call)))
+        return await call.started.popleft()  # Settle
+
+    async def _parallel(self, step: Parallel) -> list[Any]:
+        """Run the flows as up to ``window`` tasks; on the first failure (or cancellation) cancel the rest."""
+        results: list[Any] = [None] * step.size
+        queue = enumerate(step.flows)
 
         async def worker() -> None:
-            for position, batch in queue:
-                flow = self._core.batch_flow([texts[i] for i in batch], batch, arrays, splittable, query)
-                results[position] = await self._run(flow)
-                progress.done(batch)
+            for k, flow in queue:
+                results[k] = await self._run(flow)
+                if step.done is not None:
+                    step.done(k)
 
-        tasks = [asyncio.ensure_future(worker()) for _ in range(min(self.options.max_concurrency, len(batches)))]
+        tasks = [asyncio.ensure_future(worker()) for _ in range(min(step.window, step.size))]
         try:
             await asyncio.gather(*tasks)
         except BaseException:
@@ -371,27 +311,7 @@ class AsyncEmbeddingClient(_ClientBase):
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             raise
-        finally:
-            progress.close()
-        return assemble(len(texts), batches, results)
-
-    async def _run(self, flow: Flow[T]) -> T:
-        try:
-            step = next(flow)
-            while True:
-                if isinstance(step, Sleep):
-                    await self._sleep(step.seconds)
-                    step = flow.send(None)
-                elif isinstance(step, Count):
-                    try:
-                        step = flow.send(await self._count_tokens(step.texts))
-                    except HFInferError as err:  # the flow decides (no /tokenize: no fitting)
-                        step = flow.throw(err)
-                else:
-                    step = flow.send(await self._send(step))
-        except StopIteration as stop:
-            result: T = stop.value
-            return result
+        return results
 
     async def _send(self, step: Send) -> HttpResult | HFInferError:
         # The client (and its session) must exist before the token is taken: set-up done after
@@ -401,6 +321,9 @@ class AsyncEmbeddingClient(_ClientBase):
             await self.rate_limiter.aacquire(self._sleep)
         except RateLimitBackendError as err:
             return err
+        return await self._attempt(step, http)
+
+    async def _attempt(self, step: Send, http: httpx.AsyncClient) -> HttpResult | HFInferError:
         started = time.perf_counter()
         outcome: HttpResult | HFInferError
         url = httpx.URL(step.url)
@@ -431,14 +354,8 @@ class AsyncEmbeddingClient(_ClientBase):
         return outcome
 
     async def _discover_once(self) -> None:
-        if self._discovered:
-            return
         # One GET /info per loop however many tasks start at once, as the sync driver's lock does
         # (an asyncio.Lock belongs to one loop: each loop gets its own).
-        loop = asyncio.get_running_loop()
-        lock = self._discover_locks.setdefault(loop, asyncio.Lock())
-        async with lock:
-            if not self._discovered:
-                await self._run(self._core.info_flow())
-                self._discovered = True
-                self._announce()
+        if not self._jobs.discovered:
+            async with self._discover_locks.setdefault(asyncio.get_running_loop(), asyncio.Lock()):
+                await self._run(self._jobs.info())

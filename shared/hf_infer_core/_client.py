@@ -1,29 +1,21 @@
 """What both endpoint clients share: options, the rate limiter, fork handling, and the I/O helpers.
 
 :class:`~hf_infer_core.EmbeddingClient` (threads, ``_sync.py``) and
-:class:`~hf_infer_core.AsyncEmbeddingClient` (asyncio, ``_async.py``) are thin loops around :class:`~hf_infer_core._core.ClientCore`: they perform its steps
-(take a rate-limit token and POST, or sleep) and run up to ``max_concurrency`` batches at once,
-the sync client on threads sharing one ``httpx.Client``, the async client as tasks sharing one
-``httpx.AsyncClient`` per event loop. Results are put back by batch position, so inputs are
-never reordered, dropped or duplicated; if a batch fails for good, the others stop and the
-typed error is raised: no partial result is ever returned.
+:class:`~hf_infer_core.AsyncEmbeddingClient` (asyncio, ``_async.py``) are drivers: each public
+method is one flow of :class:`~._job.Jobs`, and a driver only performs its steps (take a
+rate-limit token and send, sleep, run flows side by side), the sync client on threads sharing one
+``httpx.Client``, the async client as tasks sharing one ``httpx.AsyncClient`` per event loop.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import threading
 import time
 import weakref
 from collections.abc import (
-    AsyncIterable,
     Callable,
     Generator,
-    Iterable,
-    Iterator,
-    Sequence,
 )
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -32,14 +24,12 @@ from pydantic import SecretStr
 
 from . import _errors
 from ._body import BoundedBody
-from ._chunking import Chunk, ChunkEmbedding
 from ._config import InferenceEndpoint
-from ._core import ClientCore, HttpResult, Send, Sleep
+from ._core import ClientCore, HttpResult, Send
 from ._errors import HFInferError, TransportError
-from ._fit import Count, load_tokenizer
+from ._fit import load_tokenizer
+from ._job import Jobs
 from ._options import ClientOptionArgs, ClientOptions
-from ._plan import check_texts
-from ._pooling import Pieces, chunk_embeddings, expand_pieces, per_text
 from ._ratelimit import (
     NoLimit,
     RateLimiter,
@@ -51,8 +41,7 @@ from ._ratelimit import (
 from ._secret import shown_url
 
 if TYPE_CHECKING:
-    import numpy as np
-    from numpy.typing import NDArray
+    pass
 
 __all__: list[str] = []  # shared by _sync.py and _async.py; nothing public
 
@@ -76,8 +65,6 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 T = TypeVar("T")
-R = TypeVar("R")
-Flow = Generator[Send | Sleep | Count, Any, T]
 
 _CONNECT_TIMEOUT = 5.0
 
@@ -94,44 +81,6 @@ class _BearerAuth(httpx.Auth):
 
     def __repr__(self) -> str:
         return "<BearerAuth [REDACTED]>"
-
-
-class _Progress:
-    """Counts texts done for an optional tqdm bar; a text is done when all its chunks are."""
-
-    def __init__(self, enabled: bool, total: int, owners: Sequence[int] | None = None) -> None:
-        self._bar: Any = None
-        self._owners = owners
-        self._lock = threading.Lock()
-        if owners is not None:
-            self._remaining = [0] * total
-            for owner in owners:
-                self._remaining[owner] += 1
-        if enabled:
-            try:
-                from tqdm.auto import tqdm
-            except ImportError as err:  # pragma: no cover - tqdm ships with the dev and all extras
-                raise ImportError("show_progress=True needs tqdm: pip install 'hf-infer[progress]'") from err
-            self._bar = tqdm(total=total, unit="text", desc="Embedding")
-
-    def done(self, indices: Sequence[int]) -> None:
-        if self._bar is None:
-            return
-        with self._lock:
-            if self._owners is None:
-                self._bar.update(len(indices))
-                return
-            finished = 0
-            for i in indices:
-                owner = self._owners[i]
-                self._remaining[owner] -= 1
-                finished += self._remaining[owner] == 0
-            if finished:
-                self._bar.update(finished)
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
 
 
 def _refused(err: BaseException) -> bool:
@@ -183,40 +132,6 @@ def _attempt_timeout(seconds: float) -> httpx.Timeout:
     return httpx.Timeout(seconds, connect=min(_CONNECT_TIMEOUT, seconds))
 
 
-@contextlib.contextmanager
-def _texts_named(owners: Sequence[int]) -> Iterator[None]:
-    """Make a failed call's ``indices`` name texts (the caller's positions), not their chunks."""
-    try:
-        yield
-    except HFInferError as err:
-        err.indices = tuple(sorted({owners[i] for i in err.indices if 0 <= i < len(owners)}))
-        raise
-
-
-def _check_iterable(texts: object) -> None:
-    if isinstance(texts, str | bytes):
-        raise TypeError(f"texts must be an iterable of str, not a single {type(texts).__name__}")
-    if not isinstance(texts, Iterable | AsyncIterable):
-        raise TypeError(f"texts must be an iterable of str, got {type(texts).__name__}")
-
-
-def _array_maker(as_numpy: bool) -> Callable[[list[list[float]]], list[list[float]] | NDArray[np.float32]]:
-    """Identity, or a float32 2-D array maker; checked before any request is sent."""
-    if not as_numpy:
-        return lambda vectors: vectors
-    try:
-        import numpy  # noqa: F401 - only to fail before any request when numpy is missing
-    except ImportError as err:
-        raise ImportError('as_numpy=True needs numpy: pip install "hf-infer[fast]"') from err
-    return _as_array
-
-
-def _as_array(vectors: list[list[float]]) -> NDArray[np.float32]:
-    import numpy
-
-    return numpy.asarray(vectors, dtype=numpy.float32)
-
-
 def _reader(response: httpx.Response, step: Send) -> BoundedBody:
     if response.is_stream_consumed:
         # An in-memory response (httpx.MockTransport) that httpx has already read and decoded.
@@ -259,9 +174,8 @@ class _ClientBase:
         tokenizer: Any = None,
     ) -> None:
         self.options = ClientOptions.build(options, overrides)
-        # A local token counter (tokenizer=); without one, TEI's /tokenize counts when needed.
-        self._counter = load_tokenizer(tokenizer) if tokenizer is not None else None
         self._core = ClientCore(endpoint, self.options, clock=clock, rng=rng)
+        self._jobs = Jobs(self._core, load_tokenizer(tokenizer) if tokenizer is not None else None)
         self._own_rng = rng is None
         self.rate_limiter: RateLimiter | RedisRateLimiter | NoLimit
         backend = self.options.rate_limit_backend
@@ -280,9 +194,6 @@ class _ClientBase:
                 endpoint.requests_per_minute,
                 deadline=self.options.retry_deadline,
             )
-        self._discovered = not self.options.discover
-        # Told TEI's /info fields once discovery has read them (the adapters' ``model``).
-        self.on_info: Callable[[dict[str, Any]], None] | None = None
         key = endpoint.api_key
         # A keyless endpoint (a local TEI server) sends no Authorization header at all.
         self._auth: httpx.Auth | None = _BearerAuth(key) if key is not None else None
@@ -292,9 +203,14 @@ class _ClientBase:
         self._limits = httpx.Limits(max_connections=max(concurrency, 10), max_keepalive_connections=concurrency)
         _CLIENTS.add(self)
 
-    def _announce(self) -> None:
-        if self.on_info is not None and self._core.server_info is not None:
-            self.on_info(self._core.server_info)
+    @property
+    def on_info(self) -> Callable[[dict[str, Any]], None] | None:
+        """Told TEI's ``/info`` fields once discovery has read them (the adapters' ``model``)."""
+        return self._jobs.on_info
+
+    @on_info.setter
+    def on_info(self, callback: Callable[[dict[str, Any]], None] | None) -> None:
+        self._jobs.on_info = callback
 
     def _reset_after_fork(self) -> None:
         """Give this client, in a forked child, connections, locks and a jitter source of its own."""
@@ -329,28 +245,6 @@ class _ClientBase:
             "auth": self._auth,
             "timeout": _attempt_timeout(step.timeout),
         }
-
-    def _chunks(self, texts: Sequence[str], first: int = 0) -> tuple[list[str], list[list[Chunk]]]:
-        items = check_texts(texts, first)
-        return items, self._core.chunk_all(items)
-
-    def _flatten(self, chunks: list[list[Chunk]]) -> tuple[list[str], list[int]]:
-        prefix = self.options.document_prefix
-        flat = [prefix + c.text for cs in chunks for c in cs]
-        owners = [i for i, cs in enumerate(chunks) for _ in cs]
-        return flat, owners
-
-    @staticmethod
-    def _expanded(chunks: list[list[Chunk]], vectors: list[Any]) -> tuple[list[list[Chunk]], list[list[float]]]:
-        """Each text's chunks and the flat vectors, inputs split by a 413 replaced by their pieces."""
-        if not any(isinstance(v, Pieces) for v in vectors):
-            return chunks, vectors
-        pairs = [expand_pieces(text_chunks, text_vectors) for text_chunks, text_vectors in per_text(chunks, vectors)]
-        return [c for c, _ in pairs], [v for _, vs in pairs for v in vs]
-
-    @staticmethod
-    def _group(chunks: list[list[Chunk]], vectors: list[list[float]]) -> list[list[ChunkEmbedding]]:
-        return [chunk_embeddings(text_chunks, text_vectors) for text_chunks, text_vectors in per_text(chunks, vectors)]
 
     def __repr__(self) -> str:
         return (

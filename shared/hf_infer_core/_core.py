@@ -31,7 +31,7 @@ from ._errors import (
     PayloadTooLargeError,
     status_error,
 )
-from ._fit import FitFlow, Tokens, fit_texts_flow
+from ._fit import Counter, FitFlow, Tokens, fit_texts_flow
 from ._options import ClientOptions
 from ._plan import chunk_all, plan, split_in_two, tokenize_groups
 from ._pooling import Pieces
@@ -403,19 +403,19 @@ class ClientCore:
             return discovered
         return self.learned_limit
 
-    def fit_flow(self, items: Sequence[str], chunks: list[list[Chunk]], local: bool) -> FitFlow:
-        """``chunks`` fitted to the model's token limit; its :class:`Count` steps ask the driver to tokenize.
+    def fit_flow(self, items: Sequence[str], chunks: list[list[Chunk]], local: bool, count: Counter) -> FitFlow:
+        """``chunks`` fitted to the model's token limit, texts counted by ``count``'s sub-flows.
 
-        ``local``: the driver counts with a local tokenizer (else with TEI's ``/tokenize``). With no
-        limit known, or no way to count, the chunks stay as they are: the chunked paths' 413
+        ``local``: ``count`` uses a local tokenizer (else TEI's ``/tokenize``). With no limit
+        known, or no way to count, the chunks stay as they are: the chunked paths' 413
         splitting fits what the endpoint refuses.
         """
         limit = self.token_limit
         if limit is None or not (local or self.can_tokenize):
             return chunks
         try:
-            return (yield from fit_texts_flow(items, chunks, limit, self.options.document_prefix))
-        except NoTokenizeRoute:  # thrown in by the driver: the endpoint has no /tokenize
+            return (yield from fit_texts_flow(items, chunks, limit, self.options.document_prefix, count))
+        except NoTokenizeRoute:  # the endpoint has no /tokenize
             return chunks
 
     @property

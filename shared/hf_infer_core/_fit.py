@@ -39,13 +39,17 @@ __all__ = [
     "SAFE_MARGIN",
     "SPAN_CHARS",
     "Count",
+    "Counter",
     "Tokens",
+    "ask",
+    "counted_locally",
     "fit_flow",
     "fit_locally",
     "fit_texts_flow",
     "load_tokenizer",
     "needs_count",
     "open_tokenizer",
+    "result_of",
     "token_fitter",
 ]
 
@@ -95,7 +99,37 @@ class Count:
     texts: list[str]
 
 
-FitFlow = Generator[Count, list[Tokens], list[list[Chunk]]]
+FitFlow = Generator[Any, Any, list[list[Chunk]]]
+# How a flow has texts counted: a sub-flow whose return value is their Tokens. The default asks
+# whoever drives the flow with a Count step; the clients count with a local tokenizer or with
+# /tokenize requests (steps of their own), the splitters with a local tokenizer and no step at all.
+Counter = Callable[[list[str]], Generator[Any, Any, list[Tokens]]]
+Tokenize = Callable[[list[str]], list[Tokens]]
+
+
+def ask(texts: list[str]) -> Generator[Count, list[Tokens], list[Tokens]]:
+    """The default :data:`Counter`: one :class:`Count` step, answered by the driver."""
+    return (yield Count(texts))
+
+
+def counted_locally(tokenize: Tokenize) -> Counter:
+    """A :data:`Counter` that tokenizes in place: its flows finish without yielding a step."""
+
+    def count(texts: list[str]) -> Generator[Any, Any, list[Tokens]]:
+        return tokenize(texts)
+        yield  # a generator that never yields: "yield from" it returns at once
+
+    return count
+
+
+def result_of(flow: Generator[Any, Any, Any]) -> Any:
+    """The value of a flow that needs no step performed (everything it asks for is local)."""
+    try:
+        step = next(flow)
+    except StopIteration as stop:
+        return stop.value
+    flow.close()
+    raise RuntimeError(f"a local flow asked for a step: {type(step).__name__}")
 
 
 def needs_count(text: str, limit: int) -> bool:
@@ -144,7 +178,9 @@ class _View:
         return index == 0 or self.offset(index - 1 + self.skip)[1] + self.shift <= position
 
 
-def fit_flow(chunks: Sequence[Chunk], sources: Sequence[str], limit: int, prefix: str = "") -> FitFlow:
+def fit_flow(
+    chunks: Sequence[Chunk], sources: Sequence[str], limit: int, prefix: str = "", count: Counter = ask
+) -> FitFlow:
     """Return, for each chunk, the pieces it becomes (itself when it fits), as ``StopIteration.value``.
 
     Args:
@@ -152,8 +188,8 @@ def fit_flow(chunks: Sequence[Chunk], sources: Sequence[str], limit: int, prefix
         sources: For each chunk, the text its offsets point into.
         limit: The model's token limit, special tokens included.
         prefix: What the client prepends before sending (``document_prefix``): counted too.
-
-    Yields :class:`Count` steps; send back one :class:`Tokens` per text, in order.
+        count: How texts are counted (default: :class:`Count` steps; send back one
+            :class:`Tokens` per text, in order).
 
     Raises:
         ConfigError: ``limit`` leaves no room for one token beside the special tokens and prefix.
@@ -169,7 +205,7 @@ def fit_flow(chunks: Sequence[Chunk], sources: Sequence[str], limit: int, prefix
     span_chars = SPAN_CHARS
     while jobs:
         spans = _spans(jobs, span_chars)
-        answers = yield Count([prefix + source[start:end] for source, start, end, _ in spans])
+        answers = yield from count([prefix + source[start:end] for source, start, end, _ in spans])
         jobs = []
         for (_, start, _, members), tokens in zip(spans, answers, strict=True):
             view = _View(tokens, prefix, start, limit)
@@ -261,20 +297,19 @@ def _piece(job: _Job, start: int, end: int, chunks: Sequence[Chunk]) -> Chunk:
     return Chunk(start, end, job.source[start:end], source=(origin.start, origin.end))
 
 
-def fit_texts_flow(texts: Sequence[str], chunks: Sequence[Sequence[Chunk]], limit: int, prefix: str = "") -> FitFlow:
+def fit_texts_flow(
+    texts: Sequence[str], chunks: Sequence[Sequence[Chunk]], limit: int, prefix: str = "", count: Counter = ask
+) -> FitFlow:
     """:func:`fit_flow` over every chunk of every text; returns each text's chunks, fitted."""
     flat = [chunk for text_chunks in chunks for chunk in text_chunks]
     sources = [texts[i] for i, text_chunks in enumerate(chunks) for _ in text_chunks]
-    fitted = yield from fit_flow(flat, sources, limit, prefix)
+    fitted = yield from fit_flow(flat, sources, limit, prefix, count)
     out: list[list[Chunk]] = []
     position = 0
     for text_chunks in chunks:
         out.append([piece for pieces in fitted[position : position + len(text_chunks)] for piece in pieces])
         position += len(text_chunks)
     return out
-
-
-Tokenize = Callable[[list[str]], list[Tokens]]
 
 
 def open_tokenizer(tokenizer: object) -> Any:
@@ -331,14 +366,8 @@ def _encoded(encoding: Any) -> Tokens:
 
 def fit_locally(text: str, chunks: list[Chunk], tokenize: Tokenize, limit: int, prefix: str = "") -> list[Chunk]:
     """Fit one text's ``chunks`` to ``limit`` with a local tokenizer (see :func:`load_tokenizer`)."""
-    flow = fit_texts_flow([text], [chunks], limit, prefix)
-    try:
-        request = next(flow)
-        while True:
-            request = flow.send(tokenize(request.texts))
-    except StopIteration as stop:
-        fitted: list[list[Chunk]] = stop.value
-        return fitted[0]
+    fitted: list[list[Chunk]] = result_of(fit_texts_flow([text], [chunks], limit, prefix, counted_locally(tokenize)))
+    return fitted[0]
 
 
 def token_fitter(

@@ -1,49 +1,34 @@
-"""The blocking client, :class:`EmbeddingClient`: the steps of the core's flows performed on threads.
+"""The blocking client, :class:`EmbeddingClient`: the steps of the job's flows (``_job.py``) performed on threads.
 
-Up to ``max_concurrency`` batches run on threads sharing one ``httpx.Client``; the calling thread
-waits on an event (so Ctrl-C and a batch that fails for good stop the call at once), and every
-attempt is bounded from connect to its last byte (see :mod:`._deadline`).
+Each public method runs one flow. Up to ``max_concurrency`` batches run on threads sharing one
+``httpx.Client``; the calling thread waits on an event (so Ctrl-C and a batch that fails for good
+stop the call at once), and every attempt is bounded from connect to its last byte (see
+:mod:`._deadline`).
 """
 
 from __future__ import annotations
 
 import threading
 import time
+import weakref
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Self, Unpack, overload
 
 import httpx
 
-from ._chunking import Chunk, ChunkEmbedding
-from ._client import (
-    _INHERITED,
-    Flow,
-    R,
-    T,
-    _array_maker,
-    _as_array,
-    _check_iterable,
-    _ClientBase,
-    _log,
-    _Progress,
-    _reader,
-    _result,
-    _texts_named,
-    _transport_error,
-)
+from ._chunking import ChunkEmbedding
+from ._client import _INHERITED, T, _ClientBase, _log, _reader, _result, _transport_error
 from ._config import InferenceEndpoint
 from ._core import HttpResult, Send, Sleep
 from ._deadline import attempt_deadline, cut_socket, deadline_transport
 from ._errors import ClientClosedError, HFInferError, RateLimitBackendError
-from ._fit import Count, Tokens
+from ._fit import result_of
+from ._job import END, Discover, Emit, Flow, Parallel, Read, Start, Step
 from ._options import ClientOptionArgs, ClientOptions
-from ._plan import assemble, check_texts
-from ._pooling import pool_all
 from ._ratelimit import RateLimiter
-from ._stream import StreamAssembler, StreamBatch
 
 if TYPE_CHECKING:
     import numpy as np
@@ -54,6 +39,59 @@ __all__ = ["EmbeddingClient"]
 
 class _Aborted(Exception):
     """Another batch of the same call failed; this one stops before its next request."""
+
+
+class _Abort:
+    """A call's abort flag; setting it sets its children's (the flows a :class:`Parallel` step runs).
+
+    A child's own failure sets only the child: the flow that asked for the step decides what it
+    means (a missing ``/tokenize`` is no failure of the call).
+    """
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self._children: weakref.WeakSet[_Abort] = weakref.WeakSet()
+
+    def child(self) -> _Abort:
+        child = _Abort()
+        self._children.add(child)
+        if self.is_set():
+            child.set()
+        return child
+
+    def set(self) -> None:
+        self._event.set()
+        for child in list(self._children):
+            child.set()
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+    def wait(self, seconds: float) -> bool:
+        return self._event.wait(seconds)
+
+
+class _Call:
+    """One public call in the sync driver: its abort flag and, for a stream, its input and batches in flight."""
+
+    def __init__(self, texts: Iterator[str] | None = None, abort: _Abort | None = None) -> None:
+        self.abort = abort or _Abort()
+        self.texts: Iterator[str] = texts if texts is not None else iter(())
+        self.started: deque[Future[Any]] = deque()
+        self._pool: ThreadPoolExecutor | None = None
+
+    def child(self) -> _Call:
+        return _Call(abort=self.abort.child())
+
+    def start(self, run: Callable[[Flow[Any], _Call], Any], flow: Flow[Any], window: int) -> None:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=window, thread_name_prefix="hf-infer")
+        self.started.append(self._pool.submit(run, flow, self))
+
+    def stop(self) -> None:
+        self.abort.set()
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 class EmbeddingClient(_ClientBase):
@@ -123,7 +161,7 @@ class EmbeddingClient(_ClientBase):
         if self._owns_http:
             self._http.close()
 
-    # ------------------------------------------------------------------ public methods
+    # ------------------------------------------------------------------ public methods: one flow each
 
     @overload
     def embed(self, texts: Sequence[str], *, as_numpy: Literal[False] = False) -> list[list[float]]: ...
@@ -135,14 +173,11 @@ class EmbeddingClient(_ClientBase):
         An empty list returns ``[]`` without a request; an empty string is sent as is.
         ``as_numpy=True`` returns one float32 array of shape (texts, dimensions) instead.
         """
-        items = check_texts(texts)
-        to_array = _array_maker(as_numpy)
-        return to_array(self._embed_flat(items, _Progress(self.options.show_progress, len(items)), as_numpy))
+        return self._run(self._jobs.embed(texts, as_numpy))
 
     def embed_query(self, text: str) -> list[float]:
         """Return the vector of one query, with ``query_prefix`` prepended (queries are not chunked)."""
-        (item,) = check_texts([text])
-        return self._embed_flat([self.options.query_prefix + item], _Progress(False, 1), query=True)[0]
+        return self._run(self._jobs.query(text))
 
     def embed_chunks(self, texts: Sequence[str]) -> list[list[ChunkEmbedding]]:
         """Chunk every text with the endpoint's settings and return each text's chunks with vectors.
@@ -151,7 +186,7 @@ class EmbeddingClient(_ClientBase):
         ``discover=True``) a chunk over it comes back as the pieces it was split into, each
         recording in ``source`` the Elasticsearch chunk it came from.
         """
-        return self._group(*self._embed_chunked(texts))
+        return self._run(self._jobs.chunks(texts))
 
     @overload
     def embed_documents(self, texts: Sequence[str], *, as_numpy: Literal[False] = False) -> list[list[float]]: ...
@@ -166,38 +201,7 @@ class EmbeddingClient(_ClientBase):
         chunk's word count, then L2-normalised; ``pooling="first"`` keeps the first chunk's.
         A text of one chunk keeps the endpoint's vector as is. ``as_numpy=True``: one float32 array.
         """
-        to_array = _array_maker(as_numpy)
-        return to_array(pool_all(self.options.pooling, *self._embed_chunked(texts, as_numpy)))
-
-    def _embed_chunked(self, texts: Sequence[str], arrays: bool = False) -> tuple[list[list[Chunk]], list[list[float]]]:
-        """Chunk, fit to the model and embed ``texts``: each text's chunks and the flat chunk vectors.
-
-        ``arrays``: base64 vectors stay float32 numpy rows (for ``as_numpy=True``).
-        """
-        items, chunks = self._chunks(texts)
-        chunks = self._fitted(items, chunks)
-        flat, owners = self._flatten(chunks)
-        with _texts_named(owners):
-            progress = _Progress(self.options.show_progress, len(chunks), owners)
-            vectors = self._embed_flat(flat, progress, arrays, splittable=True)
-        return self._expanded(chunks, vectors)
-
-    def _fitted(
-        self, items: list[str], chunks: list[list[Chunk]], abort: threading.Event | None = None
-    ) -> list[list[Chunk]]:
-        """``chunks``, those over the model's token limit split again (the core's fit flow)."""
-        self._discover_once()  # the limit may come from /info
-        return self._run(self._core.fit_flow(items, chunks, self._counter is not None), abort or threading.Event())
-
-    def _count_tokens(self, texts: list[str], abort: threading.Event) -> list[Tokens]:
-        if self._counter is not None:
-            return self._counter(texts)
-        out: list[Tokens] = []
-        for group in self._core.tokenize_groups(texts):
-            out += self._run(self._core.tokenize_flow([texts[i] for i in group]), abort)
-        return out
-
-    # ------------------------------------------------------------------ streaming
+        return self._run(self._jobs.documents(texts, as_numpy))
 
     @overload
     def embed_iter(self, texts: Iterable[str], *, as_numpy: Literal[False] = False) -> Iterator[list[float]]: ...
@@ -214,124 +218,96 @@ class EmbeddingClient(_ClientBase):
         after every earlier text's vector was yielded; the error's ``indices`` are the positions
         (in ``texts``) of the texts of that batch: resume from the first.
         """
-        _array_maker(as_numpy)  # numpy missing: ImportError now, not after a request
-        _check_iterable(texts)
-        stream = self._stream(texts, lambda assembler: assembler.documents(), as_numpy)
-        if as_numpy:
-            return (_as_array(group) for group in stream)
-        return (vector for group in stream for vector in group)
+        return self._stream(self._jobs.documents_stream(texts, as_numpy), texts)
 
     def embed_chunks_iter(self, texts: Iterable[str]) -> Iterator[list[ChunkEmbedding]]:
         """Stream :meth:`embed_chunks`: for each text, in order, its chunks with offsets and vectors."""
-        _check_iterable(texts)
-        return (chunks for group in self._stream(texts, lambda assembler: assembler.chunk_lists()) for chunks in group)
+        return self._stream(self._jobs.chunks_stream(texts), texts)
 
-    def _stream(
-        self, texts: Iterable[str], release: Callable[[StreamAssembler], list[R]], arrays: bool = False
-    ) -> Iterator[list[R]]:
-        assembler = StreamAssembler(self._core)
-        window = self.options.max_concurrency
-        abort = threading.Event()
-        pool = ThreadPoolExecutor(max_workers=window, thread_name_prefix="hf-infer")
-        in_flight: deque[tuple[StreamBatch, Future[list[list[float]]]]] = deque()
+    # ------------------------------------------------------------------ the driver
 
-        def send(batch: StreamBatch) -> None:
-            flow = self._core.batch_flow(batch.inputs, range(len(batch.inputs)), arrays, splittable=True)
-            in_flight.append((batch, pool.submit(self._run, flow, abort)))
+    def _run(self, flow: Flow[T], call: _Call | None = None) -> T:
+        result: T = result_of(self._drive(flow, call or _Call()))
+        return result
 
-        def settle_oldest() -> None:
-            batch, future = in_flight.popleft()
-            try:
-                vectors = future.result()
-            except HFInferError as err:
-                raise assembler.failure(batch, err) from err.__cause__
-            assembler.complete(batch, vectors)
-
+    def _stream(self, flow: Flow[None], texts: Iterable[str]) -> Iterator[Any]:
+        call = _Call(iter(texts))
         try:
-            self._discover_once()
-            for position, text in enumerate(texts):
-                items, chunks = self._chunks([text], position)
-                for batch in assembler.add(self._fitted(items, chunks, abort)[0]):
-                    send(batch)
-                while len(in_flight) >= window:
-                    settle_oldest()
-                    if out := release(assembler):
-                        yield out
-            if (last := assembler.flush()) is not None:
-                send(last)
-            while in_flight:
-                settle_oldest()
-                if out := release(assembler):
-                    yield out
+            yield from self._drive(flow, call)
         finally:
             # The consumer stopped, an error, or Ctrl-C: nothing more is sent, nothing waited for.
-            abort.set()
-            pool.shutdown(wait=False, cancel_futures=True)
+            call.stop()
 
-    # ------------------------------------------------------------------ the loops
-
-    def _embed_flat(
-        self,
-        texts: list[str],
-        progress: _Progress,
-        arrays: bool = False,
-        splittable: bool = False,
-        query: bool = False,
-    ) -> list[list[float]]:
-        if not texts:
-            return []
-        self._discover_once()
-        batches = self._core.plan(texts)
-        abort = threading.Event()
-
-        def run(batch: list[int]) -> list[list[float]]:
-            flow = self._core.batch_flow([texts[i] for i in batch], batch, arrays, splittable, query)
-            vectors = self._run(flow, abort)
-            progress.done(batch)
-            return vectors
-
+    def _drive(self, flow: Flow[T], call: _Call) -> Generator[Any, None, T]:
+        """Perform ``flow``'s steps, yielding what it emits; return its value."""
         try:
-            workers = min(self.options.max_concurrency, len(batches))
-            if workers == 1:
-                results = [run(batch) for batch in batches]
-            else:
-                results = self._run_threads(run, batches, workers, abort)
+            step = next(flow)
+            while True:
+                if isinstance(step, Emit):
+                    yield from step.items
+                    step = flow.send(None)
+                    continue
+                try:
+                    reply = self._perform(step, call)
+                except HFInferError as err:  # the flow decides (no /tokenize: no fitting; a stream's batch)
+                    step = flow.throw(err)
+                    continue
+                step = flow.send(reply)
+        except StopIteration as stop:
+            result: T = stop.value
+            return result
         finally:
-            progress.close()
-        return assemble(len(texts), batches, results)
+            flow.close()  # an abort or Ctrl-C: the flow's own clean-up (progress bar) runs now
 
-    @staticmethod
-    def _run_threads(
-        run: Callable[[list[int]], list[list[float]]], batches: list[list[int]], workers: int, abort: threading.Event
-    ) -> list[list[list[float]]]:
-        """Run the batches on ``workers`` threads; end at once on the first failure or on Ctrl-C.
+    def _perform(self, step: Step, call: _Call) -> Any:
+        if call.abort.is_set():  # another batch of this call failed, or the caller left
+            raise _Aborted
+        if isinstance(step, Send):
+            return self._send(step, call.abort)
+        if isinstance(step, Sleep):
+            return self._wait(step.seconds, call.abort)
+        if isinstance(step, Parallel):
+            return self._parallel(step, call)
+        if isinstance(step, Discover):
+            return self._discover_once()
+        if isinstance(step, Read):
+            return next(call.texts, END)
+        if isinstance(step, Start):
+            return call.start(self._run, step.flow, self.options.max_concurrency)
+        return call.started.popleft().result()  # Settle
+
+    def _parallel(self, step: Parallel, parent: _Call) -> list[Any]:
+        """Run the flows on up to ``window`` threads; end at once on the first failure or on Ctrl-C.
 
         The calling thread waits on an event, which a signal interrupts, and never on the worker
-        threads: when a batch fails for good or the caller is interrupted, ``abort`` is set, every
-        waiting worker wakes (their sleeps wait on ``abort``), none sends another request, and the
+        threads: when a flow fails for good or the caller is interrupted, the abort flag is set,
+        every waiting worker wakes (their sleeps wait on it), none sends another request, and the
         call raises without waiting for requests already in flight (their threads end with them).
         """
-        results: list[list[list[float]] | None] = [None] * len(batches)
-        queue = iter(enumerate(batches))
+        call = parent.child()  # a failure here aborts these flows, not the caller's other work
+        if min(step.window, step.size) <= 1:
+            return [self._finish(step, k, flow, call) for k, flow in enumerate(step.flows)]
+        results: list[Any] = [None] * step.size
+        queue = enumerate(step.flows)
         lock = threading.Lock()
         failures: list[BaseException] = []
         finished = threading.Event()
-        running = workers
+        running = workers = min(step.window, step.size)
 
         def worker() -> None:
             nonlocal running
             try:
-                while not abort.is_set():
+                while not call.abort.is_set():
                     with lock:
                         item = next(queue, None)
                     if item is None:
                         return
-                    results[item[0]] = run(item[1])
+                    results[item[0]] = self._finish(step, item[0], item[1], call)
             except _Aborted:
                 return
             except BaseException as err:
                 failures.append(err)
-                abort.set()
+                call.abort.set()
                 finished.set()
             finally:
                 with lock:
@@ -345,15 +321,21 @@ class EmbeddingClient(_ClientBase):
                 pool.submit(worker)
             finished.wait()
         except BaseException:
-            abort.set()  # Ctrl-C (or any error) in the calling thread: the workers stop too
+            call.abort.set()  # Ctrl-C (or any error) in the calling thread: the workers stop too
             raise
         finally:
             pool.shutdown(wait=False, cancel_futures=True)
         if failures:
             raise failures[0]
-        return [r for r in results if r is not None]
+        return results
 
-    def _wait(self, seconds: float, abort: threading.Event) -> None:
+    def _finish(self, step: Parallel, k: int, flow: Flow[Any], call: _Call) -> Any:
+        result = self._run(flow, call)
+        if step.done is not None:
+            step.done(k)
+        return result
+
+    def _wait(self, seconds: float, abort: _Abort) -> None:
         """Sleep ``seconds`` unless the call is aborted first (then raise :class:`_Aborted`)."""
         if self._sleep is time.sleep:
             if abort.wait(seconds):
@@ -363,34 +345,16 @@ class EmbeddingClient(_ClientBase):
         if abort.is_set():
             raise _Aborted
 
-    def _run(self, flow: Flow[T], abort: threading.Event) -> T:
-        try:
-            step = next(flow)
-            while True:
-                if abort.is_set():
-                    flow.close()
-                    raise _Aborted
-                if isinstance(step, Sleep):
-                    self._wait(step.seconds, abort)
-                    step = flow.send(None)
-                elif isinstance(step, Count):
-                    try:
-                        step = flow.send(self._count_tokens(step.texts, abort))
-                    except HFInferError as err:  # the flow decides (no /tokenize: no fitting)
-                        step = flow.throw(err)
-                else:
-                    step = flow.send(self._send(step, abort))
-        except StopIteration as stop:
-            result: T = stop.value
-            return result
-
-    def _send(self, step: Send, abort: threading.Event) -> HttpResult | HFInferError:
+    def _send(self, step: Send, abort: _Abort) -> HttpResult | HFInferError:
         try:
             self.rate_limiter.acquire(lambda seconds: self._wait(seconds, abort))
         except RateLimitBackendError as err:
             return err  # the flow names the batch's inputs on it
-        if abort.is_set():  # aborted while this thread waited for its slot: send nothing more
+        if abort.is_set():  # aborted while this thread waited for its rate-limit token: send nothing more
             raise _Aborted
+        return self._attempt(step)
+
+    def _attempt(self, step: Send) -> HttpResult | HFInferError:
         started = time.perf_counter()
         outcome: HttpResult | HFInferError
         url = httpx.URL(step.url)
@@ -425,10 +389,6 @@ class EmbeddingClient(_ClientBase):
         return outcome
 
     def _discover_once(self) -> None:
-        if self._discovered:
-            return
-        with self._discover_lock:
-            if not self._discovered:
-                self._run(self._core.info_flow(), threading.Event())
-                self._discovered = True
-                self._announce()
+        if not self._jobs.discovered:
+            with self._discover_lock:
+                self._run(self._jobs.info())

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
-from hf_infer_core import InferenceEndpoint, RateLimiter
+from hf_infer_core import AsyncEmbeddingClient, InferenceEndpoint, RateLimiter
 
 SECRET = "hf_SECRET_canary_123"
 URL = "http://endpoint.test/embed"
@@ -86,3 +88,48 @@ class FakeEndpoint:
 
 def limiter(clock: FakeClock, rpm: int = 1_000_000) -> RateLimiter:
     return RateLimiter(rpm, clock=clock)
+
+
+class Awaited:
+    """An AsyncEmbeddingClient whose coroutine methods return their results: one test body, both drivers.
+
+    Its streams are sync iterators that drive the async stream one item at a time on one loop, so
+    a test sees the same laziness, order and partial results through either driver.
+    """
+
+    def __init__(self, client: AsyncEmbeddingClient) -> None:
+        self._client = client
+
+    def __getattr__(self, name: str) -> object:
+        attribute = getattr(self._client, name)
+        if inspect.iscoroutinefunction(attribute):
+            return lambda *args, **kwargs: asyncio.run(attribute(*args, **kwargs))
+        return attribute
+
+    def embed_iter(self, texts: Any, **options: Any) -> Iterator[Any]:
+        return self._iterate(self._client.aembed_iter(texts, **options))  # checks the arguments now
+
+    def embed_chunks_iter(self, texts: Any) -> Iterator[Any]:
+        return self._iterate(self._client.aembed_chunks_iter(texts))
+
+    @staticmethod
+    def _iterate(stream: AsyncIterator[Any]) -> Iterator[Any]:
+        with asyncio.Runner() as runner:
+            try:
+                while True:
+                    try:
+                        item = runner.run(anext(stream))
+                    except StopAsyncIteration:
+                        return
+                    yield item
+            finally:
+                runner.run(stream.aclose())  # type: ignore[attr-defined]
+
+    def __repr__(self) -> str:
+        return repr(self._client)
+
+    def __enter__(self) -> Awaited:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass  # each asyncio.run closes its loop's HTTP client as the loop ends

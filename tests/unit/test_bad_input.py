@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import httpx
 import pytest
 
-from hf_infer_core import EmbeddingClient, InvalidInputError, PayloadTooLargeError, RateLimiter
+from hf_infer_core import AsyncEmbeddingClient, EmbeddingClient, InvalidInputError, PayloadTooLargeError, RateLimiter
 
-from .fakes import SECRET, endpoint, vector_for
+from .fakes import SECRET, Awaited, endpoint, vector_for
 
 PAYLOAD_LIMIT = 2_000_000
 
@@ -21,13 +22,18 @@ def handler(request: httpx.Request) -> httpx.Response:
     return httpx.Response(200, json=[vector_for(t) for t in inputs])
 
 
-def client(**options: object) -> EmbeddingClient:
-    return EmbeddingClient(
-        options.pop("endpoint", None) or endpoint(),  # type: ignore[arg-type]
-        transport=httpx.MockTransport(handler),
-        rate_limiter=RateLimiter(10**9),
-        **{"discover": False, **options},  # type: ignore[arg-type]
-    )
+@pytest.fixture(params=["sync", "async"])
+def client(request: pytest.FixtureRequest) -> Any:
+    """Make a client of the driver under test (the async one behind :class:`Awaited`): one body, both drivers."""
+
+    def make(**options: object) -> Any:
+        config = options.pop("endpoint", None) or endpoint()
+        settings: Any = {"discover": False, "rate_limiter": RateLimiter(10**9), **options}
+        if request.param == "sync":
+            return EmbeddingClient(config, transport=httpx.MockTransport(handler), **settings)  # type: ignore[arg-type]
+        return Awaited(AsyncEmbeddingClient(config, transport=httpx.MockTransport(handler), **settings))  # type: ignore[arg-type]
+
+    return make
 
 
 @pytest.mark.parametrize(
@@ -42,12 +48,14 @@ def client(**options: object) -> EmbeddingClient:
     ],
 )
 @pytest.mark.parametrize("method", ["embed", "embed_documents", "embed_chunks"])
-def test_rejected_before_any_request(texts: object, error: type[Exception], message: str, method: str) -> None:
+def test_rejected_before_any_request(
+    client: Any, texts: object, error: type[Exception], message: str, method: str
+) -> None:
     with client() as c, pytest.raises(error, match=message):
         getattr(c, method)(texts)
 
 
-def test_empty_list_and_empty_string() -> None:
+def test_empty_list_and_empty_string(client: Any) -> None:
     with client() as c:
         assert c.embed([]) == []
         assert c.embed_documents([]) == []
@@ -57,13 +65,13 @@ def test_empty_list_and_empty_string() -> None:
         assert [(ch.start, ch.end, ch.text) for ch in chunks] == [(0, 0, "")]
 
 
-def test_control_characters_are_sent_as_is() -> None:
+def test_control_characters_are_sent_as_is(client: Any) -> None:
     text = "tab\tnul\x00bell\x07esc\x1b line\nsep\u2028end"
     with client() as c:
         assert c.embed([text]) == [vector_for(text)]
 
 
-def test_ten_megabyte_string() -> None:
+def test_ten_megabyte_string(client: Any) -> None:
     big = "All work and no play makes a dull text. " * 262_144  # 10.5 MB
     with client() as c, pytest.raises(PayloadTooLargeError) as info:
         c.embed(["small", big])  # as is: one input over the endpoint's 2 MB limit
@@ -75,7 +83,7 @@ def test_ten_megabyte_string() -> None:
         assert len(vector) == 4
 
 
-def test_hundred_thousand_items_in_order() -> None:
+def test_hundred_thousand_items_in_order(client: Any) -> None:
     texts = [f"item {i}" for i in range(100_000)]
     with client(batch_size=256, max_concurrency=4) as c:
         vectors = c.embed(texts)

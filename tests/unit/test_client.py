@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import asyncio
-import inspect
 import json
 import logging
 import random
@@ -29,7 +28,7 @@ from hf_infer_core import (
     TransportError,
 )
 
-from .fakes import SECRET, FakeClock, FakeEndpoint, endpoint, limiter, vector_for
+from .fakes import SECRET, Awaited, FakeClock, FakeEndpoint, endpoint, limiter, vector_for
 
 TEXTS = [f"text number {i}" for i in range(10)]
 
@@ -56,33 +55,11 @@ def sync_client(fake: FakeEndpoint, clock: FakeClock | None = None, **options: o
 DRIVERS = ["sync", "async"]
 
 
-class _Awaited:
-    """An AsyncEmbeddingClient whose coroutine methods return their results: one test body, both drivers."""
-
-    def __init__(self, client: AsyncEmbeddingClient) -> None:
-        self._client = client
-
-    def __getattr__(self, name: str) -> object:
-        attribute = getattr(self._client, name)
-        if inspect.iscoroutinefunction(attribute):
-            return lambda *args, **kwargs: asyncio.run(attribute(*args, **kwargs))
-        return attribute
-
-    def __repr__(self) -> str:
-        return repr(self._client)
-
-    def __enter__(self) -> _Awaited:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        pass  # each asyncio.run closes its loop's HTTP client as the loop ends
-
-
 def client_for(driver: str, fake: FakeEndpoint, clock: FakeClock | None = None, **options: object) -> Any:
-    """The sync client, or the async one behind :class:`_Awaited`, on the same fake endpoint and clock."""
+    """The sync client, or the async one behind :class:`Awaited`, on the same fake endpoint and clock."""
     if driver == "sync":
         return sync_client(fake, clock, **options)
-    return _Awaited(async_client(fake, clock, **options))
+    return Awaited(async_client(fake, clock, **options))
 
 
 def async_client(fake: FakeEndpoint, clock: FakeClock | None = None, **options: object) -> AsyncEmbeddingClient:

@@ -15,7 +15,7 @@ from langchain_hf_infer import HFInferEmbeddings
 from llama_index_hf_infer import HFInferEmbedding
 
 from .fakes import FakeEndpoint, endpoint, vector_for
-from .test_client import async_client, sync_client
+from .test_client import DRIVERS, async_client, client_for
 
 WORDS = {"strategy": "word", "max_chunk_size": 10, "overlap": 0}
 
@@ -33,10 +33,11 @@ class Counting:
             yield text
 
 
-def test_embed_iter_yields_in_order_and_reads_lazily() -> None:
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_embed_iter_yields_in_order_and_reads_lazily(driver: str) -> None:
     texts = Counting([f"text {i}" for i in range(100)])
     fake = FakeEndpoint()
-    with sync_client(fake, batch_size=4, max_concurrency=2) as client:
+    with client_for(driver, fake, batch_size=4, max_concurrency=2) as client:
         stream = client.embed_iter(texts)
         assert texts.read == 0  # nothing read before the first result is asked for
         first = next(stream)
@@ -47,11 +48,12 @@ def test_embed_iter_yields_in_order_and_reads_lazily() -> None:
     assert all(len(batch) <= 4 for batch in fake.batches)
 
 
-def test_embed_iter_chunks_and_pools_like_embed_documents() -> None:
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_embed_iter_chunks_and_pools_like_embed_documents(driver: str) -> None:
     long = " ".join(f"word{i}" for i in range(35))  # four chunks of at most 10 words
     texts = ["short one", long, "another", long + " tail"]
     ep = endpoint(chunking=WORDS)
-    with sync_client(FakeEndpoint(), endpoint=ep, batch_size=3, max_concurrency=2) as client:
+    with client_for(driver, FakeEndpoint(), endpoint=ep, batch_size=3, max_concurrency=2) as client:
         streamed = list(client.embed_iter(iter(texts)))
         assert streamed == client.embed_documents(texts)
         chunks = list(client.embed_chunks_iter(texts))
@@ -60,21 +62,26 @@ def test_embed_iter_chunks_and_pools_like_embed_documents() -> None:
     assert all(isinstance(c, ChunkEmbedding) for cs in chunks for c in cs)
 
 
-def test_a_failed_batch_raises_after_every_earlier_result_with_resume_indices() -> None:
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_a_failed_batch_raises_after_every_earlier_result_with_resume_indices(driver: str) -> None:
     texts = [f"text {i}" for i in range(20)]
     fake = FakeEndpoint(
         script=lambda n, inputs: httpx.Response(401, json={"error": "no"}) if "text 9" in inputs else None
     )
     got: list[list[float]] = []
-    with sync_client(fake, batch_size=4, max_concurrency=2) as client, pytest.raises(AuthenticationError) as info:
+    with (
+        client_for(driver, fake, batch_size=4, max_concurrency=2) as client,
+        pytest.raises(AuthenticationError) as info,
+    ):
         got.extend(client.embed_iter(texts))  # extend keeps what was yielded before the error
     assert got == [vector_for(t) for t in texts[:8]]  # batches [0..3] and [4..7] came first
     assert info.value.indices == (8, 9, 10, 11)  # the failed batch's texts: resume from 8
 
 
-def test_as_numpy_arrays() -> None:
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_as_numpy_arrays(driver: str) -> None:
     texts = [f"text {i}" for i in range(10)]
-    with sync_client(FakeEndpoint(), batch_size=4, max_concurrency=2) as client:
+    with client_for(driver, FakeEndpoint(), batch_size=4, max_concurrency=2) as client:
         array = client.embed(texts, as_numpy=True)
         assert array.dtype == np.float32 and array.shape == (10, 4)
         assert np.array_equal(array, np.asarray([vector_for(t) for t in texts], dtype=np.float32))
@@ -96,8 +103,9 @@ def test_as_numpy_without_numpy_names_the_extra() -> None:
     assert 'pip install "hf-infer[fast]"' in result.stdout, result.stderr
 
 
-def test_a_single_string_is_refused() -> None:
-    with sync_client(FakeEndpoint()) as client, pytest.raises(TypeError, match="not a single str"):
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_a_single_string_is_refused(driver: str) -> None:
+    with client_for(driver, FakeEndpoint()) as client, pytest.raises(TypeError, match="not a single str"):
         client.embed_iter("one text")
 
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 import typing
+from pathlib import Path
 
 import pytest
 
+import hf_infer_core
 from hf_infer_core import AsyncEmbeddingClient, ClientOptionArgs, ClientOptions, EmbeddingClient
 from langchain_hf_infer import HFInferEmbeddings
 from llama_index_hf_infer import HFInferEmbedding
@@ -95,3 +98,52 @@ def test_clients_validate_options_at_construction(cls: typing.Any) -> None:
     options = ClientOptions(batch_size=7)
     client = cls(endpoint(), options=options, max_retries=1)
     assert client.options == ClientOptions(batch_size=7, max_retries=1)
+
+
+CORE = Path(hf_infer_core.__file__).parent
+# What a driver does itself: how it is built and forked, and how it runs, sends and waits.
+DRIVER_PRIMITIVES = {
+    "__init__",
+    "_reset_after_fork",
+    "_run",
+    "_stream",
+    "_drive",
+    "_perform",
+    "_parallel",
+    "_send",
+    "_attempt",
+}
+
+
+def _method_bodies(path: Path, cls: str) -> dict[str, int]:
+    """Lines of each method's body in ``cls``, its docstring left out."""
+    tree = ast.parse(path.read_text())
+    (node,) = [n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == cls]
+    out: dict[str, int] = {}
+    for f in node.body:
+        if isinstance(f, ast.FunctionDef | ast.AsyncFunctionDef):
+            body = (
+                f.body[1:] if isinstance(f.body[0], ast.Expr) and isinstance(f.body[0].value, ast.Constant) else f.body
+            )
+            if body:
+                out[f.name] = max(out.get(f.name, 0), (body[-1].end_lineno or 0) - body[0].lineno + 1)
+    return out
+
+
+def test_the_job_is_written_once_the_drivers_only_perform_its_steps() -> None:
+    """No method mirrored between the drivers has a body over three lines, beyond their primitives."""
+    sync = _method_bodies(CORE / "_sync.py", "EmbeddingClient")
+    async_ = _method_bodies(CORE / "_async.py", "AsyncEmbeddingClient")
+    renamed = {"aembed_iter": "embed_iter", "aembed_chunks_iter": "embed_chunks_iter", "aclose": "close"}
+    pairs = {renamed.get(name, name): lines for name, lines in async_.items()}
+    mirrored = {name: max(lines, sync[name]) for name, lines in pairs.items() if name in sync}
+    assert {"embed", "embed_documents", "embed_iter"} <= mirrored.keys()
+    assert {name for name, lines in mirrored.items() if lines > 3} <= DRIVER_PRIMITIVES
+
+
+def test_no_core_module_is_over_450_lines_and_the_readme_names_each() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    for module in sorted(CORE.glob("*.py")):
+        assert len(module.read_text().splitlines()) <= 450, module.name
+        if module.name != "__init__.py":
+            assert f"`{module.name}`" in readme, f"README's layout table does not name {module.name}"

@@ -12,9 +12,9 @@ from typing import Any
 import httpx
 import pytest
 
-from hf_infer_core import EmbeddingClient, InvalidRequestError, ResponseFormatError
+from hf_infer_core import AsyncEmbeddingClient, EmbeddingClient, InvalidRequestError, ResponseFormatError
 
-from .fakes import FakeClock, endpoint, limiter
+from .fakes import Awaited, FakeClock, endpoint, limiter
 
 
 def b64(values: list[float]) -> str:
@@ -27,10 +27,14 @@ def openai_answer(vectors: list[list[float]], shuffle: bool = False) -> dict[str
 
 
 def client(
-    handler: object, cls: type[Any] = EmbeddingClient, chunking: dict[str, Any] | None = None, **options: object
+    handler: object, cls: type[Any] | str = EmbeddingClient, chunking: dict[str, Any] | None = None, **options: object
 ) -> Any:
     """A base64 client (``cls``: sync or async) over ``handler``, on a fake clock."""
     clock = FakeClock()
+    if cls == "async":  # the async driver behind the sync facade: the same test body
+        return Awaited(client(handler, AsyncEmbeddingClient, chunking, **options))
+    if cls == "sync":
+        cls = EmbeddingClient
     return cls(
         endpoint(url="http://tei.test/embed", chunking=chunking),
         transport=httpx.MockTransport(handler),  # type: ignore[arg-type]
@@ -56,7 +60,8 @@ def python_floats_forbidden() -> Iterator[None]:
         yield
 
 
-def test_base64_requests_go_to_v1_embeddings_and_decode_exactly() -> None:
+@pytest.mark.parametrize("driver", ["sync", "async"])
+def test_base64_requests_go_to_v1_embeddings_and_decode_exactly(driver: str) -> None:
     seen: list[httpx.Request] = []
     vectors = [[0.1, -2.5, 3.25], [1e-8, 0.0, 7.0]]
 
@@ -64,7 +69,7 @@ def test_base64_requests_go_to_v1_embeddings_and_decode_exactly() -> None:
         seen.append(request)
         return httpx.Response(200, json=openai_answer(vectors, shuffle=True))  # index order is restored
 
-    with client(handler) as c:
+    with client(handler, driver) as c:
         got = c.embed(["a", "b"])
     assert seen[0].url.path == "/v1/embeddings"
     assert json.loads(seen[0].content) == {"input": ["a", "b"], "encoding_format": "base64", "model": "test-endpoint"}
@@ -118,8 +123,12 @@ def test_every_dimension_count_decodes_exactly_with_and_without_numpy(
         c.embed([str(i) for i in range(5)])
 
 
-def test_an_endpoint_without_the_route_says_so() -> None:
-    with client(lambda r: httpx.Response(404, text="Not Found")) as c, pytest.raises(InvalidRequestError) as info:
+@pytest.mark.parametrize("driver", ["sync", "async"])
+def test_an_endpoint_without_the_route_says_so(driver: str) -> None:
+    with (
+        client(lambda r: httpx.Response(404, text="Not Found"), driver) as c,
+        pytest.raises(InvalidRequestError) as info,
+    ):
         c.embed(["a"])
     assert "wire_format='base64' needs TEI's POST /v1/embeddings" in str(info.value)
 
@@ -129,7 +138,8 @@ def test_request_options_the_route_cannot_take_are_refused() -> None:
         client(lambda r: None, normalize=False)
 
 
-def test_as_numpy_over_base64_makes_no_python_floats() -> None:
+@pytest.mark.parametrize("driver", ["sync", "async"])
+def test_as_numpy_over_base64_makes_no_python_floats(driver: str) -> None:
     import numpy as np
 
     by_text = {"a": [0.1, -2.5, 3.25], "b": [1e-8, 0.0, 7.0], "c": [4.0, 5.0, 6.0]}
@@ -139,7 +149,7 @@ def test_as_numpy_over_base64_makes_no_python_floats() -> None:
         return httpx.Response(200, json=openai_answer([by_text[t] for t in inputs], shuffle=True))
 
     expected = np.asarray(list(by_text.values()), dtype=np.float32)
-    with client(handler, batch_size=2) as c:
+    with client(handler, driver, batch_size=2) as c:
         with python_floats_forbidden():
             got = c.embed(["a", "b", "c"], as_numpy=True)
         assert got.dtype == np.float32 and np.array_equal(got, expected)
@@ -152,8 +162,6 @@ def test_documents_and_streams_as_numpy_over_base64_make_no_python_floats(poolin
     import asyncio
 
     import numpy as np
-
-    from hf_infer_core import AsyncEmbeddingClient
 
     from .fakes import vector_for
 

@@ -1,0 +1,352 @@
+"""Each public method's whole job as one I/O-free flow; the two drivers only perform its steps.
+
+A flow is a plain generator, in the manner of httpx's ``auth_flow`` and h11: it yields a step,
+the driver performs it and sends back what came of it, or throws in the typed error it ended
+with. The vocabulary is small:
+
+- :class:`~._core.Send`: take a rate-limit token and send this request; back: the HTTP outcome.
+- :class:`~._core.Sleep`: wait this long.
+- :class:`Discover`: read TEI's ``/info`` once for the client (the driver holds the lock).
+- :class:`Parallel`: run these flows, at most ``window`` at once; back: their results, in order.
+  The first that fails for good stops the others and is thrown in.
+- :class:`Read`, :class:`Start`, :class:`Settle`, :class:`Emit`: a stream's window: the next
+  input text (or :data:`END`), start a flow in the background, the result of the oldest one
+  started, give these results to the consumer.
+
+Everything that decides what to send, retry, fit, pool or raise is here or below (the batch,
+info and tokenize flows of :class:`~._core.ClientCore` share one retry loop); ``_sync.py``
+(threads) and ``_async.py`` (tasks) decide only how to wait, which is all that differs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections import deque
+from collections.abc import AsyncIterable, Callable, Generator, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final, TypeVar
+
+from ._chunking import Chunk, ChunkEmbedding
+from ._core import ClientCore, Send, Sleep
+from ._errors import HFInferError
+from ._fit import Tokenize, Tokens
+from ._plan import assemble, check_texts
+from ._pooling import Pieces, chunk_embeddings, expand_pieces, per_text, pool_all
+from ._stream import StreamAssembler, StreamBatch
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
+
+__all__ = [
+    "END",
+    "Discover",
+    "Emit",
+    "Flow",
+    "Jobs",
+    "Parallel",
+    "Read",
+    "Settle",
+    "Start",
+]
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True, slots=True)
+class Discover:
+    """Step: make sure TEI's ``/info`` was read (once per client, whoever asks first)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Parallel:
+    """Step: run ``flows`` (``size`` of them), at most ``window`` at once; send back their results in order.
+
+    ``done(k)`` is called as the ``k``-th finishes (progress). The first failure stops the rest:
+    no further request is sent, and the error is thrown into the flow that asked.
+    """
+
+    flows: Iterator[Flow[Any]]
+    size: int
+    window: int
+    done: Callable[[int], None] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Read:
+    """Step: the next text of a stream's input; :data:`END` after the last."""
+
+
+class _End:
+    def __repr__(self) -> str:
+        return "END"
+
+
+END: Final = _End()
+
+
+@dataclass(frozen=True, slots=True)
+class Start:
+    """Step: start ``flow`` in the background (a stream's batch); :class:`Settle` collects it."""
+
+    flow: Flow[Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Settle:
+    """Step: wait for the oldest flow started and not yet settled; send back its result."""
+
+
+@dataclass(frozen=True, slots=True)
+class Emit:
+    """Step: give ``items`` to the stream's consumer, in order."""
+
+    items: list[Any]
+
+
+Step = Send | Sleep | Discover | Parallel | Read | Start | Settle | Emit
+Flow = Generator[Step, Any, T]
+_DISCOVER: Final = Discover()
+_READ: Final = Read()
+_SETTLE: Final = Settle()
+
+
+class Progress:
+    """Counts texts done for an optional tqdm bar; a text is done when all its chunks are."""
+
+    def __init__(self, enabled: bool, total: int, owners: Sequence[int] | None = None) -> None:
+        self._bar: Any = None
+        self._owners = owners
+        self._lock = threading.Lock()  # batches finish on several threads
+        if owners is not None:
+            self._remaining = [0] * total
+            for owner in owners:
+                self._remaining[owner] += 1
+        if enabled:
+            try:
+                from tqdm.auto import tqdm
+            except ImportError as err:  # pragma: no cover - tqdm ships with the dev and all extras
+                raise ImportError("show_progress=True needs tqdm: pip install 'hf-infer[progress]'") from err
+            self._bar = tqdm(total=total, unit="text", desc="Embedding")
+
+    def done(self, indices: Sequence[int]) -> None:
+        if self._bar is None:
+            return
+        with self._lock:
+            if self._owners is None:
+                self._bar.update(len(indices))
+                return
+            finished = 0
+            for i in indices:
+                owner = self._owners[i]
+                self._remaining[owner] -= 1
+                finished += self._remaining[owner] == 0
+            if finished:
+                self._bar.update(finished)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+@contextlib.contextmanager
+def texts_named(owners: Sequence[int]) -> Iterator[None]:
+    """Make a failed call's ``indices`` name texts (the caller's positions), not their chunks."""
+    try:
+        yield
+    except HFInferError as err:
+        err.indices = tuple(sorted({owners[i] for i in err.indices if 0 <= i < len(owners)}))
+        raise
+
+
+def check_iterable(texts: object) -> None:
+    """Refuse a single string (an iterable of characters) or a non-iterable, before anything is read."""
+    if isinstance(texts, str | bytes):
+        raise TypeError(f"texts must be an iterable of str, not a single {type(texts).__name__}")
+    if not isinstance(texts, Iterable | AsyncIterable):
+        raise TypeError(f"texts must be an iterable of str, got {type(texts).__name__}")
+
+
+def array_maker(as_numpy: bool) -> Callable[[list[list[float]]], list[list[float]] | NDArray[np.float32]]:
+    """Identity, or a float32 2-D array maker; checked before any request is sent."""
+    if not as_numpy:
+        return lambda vectors: vectors
+    try:
+        import numpy  # noqa: F401 - only to fail before any request when numpy is missing
+    except ImportError as err:
+        raise ImportError('as_numpy=True needs numpy: pip install "hf-infer[fast]"') from err
+    return as_array
+
+
+def as_array(vectors: list[list[float]]) -> NDArray[np.float32]:
+    """``vectors`` as one float32 array of shape (len(vectors), dimensions)."""
+    import numpy
+
+    return numpy.asarray(vectors, dtype=numpy.float32)
+
+
+class Jobs:
+    """The flows of every public method of both clients, over one :class:`ClientCore`."""
+
+    def __init__(self, core: ClientCore, counter: Tokenize | None) -> None:
+        self.core = core
+        self.options = core.options
+        # A local token counter (tokenizer=); without one, TEI's /tokenize counts when needed.
+        self.counter = counter
+        self.discovered = not self.options.discover
+        self.on_info: Callable[[dict[str, Any]], None] | None = None
+
+    # ------------------------------------------------------------------ the public methods' flows
+
+    def embed(self, texts: Sequence[str], as_numpy: bool) -> Flow[list[list[float]] | NDArray[np.float32]]:
+        """``embed``: each text sent as is, one vector each."""
+        items = check_texts(texts)
+        to_array = array_maker(as_numpy)
+        return to_array((yield from self._flat(items, Progress(self.options.show_progress, len(items)), as_numpy)))
+
+    def query(self, text: str) -> Flow[list[float]]:
+        """``embed_query``: one text, ``query_prefix`` prepended, not chunked."""
+        (item,) = check_texts([text])
+        vectors = yield from self._flat([self.options.query_prefix + item], Progress(False, 1), query=True)
+        vector: list[float] = vectors[0]
+        return vector
+
+    def chunks(self, texts: Sequence[str]) -> Flow[list[list[ChunkEmbedding]]]:
+        """``embed_chunks``: each text's chunks, fitted, with their vectors."""
+        chunks, vectors = yield from self._chunked(texts)
+        return [chunk_embeddings(text_chunks, text_vectors) for text_chunks, text_vectors in per_text(chunks, vectors)]
+
+    def documents(self, texts: Sequence[str], as_numpy: bool) -> Flow[list[list[float]] | NDArray[np.float32]]:
+        """``embed_documents``: one vector per text, its chunks' vectors pooled."""
+        to_array = array_maker(as_numpy)
+        return to_array(pool_all(self.options.pooling, *(yield from self._chunked(texts, as_numpy))))
+
+    def documents_stream(self, texts: object, as_numpy: bool) -> Flow[None]:
+        """``embed_iter``: emits vectors (or float32 arrays of consecutive texts' vectors) in order.
+
+        Bad arguments fail here, at the call, not at the first item.
+        """
+        array_maker(as_numpy)
+        check_iterable(texts)
+
+        def release(assembler: StreamAssembler) -> list[Any]:
+            documents = assembler.documents()
+            return [as_array(documents)] if as_numpy and documents else documents
+
+        return self._stream(release, as_numpy)
+
+    def chunks_stream(self, texts: object) -> Flow[None]:
+        """``embed_chunks_iter``: emits each text's chunks with vectors, in order."""
+        check_iterable(texts)
+        return self._stream(StreamAssembler.chunk_lists, False)
+
+    def info(self) -> Flow[None]:
+        """Discovery: TEI's ``GET /info`` unless done, rate limited and retried like every request.
+
+        The driver runs it behind its lock, so one request serves every call that starts at once.
+        """
+        if self.discovered:
+            return
+        yield from self.core.info_flow()
+        self.discovered = True
+        if self.on_info is not None and self.core.server_info is not None:
+            self.on_info(self.core.server_info)
+
+    # ------------------------------------------------------------------ their parts
+
+    def _chunked(self, texts: Sequence[str], arrays: bool = False) -> Flow[tuple[list[list[Chunk]], list[Any]]]:
+        """Chunk, fit to the model and embed: each text's chunks and the flat chunk vectors.
+
+        ``arrays``: base64 vectors stay float32 numpy rows (for ``as_numpy=True``).
+        """
+        items = check_texts(texts)
+        chunks = yield from self._fitted(items, self.core.chunk_all(items))
+        prefix = self.options.document_prefix
+        flat = [prefix + chunk.text for text_chunks in chunks for chunk in text_chunks]
+        owners = [i for i, text_chunks in enumerate(chunks) for _ in text_chunks]
+        with texts_named(owners):
+            progress = Progress(self.options.show_progress, len(chunks), owners)
+            vectors = yield from self._flat(flat, progress, arrays, splittable=True)
+        if not any(isinstance(v, Pieces) for v in vectors):
+            return chunks, vectors
+        # Inputs a 413 split come back as pieces: each text's chunks become the pieces sent.
+        pairs = [expand_pieces(text_chunks, text_vectors) for text_chunks, text_vectors in per_text(chunks, vectors)]
+        return [c for c, _ in pairs], [v for _, vs in pairs for v in vs]
+
+    def _fitted(self, items: list[str], chunks: list[list[Chunk]]) -> Flow[list[list[Chunk]]]:
+        """``chunks``, those over the model's token limit split again."""
+        yield _DISCOVER  # the limit may come from /info
+        return (yield from self.core.fit_flow(items, chunks, self.counter is not None, self._count))
+
+    def _count(self, texts: list[str]) -> Flow[list[Tokens]]:
+        """Tokens of ``texts``: the local tokenizer's, else TEI's ``/tokenize`` in parallel groups."""
+        if self.counter is not None:
+            return self.counter(texts)
+        groups = self.core.tokenize_groups(texts)
+        flows = (self.core.tokenize_flow([texts[i] for i in group]) for group in groups)
+        results = yield Parallel(flows, len(groups), self.options.max_concurrency)
+        return [tokens for group in results for tokens in group]
+
+    def _flat(
+        self,
+        texts: list[str],
+        progress: Progress,
+        arrays: bool = False,
+        splittable: bool = False,
+        query: bool = False,
+    ) -> Flow[list[Any]]:
+        """Embed ``texts`` in planned batches, at most ``max_concurrency`` at once; vectors in input order."""
+        try:
+            if not texts:
+                return []
+            yield _DISCOVER  # /info may cap the batch size
+            batches = self.core.plan(texts)
+            flows = (self.core.batch_flow([texts[i] for i in b], b, arrays, splittable, query) for b in batches)
+            window = self.options.max_concurrency
+            results = yield Parallel(flows, len(batches), window, lambda k: progress.done(batches[k]))
+            return assemble(len(texts), batches, results)
+        finally:
+            progress.close()
+
+    def _stream(self, release: Callable[[StreamAssembler], list[Any]], arrays: bool) -> Flow[None]:
+        """Read texts one at a time, keep ``max_concurrency`` batches in flight, emit finished texts in order.
+
+        Memory holds the window, not the corpus: reading stops while the window is full.
+        """
+        yield _DISCOVER
+        assembler = StreamAssembler(self.core)
+        window = self.options.max_concurrency
+        started: deque[StreamBatch] = deque()
+        position = 0
+        while not isinstance(text := (yield _READ), _End):
+            items = check_texts([text], position)
+            position += 1
+            (chunks,) = yield from self._fitted(items, self.core.chunk_all(items))
+            for batch in assembler.add(chunks):
+                yield Start(self._batch(batch, arrays))
+                started.append(batch)
+            while len(started) >= window:
+                yield from self._settle(started.popleft(), assembler, release)
+        if (last := assembler.flush()) is not None:
+            yield Start(self._batch(last, arrays))
+            started.append(last)
+        while started:
+            yield from self._settle(started.popleft(), assembler, release)
+
+    def _batch(self, batch: StreamBatch, arrays: bool) -> Flow[list[Any]]:
+        return self.core.batch_flow(batch.inputs, range(len(batch.inputs)), arrays, splittable=True)
+
+    @staticmethod
+    def _settle(
+        batch: StreamBatch, assembler: StreamAssembler, release: Callable[[StreamAssembler], list[Any]]
+    ) -> Flow[None]:
+        try:
+            vectors = yield _SETTLE
+        except HFInferError as err:
+            # Its indices become the batch's texts, counted in the caller's iterable.
+            raise assembler.failure(batch, err) from err.__cause__
+        assembler.complete(batch, vectors)
+        if out := release(assembler):
+            yield Emit(out)
