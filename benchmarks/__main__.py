@@ -7,6 +7,7 @@
 5. The real model end to end: HTTP through hf-infer vs sentence-transformers in process.
 6. Streaming about 1 GB of text through embed_iter: MB/s and peak RSS growth.
 7. Ray Data: rows/s with 1, 2 and 4 actors; the endpoint's share of a binding budget.
+8. Adaptive concurrency: max_concurrency="auto" beside fixed 4, 12 and 32 (issue #23).
 And the README's reliability figures: 2,000 texts per client under 30% injected faults.
 """
 
@@ -17,7 +18,7 @@ import os
 import platform
 import time
 
-from . import chunking, fitting, ratelimit, ray_scaling, real_model, reliability, streaming, throughput
+from . import chunking, concurrency, fitting, ratelimit, ray_scaling, real_model, reliability, streaming, throughput
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -78,6 +79,10 @@ def main() -> None:
     emit("5. Real model end to end", real_model.render(real_model.run()))
     emit("6. Streaming ingestion, about 1 GB (embed_iter)", streaming.render(streaming.run()))
     emit("7. Ray Data: rows/s by actors, and a binding budget", ray_scaling.render(ray_scaling.run()))
+    emit(
+        '8. Adaptive concurrency: max_concurrency="auto" beside fixed settings',
+        concurrency.render(concurrency.fixed_runs(), concurrency.scaling_runs()),
+    )
     emit("Reliability under injected faults (README figures)", reliability.render(reliability.run()))
     elapsed = time.monotonic() - started
     sections.append(f"Total benchmark time: {elapsed:.0f} s\n")

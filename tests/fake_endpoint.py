@@ -12,6 +12,11 @@ and so that its CPU cost is not the caller's. It serves two purposes with one pa
   slots for ``latency`` seconds (later ones queue), like a model server, and with
   ``vectors="fixed"`` answers come from pre-serialised bytes so the server is never the
   bottleneck.
+- Scaling, for adaptive concurrency: ``schedule`` changes the slots over time (``[[0, 2], [10,
+  8], [20, 4]]``: seconds after the first embedding request, slots from then on), ``queue_limit``
+  bounds the requests waiting beyond the slots and answers TEI's 429 "Model is overloaded" to the
+  next, ``cold_start`` answers 503 (loading) for that many seconds after the first request, as a
+  replica scaled from zero does, and ``latency_per_word`` makes a batch's time grow with its words.
 
 Vectors are ``expected_vector(text)`` (``vectors="identify"``: a pure function of the input, so a
 vector delivered for the wrong text shows) or one fixed ``dims``-sized vector (``"fixed"``).
@@ -87,6 +92,8 @@ class Logged:
     inputs: list[str]
     answer: str
     authorization: str | None = None
+    depth: int = 0  # requests at the server (served or queued) when it arrived, itself included
+    slots: int = 0  # the slots it had then
 
 
 @dataclass
@@ -111,6 +118,10 @@ class Config:
     dims: int = DIMS  # for "fixed"
     log_inputs: bool = True
     by_text: dict[str, str] | None = None  # the answer for a request whose first input is this text
+    schedule: list[list[float]] | None = None  # [[seconds after the first request, slots], ...]
+    queue_limit: int | None = None  # requests waiting beyond the slots; the next gets a 429
+    cold_start: float = 0.0  # seconds of 503 (loading) after the first request
+    latency_per_word: float = 0.0
 
 
 def _http(status: str, body: bytes, content_type: str = "application/json", extra: str = "") -> bytes:
@@ -128,8 +139,9 @@ class _Server:
         self.log: list[Logged] = []
         self._streak: dict[str, int] = {}
         self._rng = random.Random(config.seed)
-        self._free = config.slots
-        self._queue: collections.deque[tuple[asyncio.Transport, bytes, float]] = collections.deque()
+        self._busy = 0
+        self._t0: float | None = None  # the first embedding request's arrival
+        self._queue: collections.deque[tuple[asyncio.Transport, bytes, float, float]] = collections.deque()
         rng = random.Random(0)
         self._fixed = json.dumps([round(rng.uniform(-0.1, 0.1), 8) for _ in range(config.dims)]).encode()
         self._fixed_bodies: dict[int, bytes] = {}
@@ -186,12 +198,40 @@ class _Server:
             self._openai_bodies[key] = body
         return body
 
-    def respond(self, transport: asyncio.Transport, payload: bytes) -> None:
+    def slots_now(self) -> int:
+        """The slots at this moment (``schedule``, else ``slots``; 0: no limit)."""
+        slots = self.config.slots
+        if self.config.schedule and self._t0 is not None:
+            elapsed = self.loop.time() - self._t0
+            for start, count in self.config.schedule:
+                if elapsed >= start:
+                    slots = int(count)
+        return slots
+
+    def first_request(self) -> None:
+        if self._t0 is None:
+            self._t0 = self.loop.time()
+            for start, _ in self.config.schedule or []:
+                self.loop.call_at(self._t0 + start, self._start)  # new slots take queued requests at once
+
+    def depth(self) -> int:
+        return self._busy + len(self._queue) + 1
+
+    def starting(self) -> bool:
+        return self._t0 is not None and self.loop.time() - self._t0 < self.config.cold_start
+
+    def overloaded(self) -> bool:
+        """A new request would find the slots busy and the queue full."""
+        limit = self.config.queue_limit
+        return limit is not None and self._busy >= self.slots_now() and len(self._queue) >= limit
+
+    def respond(self, transport: asyncio.Transport, payload: bytes, words: int = 0) -> None:
         """Answer after ``latency`` in one of ``slots`` slots (at once when neither is set)."""
-        if not self.config.latency and not self.config.slots:
+        config = self.config
+        if not config.latency and not config.slots and not config.schedule:
             transport.write(payload)
             return
-        self._queue.append((transport, payload, self.loop.time()))
+        self._queue.append((transport, payload, self.loop.time(), config.latency + config.latency_per_word * words))
         self._start()
 
     def _start(self, freed_at: float | None = None) -> None:
@@ -199,16 +239,17 @@ class _Server:
         # the timer fired: epoll wakes up to a millisecond late, and that lateness, compounded slot
         # after slot, made this "25 ms" server a 26 ms one, so clients were measured against a
         # capacity it did not have.
-        while self._queue and (self._free > 0 or not self.config.slots):
-            self._free -= 1
-            transport, payload, arrived = self._queue.popleft()
+        slots = self.slots_now()
+        while self._queue and (self._busy < slots or not slots):
+            self._busy += 1
+            transport, payload, arrived, latency = self._queue.popleft()
             start = max(arrived, freed_at) if freed_at is not None else self.loop.time()
             freed_at = None
-            end = start + self.config.latency
+            end = start + latency
             self.loop.call_at(end, self._finish, transport, payload, end)
 
     def _finish(self, transport: asyncio.Transport, payload: bytes, end: float) -> None:
-        self._free += 1
+        self._busy -= 1
         self._start(freed_at=end)
         if not transport.is_closing():
             transport.write(payload)
@@ -275,11 +316,29 @@ class _Connection(asyncio.Protocol):
             server.log.append(Logged(time.monotonic(), inputs if server.config.log_inputs else [], "ok", authorization))
             server.respond(self.transport, _http("200 OK", server.openai_body(inputs, request.get("encoding_format"))))
             return
+        server.first_request()
         kind = server.choose(body, len(inputs), inputs[0] if inputs else None)
-        server.log.append(Logged(time.monotonic(), inputs if server.config.log_inputs else [], kind, authorization))
+        if kind == "ok" and server.starting():
+            kind = "503_starting"
+        elif kind == "ok" and server.overloaded():
+            kind = "429_overloaded"
+        logged = inputs if server.config.log_inputs else []
+        server.log.append(
+            Logged(time.monotonic(), logged, kind, authorization, depth=server.depth(), slots=server.slots_now())
+        )
         write = self.transport.write
         if kind == "ok":
-            server.respond(self.transport, _http("200 OK", server.vectors_body(inputs)))
+            words = sum(len(text.split()) for text in inputs) if server.config.latency_per_word else 0
+            server.respond(self.transport, _http("200 OK", server.vectors_body(inputs)), words)
+        elif kind == "429_overloaded":  # TEI's answer once its max_concurrent_requests are taken
+            write(_json("429 Too Many Requests", {"error": "Model is overloaded", "error_type": "overloaded"}))
+        elif kind == "503_starting":
+            write(
+                _json(
+                    "503 Service Unavailable",
+                    {"error": "Model fake/model is currently loading", "estimated_time": 0.2},
+                )
+            )
         elif kind == "429":
             write(
                 _json(

@@ -27,6 +27,7 @@ import httpx
 
 from ._chunking import ChunkEmbedding
 from ._client import _INHERITED, T, _ClientBase, _log, _reader, _result, _transport_error
+from ._concurrency import Ticket
 from ._config import InferenceEndpoint
 from ._core import HttpResult, Send, Sleep
 from ._errors import ClientClosedError, HFInferError, RateLimitBackendError
@@ -48,6 +49,11 @@ async def _aiterate(texts: Iterable[str] | AsyncIterable[str]) -> AsyncIterator[
     else:
         for text in texts:
             yield text
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 class _Call:
@@ -321,7 +327,37 @@ class AsyncEmbeddingClient(_ClientBase):
             await self.rate_limiter.aacquire(self._sleep)
         except RateLimitBackendError as err:
             return err
-        return await self._attempt(step, http)
+        ticket = await self._slot()
+        outcome: HttpResult | HFInferError | None = None
+        try:
+            outcome = await self._attempt(step, http)
+        finally:
+            self._release(ticket, outcome)
+        return outcome
+
+    async def _slot(self) -> Ticket | None:
+        """A slot of the adaptive limit (none with a fixed ``max_concurrency``); cancellable."""
+        if self._adaptive is None:
+            return None
+        loop = asyncio.get_running_loop()
+        while True:
+            woken: asyncio.Future[None] = loop.create_future()
+
+            def wake(woken: asyncio.Future[None] = woken) -> None:  # called on whichever thread released
+                with contextlib.suppress(RuntimeError):  # that loop has closed: nobody waits there
+                    loop.call_soon_threadsafe(_resolve, woken)
+
+            ticket = self._adaptive.acquire(wake)
+            if ticket is not None:
+                return ticket
+            try:
+                # Woken by a release, or retry when a parked slot frees (nothing wakes anyone then).
+                await asyncio.wait([woken], timeout=self._adaptive.retry_in())
+            except BaseException:
+                self._adaptive.cancel(wake)
+                raise
+            if not woken.done():
+                self._adaptive.cancel(wake)
 
     async def _attempt(self, step: Send, http: httpx.AsyncClient) -> HttpResult | HFInferError:
         started = time.perf_counter()

@@ -22,8 +22,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import httpx
 from pydantic import SecretStr
 
-from . import _errors
+from . import _concurrency, _errors
 from ._body import BoundedBody
+from ._concurrency import AdaptiveLimit, Signal, Ticket, shared_adaptive_limit
 from ._config import InferenceEndpoint
 from ._core import ClientCore, HttpResult, Send
 from ._errors import HFInferError, TransportError
@@ -57,6 +58,7 @@ _INHERITED: list[object] = []
 
 def _after_fork_in_child() -> None:
     after_fork_in_child()
+    _concurrency.after_fork_in_child()
     for client in list(_CLIENTS):
         client._reset_after_fork()
 
@@ -119,6 +121,19 @@ def _transport_error(err: BaseException, url: httpx.URL, *, expired: bool = Fals
     # A local protocol error's own message holds the refused header: it is not chained.
     error.__cause__ = None if isinstance(error, TransportError) and error.local else err
     return error
+
+
+def load_signal(outcome: HttpResult | HFInferError | None) -> Signal:
+    """What an attempt's outcome says of the endpoint's load (see :mod:`._concurrency`)."""
+    if isinstance(outcome, HttpResult):
+        if outcome.status_code in _OVERLOAD:
+            return "overload"
+        return "ok" if outcome.status_code < 300 else "none"
+    return "overload" if isinstance(outcome, _errors.TimeoutError) else "none"
+
+
+# "Model is overloaded" (TEI's full queue), a replica starting or unavailable, a failed backend.
+_OVERLOAD = frozenset({429, 503, 424})
 
 
 def _shown(url: httpx.URL) -> str:
@@ -199,9 +214,29 @@ class _ClientBase:
         self._auth: httpx.Auth | None = _BearerAuth(key) if key is not None else None
         timeout = self.options.timeout
         self._timeout = httpx.Timeout(timeout, connect=min(_CONNECT_TIMEOUT, timeout))
-        concurrency = self.options.max_concurrency
+        concurrency = self.options.window
         self._limits = httpx.Limits(max_connections=max(concurrency, 10), max_keepalive_connections=concurrency)
+        self._adaptive = self._adaptive_limit()
         _CLIENTS.add(self)
+
+    def _adaptive_limit(self) -> AdaptiveLimit | None:
+        """max_concurrency="auto": one limit per endpoint in the process, which every attempt holds a slot of."""
+        if self.options.max_concurrency != "auto":
+            return None
+        endpoint = self.endpoint
+        return shared_adaptive_limit(
+            endpoint.url, endpoint.api_key, self.options.max_concurrency_limit, shown_url(endpoint.url)
+        )
+
+    @property
+    def concurrency(self) -> int:
+        """Requests allowed in flight now: ``max_concurrency``, or the adaptive limit's current value."""
+        return self._adaptive.limit if self._adaptive is not None else self.options.window
+
+    def _release(self, ticket: Ticket | None, outcome: HttpResult | HFInferError | None) -> None:
+        """Give an attempt's adaptive slot back, with what its answer says of the endpoint's load."""
+        if ticket is not None and self._adaptive is not None:
+            self._adaptive.release(ticket, load_signal(outcome))
 
     @property
     def on_info(self) -> Callable[[dict[str, Any]], None] | None:
@@ -216,6 +251,9 @@ class _ClientBase:
         """Give this client, in a forked child, connections, locks and a jitter source of its own."""
         if self._own_rng:
             self._core.rng.seed()  # children sharing the parent's jitter would retry in lockstep
+        # The parent's requests in flight are not the child's, and its lock may be held: the
+        # child finds its own limit (its requests share the endpoint with the parent's).
+        self._adaptive = self._adaptive_limit()
 
     @property
     def endpoint(self) -> InferenceEndpoint:
@@ -249,5 +287,5 @@ class _ClientBase:
     def __repr__(self) -> str:
         return (
             f"<{type(self).__name__} url={shown_url(self.endpoint.url)!r} inference_id={self.endpoint.inference_id!r} "
-            f"batch_size={self.batch_size} max_concurrency={self.options.max_concurrency}>"
+            f"batch_size={self.batch_size} max_concurrency={self.options.max_concurrency!r}>"
         )

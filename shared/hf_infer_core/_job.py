@@ -286,7 +286,7 @@ class Jobs:
             return self.counter(texts)
         groups = self.core.tokenize_groups(texts)
         flows = (self.core.tokenize_flow([texts[i] for i in group]) for group in groups)
-        results = yield Parallel(flows, len(groups), self.options.max_concurrency)
+        results = yield Parallel(flows, len(groups), self.options.window)
         return [tokens for group in results for tokens in group]
 
     def _flat(
@@ -304,7 +304,7 @@ class Jobs:
             yield _DISCOVER  # /info may cap the batch size
             batches = self.core.plan(texts)
             flows = (self.core.batch_flow([texts[i] for i in b], b, arrays, splittable, query) for b in batches)
-            window = self.options.max_concurrency
+            window = self.options.window
             results = yield Parallel(flows, len(batches), window, lambda k: progress.done(batches[k]))
             return assemble(len(texts), batches, results)
         finally:
@@ -317,7 +317,7 @@ class Jobs:
         """
         yield _DISCOVER
         assembler = StreamAssembler(self.core)
-        window = self.options.max_concurrency
+        window = self.options.window
         started: deque[StreamBatch] = deque()
         position = 0
         while not isinstance(text := (yield _READ), _End):

@@ -48,7 +48,13 @@ class ClientOptions(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
     batch_size: int = Field(default=32, ge=1, le=100_000, strict=True, description="Inputs per request.")
-    max_concurrency: int = Field(default=4, ge=1, le=1024, strict=True, description="Requests in flight at once.")
+    max_concurrency: int | Literal["auto"] = Field(
+        default=4,
+        description='Requests in flight at once, or "auto": found from latency and overload answers, and followed.',
+    )
+    max_concurrency_limit: int = Field(
+        default=64, ge=1, le=1024, strict=True, description='The most requests in flight with max_concurrency="auto".'
+    )
     timeout: float = Field(
         default=30.0, gt=0, le=_MAX_SECONDS, allow_inf_nan=False, strict=True, description="Seconds per attempt."
     )
@@ -112,6 +118,16 @@ class ClientOptions(BaseModel):
         description="Largest response body, decompressed (default: 1 MiB + 256 KiB per input).",
     )
 
+    @field_validator("max_concurrency", mode="before")
+    @classmethod
+    def _concurrency(cls, value: object) -> object:
+        # Strict, as the other integers: no "4", no 4.0, no True (a union cannot be marked strict).
+        if value == "auto" and isinstance(value, str):
+            return value
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1024:
+            raise ValueError('must be an integer from 1 to 1024, or "auto"')
+        return value
+
     @field_validator("rate_limit_backend")
     @classmethod
     def _backend(cls, value: str) -> str:
@@ -158,6 +174,11 @@ class ClientOptions(BaseModel):
         except ValidationError as err:
             raise config_error(err) from None
 
+    @property
+    def window(self) -> int:
+        """The most requests one call keeps in flight: ``max_concurrency``, or its limit when adaptive."""
+        return self.max_concurrency_limit if self.max_concurrency == "auto" else self.max_concurrency
+
     @classmethod
     def pick(cls, source: Any) -> ClientOptions:
         """Return the options held by ``source``'s attributes of the same names (an adapter)."""
@@ -196,7 +217,8 @@ class ClientOptionArgs(TypedDict, total=False):
     """The options as keyword arguments of the clients (same names and types as :class:`ClientOptions`)."""
 
     batch_size: int
-    max_concurrency: int
+    max_concurrency: int | Literal["auto"]
+    max_concurrency_limit: int
     timeout: float
     max_retries: int
     max_retry_wait: float

@@ -21,6 +21,7 @@ import httpx
 
 from ._chunking import ChunkEmbedding
 from ._client import _INHERITED, T, _ClientBase, _log, _reader, _result, _transport_error
+from ._concurrency import Ticket
 from ._config import InferenceEndpoint
 from ._core import HttpResult, Send, Sleep
 from ._deadline import attempt_deadline, cut_socket, deadline_transport
@@ -273,7 +274,7 @@ class EmbeddingClient(_ClientBase):
         if isinstance(step, Read):
             return next(call.texts, END)
         if isinstance(step, Start):
-            return call.start(self._run, step.flow, self.options.max_concurrency)
+            return call.start(self._run, step.flow, self.options.window)
         return call.started.popleft().result()  # Settle
 
     def _parallel(self, step: Parallel, parent: _Call) -> list[Any]:
@@ -350,9 +351,33 @@ class EmbeddingClient(_ClientBase):
             self.rate_limiter.acquire(lambda seconds: self._wait(seconds, abort))
         except RateLimitBackendError as err:
             return err  # the flow names the batch's inputs on it
+        ticket = self._slot(abort)
+        outcome: HttpResult | HFInferError | None = None
+        try:
+            outcome = self._attempt(step)
+        finally:
+            self._release(ticket, outcome)
+        return outcome
+
+    def _slot(self, abort: _Abort) -> Ticket | None:
+        """A slot of the adaptive limit (none with a fixed ``max_concurrency``); waits, but not past an abort."""
         if abort.is_set():  # aborted while this thread waited for its rate-limit token: send nothing more
             raise _Aborted
-        return self._attempt(step)
+        if self._adaptive is None:
+            return None
+        while True:
+            woken = threading.Event()
+            ticket = self._adaptive.acquire(woken.set)
+            if ticket is not None:
+                return ticket
+            # Waking now and then to look at the abort flag, or when a parked slot frees.
+            while not woken.wait(min(0.2, self._adaptive.retry_in() or 0.2)):
+                if abort.is_set():
+                    self._adaptive.cancel(woken.set)
+                    raise _Aborted
+                if self._adaptive.retry_in() == 0.0:
+                    self._adaptive.cancel(woken.set)
+                    break
 
     def _attempt(self, step: Send) -> HttpResult | HFInferError:
         started = time.perf_counter()

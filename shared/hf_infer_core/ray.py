@@ -196,7 +196,7 @@ def embed_dataset(
             "chunks": chunks,
         },
         batch_format="pyarrow",
-        batch_size=rows_per_batch or options.batch_size * options.max_concurrency * 2,
+        batch_size=rows_per_batch or options.batch_size * options.window * 2,
         compute=ray.data.ActorPoolStrategy(size=concurrency),
         num_cpus=num_cpus,
         zero_copy_batch=True,

@@ -101,7 +101,8 @@ def test_clients_validate_options_at_construction(cls: typing.Any) -> None:
 
 
 CORE = Path(hf_infer_core.__file__).parent
-# What a driver does itself: how it is built and forked, and how it runs, sends and waits.
+# What a driver does itself: how it is built and forked, and how it runs, sends and waits
+# (for a concurrency slot too).
 DRIVER_PRIMITIVES = {
     "__init__",
     "_reset_after_fork",
@@ -112,6 +113,7 @@ DRIVER_PRIMITIVES = {
     "_parallel",
     "_send",
     "_attempt",
+    "_slot",
 }
 
 

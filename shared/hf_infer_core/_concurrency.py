@@ -1,0 +1,307 @@
+"""How many requests to keep in flight, found and followed: ``max_concurrency="auto"``.
+
+Nobody can know the right number in advance: an Inference Endpoint scales its replicas with
+load, a TEI server queues up to ``max_concurrent_requests`` and then answers 429, a replica that
+is starting answers 503. :class:`AdaptiveLimit` finds the number from the answers themselves,
+and is shared by all the clients of one endpoint in the process.
+
+The design, and why. Three established ideas, each for what it does best:
+
+- **Capacity from delay, as BBR and TCP Vegas read it.** Each round (as many answers as the
+  limit: about one latency) gives the mean latency ``rtt`` and the mean number in flight
+  ``n`` (integrated over time). With the idle latency ``base``, ``busy = n * base / rtt`` is the
+  slots the endpoint kept busy for us (Little's law; BBR's bandwidth-delay product) and
+  ``n - busy`` waited in its queue. The limit is set to ``1.5 x busy``: the slots, and a queue of
+  half of them, so that a slot that frees finds the next request already there and the
+  client's own pauses never leave the endpoint idle, while what is in flight stays under twice
+  the slots. ``busy`` is remembered as the median of the last rounds, so one round slowed by the
+  client itself (a garbage collection holds every answer in flight) does not lower it.
+  While nothing waits and the limit is used, it doubles (slow start, until a queue first shows)
+  or grows by one: more slots (a replica added) are found within rounds.
+- **A fall in capacity, at once.** A round with more than 2.2 requests in flight per busy slot
+  cuts the limit to ``1.5 x`` that round's ``busy``; if the next round confirms as few busy slots,
+  the remembered ones are forgotten (after a pause of the client's own they come back at once).
+- **The idle latency, as BBR's ProbeRTT measures it.** Vegas keeps the smallest latency ever
+  seen, which never learns that the endpoint became slower (longer texts, a busier GPU); a
+  minimum over a window slides up with its own queue. So every ``probe_interval`` seconds the
+  limit drops to half the busy slots for one round, the queue drains, and that round's median
+  latency is the new base. It costs about one round of throughput in ten seconds.
+- **Overload answers, as AIMD treats a loss.** A 429, a 503 or a 424 (or an attempt that timed
+  out) halves the limit at once, and its slot stays empty a moment: the endpoint said no.
+
+Netflix's gradient limit (``limit * long_rtt / short_rtt + sqrt(limit)``) was the other
+candidate: with a steady queue its two averages agree and it adds ``sqrt(limit)`` every window,
+so its queue creeps up until overload or the cap; a target set from the measured capacity does
+not creep. Vegas' own target, a queue of one to three requests whatever the slots, was tried
+first: one request is half of two slots and a rounding error of thirty-two, so it crowded small
+endpoints and starved large ones; a queue proportional to the busy slots does neither.
+
+Everything here is I/O-free and thread-safe: the drivers wait for a slot in their own way
+(a thread on an event, a task on a future) and hand each answer back with :meth:`release`.
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import SecretStr
+
+from ._ratelimit import bucket_key
+
+__all__ = ["AdaptiveLimit", "Signal", "Ticket", "shared_adaptive_limit"]
+
+logger = logging.getLogger("hf_infer_core")
+
+# What one answer says about load: "ok" (a latency to learn from), "overload" (429, 503, 424,
+# an attempt that timed out), "none" (a refused connection, a bad request: nothing about load).
+Signal = Literal["ok", "overload", "none"]
+
+# Requests kept in flight per slot the endpoint is seen to keep busy: the slots, and a queue of
+# half of them, which hides the client's own pauses from the endpoint. BBR keeps twice its
+# bandwidth-delay product in flight; a round's estimate of the busy slots is off by up to a
+# third either way here, and twice would cross twice the slots (where TEI's queue may refuse).
+GAIN = 1.5
+CROWDED = 2.2  # more in flight than this per busy slot, two rounds running: capacity fell
+RECENT_ROUNDS = 8
+PROBE_INTERVAL = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class Ticket:
+    """One request's slot: when it was granted, and in which round."""
+
+    started: float
+    epoch: int
+
+
+class AdaptiveLimit:
+    """A concurrency limit that follows the endpoint's capacity (see the module docstring).
+
+    Args:
+        maximum: The largest limit (``max_concurrency_limit``).
+        clock: Monotonic clock (injectable: tests drive it).
+        probe_interval: Seconds between two measurements of the idle latency.
+        name: Shown in the DEBUG log lines (the endpoint, never its key).
+    """
+
+    def __init__(
+        self,
+        maximum: int = 64,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        probe_interval: float = PROBE_INTERVAL,
+        name: str = "",
+    ) -> None:
+        self.maximum = maximum
+        self._clock = clock
+        self._probe_interval = probe_interval
+        self._name = name
+        self._lock = threading.Lock()
+        self._waiters: deque[Callable[[], None]] = deque()
+        self._in_flight = 0
+        # Slots refused by an overload answer, held empty until these times (see release).
+        self._parked: list[float] = []
+        self._limit = 1  # the first round is a probe: one request alone measures the base latency
+        self._probing = True
+        self._slow_start = True
+        self._base: float | None = None
+        self._epoch = 0
+        self._samples: list[float] = []
+        # The busy slots of the last rounds: their median is the capacity, so that a round the
+        # client itself slowed does not lower it, nor one round's noise raise it.
+        self._recent: deque[float] = deque(maxlen=RECENT_ROUNDS)
+        self._over = False  # the last round was crowded beyond the capacity
+        self._crowded_busy = 0.0
+        # The round's requests-in-flight integrated over time: its mean is what Little's law
+        # pairs with the mean latency (a count taken as each request starts is biased low, since
+        # requests start just after others have ended).
+        self._area = 0.0
+        self._round_start = self._last = clock()
+        self._next_probe = clock() + probe_interval
+        self._saved = 1  # the limit to return to after a probe
+
+    @property
+    def limit(self) -> int:
+        """The number of requests allowed in flight now."""
+        return self._limit
+
+    @property
+    def in_flight(self) -> int:
+        """Requests holding a slot now."""
+        return self._in_flight
+
+    @property
+    def base_latency(self) -> float | None:
+        """The idle endpoint's latency as last measured (seconds), or ``None`` before the first answer."""
+        return self._base
+
+    # ------------------------------------------------------------------ slots
+
+    def acquire(self, waiter: Callable[[], None] | None = None) -> Ticket | None:
+        """A slot if one is free, else ``None`` and ``waiter`` is called once one may be (call again then).
+
+        A waiter is not called when a parked slot frees (nothing happens then): wait at most
+        :meth:`retry_in` seconds before calling again.
+        """
+        with self._lock:
+            if self._parked:
+                now = self._clock()
+                self._parked = [until for until in self._parked if until > now]
+            if self._in_flight + len(self._parked) < self._limit:
+                self._account(self._clock())
+                self._in_flight += 1
+                return Ticket(self._clock(), self._epoch)
+            if waiter is not None:
+                self._waiters.append(waiter)
+            return None
+
+    def cancel(self, waiter: Callable[[], None]) -> None:
+        """``waiter`` no longer wants a slot (aborted, cancelled); if it was woken, wake the next in its place."""
+        with self._lock:
+            try:
+                self._waiters.remove(waiter)
+                wake: list[Callable[[], None]] = []
+            except ValueError:  # already woken: the slot it was told of must not be lost
+                wake = self._wakeable()
+        for callback in wake:
+            callback()
+
+    def retry_in(self) -> float | None:
+        """Seconds until the next parked slot frees (``None``: none is parked)."""
+        with self._lock:
+            return max(0.0, min(self._parked) - self._clock()) if self._parked else None
+
+    def release(self, ticket: Ticket, signal: Signal) -> None:
+        """Give the slot back, with what its answer said about the endpoint's load.
+
+        After an overload answer the slot stays empty a while (twice the base latency, at least
+        0.1 s): the requests waiting for it would otherwise be refused in turn as fast as the
+        endpoint can say no (a replica starting answers 503 in a millisecond), and the request
+        refused waits out its retry anyway.
+        """
+        with self._lock:
+            now = self._clock()
+            self._account(now)
+            self._in_flight -= 1
+            if signal == "overload":
+                self._parked.append(now + max(0.1, 2 * (self._base or 0.0)))
+            self._learn(ticket, now - ticket.started, signal, now)
+            wake = self._wakeable()
+        for callback in wake:
+            callback()
+
+    def _account(self, now: float) -> None:
+        self._area += self._in_flight * (now - self._last)
+        self._last = now
+
+    def _wakeable(self) -> list[Callable[[], None]]:
+        free = self._limit - self._in_flight - len(self._parked)
+        return [self._waiters.popleft() for _ in range(min(max(free, 0), len(self._waiters)))]
+
+    # ------------------------------------------------------------------ decisions
+
+    def _learn(self, ticket: Ticket, latency: float, signal: Signal, now: float) -> None:
+        if signal == "none" or ticket.epoch != self._epoch:
+            return  # sent before the last change: its latency says nothing of the current limit
+        if signal == "overload":
+            current = self._saved if self._probing else self._limit
+            self._probing = self._slow_start = False
+            self._recent.clear()  # the capacity it remembered is gone
+            self._change(max(1, current // 2), "overload answer")
+            return
+        self._samples.append(latency)
+        if len(self._samples) < self._round_size():
+            return
+        if self._probing:
+            # No queue in a probe: the median is the idle latency, whatever one slow answer did.
+            rtt = statistics.median(self._samples)
+            self._base = rtt
+            self._probing = False
+            self._next_probe = now + self._probe_interval
+            self._change(max(self._saved, 2), f"base latency {rtt * 1000:.1f} ms")
+            return
+        # The mean, not the median: with the in-flight mean it obeys Little's law even when
+        # answers come in lockstep (a batch server's slots finishing together make latencies
+        # bimodal, and a median flips between the modes).
+        rtt = statistics.fmean(self._samples)
+        base = self._base = min(self._base or rtt, rtt)
+        elapsed = max(now - self._round_start, 1e-9)
+        in_flight = self._area / elapsed
+        # The slots the endpoint kept busy: its rate (in flight / latency, Little's law) times
+        # the idle latency. Counting the round's answers gives the same rate, but with the
+        # noise of which bursts fell inside the round.
+        busy = in_flight * base / rtt
+        if self._over and busy < 1.25 * self._crowded_busy:
+            # The round after a crowded one found as few slots busy: the endpoint has fewer
+            # slots than remembered (after the client's own pause, they come back at once).
+            self._recent.clear()
+        self._over = in_flight > CROWDED * busy
+        self._crowded_busy = busy
+        self._recent.append(busy)
+        # More slots busy than remembered: follow at once (an endpoint that scales up is used
+        # within rounds). Crowded once: follow this round's fewer slots now, but remember the
+        # others a round longer, since one crowded round is as often the client's own pause
+        # (a collection holding every answer) as the endpoint's.
+        remembered = statistics.median(self._recent)
+        new = round(GAIN * (busy if self._over else max(busy, remembered)))
+        if in_flight - busy < 0.5 and in_flight >= 0.8 * self._limit:
+            # Nothing waits and the limit was used: double it until a queue first shows (slow
+            # start), then step up by one (at one or two slots GAIN x busy rounds back down).
+            new = max(new, self._limit * 2 if self._slow_start else self._limit + 1)
+        else:
+            self._slow_start = False
+        reason = (
+            f"{busy:.1f} slots busy, {in_flight:.1f} in flight (latency {rtt * 1000:.1f} ms, base {base * 1000:.1f} ms)"
+        )
+        if now >= self._next_probe and not self._over:  # a queue to cut first would spoil the probe
+            self._saved = min(new, self.maximum)
+            self._probing = True
+            # Half the slots seen busy, not half the limit: after a fall in capacity the limit
+            # can still be twice the slots, and a probe with a queue would double the base.
+            self._change(max(1, int(busy // 2)), "probing the base latency")
+            return
+        self._change(new, reason)
+
+    def _round_size(self) -> int:
+        return 3 if self._probing else max(4, self._limit)
+
+    def _change(self, new: int, reason: str) -> None:
+        new = max(1, min(new, self.maximum))
+        if not self._probing:
+            self._saved = new
+        if new != self._limit and logger.isEnabledFor(logging.DEBUG):
+            logger.debug("concurrency %s: %d -> %d (%s)", self._name, self._limit, new, reason)
+        if new != self._limit or self._probing:
+            self._epoch += 1  # requests sent before a change say nothing of the new limit
+        self._limit = new
+        self._samples = []
+        self._area = 0.0
+        self._round_start = self._last = self._clock()
+
+
+_SHARED: dict[tuple[str, int], AdaptiveLimit] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_adaptive_limit(url: str, api_key: SecretStr | None, maximum: int, name: str) -> AdaptiveLimit:
+    """The process-wide adaptive limit of the endpoint ``url`` (and key) with this ``maximum``."""
+    key = (bucket_key(url, api_key), maximum)
+    with _SHARED_LOCK:
+        limit = _SHARED.get(key)
+        if limit is None:
+            limit = _SHARED[key] = AdaptiveLimit(maximum, name=name)
+        return limit
+
+
+def after_fork_in_child() -> None:
+    """A forked child starts afresh: the parent's requests in flight are not the child's."""
+    global _SHARED_LOCK
+    _SHARED_LOCK = threading.Lock()
+    _SHARED.clear()

@@ -1,0 +1,254 @@
+"""The adaptive concurrency limit's decisions, on an injected clock and a simulated endpoint.
+
+The endpoint is a discrete-event model of a TEI server: ``slots`` requests served at once, each
+for ``latency`` seconds, a FIFO queue of at most ``queue`` requests beyond them, a 429 for the
+next. The client is closed-loop (it always has a batch to send), as a large ``embed_documents``
+is. Nothing sleeps: the clock is the simulation's.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+from collections import deque
+from dataclasses import dataclass, field
+
+import pytest
+
+from hf_infer_core._concurrency import AdaptiveLimit, Ticket
+
+
+@dataclass
+class Endpoint:
+    phases: list[tuple[float, int]]  # (start time, slots from then on)
+    latency: float = 0.025
+    queue: int = 1_000
+    now: float = 0.0
+    busy: int = 0
+    waiting: deque[Ticket] = field(default_factory=deque)
+    events: list[tuple[float, int, Ticket]] = field(default_factory=list)
+    done: list[tuple[float, str]] = field(default_factory=list)  # (time, "ok" | "overload")
+    in_flight_max_after: dict[float, int] = field(default_factory=dict)
+    counter: int = 0
+
+    def slots(self) -> int:
+        return [slots for start, slots in self.phases if start <= self.now][-1]
+
+    def arrive(self, ticket: Ticket) -> bool:
+        """False: refused at once (429)."""
+        if self.busy < self.slots():
+            self._serve(ticket)
+            return True
+        if len(self.waiting) >= self.queue:
+            return False
+        self.waiting.append(ticket)
+        return True
+
+    def _serve(self, ticket: Ticket) -> None:
+        self.busy += 1
+        self.counter += 1
+        heapq.heappush(self.events, (self.now + self.latency, self.counter, ticket))
+
+    def finish_next(self) -> Ticket:
+        self.now, _, ticket = heapq.heappop(self.events)
+        self.busy -= 1
+        while self.waiting and self.busy < self.slots():
+            self._serve(self.waiting.popleft())
+        return ticket
+
+
+def run(endpoint: Endpoint, until: float, limit: AdaptiveLimit | None = None) -> tuple[AdaptiveLimit, list[int]]:
+    """Drive a closed-loop client against ``endpoint`` until ``until``; the limit and in-flight counts seen."""
+    limit = limit or AdaptiveLimit(64, clock=lambda: endpoint.now)
+    in_flight: list[int] = []
+
+    def fill() -> None:
+        while (ticket := limit.acquire()) is not None:
+            if not endpoint.arrive(ticket):
+                endpoint.done.append((endpoint.now, "overload"))
+                limit.release(ticket, "overload")
+            in_flight.append(limit.in_flight)
+
+    fill()
+    while endpoint.now < until:
+        if not endpoint.events:  # every slot parked after overload answers: wait until one frees
+            endpoint.now += limit.retry_in() or 0.001
+            fill()
+            continue
+        ticket = endpoint.finish_next()
+        limit.release(ticket, "ok")
+        endpoint.done.append((endpoint.now, "ok"))
+        fill()
+    return limit, in_flight
+
+
+def throughput(endpoint: Endpoint, start: float, end: float) -> float:
+    """Fraction of the endpoint's capacity used between ``start`` and ``end`` (one slots value in it)."""
+    ok = sum(1 for t, kind in endpoint.done if start <= t < end and kind == "ok")
+    endpoint.now = start
+    capacity = endpoint.slots() * (end - start) / endpoint.latency
+    return ok / capacity
+
+
+def test_it_finds_a_fixed_endpoints_capacity_and_keeps_a_small_queue() -> None:
+    endpoint = Endpoint([(0.0, 8)])
+    limit, _ = run(endpoint, 20.0)
+    assert throughput(endpoint, 1.0, 20.0) >= 0.97
+    assert 10 <= limit.limit <= 14  # 8 slots, and a queue of about half of them
+    assert limit.base_latency == pytest.approx(0.025)
+
+
+def test_it_follows_an_endpoint_that_scales_two_eight_four() -> None:
+    endpoint = Endpoint([(0.0, 2), (10.0, 8), (20.0, 4)], queue=8)
+    run(endpoint, 30.0)
+    for start, end in [(0.0, 10.0), (10.0, 20.0), (20.0, 30.0)]:
+        assert throughput(endpoint, start + 5.0, end) >= 0.9  # within 5 s of each change
+        assert throughput(endpoint, start + 1.0, end) >= 0.9  # in fact within a second
+    overloads = sum(1 for _, kind in endpoint.done if kind == "overload")
+    assert overloads <= 0.01 * len(endpoint.done)
+
+
+def test_in_flight_stays_under_twice_the_slots() -> None:
+    endpoint = Endpoint([(0.0, 2), (10.0, 8), (20.0, 4)])
+    limit = AdaptiveLimit(64, clock=lambda: endpoint.now)
+    seen: list[tuple[float, int]] = []
+    original = limit.acquire
+
+    def acquire(waiter: object = None) -> Ticket | None:
+        ticket = original()
+        if ticket is not None:
+            seen.append((endpoint.now, limit.in_flight))
+        return ticket
+
+    limit.acquire = acquire  # type: ignore[method-assign]
+    run(endpoint, 30.0, limit)
+    for at, in_flight in seen:
+        if at < 2.0:
+            continue
+        endpoint.now = at
+        slots = endpoint.slots()
+        # a drop in capacity is seen a round later (a round is two limits' worth of answers,
+        # each slower now): allow that
+        before = [s for start, s in endpoint.phases if start <= at - 0.5][-1]
+        assert in_flight <= 2 * max(slots, before), (at, in_flight, slots)
+
+
+def test_an_overload_answer_halves_the_limit_once_per_round() -> None:
+    now = [0.0]
+    limit = AdaptiveLimit(64, clock=lambda: now[0])
+    limit._limit = limit._saved = 16  # as if found
+    limit._probing = limit._slow_start = False
+    limit._base = 0.025
+    tickets = [limit.acquire() for _ in range(16)]
+    assert all(t is not None for t in tickets)
+    now[0] = 0.03
+    limit.release(tickets[0], "overload")  # type: ignore[arg-type]
+    assert limit.limit == 8
+    for ticket in tickets[1:]:  # the same burst's other refusals: sent before the cut, not counted
+        limit.release(ticket, "overload")  # type: ignore[arg-type]
+    assert limit.limit == 8
+
+
+def test_an_overload_answer_keeps_its_slot_empty_for_a_while() -> None:
+    now = [0.0]
+    limit = AdaptiveLimit(64, clock=lambda: now[0])
+    limit._limit = limit._saved = 2
+    limit._probing = limit._slow_start = False
+    first, second = limit.acquire(), limit.acquire()
+    assert first is not None and second is not None
+    limit.release(first, "overload")  # a 503 from a replica starting, answered at once
+    assert limit.limit == 1
+    limit.release(second, "ok")
+    assert limit.acquire() is None  # the refused slot is parked: nobody is refused in turn at once
+    assert limit.retry_in() == pytest.approx(0.1)
+    now[0] = 0.1
+    assert limit.acquire() is not None
+    assert limit.retry_in() is None
+
+
+def test_a_slower_endpoint_is_learnt_by_the_next_probe() -> None:
+    endpoint = Endpoint([(0.0, 8)])
+    limit, _ = run(endpoint, 5.0)
+    assert limit.base_latency == pytest.approx(0.025)
+    endpoint.latency = 0.050  # longer texts, or a busier model: the idle latency doubles
+    run(endpoint, 25.0, limit)
+    assert limit.base_latency == pytest.approx(0.050)
+    assert 10 <= limit.limit <= 14  # not shrunk to half by a queue it imagines
+    assert throughput(endpoint, 15.0, 25.0) >= 0.95
+
+
+def test_a_caller_that_does_not_fill_the_limit_does_not_grow_it() -> None:
+    now = [0.0]
+    limit = AdaptiveLimit(64, clock=lambda: now[0])
+    for _ in range(200):  # one request at a time, answered in 25 ms
+        ticket = limit.acquire()
+        assert ticket is not None
+        now[0] += 0.025
+        limit.release(ticket, "ok")
+    assert limit.limit <= 2
+
+
+def test_the_maximum_bounds_the_limit() -> None:
+    endpoint = Endpoint([(0.0, 100)])
+    limit, in_flight = run(endpoint, 5.0, AdaptiveLimit(16, clock=lambda: endpoint.now))
+    assert limit.limit == 16
+    assert max(in_flight) == 16
+
+
+def test_waiters_are_woken_as_slots_free_and_a_cancelled_waiter_passes_its_turn_on() -> None:
+    limit = AdaptiveLimit(64, clock=lambda: 0.0)  # the first round allows one request
+    first = limit.acquire()
+    assert first is not None
+    woken: list[str] = []
+
+    def a() -> None:
+        woken.append("a")
+
+    def b() -> None:
+        woken.append("b")
+
+    assert limit.acquire(a) is None
+    assert limit.acquire(b) is None
+    limit.release(first, "none")
+    assert woken == ["a"]  # one slot freed: one waiter told
+    limit.cancel(a)  # "a" was cancelled after being told, before taking the slot
+    assert woken == ["a", "b"]  # ... so the slot goes to the next instead of being lost
+
+
+def test_changes_are_logged_at_debug(caplog: pytest.LogCaptureFixture) -> None:
+    endpoint = Endpoint([(0.0, 8)])
+    with caplog.at_level(logging.DEBUG, logger="hf_infer_core"):
+        run(endpoint, 2.0)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("concurrency")]
+    assert lines and "->" in lines[0] and "base latency 25.0 ms" in lines[0]
+
+
+def test_what_an_answer_says_of_the_endpoints_load() -> None:
+    from hf_infer_core import TimeoutError, TransportError
+    from hf_infer_core._client import load_signal
+    from hf_infer_core._core import HttpResult
+
+    assert load_signal(HttpResult(200, b"[]")) == "ok"
+    for status in (429, 503, 424):  # TEI's full queue, a replica starting, a failed backend
+        assert load_signal(HttpResult(status, b"")) == "overload"
+    for status in (400, 401, 413, 422, 500):  # about the request, or not about load
+        assert load_signal(HttpResult(status, b"")) == "none"
+    assert load_signal(TimeoutError("no answer in time")) == "overload"
+    assert load_signal(TransportError("connection refused")) == "none"
+    assert load_signal(None) == "none"  # the attempt never finished (Ctrl-C, cancelled)
+
+
+@pytest.mark.parametrize("bad", [0, 1025, True, "4", 4.0, "AUTO", None])
+def test_max_concurrency_is_a_count_or_auto(bad: object) -> None:
+    from hf_infer_core import ClientOptions, ConfigError
+    from langchain_hf_infer import HFInferEmbeddings
+
+    assert ClientOptions(max_concurrency="auto").window == 64  # max_concurrency_limit
+    assert ClientOptions(max_concurrency="auto", max_concurrency_limit=8).window == 8
+    assert ClientOptions(max_concurrency=12).window == 12
+    with pytest.raises(ConfigError, match=r"\[max_concurrency\] must be an integer from 1 to 1024, or \"auto\""):
+        ClientOptions.build(None, {"max_concurrency": bad})  # type: ignore[typeddict-item]
+    adapter = HFInferEmbeddings(url="http://127.0.0.1:9/embed", api_key="k", max_concurrency="auto")
+    assert adapter.max_concurrency == "auto"
+    with pytest.raises(ConfigError, match="max_concurrency"):
+        HFInferEmbeddings(url="http://127.0.0.1:9/embed", api_key="k", max_concurrency=bad)  # type: ignore[arg-type]
