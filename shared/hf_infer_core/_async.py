@@ -51,6 +51,13 @@ async def _aiterate(texts: Iterable[str] | AsyncIterable[str]) -> AsyncIterator[
             yield text
 
 
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:  # a thread with no loop: a sync client of the same endpoint released
+        return None
+
+
 def _resolve(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
@@ -344,6 +351,9 @@ class AsyncEmbeddingClient(_ClientBase):
             woken: asyncio.Future[None] = loop.create_future()
 
             def wake(woken: asyncio.Future[None] = woken) -> None:  # called on whichever thread released
+                if _running_loop() is loop:
+                    _resolve(woken)  # released in this loop: no wake-up through the self-pipe
+                    return
                 with contextlib.suppress(RuntimeError):  # that loop has closed: nobody waits there
                     loop.call_soon_threadsafe(_resolve, woken)
 
