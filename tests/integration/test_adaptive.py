@@ -4,6 +4,7 @@ The endpoint (tests/fake_endpoint.py) has 2 slots, then 6 from 3 s after the fir
 20 ms per batch, at most 4 requests waiting beyond the slots (TEI's 429 after), and answers 503
 (a replica starting) for its first 0.3 s. Every vector must identify its text, overload answers
 must stay rare, and the limit must follow the slots without crowding the endpoint.
+The throughput it reaches is measured by ``benchmarks/concurrency.py``, not asserted here.
 """
 
 from __future__ import annotations
@@ -56,11 +57,9 @@ def test_auto_follows_an_endpoint_that_scales_and_overloads_it_rarely(
     assert "base" in changes[0]  # measured at one request in flight
     limits = [int(m.split("-> ")[1].split(" ")[0]) for m in changes]
     assert max(limits) >= 6, changes
-    # From 1 s after the 6 slots came, the endpoint ran at 0.8 of its capacity at least.
-    late = [e.at - t0 for e in embeds if e.answer == "ok" and e.at - t0 >= 4.0]
-    if len(late) > 50:
-        rate = len(late) / (late[-1] - late[0])
-        assert rate >= 0.8 * 6 / 0.02, rate
+    # The client used the new slots: 6 or more of its requests at the server at once. (How fast,
+    # is the benchmark's to measure: benchmarks/concurrency.py, never a timed assertion here.)
+    assert max(e.depth for e in embeds if e.at - t0 >= 3.0) >= 6
 
 
 def test_auto_clients_of_one_endpoint_share_one_limit() -> None:
