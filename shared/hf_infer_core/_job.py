@@ -256,6 +256,14 @@ class Jobs:
 
     # ------------------------------------------------------------------ their parts
 
+    def _discover(self) -> Flow[None]:
+        """A :class:`Discover` step until ``/info`` was read, nothing after.
+
+        A stream fits every text it reads: without this each text would cost the driver a step.
+        """
+        if not self.discovered:
+            yield _DISCOVER
+
     def _chunked(self, texts: Sequence[str], arrays: bool = False) -> Flow[tuple[list[list[Chunk]], list[Any]]]:
         """Chunk, fit to the model and embed: each text's chunks and the flat chunk vectors.
 
@@ -277,7 +285,7 @@ class Jobs:
 
     def _fitted(self, items: list[str], chunks: list[list[Chunk]]) -> Flow[list[list[Chunk]]]:
         """``chunks``, those over the model's token limit split again."""
-        yield _DISCOVER  # the limit may come from /info
+        yield from self._discover()  # the limit may come from /info
         return (yield from self.core.fit_flow(items, chunks, self.counter is not None, self._count))
 
     def _count(self, texts: list[str]) -> Flow[list[Tokens]]:
@@ -301,7 +309,7 @@ class Jobs:
         try:
             if not texts:
                 return []
-            yield _DISCOVER  # /info may cap the batch size
+            yield from self._discover()  # /info may cap the batch size
             batches = self.core.plan(texts)
             flows = (self.core.batch_flow([texts[i] for i in b], b, arrays, splittable, query) for b in batches)
             window = self.options.window
@@ -315,7 +323,7 @@ class Jobs:
 
         Memory holds the window, not the corpus: reading stops while the window is full.
         """
-        yield _DISCOVER
+        yield from self._discover()
         assembler = StreamAssembler(self.core)
         window = self.options.window
         started: deque[StreamBatch] = deque()
