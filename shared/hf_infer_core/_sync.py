@@ -370,14 +370,13 @@ class EmbeddingClient(_ClientBase):
             ticket = self._adaptive.acquire(woken.set)
             if ticket is not None:
                 return ticket
-            # Waking now and then to look at the abort flag, or when a parked slot frees.
-            while not woken.wait(min(0.2, self._adaptive.retry_in() or 0.2)):
-                if abort.is_set():
-                    self._adaptive.cancel(woken.set)
-                    raise _Aborted
-                if self._adaptive.retry_in() == 0.0:
-                    self._adaptive.cancel(woken.set)
-                    break
+            # Woken by a release; else look again when a parked slot frees, and at the abort
+            # flag every 0.2 s. (A parked slot already free is 0.0: no wait at all.)
+            retry = self._adaptive.retry_in()
+            if not woken.wait(0.2 if retry is None else min(0.2, retry)) or abort.is_set():
+                self._adaptive.cancel(woken.set)  # leave the queue; if told of a slot, pass it on
+            if abort.is_set():
+                raise _Aborted
 
     def _attempt(self, step: Send) -> HttpResult | HFInferError:
         started = time.perf_counter()
