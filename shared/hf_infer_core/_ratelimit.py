@@ -68,7 +68,9 @@ class RateLimiter:
         self.requests_per_minute = requests_per_minute
         self._interval = 60.0 / requests_per_minute
         self._clock = clock
-        self._lock = threading.Lock()
+        # Re-entrant: a holder's finalizer (attach) takes it, and a garbage collection may run
+        # that finalizer in a thread that already holds it, inside reserve or attach.
+        self._lock = threading.RLock()
         # The earliest time the next request may start; -inf means the bucket is full.
         self._next_free = float("-inf")
         self._waiting = 0
@@ -229,7 +231,7 @@ def after_fork_in_child() -> None:
     global _SHARED_LOCK, _fork_warning_pending
     _SHARED_LOCK = threading.Lock()
     for limiter in _SHARED.values():
-        limiter._lock = threading.Lock()
+        limiter._lock = threading.RLock()
     _fork_warning_pending = True
 
 

@@ -118,6 +118,39 @@ def test_a_gone_strict_client_does_not_slow_later_ones() -> None:
     assert later.rate_limiter.requests_per_minute == 600  # the bucket died with its clients
 
 
+def test_a_holder_collected_while_its_limiter_is_locked_does_not_deadlock() -> None:
+    """A collection can run a holder's finalizer in the thread inside reserve(): it must not hang.
+
+    It did (once, in a CI run): the finalizer took the limiter's lock, which that thread held.
+    """
+    import gc
+    import threading
+
+    class Holder:
+        def __init__(self) -> None:
+            self.cycle = self  # collected only by a collection, at whatever point one runs
+
+    calls = [0]
+
+    def clock() -> float:  # runs inside reserve(), with the lock held
+        calls[0] += 1
+        if calls[0] == 1:
+            gc.collect()
+        return 0.0
+
+    limiter = RateLimiter(60, clock=clock)
+    limiter.attach(Holder(), 1)  # unreachable at once, but alive until a collection
+    done = threading.Event()
+    gc.disable()  # only the collection inside reserve() may collect the holder
+    try:
+        thread = threading.Thread(target=lambda: (limiter.reserve(), done.set()), daemon=True)
+        thread.start()
+        assert done.wait(5), "reserve() deadlocked on the finalizer of a collected holder"
+    finally:
+        gc.enable()
+    assert limiter.requests_per_minute == 1  # no holder left: the last limit stays in force
+
+
 def test_limit_must_be_positive() -> None:
     with pytest.raises(ValueError, match="positive"):
         RateLimiter(0)
