@@ -49,12 +49,12 @@ class HFInferEmbeddings(AdapterOptions, Embeddings):
         ``as_numpy=True`` returns one float32 array of shape (texts, dimensions).
         """
         if as_numpy:
-            return self._session.client.embed_documents(texts, as_numpy=True)
-        return self._session.client.embed_documents(texts)
+            return self._session.call(lambda client: client.embed_documents(texts, as_numpy=True))
+        return self._session.call(lambda client: client.embed_documents(texts))
 
     def embed_query(self, text: str) -> list[float]:
         """Embed one query (``query_prefix`` prepended, not chunked)."""
-        return self._session.client.embed_query(text)
+        return self._session.call(lambda client: client.embed_query(text))
 
     @overload
     async def aembed_documents(self, texts: list[str], *, as_numpy: Literal[False] = False) -> list[list[float]]: ...
@@ -65,9 +65,9 @@ class HFInferEmbeddings(AdapterOptions, Embeddings):
     ) -> list[list[float]] | NDArray[np.float32]:
         """Embed documents with asyncio (native, no thread hop); ``as_numpy`` as in :meth:`embed_documents`."""
         if as_numpy:
-            return await self._session.aclient.embed_documents(texts, as_numpy=True)
-        return await self._session.aclient.embed_documents(texts)
+            return await self._session.acall(lambda client: client.embed_documents(texts, as_numpy=True))
+        return await self._session.acall(lambda client: client.embed_documents(texts))
 
     async def aembed_query(self, text: str) -> list[float]:
         """Embed one query with asyncio."""
-        return await self._session.aclient.embed_query(text)
+        return await self._session.acall(lambda client: client.embed_query(text))

@@ -60,22 +60,22 @@ class HFInferEmbedding(BaseEmbedding, AdapterOptions):
         return "HFInferEmbedding"
 
     def _get_query_embedding(self, query: str) -> list[float]:
-        return self._session.client.embed_query(query)
+        return self._session.call(lambda client: client.embed_query(query))
 
     async def _aget_query_embedding(self, query: str) -> list[float]:
-        return await self._session.aclient.embed_query(query)
+        return await self._session.acall(lambda client: client.embed_query(query))
 
     def _get_text_embedding(self, text: str) -> list[float]:
-        return self._session.client.embed_documents([text])[0]
+        return self._session.call(lambda client: client.embed_documents([text]))[0]
 
     async def _aget_text_embedding(self, text: str) -> list[float]:
-        return (await self._session.aclient.embed_documents([text]))[0]
+        return (await self._session.acall(lambda client: client.embed_documents([text])))[0]
 
     def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
-        return self._session.client.embed_documents(texts)
+        return self._session.call(lambda client: client.embed_documents(texts))
 
     async def _aget_text_embeddings(self, texts: list[str]) -> list[list[float]]:
-        return await self._session.aclient.embed_documents(texts)
+        return await self._session.acall(lambda client: client.embed_documents(texts))
 
     # BaseEmbedding hands the client one embed_batch_size group at a time and waits for it: every
     # group ended with the endpoint's slots draining and began with them filling, 10-15% of the
@@ -86,7 +86,7 @@ class HFInferEmbedding(BaseEmbedding, AdapterOptions):
         if self._base_loop_needed():
             return super().get_text_embedding_batch(texts, show_progress, **kwargs)
         model_dict = self._event_model_dict()
-        stream = self._session.client.embed_iter(texts)
+        stream = self._session.iterate(lambda client: client.embed_iter(texts))
         bar = _progress_bar(show_progress, len(texts))
         result: list[Embedding] = []
         try:
@@ -117,7 +117,7 @@ class HFInferEmbedding(BaseEmbedding, AdapterOptions):
         model_dict = self._event_model_dict()
         # BaseEmbedding would gather every group at once, max_concurrency requests each: one
         # stream keeps the whole call within max_concurrency.
-        stream = self._session.aclient.aembed_iter(texts)
+        stream = self._session.aiterate(lambda client: client.aembed_iter(texts))
         bar = _progress_bar(show_progress, len(texts))
         result: list[Embedding] = []
         try:

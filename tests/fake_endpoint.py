@@ -122,6 +122,7 @@ class Config:
     queue_limit: int | None = None  # requests waiting beyond the slots; the next gets a 429
     cold_start: float = 0.0  # seconds of 503 (loading) after the first request
     latency_per_word: float = 0.0
+    info: str = "ok"  # GET /info: "ok", an HTTP status to answer ("500", "403", ...), or "hang" (never answers)
 
 
 def _http(status: str, body: bytes, content_type: str = "application/json", extra: str = "") -> bytes:
@@ -147,6 +148,8 @@ class _Server:
         self._fixed_bodies: dict[int, bytes] = {}
         self._openai_bodies: dict[tuple[int, str | None], bytes] = {}
         self.loop = asyncio.get_running_loop()
+        self.gets: collections.Counter[str] = collections.Counter()
+        self.connections = 0
 
     def choose(self, body: bytes, count: int, first: str | None = None) -> str:
         config = self.config
@@ -262,6 +265,7 @@ class _Connection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport: asyncio.Transport = transport  # type: ignore[assignment]
+        self.server.connections += 1
         self.writable = asyncio.Event()
         self.writable.set()
 
@@ -289,6 +293,8 @@ class _Connection(asyncio.Protocol):
             body = self.buffer[end + 4 : end + 4 + length]
             self.buffer = self.buffer[end + 4 + length :]
             method, path = lines[0].split(" ")[:2]
+            if path.startswith("http://"):  # a proxy's absolute form: the endpoint answers it itself
+                path = "/" + path.split("/", 3)[-1]
             if method == "GET":
                 self.get(path)
             else:
@@ -300,9 +306,21 @@ class _Connection(asyncio.Protocol):
             entries = [vars(e) for e in server.log]
             self.transport.write(_json("200 OK", entries))
         elif path.startswith("/stats"):
-            stats = {"arrivals": [e.at for e in server.log], "cpu": time.process_time()}
+            stats = {
+                "arrivals": [e.at for e in server.log],
+                "cpu": time.process_time(),
+                "gets": dict(server.gets),
+                "connections": server.connections,
+            }
             self.transport.write(_json("200 OK", stats))
         elif path.startswith("/info"):
+            server.gets["/info"] += 1
+            if server.config.info == "hang":
+                return  # never answers: the client's own deadline must end the wait
+            if server.config.info != "ok":
+                status = f"{server.config.info} Error"
+                self.transport.write(_json(status, {"error": "no info here", "error_type": "backend"}))
+                return
             self.transport.write(_json("200 OK", {"model_id": "fake/model", "max_client_batch_size": 1024}))
         else:
             self.transport.write(_json("404 Not Found", {"error": "not found"}))

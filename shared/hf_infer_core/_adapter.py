@@ -103,6 +103,8 @@ class AdapterOptions(ClientOptions):
     )
 
     _session: EmbeddingSession = PrivateAttr()
+    # The tokenizer field the session's tokenizer was opened from.
+    _tokenizer_source: Any = PrivateAttr(default=None)
 
     # The adapter field that carries Elasticsearch's service_settings.similarity.
     similarity_field: ClassVar[str] = "similarity"
@@ -148,20 +150,34 @@ class AdapterOptions(ClientOptions):
             endpoint = given  # from_endpoint, no setting of the endpoint overridden: used as it is
         else:
             endpoint = self._endpoint_from_fields()
-        tokenizer = open_tokenizer(self.tokenizer) if self.tokenizer is not None else None
-        old = getattr(self, "_session", None)
-        self._session = EmbeddingSession(
+        old: EmbeddingSession | None = getattr(self, "_session", None)
+        if old is not None and self.tokenizer is self._tokenizer_source:
+            tokenizer = old.tokenizer  # opened once: a path is not read again on every assignment
+        else:
+            tokenizer = open_tokenizer(self.tokenizer) if self.tokenizer is not None else None
+        options = ClientOptions.pick(self)
+        if (
+            old is not None
+            and tokenizer is old.tokenizer
+            and old.same_as(endpoint, options, self.http_client, self.http_async_client)
+        ):
+            # Nothing a request depends on changed (LlamaIndex assigns callback_manager on every
+            # read of Settings.embed_model): the session, its clients and calls in flight stay.
+            return self
+        session = EmbeddingSession(
             endpoint,
-            ClientOptions.pick(self),
+            options,
             http_client=self.http_client,
             http_async_client=self.http_async_client,
             tokenizer=tokenizer,
         )
+        session.on_info = _model_updater(self)
         if old is not None:
-            old.close()
+            session.follow(old)  # calls in flight finish on the old clients, which close after them
+        self._session = session
+        self._tokenizer_source = self.tokenizer
         if "model" not in self.model_fields_set:  # not given (pydantic tracks what was): derived
             self.__dict__["model"] = endpoint.inference_id
-        self._session.on_info = _model_updater(self)
         return self
 
     def _endpoint_from_fields(self) -> InferenceEndpoint:
@@ -245,11 +261,11 @@ class AdapterOptions(ClientOptions):
 
     def embed_chunks(self, texts: list[str]) -> list[list[ChunkEmbedding]]:
         """Chunk each text and return its chunks with offsets and vectors (chunk-level ingestion)."""
-        return self._session.client.embed_chunks(texts)
+        return self._session.call(lambda client: client.embed_chunks(texts))
 
     async def aembed_chunks(self, texts: list[str]) -> list[list[ChunkEmbedding]]:
         """Async :meth:`embed_chunks`."""
-        return await self._session.aclient.embed_chunks(texts)
+        return await self._session.acall(lambda client: client.embed_chunks(texts))
 
     @overload
     def embed_iter(self, texts: Iterable[str], *, as_numpy: Literal[False] = False) -> Iterator[list[float]]: ...
@@ -260,12 +276,12 @@ class AdapterOptions(ClientOptions):
     ) -> Iterator[list[float]] | Iterator[NDArray[np.float32]]:
         """Stream documents' vectors in order, reading ``texts`` lazily (see ``EmbeddingClient.embed_iter``)."""
         if as_numpy:
-            return self._session.client.embed_iter(texts, as_numpy=True)
-        return self._session.client.embed_iter(texts)
+            return self._session.iterate(lambda client: client.embed_iter(texts, as_numpy=True))
+        return self._session.iterate(lambda client: client.embed_iter(texts))
 
     def embed_chunks_iter(self, texts: Iterable[str]) -> Iterator[list[ChunkEmbedding]]:
         """Stream each text's chunks with offsets and vectors, in order, reading ``texts`` lazily."""
-        return self._session.client.embed_chunks_iter(texts)
+        return self._session.iterate(lambda client: client.embed_chunks_iter(texts))
 
     @overload
     def aembed_iter(
@@ -280,12 +296,12 @@ class AdapterOptions(ClientOptions):
     ) -> AsyncIterator[list[float]] | AsyncIterator[NDArray[np.float32]]:
         """Async :meth:`embed_iter`; ``texts`` may be an async iterable."""
         if as_numpy:
-            return self._session.aclient.aembed_iter(texts, as_numpy=True)
-        return self._session.aclient.aembed_iter(texts)
+            return self._session.aiterate(lambda client: client.aembed_iter(texts, as_numpy=True))
+        return self._session.aiterate(lambda client: client.aembed_iter(texts))
 
     def aembed_chunks_iter(self, texts: Iterable[str] | AsyncIterable[str]) -> AsyncIterator[list[ChunkEmbedding]]:
         """Async :meth:`embed_chunks_iter`; ``texts`` may be an async iterable."""
-        return self._session.aclient.aembed_chunks_iter(texts)
+        return self._session.aiterate(lambda client: client.aembed_chunks_iter(texts))
 
     def close(self) -> None:
         """Close pooled connections (the object stays usable)."""
@@ -299,6 +315,25 @@ class AdapterOptions(ClientOptions):
         state = super().__getstate__()
         state["__dict__"] = {**state["__dict__"], **dict.fromkeys(_LIVE_FIELDS)}
         return state
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """A copy with clients of its own, ``update`` checked as constructor arguments are.
+
+        pydantic's own ``model_copy`` neither validates ``update`` (a key would stay unsealed) nor
+        rebuilds the private session (the copy would send to the old URL with the old key).
+        """
+        source = self.__deepcopy__() if deep else self
+        data = {name: getattr(source, name) for name in source.model_fields_set}
+        return type(self).model_validate({**data, **(update or {})})
+
+    def __copy__(self) -> Self:
+        return self.model_copy()
+
+    def copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False, **kwargs: Any) -> Self:
+        """Pydantic v1's ``copy``, as :meth:`model_copy` (``include``/``exclude`` are not supported)."""
+        if kwargs:
+            raise TypeError(f"copy() takes only update= and deep=, not {', '.join(sorted(kwargs))}")
+        return self.model_copy(update=update, deep=deep)
 
     def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Self:
         # pydantic would deep-copy the injected httpx clients (locks, sockets): the memo makes

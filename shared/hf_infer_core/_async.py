@@ -21,7 +21,7 @@ from collections.abc import (
     Sequence,
 )
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, Self, Unpack, overload
+from typing import TYPE_CHECKING, Any, Literal, Never, Self, Unpack, overload
 
 import httpx
 
@@ -29,11 +29,25 @@ from ._chunking import ChunkEmbedding
 from ._client import _INHERITED, T, _ClientBase, _log, _reader, _result, _transport_error
 from ._concurrency import Ticket
 from ._config import InferenceEndpoint
-from ._core import HttpResult, Send, Sleep
 from ._errors import ClientClosedError, HFInferError, RateLimitBackendError
-from ._job import END, Discover, Emit, Flow, Parallel, Read, Start, Step
 from ._options import ClientOptionArgs, ClientOptions
 from ._ratelimit import RateLimiter
+from ._steps import (
+    END,
+    Discover,
+    Emit,
+    Flow,
+    HttpResult,
+    Parallel,
+    Read,
+    Send,
+    Settle,
+    Sleep,
+    Start,
+    Step,
+    unknown_step,
+)
+from ._transports import close_with_loop, fast_async_transport, proxy_mounts, release_on_close
 
 if TYPE_CHECKING:
     import numpy as np
@@ -64,43 +78,25 @@ def _resolve(future: asyncio.Future[None]) -> None:
 
 
 class _Call:
-    """One public call in the async driver: a stream's input and its batches in flight."""
+    """One public call in the async driver: its requests in flight, a stream's input and batches.
 
-    def __init__(self, texts: AsyncIterator[str] | None = None) -> None:
+    ``slots`` bound the call's requests in flight by ``max_concurrency``, its Parallel steps' flows
+    (a 413's halves, /tokenize groups) and a stream's batches included.
+    """
+
+    def __init__(self, window: int, texts: AsyncIterator[str] | None = None, slots: asyncio.Semaphore | None = None):
         self.texts: AsyncIterator[str] = texts if texts is not None else _aiterate(())
         self.started: deque[asyncio.Future[Any]] = deque()
+        self.slots = slots if slots is not None else asyncio.Semaphore(window)
+
+    def child(self) -> _Call:
+        return _Call(0, slots=self.slots)
 
     async def stop(self) -> None:
         for task in self.started:
             task.cancel()
         if self.started:
             await asyncio.gather(*self.started, return_exceptions=True)
-
-
-async def _close_with_loop(client: httpx.AsyncClient) -> AsyncGenerator[None, None]:
-    try:
-        yield
-    finally:
-        await client.aclose()
-
-
-def _fast_async_transport(limits: httpx.Limits) -> httpx.AsyncBaseTransport | None:  # must run in a loop
-    """Httpx over aiohttp when the optional ``httpx-aiohttp`` is installed (extra ``fast``).
-
-    httpcore's pure-Python HTTP/1.1 stack costs ~2 ms of CPU per 150 kB response; aiohttp's
-    C parser a third of that, which is what lets one process keep a fast endpoint busy. The
-    client is still an ``httpx.AsyncClient``: requests, errors and timeouts are httpx's.
-    """
-    try:
-        from httpx_aiohttp import AiohttpTransport
-    except ImportError:
-        return None
-    transport = AiohttpTransport(limits=limits)
-    # Build the aiohttp session (and its TLS context) now, inside the running loop, rather than
-    # on the first request, whose rate-limit slot would otherwise pass during the set-up. Given
-    # as the transport's client, it is also what the transport closes.
-    transport.client = transport.get_client()
-    return transport
 
 
 class AsyncEmbeddingClient(_ClientBase):
@@ -158,6 +154,12 @@ class AsyncEmbeddingClient(_ClientBase):
         if entry is not None:
             await entry[1].aclose()  # runs the closer's finally: the client is closed once
 
+    def _proxies(self) -> dict[str, httpx.AsyncBaseTransport | None]:
+        if self._transport is not None:
+            return {}  # the user's transport is used as it is (so does httpx)
+        limits = self._limits
+        return proxy_mounts(self.options.trust_env, lambda proxy: httpx.AsyncHTTPTransport(limits=limits, proxy=proxy))
+
     async def _http(self) -> httpx.AsyncClient:
         if self._injected is not None:
             return self._injected
@@ -167,39 +169,30 @@ class AsyncEmbeddingClient(_ClientBase):
             client = httpx.AsyncClient(
                 timeout=self._timeout,
                 limits=self._limits,
-                transport=self._transport or _fast_async_transport(self._limits),
+                transport=self._transport or fast_async_transport(self._limits),
+                mounts=self._proxies(),
                 follow_redirects=False,
             )
             # Loops end without telling anyone, but asyncio.run (and most runners) first close
             # the loop's live async generators: this one closes the client then, so connections
             # are released inside their own loop instead of leaking past it.
-            closer = _close_with_loop(client)
+            closer = close_with_loop(client)
             await closer.asend(None)
 
             entry = self._by_loop[loop] = (client, closer)
-            self._release_on_close(loop)
+            release_on_close(loop, self)
         return entry[0]
 
-    def _release_on_close(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Close this loop's client inside the loop, just before ``loop.close()`` closes the loop.
-
-        A loop made with ``new_event_loop()`` and closed by hand runs no asyncgen shutdown, and the
-        table's weak key cannot die while its client (aiohttp's cookie jar) holds the loop: without
-        this, every such loop would leave its sockets open and its entry in the table.
-        """
-        original = loop.close
-        client_ref = weakref.ref(self)
-
-        def close() -> None:
-            client = client_ref()
-            entry = client._by_loop.pop(loop, None) if client is not None else None
-            if entry is not None and not loop.is_closed() and not loop.is_running():
-                with contextlib.suppress(Exception):  # closing must never stop the loop closing
-                    loop.run_until_complete(entry[1].aclose())
-            original()
-
-        with contextlib.suppress(AttributeError):  # a loop type whose attributes are fixed (uvloop)
-            loop.close = close  # type: ignore[method-assign]
+    def adopt(self, other: Self) -> None:
+        """Take over what ``other`` (same endpoint, older options) learnt, and its per-loop connections if they fit."""
+        super().adopt(other)
+        own = self._injected is None and self._transport is None
+        if own and other._injected is None and other._transport is None and self._limits == other._limits:
+            for loop, entry in list(other._by_loop.items()):
+                if loop not in self._by_loop:
+                    self._by_loop[loop] = entry
+                    del other._by_loop[loop]
+                    release_on_close(loop, self)
 
     # ------------------------------------------------------------------ public methods: one flow each
 
@@ -255,13 +248,13 @@ class AsyncEmbeddingClient(_ClientBase):
 
     async def _run(self, flow: Flow[T], call: _Call | None = None) -> T:
         out: list[T] = []
-        async with contextlib.aclosing(self._drive(flow, call or _Call(), out)) as emitted:
+        async with contextlib.aclosing(self._drive(flow, call or _Call(self.options.window), out)) as emitted:
             async for _ in emitted:
                 raise RuntimeError("a flow emitted results outside a stream")
         return out[0]
 
     async def _stream(self, flow: Flow[None], texts: Iterable[str] | AsyncIterable[str]) -> AsyncGenerator[Any, None]:
-        call = _Call(_aiterate(texts))
+        call = _Call(self.options.window, _aiterate(texts))
         try:
             async with contextlib.aclosing(self._drive(flow, call, [])) as emitted:
                 async for item in emitted:
@@ -291,28 +284,35 @@ class AsyncEmbeddingClient(_ClientBase):
             flow.close()  # cancelled: the flow's own clean-up (progress bar) runs now
 
     async def _perform(self, step: Step, call: _Call) -> Any:
-        if isinstance(step, Send):
-            return await self._send(step)
-        if isinstance(step, Sleep):
-            return await self._sleep(step.seconds)
-        if isinstance(step, Parallel):
-            return await self._parallel(step)
-        if isinstance(step, Discover):
-            return await self._discover_once()
-        if isinstance(step, Read):
-            return await anext(call.texts, END)
-        if isinstance(step, Start):
-            return call.started.append(asyncio.ensure_future(self._run(step.flow, call)))
-        return await call.started.popleft()  # Settle
+        match step:
+            case Send():
+                return await self._send(step, call)
+            case Sleep(seconds):
+                return await self._sleep(seconds)
+            case Parallel():
+                return await self._parallel(step, call)
+            case Discover():
+                return await self._discover_once()
+            case Read():
+                return await anext(call.texts, END)
+            case Start(flow):
+                return call.started.append(asyncio.ensure_future(self._run(flow, call)))
+            case Settle():
+                return await call.started.popleft()
+            case Emit():  # performed by _drive, which hands the items to the consumer
+                raise unknown_step(step)
+            case _:
+                unhandled: Never = step  # mypy: every kind of step is handled above
+                raise unknown_step(unhandled)
 
-    async def _parallel(self, step: Parallel) -> list[Any]:
+    async def _parallel(self, step: Parallel, parent: _Call) -> list[Any]:
         """Run the flows as up to ``window`` tasks; on the first failure (or cancellation) cancel the rest."""
         results: list[Any] = [None] * step.size
         queue = enumerate(step.flows)
 
         async def worker() -> None:
             for k, flow in queue:
-                results[k] = await self._run(flow)
+                results[k] = await self._run(flow, parent.child())
                 if step.done is not None:
                     step.done(k)
 
@@ -326,21 +326,22 @@ class AsyncEmbeddingClient(_ClientBase):
             raise
         return results
 
-    async def _send(self, step: Send) -> HttpResult | HFInferError:
+    async def _send(self, step: Send, call: _Call) -> HttpResult | HFInferError:
         # The client (and its session) must exist before the token is taken: set-up done after
         # it would delay this request past its slot, and the next ones would bunch up behind it.
         http = await self._http()
-        try:
-            await self.rate_limiter.aacquire(self._sleep)
-        except RateLimitBackendError as err:
-            return err
-        ticket = await self._slot()
-        outcome: HttpResult | HFInferError | None = None
-        try:
-            outcome = await self._attempt(step, http)
-        finally:
-            self._release(ticket, outcome)
-        return outcome
+        async with call.slots:
+            try:
+                await self.rate_limiter.aacquire(self._sleep)
+            except RateLimitBackendError as err:
+                return err
+            ticket = await self._slot()
+            outcome: HttpResult | HFInferError | None = None
+            try:
+                outcome = await self._attempt(step, http)
+            finally:
+                self._release(ticket, outcome)
+            return outcome
 
     async def _slot(self) -> Ticket | None:
         """A slot of the adaptive limit (none with a fixed ``max_concurrency``); cancellable."""
@@ -402,6 +403,6 @@ class AsyncEmbeddingClient(_ClientBase):
     async def _discover_once(self) -> None:
         # One GET /info per loop however many tasks start at once, as the sync driver's lock does
         # (an asyncio.Lock belongs to one loop: each loop gets its own).
-        if not self._jobs.discovered:
+        if self._jobs.discovery_due:
             async with self._discover_locks.setdefault(asyncio.get_running_loop(), asyncio.Lock()):
                 await self._run(self._jobs.info())

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import time
 import weakref
 from collections.abc import (
     Callable,
     Generator,
 )
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 import httpx
 from pydantic import SecretStr
@@ -26,8 +27,8 @@ from . import _concurrency, _errors
 from ._body import BoundedBody
 from ._concurrency import AdaptiveLimit, Signal, Ticket, shared_adaptive_limit
 from ._config import InferenceEndpoint
-from ._core import ClientCore, HttpResult, Send
-from ._errors import HFInferError, TransportError
+from ._core import ClientCore
+from ._errors import HFInferError, TransportError, caused_by
 from ._fit import load_tokenizer
 from ._job import Jobs
 from ._options import ClientOptionArgs, ClientOptions
@@ -40,6 +41,7 @@ from ._ratelimit import (
     shared_rate_limiter,
 )
 from ._secret import shown_url
+from ._steps import HttpResult, Send
 
 if TYPE_CHECKING:
     pass
@@ -85,27 +87,15 @@ class _BearerAuth(httpx.Auth):
         return "<BearerAuth [REDACTED]>"
 
 
-def _refused(err: BaseException) -> bool:
-    """True when ``err`` comes from a refused connection, however deep in its causes.
-
-    httpx-aiohttp reports a refusal as ConnectTimeout, the ConnectionRefusedError three causes down.
-    """
-    seen: set[int] = set()
-    cause: BaseException | None = err
-    while cause is not None and id(cause) not in seen:
-        if isinstance(cause, ConnectionRefusedError):
-            return True
-        seen.add(id(cause))
-        cause = cause.__cause__ or cause.__context__
-    return False
-
-
 def _transport_error(err: BaseException, url: httpx.URL, *, expired: bool = False) -> HFInferError:
     where = _shown(url)
     error: HFInferError
     if expired:
         error = _errors.TimeoutError(f"no complete answer from {where} within the attempt's timeout")
-    elif _refused(err):
+    elif caused_by(err, socket.gaierror):
+        error = TransportError(f"the host name of {where} does not resolve: is the URL right?")
+        error.refused = error.unresolved = True
+    elif caused_by(err, ConnectionRefusedError):
         error = TransportError(f"connection refused by {where}: is the endpoint running at that address?")
         error.refused = True
     elif isinstance(err, httpx.LocalProtocolError):
@@ -208,6 +198,7 @@ class _ClientBase:
                 bucket_key(endpoint.url, endpoint.api_key),
                 endpoint.requests_per_minute,
                 deadline=self.options.retry_deadline,
+                connect_deadline=self.options.connect_retry_deadline,
             )
         key = endpoint.api_key
         # A keyless endpoint (a local TEI server) sends no Authorization header at all.
@@ -215,7 +206,10 @@ class _ClientBase:
         timeout = self.options.timeout
         self._timeout = httpx.Timeout(timeout, connect=min(_CONNECT_TIMEOUT, timeout))
         concurrency = self.options.window
-        self._limits = httpx.Limits(max_connections=max(concurrency, 10), max_keepalive_connections=concurrency)
+        # As many kept alive as may be open: threads sharing the client each keep their connection
+        # (a smaller pool closed one and opened another for most calls of 8 threads).
+        connections = max(concurrency, 10)
+        self._limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
         self._adaptive = self._adaptive_limit()
         _CLIENTS.add(self)
 
@@ -246,6 +240,10 @@ class _ClientBase:
     @on_info.setter
     def on_info(self, callback: Callable[[dict[str, Any]], None] | None) -> None:
         self._jobs.on_info = callback
+
+    def adopt(self, other: Self) -> None:
+        """Take over what ``other`` (a client of the same endpoint) learnt: discovery, vector size, limits."""
+        self._jobs.adopt(other._jobs)
 
     def _reset_after_fork(self) -> None:
         """Give this client, in a forked child, connections, locks and a jitter source of its own."""

@@ -71,6 +71,7 @@ GAIN = 1.5
 CROWDED = 2.2  # more in flight than this per busy slot, two rounds running: capacity fell
 RECENT_ROUNDS = 8
 PROBE_INTERVAL = 10.0
+FLOOR = 4  # max_concurrency's fixed default: "auto" goes under it only on an overload answer
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,7 +261,11 @@ class AdaptiveLimit:
         reason = (
             f"{busy:.1f} slots busy, {in_flight:.1f} in flight (latency {rtt * 1000:.1f} ms, base {base * 1000:.1f} ms)"
         )
-        if now >= self._next_probe and not self._over:  # a queue to cut first would spoil the probe
+        # Due even when the round was crowded: a crowded round at the floor is what an endpoint
+        # that became slower for its own reasons (longer texts) looks like, and only a new idle
+        # latency tells that apart from a queue (skipping it pinned the limit at 1 for good). The
+        # probe's requests start only once those in flight fell under its limit: no queue of ours.
+        if now >= self._next_probe:
             self._saved = min(new, self.maximum)
             self._probing = True
             # Half the slots seen busy, not half the limit: after a fall in capacity the limit
@@ -273,7 +278,11 @@ class AdaptiveLimit:
         return 3 if self._probing else max(4, self._limit)
 
     def _change(self, new: int, reason: str) -> None:
-        new = max(1, min(new, self.maximum))
+        # Only the endpoint's own "no" (an overload answer) or a probe takes the limit under the
+        # fixed default: latency alone also rises when the client is the bottleneck (its own
+        # pauses hold answers), and a limit that follows it down starves the endpoint.
+        floor = 1 if self._probing or reason == "overload answer" else min(FLOOR, self.maximum)
+        new = max(floor, min(new, self.maximum))
         if not self._probing:
             self._saved = new
         if new != self._limit and logger.isEnabledFor(logging.DEBUG):

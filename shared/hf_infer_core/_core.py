@@ -16,8 +16,7 @@ import random
 import re
 import time
 from collections.abc import Callable, Generator, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from . import _errors
@@ -25,7 +24,7 @@ from ._body import ACCEPT_ENCODING, default_response_limit
 from ._chunking import Chunk
 from ._config import InferenceEndpoint
 from ._errors import (
-    AuthenticationError,
+    ClientClosedError,
     EndpointError,
     HFInferError,
     PayloadTooLargeError,
@@ -35,8 +34,10 @@ from ._fit import Counter, FitFlow, Tokens, fit_texts_flow
 from ._options import ClientOptions
 from ._plan import chunk_all, plan, split_in_two, tokenize_groups
 from ._pooling import Pieces
-from ._retry import RetryPolicy, decide, is_transient
-from ._secret import redact
+from ._probes import Probes
+from ._retry import RetryPolicy, decide
+from ._secret import redact, shown_url
+from ._steps import HttpResult, Outcome, Parallel, Send, Sleep
 from ._wire import (
     base64_body,
     base64_vectors,
@@ -58,48 +59,19 @@ __all__ = [
 
 
 logger = logging.getLogger("hf_infer_core")
+R = TypeVar("R")
 
 
-@dataclass(frozen=True, slots=True)
-class Send:
-    """Step: take a rate-limit token and send ``method url`` with ``body``.
-
-    ``indices`` are the batch's positions in the caller's list (empty for discovery).
-    """
-
-    body: bytes
-    indices: tuple[int, ...]
-    attempt: int
-    url: str
-    method: str = "POST"
-    # Seconds this attempt may take in all (connect, send, wait, read the whole body): the
-    # ``timeout`` option, cut to what is left of ``retry_deadline``.
-    timeout: float = 30.0
-    # The largest body this request's answer may have, decompressed (max_response_bytes).
-    max_bytes: int = 1 << 20
-
-
-@dataclass(frozen=True, slots=True)
-class Sleep:
-    """Step: wait ``seconds`` before the next attempt."""
-
-    seconds: float
-
-
-@dataclass(frozen=True, slots=True)
-class HttpResult:
-    """What a client hands back for a :class:`Send`: the status, the retry hint and the raw body."""
-
-    status_code: int
-    body: bytes
-    retry_after: str | None = None
+def _answer(result: HttpResult) -> HttpResult:
+    return result
 
 
 class NoTokenizeRoute(EndpointError):
     """The endpoint has no ``/tokenize`` (404 or 405): chunks are fitted by 413 splitting instead."""
 
 
-BatchFlow = Generator[Send | Sleep, "HttpResult | HFInferError | None", list[Any]]
+BatchFlow = Generator[Send | Sleep | Parallel, Any, list[Any]]
+RequestFlow = Generator[Send | Sleep, Outcome | None, HttpResult]
 # The limit a TEI server states in its 413: "`inputs` must have less than 256 tokens. Given: 300".
 _STATED_LIMIT = re.compile(r"less than (\d{1,9}) tokens")
 
@@ -147,8 +119,7 @@ class ClientCore:
         self.server_info: dict[str, Any] | None = None
         # The token limit a 413 stated, when neither the configuration nor /info gave one.
         self.learned_limit: int | None = None
-        # False once the endpoint answered /tokenize with 404/405: no fitting by counting then.
-        self.can_tokenize = True
+        self.probes = Probes(shown_url(endpoint.url), clock)
         # No Authorization here: the key lives only in the clients' httpx.Auth, which adds the
         # header at send time, so no dict, frame or repr of the core ever holds it.
         self.headers = {
@@ -209,14 +180,24 @@ class ClientCore:
             info = plain_loads(body)
         except (ValueError, UnicodeDecodeError):
             return
-        if not isinstance(info, dict):
-            return
-        self.server_info = {
-            k: info.get(k) for k in ("model_id", "max_input_length", "max_client_batch_size") if k in info
-        }
+        if isinstance(info, dict):
+            self._use_info(
+                {k: info.get(k) for k in ("model_id", "max_input_length", "max_client_batch_size") if k in info}
+            )
+
+    def _use_info(self, info: dict[str, Any]) -> None:
+        self.server_info = info
         cap = info.get("max_client_batch_size")
         if isinstance(cap, int) and not isinstance(cap, bool) and cap > 0:
             self.batch_size = min(self.batch_size, cap)
+
+    def adopt(self, other: ClientCore) -> None:
+        """Take what ``other`` (a core of the same endpoint) learnt: ``/info``, the vector size, limits, probes."""
+        if other.server_info is not None:
+            self._use_info(dict(other.server_info))
+        self.dimensions = self.dimensions or other.dimensions
+        self.learned_limit = self.learned_limit or other.learned_limit
+        self.probes.adopt(other.probes)
 
     # ------------------------------------------------------------------ responses
 
@@ -249,6 +230,67 @@ class ClientCore:
             result.status_code, self._redact(result.body), result.retry_after, self.endpoint.inference_id, base64_route
         )
 
+    # ------------------------------------------------------------------ the one retry loop
+
+    def attempts(
+        self,
+        url: str,
+        *,
+        method: str = "POST",
+        body: bytes = b"",
+        indices: Sequence[int] = (),
+        max_bytes: int | None = None,
+        started: float | None = None,
+        read: Callable[[HttpResult], R],
+        probe: bool = False,
+    ) -> Generator[Send | Sleep, Outcome | None, R]:
+        """Send one request until ``read`` takes its answer: every request's retry loop.
+
+        One deadline rule for all: each attempt may take ``timeout``, cut to what is left of
+        ``retry_deadline`` since ``started`` (a batch's 413 halves share their batch's), and none
+        starts once nothing is left. Failures are retried as :func:`decide` says; ``read`` turns a
+        2xx answer into the result (its typed errors are decided on likewise). ``probe``: an
+        optional request (``/info``, ``/tokenize``): one attempt, bounded by
+        ``connect_retry_deadline`` for ``GET``, its failure raised at once for the caller to skip.
+        Raises the typed error of the last failure, carrying the attempt count and ``indices``.
+        """
+        started = self.clock() if started is None else started
+        attempt = 0
+        while True:
+            attempt += 1
+            budget = self.attempt_budget(started)
+            if probe and method == "GET":
+                budget = min(budget, self.policy.refused_deadline)
+            if budget <= 0:
+                raise _errors.TimeoutError(
+                    f"the request used its retry_deadline of {self.policy.deadline:g}s",
+                    attempts=attempt - 1,
+                    indices=indices,
+                )
+            outcome = yield Send(
+                body,
+                tuple(indices),
+                attempt,
+                url,
+                method,
+                timeout=budget,
+                max_bytes=max_bytes or self.response_limit(len(indices)),
+            )
+            try:
+                if isinstance(outcome, HFInferError):
+                    raise outcome
+                if outcome is None:
+                    raise RuntimeError("the client sent nothing back for a Send step")
+                if not 200 <= outcome.status_code < 300:
+                    raise self._status_error(outcome)
+                return read(outcome)
+            except HFInferError as err:
+                decision = decide(self.policy, attempt, err, self.clock() - started, self.rng)
+                if probe or not decision.retry:
+                    # A transport error keeps its httpx cause; the retry loop itself is no context.
+                    raise err.with_context(attempts=attempt, indices=indices) from err.__cause__
+                yield Sleep(decision.wait)
+
     # ------------------------------------------------------------------ the batch flow
 
     def batch_flow(
@@ -258,6 +300,7 @@ class ClientCore:
         arrays: bool = False,
         splittable: bool = False,
         query: bool = False,
+        started: float | None = None,
     ) -> BatchFlow:
         """Drive one batch to its vectors: send, check, retry or split, as a generator of steps.
 
@@ -265,124 +308,67 @@ class ClientCore:
         error of the last failure, carrying the attempt count and the inputs' indices.
         ``splittable``: the inputs are chunks (``document_prefix`` + text), so one the endpoint
         refuses whole (413) is halved at a word boundary until it takes the pieces, and comes
-        back as :class:`Pieces` (see :func:`expand_pieces`) instead of raising.
+        back as :class:`Pieces` (see :func:`expand_pieces`) instead of raising. A 413's halves
+        run side by side (within ``max_concurrency``) and within the batch's ``retry_deadline``.
         """
-        started = self.clock()
-        attempt = 0
-        body = self.build_body(texts, query)
-        while True:
-            attempt += 1
-            budget = self.attempt_budget(started)
-            if budget <= 0:
-                raise _errors.TimeoutError(
-                    f"the batch used its retry_deadline of {self.policy.deadline:g}s",
-                    attempts=attempt - 1,
-                    indices=indices,
-                )
-            outcome = yield Send(
-                body,
-                tuple(indices),
-                attempt,
+        started = self.clock() if started is None else started
+        try:
+            vectors: list[Any] = yield from self.attempts(
                 self.embed_url,
-                timeout=budget,
+                body=self.build_body(texts, query),
+                indices=indices,
                 max_bytes=self.response_limit(len(texts)),
+                started=started,
+                read=lambda answer: self.parse(answer, len(texts), arrays=arrays),
             )
-            try:
-                if isinstance(outcome, HFInferError):
-                    raise outcome
-                if outcome is None:
-                    raise RuntimeError("the client sent nothing back for a Send step")
-                return self.parse(outcome, len(texts), arrays=arrays)
-            except PayloadTooLargeError as err:
-                if len(texts) > 1:
-                    # Never truncate (Elasticsearch halves every input): halve the batch instead.
-                    mid = len(texts) // 2
-                    left = yield from self.batch_flow(texts[:mid], indices[:mid], arrays, splittable)
-                    right = yield from self.batch_flow(texts[mid:], indices[mid:], arrays, splittable)
-                    return left + right
-                self._learn_limit(err)
-                halves = split_in_two(texts[0], self.options.document_prefix) if splittable else None
-                if halves is None:
-                    err.index = indices[0]
-                    hint = (
-                        ""
-                        if splittable
-                        else "; embed() sends texts as they are: embed_documents() and embed_chunks() split a "
-                        "long text to fit the model"
-                    )
-                    err.message = f"input {indices[0]} alone is too large for the endpoint: {err.message}{hint}"
-                    raise err.with_context(attempts=attempt, indices=indices) from err.__cause__
-                parts: list[tuple[int, int, Any]] = []
-                for start, end, sent in halves:
-                    (vector,) = yield from self.batch_flow([sent], indices, arrays, splittable)
-                    if isinstance(vector, Pieces):
-                        parts += [(start + s, start + e, v) for s, e, v in vector.parts]
-                    else:
-                        parts.append((start, end, vector))
-                return [Pieces(tuple(parts))]
-            except HFInferError as err:
-                decision = decide(self.policy, attempt, err, self.clock() - started, self.rng)
-                if not decision.retry:
-                    # A transport error keeps its httpx cause; the retry loop itself is no context.
-                    raise err.with_context(attempts=attempt, indices=indices) from err.__cause__
-                yield Sleep(decision.wait)
+            return vectors
+        except PayloadTooLargeError as err:
+            if len(texts) > 1:
+                # Never truncate (Elasticsearch halves every input): halve the batch instead.
+                mid = len(texts) // 2
+                halves = [(texts[:mid], indices[:mid]), (texts[mid:], indices[mid:])]
+                flows = (self.batch_flow(t, i, arrays, splittable, query, started) for t, i in halves)
+                left, right = yield Parallel(flows, 2, self.options.window)
+                joined: list[Any] = left + right
+                return joined
+            self._learn_limit(err)
+            pieces = split_in_two(texts[0], self.options.document_prefix) if splittable else None
+            if pieces is None:
+                err.index = indices[0]
+                hint = (
+                    ""
+                    if splittable
+                    else "; embed() sends texts as they are: embed_documents() and embed_chunks() split a "
+                    "long text to fit the model"
+                )
+                err.message = f"input {indices[0]} alone is too large for the endpoint: {err.message}{hint}"
+                raise err from err.__cause__
+            flows = (self.batch_flow([sent], indices, arrays, splittable, query, started) for _, _, sent in pieces)
+            results = yield Parallel(flows, len(pieces), self.options.window)
+            parts: list[tuple[int, int, Any]] = []
+            for (start, end, _), (vector,) in zip(pieces, results, strict=True):
+                if isinstance(vector, Pieces):
+                    parts += [(start + s, start + e, v) for s, e, v in vector.parts]
+                else:
+                    parts.append((start, end, vector))
+            return [Pieces(tuple(parts))]
 
     def _learn_limit(self, err: PayloadTooLargeError) -> None:
         if self.token_limit is None and (stated := _STATED_LIMIT.search(f"{err.message} {err.body}")):
             # TEI says "less than N" but checks `tokens > N`: N itself is the limit.
             self.learned_limit = int(stated.group(1))
 
-    def request_flow(
-        self,
-        url: str,
-        method: str = "GET",
-        body: bytes = b"",
-        indices: Sequence[int] = (),
-        max_bytes: int | None = None,
-    ) -> Generator[Send | Sleep, HttpResult | HFInferError | None, HttpResult]:
-        """Send one request until it gets a 2xx answer, rate limited and retried like a batch.
+    def info_flow(self) -> Generator[Send | Sleep, Outcome | None, None]:
+        """Ask TEI's ``/info`` once (an optional probe: one attempt) and apply its answer.
 
-        Returns the answer; raises the typed error of a permanent failure (or of the last
-        transient one), carrying the attempt count and ``indices``.
-        """
-        started = self.clock()
-        attempt = 0
-        while True:
-            attempt += 1
-            outcome = yield Send(
-                body,
-                tuple(indices),
-                attempt,
-                url,
-                method,
-                timeout=max(self.attempt_budget(started), 0.001),
-                max_bytes=max_bytes or self.response_limit(0),
-            )
-            try:
-                if isinstance(outcome, HFInferError):
-                    raise outcome
-                if outcome is None:
-                    raise RuntimeError("the client sent nothing back for a Send step")
-                if 200 <= outcome.status_code < 300:
-                    return outcome
-                raise self._status_error(outcome)
-            except HFInferError as err:
-                decision = decide(self.policy, attempt, err, self.clock() - started, self.rng)
-                if not decision.retry:
-                    raise err.with_context(attempts=attempt, indices=indices) from err.__cause__
-                yield Sleep(decision.wait)
-
-    def info_flow(self) -> Generator[Send | Sleep, HttpResult | HFInferError | None, None]:
-        """Ask TEI's ``/info`` once, rate limited and retried like a batch, and apply its answer.
-
-        An endpoint that is not TEI answers 404 or 405: nothing is learnt and nothing fails. A
-        refused key or a transient failure that outlasts the retries raises its typed error,
-        since the first batch would meet the same.
+        An endpoint that is not TEI answers 404 or 405: nothing is learnt and nothing fails.
+        Any other failure is raised for :class:`~._job.Jobs` to log and skip: the calls go on
+        without what ``/info`` would have said.
         """
         try:
-            answer = yield from self.request_flow(self.info_url)
+            answer = yield from self.attempts(self.info_url, method="GET", probe=True, read=_answer)
         except EndpointError as err:
-            if isinstance(err, AuthenticationError) or is_transient(err):
+            if err.status_code not in (404, 405):
                 raise
             logger.debug("no TEI /info at %s (status %d)", urlsplit(self.info_url).path, err.status_code)
             return
@@ -411,7 +397,7 @@ class ClientCore:
         splitting fits what the endpoint refuses.
         """
         limit = self.token_limit
-        if limit is None or not (local or self.can_tokenize):
+        if limit is None or not (local or self.probes.due("tokenize")):
             return chunks
         try:
             return (yield from fit_texts_flow(items, chunks, limit, self.options.document_prefix, count))
@@ -427,19 +413,23 @@ class ClientCore:
         """The ``/tokenize`` requests for ``texts``: see :func:`tokenize_groups`."""
         return tokenize_groups(texts, self.batch_size)
 
-    def tokenize_flow(
-        self, texts: Sequence[str]
-    ) -> Generator[Send | Sleep, HttpResult | HFInferError | None, list[Tokens]]:
-        """Tokenize ``texts`` (one group) with TEI's ``/tokenize``: special tokens counted, the others located."""
+    def tokenize_flow(self, texts: Sequence[str]) -> Generator[Send | Sleep, Outcome | None, list[Tokens]]:
+        """Tokenize ``texts`` (one group) with TEI's ``/tokenize``: special tokens counted, the others located.
+
+        An optional probe: one attempt. A failure raises :class:`NoTokenizeRoute`, which fitting
+        takes as "no counting" (the chunked paths' 413 splitting fits instead); a 404 or 405 is
+        remembered for good, any other failure for a few minutes, with one WARNING (see :mod:`._probes`).
+        """
         body = tokenize_body(texts)
         limit = max(self.response_limit(len(texts)), tokenize_answer_limit(len(body)))
         try:
-            answer = yield from self.request_flow(self.tokenize_url, "POST", body, max_bytes=limit)
-        except EndpointError as err:
-            if err.status_code in (404, 405):
-                self.can_tokenize = False
-                raise NoTokenizeRoute(
-                    f"the endpoint has no /tokenize ({err.status_code})", status_code=err.status_code
-                ) from err
+            answer = yield from self.attempts(self.tokenize_url, body=body, max_bytes=limit, probe=True, read=_answer)
+            return tei_tokens(texts, answer.status_code, answer.body, self._redact)
+        except ClientClosedError:
             raise
-        return tei_tokens(texts, answer.status_code, answer.body, self._redact)
+        except HFInferError as err:
+            missing = isinstance(err, EndpointError) and err.status_code in (404, 405)
+            self.probes.skip("tokenize", err, for_good=missing)
+            raise NoTokenizeRoute(
+                f"/tokenize failed ({err.message})", status_code=getattr(err, "status_code", 0)
+            ) from err

@@ -14,8 +14,12 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import heapq
+import itertools
+import os
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -23,7 +27,7 @@ from typing import Any
 import httpcore
 import httpx
 
-__all__ = ["attempt_deadline", "cut_socket", "deadline_transport"]
+__all__ = ["attempt_deadline", "cut_socket", "deadline_transport", "watch"]
 
 # The monotonic time the attempt running in this thread must end by (None: no attempt).
 _DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar("hf_infer_attempt_deadline", default=None)
@@ -100,9 +104,9 @@ class _Backend(httpcore.NetworkBackend):
         self._inner.sleep(seconds)
 
 
-def deadline_transport(limits: httpx.Limits) -> httpx.HTTPTransport:
-    """Httpx's own transport, its connections bounded by :func:`attempt_deadline`."""
-    transport = httpx.HTTPTransport(limits=limits)
+def deadline_transport(limits: httpx.Limits, proxy: str | None = None) -> httpx.HTTPTransport:
+    """Httpx's own transport (through ``proxy`` if given), its connections bounded by :func:`attempt_deadline`."""
+    transport = httpx.HTTPTransport(limits=limits, proxy=proxy)
     pool = transport._pool  # httpx exposes no network_backend argument; its pool takes one
     pool._network_backend = _Backend(pool._network_backend)
     return transport
@@ -119,3 +123,63 @@ def cut_socket(response: httpx.Response) -> None:
     if sock is not None:
         with contextlib.suppress(OSError):
             sock.shutdown(socket.SHUT_RDWR)
+
+
+class _Watchdog:
+    """One thread for the whole process that cuts the sockets of attempts past their deadline.
+
+    Only attempts over a user's own client or transport are watched (ours bound every read).
+    A thread per attempt (``threading.Timer``) started 2,000 threads for 2,000 requests.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._heap: list[tuple[float, int, httpx.Response]] = []
+        self._cancelled: set[int] = set()
+        self._count = itertools.count()
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+
+    def add(self, at: float, response: httpx.Response) -> int:
+        with self._cond:
+            if self._thread is None or self._pid != os.getpid():  # none yet, or the parent's (forked)
+                self._thread = threading.Thread(target=self._run, name="hf-infer-watchdog", daemon=True)
+                self._pid = os.getpid()
+                self._thread.start()
+            ticket = next(self._count)
+            heapq.heappush(self._heap, (at, ticket, response))
+            self._cond.notify()
+            return ticket
+
+    def cancel(self, ticket: int) -> None:
+        with self._cond:
+            self._cancelled.add(ticket)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while self._heap and self._heap[0][1] in self._cancelled:
+                    self._cancelled.discard(heapq.heappop(self._heap)[1])
+                if not self._heap:
+                    self._cond.wait()
+                    continue
+                at, _, response = self._heap[0]
+                left = at - time.monotonic()
+                if left > 0:
+                    self._cond.wait(left)
+                    continue
+                heapq.heappop(self._heap)
+            cut_socket(response)
+
+
+_WATCHDOG = _Watchdog()
+
+
+@contextlib.contextmanager
+def watch(at: float, response: httpx.Response) -> Iterator[None]:
+    """Cut ``response``'s socket at the monotonic time ``at`` unless the block has ended by then."""
+    ticket = _WATCHDOG.add(at, response)
+    try:
+        yield
+    finally:
+        _WATCHDOG.cancel(ticket)

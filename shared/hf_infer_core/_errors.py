@@ -172,9 +172,15 @@ class ServerError(EndpointError):
 
 
 class TransportError(HFInferError):
-    """The request got no HTTP answer: connection refused or reset, protocol error; ``refused`` says which."""
+    """The request got no HTTP answer: connection refused or reset, host unknown, protocol error.
+
+    ``refused`` is True when nothing answered at that address: the connection was refused, or
+    the host name does not resolve (``unresolved``). Those are retried only within
+    ``connect_retry_deadline``, in both drivers alike.
+    """
 
     refused: bool = False
+    unresolved: bool = False
     # Raised before anything was sent (a header or URL that is not valid HTTP): never retried.
     local: bool = False
 
@@ -304,3 +310,20 @@ def _retry_after_seconds(value: str | None) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - time.time())
+
+
+def caused_by(err: BaseException, kinds: type[BaseException] | tuple[type[BaseException], ...]) -> bool:
+    """True when ``err`` comes from an error of ``kinds``, however deep in its causes.
+
+    httpx-aiohttp reports a refusal or an unknown host as ConnectTimeout, the OS error three
+    causes down (aiohttp's DNS error keeps the ``socket.gaierror`` as its ``os_error``); redis-py
+    chains it as the context of its ConnectionError.
+    """
+    seen: set[int] = set()
+    cause: BaseException | None = err
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, kinds) or isinstance(getattr(cause, "os_error", None), kinds):
+            return True
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return False

@@ -28,6 +28,7 @@ from __future__ import annotations
 import os
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Generator, Sequence
+from copy import deepcopy
 from dataclasses import dataclass
 from typing import Any
 
@@ -338,17 +339,29 @@ def open_tokenizer(tokenizer: object) -> Any:
 
 def load_tokenizer(tokenizer: object) -> Tokenize:
     """A local tokenizer for fitting, from a ``tokenizers.Tokenizer`` or a ``tokenizer.json`` path (see :func:`open_tokenizer`)."""
-    loaded: Any = open_tokenizer(tokenizer)
-    # The model's own truncation and padding would hide the very overflow being measured.
-    for method in ("no_truncation", "no_padding"):
-        if callable(getattr(loaded, method, None)):
-            getattr(loaded, method)()
+    loaded: Any = _untruncated(open_tokenizer(tokenizer))
     encode_batch = loaded.encode_batch
 
     def tokenize(texts: list[str]) -> list[Tokens]:
         return [_encoded(encoding) for encoding in encode_batch(texts, add_special_tokens=True)]
 
     return tokenize
+
+
+def _untruncated(tokenizer: Any) -> Any:
+    """``tokenizer`` without truncation and padding: a copy when it has either, never the caller's own object.
+
+    The model's own truncation and padding would hide the very overflow being measured; turning
+    them off on the caller's tokenizer would change what their own ``encode`` returns.
+    """
+    if getattr(tokenizer, "truncation", None) is None and getattr(tokenizer, "padding", None) is None:
+        return tokenizer
+    to_str = getattr(tokenizer, "to_str", None)
+    copy: Any = type(tokenizer).from_str(to_str()) if callable(to_str) else deepcopy(tokenizer)
+    for method in ("no_truncation", "no_padding"):
+        if callable(getattr(copy, method, None)):
+            getattr(copy, method)()
+    return copy
 
 
 def _encoded(encoding: Any) -> Tokens:

@@ -1,17 +1,6 @@
 """Each public method's whole job as one I/O-free flow; the two drivers only perform its steps.
 
-A flow is a plain generator, in the manner of httpx's ``auth_flow`` and h11: it yields a step,
-the driver performs it and sends back what came of it, or throws in the typed error it ended
-with. The vocabulary is small:
-
-- :class:`~._core.Send`: take a rate-limit token and send this request; back: the HTTP outcome.
-- :class:`~._core.Sleep`: wait this long.
-- :class:`Discover`: read TEI's ``/info`` once for the client (the driver holds the lock).
-- :class:`Parallel`: run these flows, at most ``window`` at once; back: their results, in order.
-  The first that fails for good stops the others and is thrown in.
-- :class:`Read`, :class:`Start`, :class:`Settle`, :class:`Emit`: a stream's window: the next
-  input text (or :data:`END`), start a flow in the background, the result of the oldest one
-  started, give these results to the consumer.
+The steps they yield, and what each comes back as, are in :mod:`._steps`.
 
 Everything that decides what to send, retry, fit, pool or raise is here or below (the batch,
 info and tokenize flows of :class:`~._core.ClientCore` share one retry loop); ``_sync.py``
@@ -23,91 +12,28 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections import deque
-from collections.abc import AsyncIterable, Callable, Generator, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterable, Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from ._chunking import Chunk, ChunkEmbedding
-from ._core import ClientCore, Send, Sleep
-from ._errors import HFInferError
+from ._core import ClientCore
+from ._errors import ClientClosedError, HFInferError
 from ._fit import Tokenize, Tokens
 from ._plan import assemble, check_texts
 from ._pooling import Pieces, chunk_embeddings, expand_pieces, per_text, pool_all
+from ._steps import END, Discover, Emit, Flow, Parallel, Read, Settle, Start
 from ._stream import StreamAssembler, StreamBatch
 
 if TYPE_CHECKING:
     import numpy as np
     from numpy.typing import NDArray
 
-__all__ = [
-    "END",
-    "Discover",
-    "Emit",
-    "Flow",
-    "Jobs",
-    "Parallel",
-    "Read",
-    "Settle",
-    "Start",
-]
+__all__ = ["Jobs"]
 
 T = TypeVar("T")
 R = TypeVar("R")
 
 
-@dataclass(frozen=True, slots=True)
-class Discover:
-    """Step: make sure TEI's ``/info`` was read (once per client, whoever asks first)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Parallel:
-    """Step: run ``flows`` (``size`` of them), at most ``window`` at once; send back their results in order.
-
-    ``done(k)`` is called as the ``k``-th finishes (progress). The first failure stops the rest:
-    no further request is sent, and the error is thrown into the flow that asked.
-    """
-
-    flows: Iterator[Flow[Any]]
-    size: int
-    window: int
-    done: Callable[[int], None] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Read:
-    """Step: the next text of a stream's input; :data:`END` after the last."""
-
-
-class _End:
-    def __repr__(self) -> str:
-        return "END"
-
-
-END: Final = _End()
-
-
-@dataclass(frozen=True, slots=True)
-class Start:
-    """Step: start ``flow`` in the background (a stream's batch); :class:`Settle` collects it."""
-
-    flow: Flow[Any]
-
-
-@dataclass(frozen=True, slots=True)
-class Settle:
-    """Step: wait for the oldest flow started and not yet settled; send back its result."""
-
-
-@dataclass(frozen=True, slots=True)
-class Emit:
-    """Step: give ``items`` to the stream's consumer, in order."""
-
-    items: list[Any]
-
-
-Step = Send | Sleep | Discover | Parallel | Read | Start | Settle | Emit
-Flow = Generator[Step, Any, T]
 _DISCOVER: Final = Discover()
 _READ: Final = Read()
 _SETTLE: Final = Settle()
@@ -242,17 +168,34 @@ class Jobs:
         check_iterable(texts)
         return self._stream(StreamAssembler.chunk_lists, False)
 
-    def info(self) -> Flow[None]:
-        """Discovery: TEI's ``GET /info`` unless done, rate limited and retried like every request.
+    @property
+    def discovery_due(self) -> bool:
+        """True until ``/info`` was read, except while a failed probe waits to be tried again."""
+        return not self.discovered and self.core.probes.due("info")
 
-        The driver runs it behind its lock, so one request serves every call that starts at once.
+    def info(self) -> Flow[None]:
+        """Discovery: TEI's ``GET /info`` unless done, one bounded attempt, never a failure of the call.
+
+        The driver runs it behind its lock, so one request serves every call that starts at once;
+        a failed one is remembered, so the callers waiting behind it go on without it.
         """
-        if self.discovered:
+        if not self.discovery_due:
             return
-        yield from self.core.info_flow()
+        try:
+            yield from self.core.info_flow()
+        except ClientClosedError:
+            raise
+        except HFInferError as err:
+            self.core.probes.skip("info", err)
+            return
         self.discovered = True
         if self.on_info is not None and self.core.server_info is not None:
             self.on_info(self.core.server_info)
+
+    def adopt(self, other: Jobs) -> None:
+        """Take over ``other``'s discovery (a client of the same endpoint, older options)."""
+        self.core.adopt(other.core)
+        self.discovered = self.discovered or other.discovered
 
     # ------------------------------------------------------------------ their parts
 
@@ -261,7 +204,7 @@ class Jobs:
 
         A stream fits every text it reads: without this each text would cost the driver a step.
         """
-        if not self.discovered:
+        if self.discovery_due:
             yield _DISCOVER
 
     def _chunked(self, texts: Sequence[str], arrays: bool = False) -> Flow[tuple[list[list[Chunk]], list[Any]]]:
@@ -328,7 +271,7 @@ class Jobs:
         window = self.options.window
         started: deque[StreamBatch] = deque()
         position = 0
-        while not isinstance(text := (yield _READ), _End):
+        while (text := (yield _READ)) is not END:
             items = check_texts([text], position)
             position += 1
             (chunks,) = yield from self._fitted(items, self.core.chunk_all(items))

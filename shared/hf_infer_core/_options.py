@@ -111,6 +111,11 @@ class ClientOptions(BaseModel):
         default="json",
         description="'json' (any Hugging Face endpoint) or 'base64' (TEI's /v1/embeddings: float32 bytes).",
     )
+    trust_env: bool = Field(
+        default=True,
+        strict=True,
+        description="Honour HTTP_PROXY, HTTPS_PROXY, ALL_PROXY and NO_PROXY, as httpx does by default.",
+    )
     max_response_bytes: int | None = Field(
         default=None,
         ge=1024,
@@ -239,4 +244,5 @@ class ClientOptionArgs(TypedDict, total=False):
     keep_trailing_text: bool
     rate_limit_backend: str
     wire_format: WireFormat
+    trust_env: bool
     max_response_bytes: int | None

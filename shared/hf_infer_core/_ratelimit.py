@@ -23,6 +23,7 @@ import hashlib
 import logging
 import os
 import re
+import socket
 import threading
 import time
 import weakref
@@ -32,7 +33,7 @@ import httpx
 from pydantic import SecretStr
 
 from ._config import is_positive_long
-from ._errors import ConfigError, RateLimitBackendError
+from ._errors import ConfigError, RateLimitBackendError, caused_by
 
 __all__ = ["NoLimit", "RateLimiter", "RedisRateLimiter", "after_fork_in_child", "bucket_key", "shared_rate_limiter"]
 
@@ -300,7 +301,15 @@ class RedisRateLimiter:
         deadline: Seconds to keep trying an unreachable Redis for one request.
     """
 
-    def __init__(self, url: str, endpoint_key: str, requests_per_minute: int, *, deadline: float = 120.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        endpoint_key: str,
+        requests_per_minute: int,
+        *,
+        deadline: float = 120.0,
+        connect_deadline: float = 3.0,
+    ) -> None:
         if not is_redis_url(url):
             raise ValueError("rate_limit_backend must be 'local' or a redis://, rediss:// or unix:// URL")
         if not is_positive_long(requests_per_minute):
@@ -313,6 +322,9 @@ class RedisRateLimiter:
         self.key = f"hf-infer:rate:{endpoint_key}"
         self._interval_us = max(1, round(60_000_000 / requests_per_minute))
         self._deadline = deadline
+        # Nothing listening there, or a host that does not resolve: reported as soon as an
+        # endpoint that refuses is (connect_retry_deadline), not after the whole retry_deadline.
+        self._connect_deadline = min(connect_deadline, deadline)
         # No single round trip may outlast the deadline (a Redis that never answers is reported
         # within it, not after a fixed 5 s).
         timeout = min(5.0, deadline)
@@ -351,10 +363,15 @@ class RedisRateLimiter:
                         f"{type(err).__name__}: {_plain(err)} (a configuration problem: not retried)"
                     ) from None
                 waited = time.monotonic() - started
-                if waited + backoff > self._deadline:
+                unreachable = caused_by(err, (ConnectionRefusedError, socket.gaierror))
+                if waited + backoff > (self._connect_deadline if unreachable else self._deadline):
+                    reason = (
+                        f"refused every connection for {waited:.1f}s (is redis-server running at that address?)"
+                        if unreachable
+                        else f"did not answer for {waited:.1f}s ({type(err).__name__})"
+                    )
                     raise RateLimitBackendError(
-                        f"the Redis rate_limit_backend at {self._where} did not answer for {waited:.1f}s "
-                        f"({type(err).__name__}); no request was sent without its slot"
+                        f"the Redis rate_limit_backend at {self._where} {reason}; no request was sent without its slot"
                     ) from err
                 sleep(backoff)
                 backoff = min(backoff * 2, 1.0)

@@ -8,14 +8,13 @@ stop the call at once), and every attempt is bounded from connect to its last by
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
-import weakref
-from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, Self, Unpack, overload
+from typing import TYPE_CHECKING, Any, Literal, Never, Self, Unpack, overload
 
 import httpx
 
@@ -23,76 +22,34 @@ from ._chunking import ChunkEmbedding
 from ._client import _INHERITED, T, _ClientBase, _log, _reader, _result, _transport_error
 from ._concurrency import Ticket
 from ._config import InferenceEndpoint
-from ._core import HttpResult, Send, Sleep
-from ._deadline import attempt_deadline, cut_socket, deadline_transport
+from ._deadline import attempt_deadline, deadline_transport, watch
 from ._errors import ClientClosedError, HFInferError, RateLimitBackendError
 from ._fit import result_of
-from ._job import END, Discover, Emit, Flow, Parallel, Read, Start, Step
 from ._options import ClientOptionArgs, ClientOptions
 from ._ratelimit import RateLimiter
+from ._steps import (
+    END,
+    Discover,
+    Emit,
+    Flow,
+    HttpResult,
+    Parallel,
+    Read,
+    Send,
+    Settle,
+    Sleep,
+    Start,
+    Step,
+    unknown_step,
+)
+from ._threads import IN_WORKER, Abort, Aborted, Call, Shared, as_worker
+from ._transports import proxy_mounts
 
 if TYPE_CHECKING:
     import numpy as np
     from numpy.typing import NDArray
 
 __all__ = ["EmbeddingClient"]
-
-
-class _Aborted(Exception):
-    """Another batch of the same call failed; this one stops before its next request."""
-
-
-class _Abort:
-    """A call's abort flag; setting it sets its children's (the flows a :class:`Parallel` step runs).
-
-    A child's own failure sets only the child: the flow that asked for the step decides what it
-    means (a missing ``/tokenize`` is no failure of the call).
-    """
-
-    def __init__(self) -> None:
-        self._event = threading.Event()
-        self._children: weakref.WeakSet[_Abort] = weakref.WeakSet()
-
-    def child(self) -> _Abort:
-        child = _Abort()
-        self._children.add(child)
-        if self.is_set():
-            child.set()
-        return child
-
-    def set(self) -> None:
-        self._event.set()
-        for child in list(self._children):
-            child.set()
-
-    def is_set(self) -> bool:
-        return self._event.is_set()
-
-    def wait(self, seconds: float) -> bool:
-        return self._event.wait(seconds)
-
-
-class _Call:
-    """One public call in the sync driver: its abort flag and, for a stream, its input and batches in flight."""
-
-    def __init__(self, texts: Iterator[str] | None = None, abort: _Abort | None = None) -> None:
-        self.abort = abort or _Abort()
-        self.texts: Iterator[str] = texts if texts is not None else iter(())
-        self.started: deque[Future[Any]] = deque()
-        self._pool: ThreadPoolExecutor | None = None
-
-    def child(self) -> _Call:
-        return _Call(abort=self.abort.child())
-
-    def start(self, run: Callable[[Flow[Any], _Call], Any], flow: Flow[Any], window: int) -> None:
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=window, thread_name_prefix="hf-infer")
-        self.started.append(self._pool.submit(run, flow, self))
-
-    def stop(self) -> None:
-        self.abort.set()
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 class EmbeddingClient(_ClientBase):
@@ -134,17 +91,35 @@ class EmbeddingClient(_ClientBase):
         self._sleep = sleep
         self._owns_http = http_client is None
         self._transport = transport
+        # Every read of our own connections waits at most what is left of its attempt.
+        self._bounded = http_client is None and transport is None
         self._http = http_client or self._new_http()
         self._discover_lock = threading.Lock()
+        # The worker threads, started on demand and kept for the client's next calls.
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
 
     def _new_http(self) -> httpx.Client:
         # Our own transport bounds every read by the attempt's deadline (see _deadline).
         transport = self._transport or deadline_transport(self._limits)
-        return httpx.Client(timeout=self._timeout, limits=self._limits, transport=transport, follow_redirects=False)
+        limits = self._limits
+        # The environment's proxies, through connections as bounded as the direct ones.
+        mounts = (
+            {}
+            if self._transport is not None
+            else proxy_mounts(self.options.trust_env, lambda proxy: deadline_transport(limits, proxy))
+        )
+        return httpx.Client(
+            timeout=self._timeout, limits=limits, transport=transport, mounts=mounts, follow_redirects=False
+        )
 
     def _reset_after_fork(self) -> None:
         super()._reset_after_fork()
         self._discover_lock = threading.Lock()
+        # The parent's worker threads do not exist here, but its executor would count them idle.
+        _INHERITED.append(self._pool)
+        self._pool = None
+        self._pool_lock = threading.Lock()
         if self._owns_http:
             _INHERITED.append(self._http)
             self._http = self._new_http()
@@ -158,9 +133,24 @@ class EmbeddingClient(_ClientBase):
         self.close()
 
     def close(self) -> None:
-        """Close the HTTP client if this object created it."""
+        """Close the HTTP client if this object created it, and let the worker threads end."""
+        with self._pool_lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
         if self._owns_http:
             self._http.close()
+
+    def adopt(self, other: Self) -> None:
+        """Take over what ``other`` (same endpoint, older options) learnt, and its connections if they fit.
+
+        Used when an adapter's setting changed: the new client neither asks ``/info`` again nor
+        opens new connections. ``other`` keeps working for its calls in flight.
+        """
+        super().adopt(other)
+        if self._bounded and other._bounded and self._limits == other._limits and not other._http.is_closed:
+            self._http.close()
+            self._http, other._owns_http = other._http, False
 
     # ------------------------------------------------------------------ public methods: one flow each
 
@@ -227,19 +217,19 @@ class EmbeddingClient(_ClientBase):
 
     # ------------------------------------------------------------------ the driver
 
-    def _run(self, flow: Flow[T], call: _Call | None = None) -> T:
-        result: T = result_of(self._drive(flow, call or _Call()))
+    def _run(self, flow: Flow[T], call: Call | None = None) -> T:
+        result: T = result_of(self._drive(flow, call or Call()))
         return result
 
     def _stream(self, flow: Flow[None], texts: Iterable[str]) -> Iterator[Any]:
-        call = _Call(iter(texts))
+        call = Call(iter(texts))
         try:
             yield from self._drive(flow, call)
         finally:
             # The consumer stopped, an error, or Ctrl-C: nothing more is sent, nothing waited for.
             call.stop()
 
-    def _drive(self, flow: Flow[T], call: _Call) -> Generator[Any, None, T]:
+    def _drive(self, flow: Flow[T], call: Call) -> Generator[Any, None, T]:
         """Perform ``flow``'s steps, yielding what it emits; return its value."""
         try:
             step = next(flow)
@@ -260,93 +250,101 @@ class EmbeddingClient(_ClientBase):
         finally:
             flow.close()  # an abort or Ctrl-C: the flow's own clean-up (progress bar) runs now
 
-    def _perform(self, step: Step, call: _Call) -> Any:
+    def _perform(self, step: Step, call: Call) -> Any:
         if call.abort.is_set():  # another batch of this call failed, or the caller left
-            raise _Aborted
-        if isinstance(step, Send):
-            return self._send(step, call.abort)
-        if isinstance(step, Sleep):
-            return self._wait(step.seconds, call.abort)
-        if isinstance(step, Parallel):
-            return self._parallel(step, call)
-        if isinstance(step, Discover):
-            return self._discover_once()
-        if isinstance(step, Read):
-            return next(call.texts, END)
-        if isinstance(step, Start):
-            return call.start(self._run, step.flow, self.options.window)
-        return call.started.popleft().result()  # Settle
+            raise Aborted
+        match step:
+            case Send():
+                return self._send(step, call.abort)
+            case Sleep(seconds):
+                return self._wait(seconds, call.abort)
+            case Parallel():
+                return self._parallel(step, call)
+            case Discover():
+                return self._discover_once()
+            case Read():
+                return next(call.texts, END)
+            case Start(flow):
+                return call.started.append(self._submit(self._run, flow, call))
+            case Settle():
+                return call.started.popleft().result()
+            case Emit():  # performed by _drive, which hands the items to the consumer
+                raise unknown_step(step)
+            case _:
+                unhandled: Never = step  # mypy: every kind of step is handled above
+                raise unknown_step(unhandled)
 
-    def _parallel(self, step: Parallel, parent: _Call) -> list[Any]:
-        """Run the flows on up to ``window`` threads; end at once on the first failure or on Ctrl-C.
+    def _parallel(self, step: Parallel, parent: Call) -> list[Any]:
+        """Run the flows on the client's worker threads, ``window`` at most; end at once on the first failure or Ctrl-C.
 
-        The calling thread waits on an event, which a signal interrupts, and never on the worker
-        threads: when a flow fails for good or the caller is interrupted, the abort flag is set,
-        every waiting worker wakes (their sleeps wait on it), none sends another request, and the
-        call raises without waiting for requests already in flight (their threads end with them).
+        A caller outside the pool waits on a condition, which a signal interrupts, and never on
+        the worker threads: when a flow fails for good or the caller is interrupted, the abort
+        flag is set, every waiting worker wakes (their sleeps wait on it), none sends another
+        request, and the call raises without waiting for requests already in flight (their
+        threads go back to the pool when those end). A worker thread that asks for a Parallel
+        step (a 413's halves, /tokenize groups) runs flows itself as well, so the pool, bounded by
+        ``max_concurrency``, never waits for a thread of its own.
         """
         call = parent.child()  # a failure here aborts these flows, not the caller's other work
         if min(step.window, step.size) <= 1:
             return [self._finish(step, k, flow, call) for k, flow in enumerate(step.flows)]
-        results: list[Any] = [None] * step.size
-        queue = enumerate(step.flows)
-        lock = threading.Lock()
-        failures: list[BaseException] = []
-        finished = threading.Event()
-        running = workers = min(step.window, step.size)
-
-        def worker() -> None:
-            nonlocal running
-            try:
-                while not call.abort.is_set():
-                    with lock:
-                        item = next(queue, None)
-                    if item is None:
-                        return
-                    results[item[0]] = self._finish(step, item[0], item[1], call)
-            except _Aborted:
-                return
-            except BaseException as err:
-                failures.append(err)
-                call.abort.set()
-                finished.set()
-            finally:
-                with lock:
-                    running -= 1
-                    if running == 0:
-                        finished.set()
-
-        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hf-infer")
+        shared = Shared(step, call)
+        nested = getattr(IN_WORKER, "active", False)
+        helpers = min(step.window, step.size) - (1 if nested else 0)
         try:
-            for _ in range(workers):
-                pool.submit(worker)
-            finished.wait()
+            for _ in range(helpers):
+                self._submit(self._work, shared)
+            if nested:
+                self._work(shared)
+            with shared.cond:
+                while not shared.settled():
+                    shared.cond.wait()
         except BaseException:
             call.abort.set()  # Ctrl-C (or any error) in the calling thread: the workers stop too
             raise
-        finally:
-            pool.shutdown(wait=False, cancel_futures=True)
-        if failures:
-            raise failures[0]
-        return results
+        if shared.failures:
+            raise shared.failures[0]
+        return shared.results
 
-    def _finish(self, step: Parallel, k: int, flow: Flow[Any], call: _Call) -> Any:
+    def _work(self, shared: Shared) -> None:
+        """Run flows of ``shared`` until none is left or the call is aborted."""
+        while (item := shared.take()) is not None:
+            k, flow = item
+            try:
+                shared.results[k] = self._finish(shared.step, k, flow, shared.call)
+            except Aborted:
+                shared.finished()
+                return
+            except BaseException as err:
+                shared.finished(err)
+                return
+            shared.finished()
+
+    def _submit(self, run: Callable[..., T], *args: Any) -> Future[T]:
+        """Run ``run(*args)`` on one of the client's worker threads (``max_concurrency`` at most, reused)."""
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=self.options.window, thread_name_prefix="hf-infer")
+            pool = self._pool
+        return pool.submit(as_worker, lambda: run(*args))
+
+    def _finish(self, step: Parallel, k: int, flow: Flow[Any], call: Call) -> Any:
         result = self._run(flow, call)
         if step.done is not None:
             step.done(k)
         return result
 
-    def _wait(self, seconds: float, abort: _Abort) -> None:
-        """Sleep ``seconds`` unless the call is aborted first (then raise :class:`_Aborted`)."""
+    def _wait(self, seconds: float, abort: Abort) -> None:
+        """Sleep ``seconds`` unless the call is aborted first (then raise :class:`Aborted`)."""
         if self._sleep is time.sleep:
             if abort.wait(seconds):
-                raise _Aborted
+                raise Aborted
         else:  # an injected sleep (tests): call it, then look at the abort flag
             self._sleep(seconds)
         if abort.is_set():
-            raise _Aborted
+            raise Aborted
 
-    def _send(self, step: Send, abort: _Abort) -> HttpResult | HFInferError:
+    def _send(self, step: Send, abort: Abort) -> HttpResult | HFInferError:
         try:
             self.rate_limiter.acquire(lambda seconds: self._wait(seconds, abort))
         except RateLimitBackendError as err:
@@ -359,10 +357,10 @@ class EmbeddingClient(_ClientBase):
             self._release(ticket, outcome)
         return outcome
 
-    def _slot(self, abort: _Abort) -> Ticket | None:
+    def _slot(self, abort: Abort) -> Ticket | None:
         """A slot of the adaptive limit (none with a fixed ``max_concurrency``); waits, but not past an abort."""
         if abort.is_set():  # aborted while this thread waited for its rate-limit token: send nothing more
-            raise _Aborted
+            raise Aborted
         if self._adaptive is None:
             return None
         while True:
@@ -376,7 +374,7 @@ class EmbeddingClient(_ClientBase):
             if not woken.wait(0.2 if retry is None else min(0.2, retry)) or abort.is_set():
                 self._adaptive.cancel(woken.set)  # leave the queue; if told of a slot, pass it on
             if abort.is_set():
-                raise _Aborted
+                raise Aborted
 
     def _attempt(self, step: Send) -> HttpResult | HFInferError:
         started = time.perf_counter()
@@ -384,21 +382,18 @@ class EmbeddingClient(_ClientBase):
         url = httpx.URL(step.url)
         deadline = time.monotonic() + step.timeout
         try:
+            # Our own connections bound every read by the deadline; a user's own client or
+            # transport does not, so the process's watchdog cuts its socket at the deadline.
             with (
                 attempt_deadline(deadline),
                 self._http.stream(step.method, url, **self._request_options(step)) as response,
+                contextlib.nullcontext() if self._bounded else watch(deadline, response),
             ):
-                watchdog = threading.Timer(max(0.0, deadline - time.monotonic()), cut_socket, (response,))
-                watchdog.daemon = True
-                watchdog.start()
-                try:
-                    # Raw bytes, inflated and counted by BoundedBody: never more than max_bytes.
-                    body = _reader(response, step)
-                    for chunk in () if response.is_stream_consumed else response.iter_raw():
-                        body.feed(chunk)
-                    outcome = _result(response, body.finish())
-                finally:
-                    watchdog.cancel()
+                # Raw bytes, inflated and counted by BoundedBody: never more than max_bytes.
+                body = _reader(response, step)
+                for chunk in () if response.is_stream_consumed else response.iter_raw():
+                    body.feed(chunk)
+                outcome = _result(response, body.finish())
             if time.monotonic() > deadline:
                 outcome = _transport_error(TimeoutError(), url, expired=True)
         except HFInferError as err:  # the body was too large or not valid gzip
@@ -413,6 +408,6 @@ class EmbeddingClient(_ClientBase):
         return outcome
 
     def _discover_once(self) -> None:
-        if not self._jobs.discovered:
+        if self._jobs.discovery_due:
             with self._discover_lock:
                 self._run(self._jobs.info())

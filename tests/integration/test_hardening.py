@@ -147,6 +147,17 @@ def _hf_infer_threads() -> list[str]:
     return [t.name for t in threading.enumerate() if t.name.startswith("hf-infer")]
 
 
+def _closed_and_threads_ended(client: EmbeddingClient) -> None:
+    import time
+
+    client.close()  # its worker threads end with it
+    for _ in range(200):
+        if not _hf_infer_threads():
+            return
+        time.sleep(0.05)
+    assert _hf_infer_threads() == []
+
+
 def test_ctrl_c_ends_a_threaded_embed_at_once_and_sends_nothing_after() -> None:
     import os
     import signal
@@ -164,13 +175,14 @@ def test_ctrl_c_ends_a_threaded_embed_at_once_and_sends_nothing_after() -> None:
             client.embed(texts)
         surfaced = time.monotonic()
         assert surfaced - sent_at[0] < 1.0, f"Ctrl-C surfaced after {surfaced - sent_at[0]:.2f} s"
-        time.sleep(1.5)  # requests in flight at the signal finish; their threads end with them
-        assert _hf_infer_threads() == []
+        time.sleep(1.5)  # requests in flight at the signal finish; their threads go back to the client's pool
+        assert len(_hf_infer_threads()) <= 4  # the client's worker threads, kept for its next calls
         late = [entry.at for entry in server.log if entry.at > sent_at[0] + 0.05]
         assert late == [], f"{len(late)} requests sent after Ctrl-C"
         before = len(server.log)
         assert client.embed(["still usable"]) == [expected_vector("still usable")]
         assert len(server.log) == before + 1
+        _closed_and_threads_ended(client)
 
 
 def test_a_fatal_error_does_not_wait_out_another_threads_retry_after() -> None:
@@ -187,8 +199,12 @@ def test_a_fatal_error_does_not_wait_out_another_threads_retry_after() -> None:
             client.embed(["slow", "fatal"])
         assert time.monotonic() - started < 1.0
         time.sleep(0.5)
-        assert _hf_infer_threads() == []
-        assert sorted(entry.inputs[0] for entry in server.log) == ["fatal", "slow"]  # no retry was sent
+        assert len(_hf_infer_threads()) <= 2  # the client's worker threads, idle
+        sent = sorted(entry.inputs[0] for entry in server.log)
+        # No retry was sent. "slow" may not have been sent at all: on a busy machine its thread
+        # can start after "fatal" already stopped the call (issue #27, case 13).
+        assert sent in (["fatal"], ["fatal", "slow"])
+        _closed_and_threads_ended(client)
 
 
 # ------------------------------------------------------------------ 4. bounded response memory

@@ -185,7 +185,7 @@ def test_a_caller_that_does_not_fill_the_limit_does_not_grow_it() -> None:
         assert ticket is not None
         now[0] += 0.025
         limit.release(ticket, "ok")
-    assert limit.limit <= 2
+    assert limit.limit <= 4  # the floor (the fixed default, issue #27 case 11), and no more
 
 
 def test_the_maximum_bounds_the_limit() -> None:
@@ -252,3 +252,28 @@ def test_max_concurrency_is_a_count_or_auto(bad: object) -> None:
     assert adapter.max_concurrency == "auto"
     with pytest.raises(ConfigError, match="max_concurrency"):
         HFInferEmbeddings(url="http://127.0.0.1:9/embed", api_key="k", max_concurrency=bad)  # type: ignore[arg-type]
+
+
+def test_27_11_a_slowdown_not_caused_by_load_does_not_pin_the_limit_at_one() -> None:
+    """Issue #27, case 11: texts got longer (4x the latency, same slots); "auto" stuck at 1 in flight."""
+    endpoint = Endpoint([(0.0, 8)])
+    limit, _ = run(endpoint, 10.0)
+    endpoint.latency = 0.1  # every request now takes four times as long, whatever the load
+    run(endpoint, 60.0, limit)
+    assert limit.limit >= 8, limit.limit  # the slots are still there, and used again
+    assert throughput(endpoint, 40.0, 60.0) >= 0.85
+
+
+def test_27_11_it_never_goes_below_the_default_setting_without_an_overload_answer() -> None:
+    """A fast endpoint whose latency the client's own pauses inflate: never fewer in flight than the default 4."""
+    endpoint = Endpoint([(0.0, 64)], latency=0.002)
+    limit = AdaptiveLimit(64, clock=lambda: endpoint.now)
+    limits: list[int] = []
+    for step in range(5000):
+        ticket = limit.acquire()
+        if ticket is not None:
+            endpoint.now += 0.004 if step % 3 else 0.0  # the client, not the endpoint, is the bottleneck
+            limit.release(ticket, "ok")
+        limits.append(limit.limit)
+    below = sum(1 for value in limits[10:] if value < 4)
+    assert below <= 0.05 * len(limits), below  # only the idle-latency probes' rounds

@@ -106,6 +106,9 @@ CORE = Path(hf_infer_core.__file__).parent
 DRIVER_PRIMITIVES = {
     "__init__",
     "_reset_after_fork",
+    # Connections: each driver closes and hands over its own (one httpx client, or one per loop).
+    "close",
+    "adopt",
     "_run",
     "_stream",
     "_drive",
