@@ -127,6 +127,7 @@ class AdaptiveLimit:
         self._round_start = self._last = clock()
         self._next_probe = clock() + probe_interval
         self._saved = 1  # the limit to return to after a probe
+        self._ceiling: int | None = None  # the last limit an overload answer refused (see _learn)
 
     @property
     def limit(self) -> int:
@@ -215,6 +216,11 @@ class AdaptiveLimit:
             current = self._saved if self._probing else self._limit
             self._probing = self._slow_start = False
             self._recent.clear()  # the capacity it remembered is gone
+            # The limit the endpoint refused, as TCP's ssthresh: not reached again while a queue
+            # shows below it. The busy slots are overestimated when the client's own time per
+            # request is a large part of the latency (the threaded driver's), and without this
+            # the limit climbed back to the refused value every few rounds.
+            self._ceiling = current
             self._change(max(1, current // 2), "overload answer")
             return
         self._samples.append(latency)
@@ -256,8 +262,12 @@ class AdaptiveLimit:
             # Nothing waits and the limit was used: double it until a queue first shows (slow
             # start), then step up by one (at one or two slots GAIN x busy rounds back down).
             new = max(new, self._limit * 2 if self._slow_start else self._limit + 1)
+            if self._ceiling is not None and self._limit >= self._ceiling - 1:
+                self._ceiling = None  # nothing waits just below the refused limit: capacity grew
         else:
             self._slow_start = False
+        if self._ceiling is not None:
+            new = min(new, self._ceiling - 1)
         reason = (
             f"{busy:.1f} slots busy, {in_flight:.1f} in flight (latency {rtt * 1000:.1f} ms, base {base * 1000:.1f} ms)"
         )

@@ -39,6 +39,11 @@ from typing import Any
 __all__ = ["create_app", "default_model_path", "serve"]
 
 PAYLOAD_LIMIT = 2_000_000  # TEI's default --payload-limit
+# The largest answers: /tokenize's is about 80 bytes a token (32 MiB), /embed_all's about 12
+# bytes a float (24 MiB). Bounded by the input before anything is built: four 1.9 MB /tokenize
+# requests had taken the server 3 GiB and /health 4 s.
+MAX_TOKENIZE_TOKENS = 1 << 19
+MAX_ANSWER_FLOATS = 1 << 21
 HEADER_TIMEOUT = 10.0  # seconds a client has to send a request's headers
 
 
@@ -76,16 +81,22 @@ class _Model:
     def max_input_length(self) -> int:
         return int(getattr(self.model, "max_seq_length", 0) or 512)
 
-    def tokenize(self, texts: list[str], add_special_tokens: bool) -> list[list[dict[str, Any]]]:
-        """TEI's ``/tokenize`` answer: per text, its tokens with id, text, special flag and byte offsets.
+    def tokenize(self, texts: list[str], add_special_tokens: bool, max_tokens: int) -> bytes | int:
+        """TEI's ``/tokenize`` answer as JSON bytes: per text, its tokens with id, text, special flag and byte offsets.
 
+        Returns the token count instead when it is over ``max_tokens`` (the route refuses it):
+        an answer is about 80 bytes a token, so it is bounded by its input before it is built.
         TEI's ``start``/``stop`` count UTF-8 bytes (it slices the input's bytes for ``text``);
-        Python tokenizers give characters, so non-ASCII texts are converted.
+        Python tokenizers give characters, so non-ASCII texts are converted. Serialised here, on
+        the worker thread, a text at a time: never a dict per token for the whole request.
         """
         tokenizer = self.model.tokenizer
         encoded = tokenizer(texts, add_special_tokens=add_special_tokens, truncation=False, return_offsets_mapping=True)
+        total = sum(len(ids) for ids in encoded["input_ids"])
+        if total > max_tokens:
+            return total
         special_ids = set(tokenizer.all_special_ids)
-        out: list[list[dict[str, Any]]] = []
+        pieces: list[bytes] = []
         for text, ids, offsets in zip(texts, encoded["input_ids"], encoded["offset_mapping"], strict=True):
             data = text.encode("utf-8")
             to_byte = (
@@ -94,30 +105,16 @@ class _Model:
             tokens: list[dict[str, Any]] = []
             for token_id, (start, stop) in zip(ids, offsets, strict=True):
                 if token_id in special_ids and start == stop:  # added by the template: no offsets in TEI
-                    tokens.append(
-                        {
-                            "id": int(token_id),
-                            "text": tokenizer.convert_ids_to_tokens(token_id),
-                            "special": True,
-                            "start": None,
-                            "stop": None,
-                        }
-                    )
+                    name = tokenizer.convert_ids_to_tokens(token_id)
+                    tokens.append({"id": int(token_id), "text": name, "special": True, "start": None, "stop": None})
                     continue
                 if to_byte is not None:
                     start, stop = to_byte[start], to_byte[stop]
                 piece = data[start:stop].decode("utf-8", errors="replace")
-                tokens.append(
-                    {
-                        "id": int(token_id),
-                        "text": piece,
-                        "special": token_id in special_ids,
-                        "start": int(start),
-                        "stop": int(stop),
-                    }
-                )
-            out.append(tokens)
-        return out
+                special = token_id in special_ids
+                tokens.append({"id": int(token_id), "text": piece, "special": special, "start": start, "stop": stop})
+            pieces.append(_dumps(tokens))
+        return b"[" + b",".join(pieces) + b"]"
 
     def token_counts(self, texts: list[str]) -> list[int]:
         encoded = self.model.tokenizer(texts, add_special_tokens=True, truncation=False)["input_ids"]
@@ -154,8 +151,17 @@ class _Model:
                 prompt_name=prompt_name,
             )
 
-    def token_embeddings(self, texts: list[str], prompt_name: str | None = None, truncate: bool = True) -> Any:
-        """Per input, one vector per token (TEI's ``/embed_all``)."""
+    def token_embeddings(self, texts: list[str], max_floats: int, prompt_name: str | None = None) -> bytes | int:
+        """Per input, one vector per token (TEI's ``/embed_all``), as JSON bytes built on this thread.
+
+        Returns the number of floats instead when it is over ``max_floats`` (counted from the
+        tokens, before any vector is made): the route refuses it.
+        """
+        limit = self.max_input_length
+        counts = [min(n, limit) for n in self.token_counts(texts)]
+        dims = int(self.model.get_sentence_embedding_dimension() or 0)
+        if sum(counts) * dims > max_floats:
+            return sum(counts) * dims
         with self._lock:
             out = self.model.encode(
                 texts,
@@ -165,7 +171,13 @@ class _Model:
                 show_progress_bar=False,
                 prompt_name=prompt_name,
             )
-        return [t.float().numpy() for t in out]
+        return _dumps([t.float().numpy() for t in out])
+
+
+def _is_json(content_type: str) -> bool:
+    """``application/json`` or ``application/<something>+json``, as axum's Json extractor accepts."""
+    mime = content_type.split(";", 1)[0].strip().lower()
+    return mime == "application/json" or (mime.startswith("application/") and mime.endswith("+json"))
 
 
 def _dumps(vectors: Any) -> bytes:
@@ -232,6 +244,10 @@ def create_app(
             )
 
     async def read(request: Request) -> dict[str, Any]:
+        if not _is_json(request.headers.get("content-type", "")):
+            # axum's Json extractor, in front of every TEI route, answers so (and reads nothing).
+            counters['te_request_failure{err="validation"}'] += 1
+            raise Rejected(PlainTextResponse("Expected request with `Content-Type: application/json`", status_code=415))
         if int(request.headers.get("content-length") or 0) > PAYLOAD_LIMIT:
             raise Rejected(
                 PlainTextResponse("Failed to buffer the request body: length limit exceeded", status_code=413)
@@ -269,6 +285,11 @@ def create_app(
         texts = [value] if isinstance(value, str) else value
         if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
             raise undecodable(f"{key}: data did not match any variant of untagged enum Input")
+        for text in texts:
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:  # "\ud800" decodes in Python's JSON; serde refuses a lone surrogate
+                raise undecodable(f"{key}: lone leading surrogate in hex escape") from None
         if not texts:
             raise error(413, "`inputs` cannot be empty", "validation")
         if len(texts) > max_batch_size:
@@ -321,10 +342,16 @@ def create_app(
     async def embed_all(request: Request) -> Response:
         body = await read(request)
         texts = texts_of(body, "inputs")
-        truncate = await check_length(texts, flag(body, "truncate", None))
-        tokens = await asyncio.to_thread(model.token_embeddings, texts, prompt_of(body), truncate)
+        await check_length(texts, flag(body, "truncate", None))
+        answer = await asyncio.to_thread(model.token_embeddings, texts, MAX_ANSWER_FLOATS, prompt_of(body))
+        if isinstance(answer, int):
+            raise error(
+                413,
+                f"the answer would hold {answer} floats, more than this server sends ({MAX_ANSWER_FLOATS})",
+                "validation",
+            )
         counted("embed_all", texts)
-        return Response(_dumps(tokens), media_type="application/json")
+        return Response(answer, media_type="application/json")
 
     async def openai_embeddings(request: Request) -> Response:
         try:
@@ -353,8 +380,14 @@ def create_app(
         body = await read(request)
         texts = texts_of(body, "inputs")
         special = flag(body, "add_special_tokens", True)
-        tokens = await asyncio.to_thread(model.tokenize, texts, bool(special))
-        return JSONResponse(tokens)
+        answer = await asyncio.to_thread(model.tokenize, texts, bool(special), MAX_TOKENIZE_TOKENS)
+        if isinstance(answer, int):
+            raise error(
+                413,
+                f"the inputs have {answer} tokens, more than this server tokenizes at once ({MAX_TOKENIZE_TOKENS})",
+                "validation",
+            )
+        return Response(answer, media_type="application/json")
 
     async def info(request: Request) -> Response:
         return JSONResponse(

@@ -31,6 +31,7 @@ class LocalServer:
 
     url: str
     api_key: str | None = field(default=None, repr=False)
+    pid: int | None = None  # the server's process (for resource checks)
 
     @property
     def embed_url(self) -> str:
@@ -79,7 +80,7 @@ def run_local_server(
         *extra_args,
     ]
     proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # noqa: S603
-    server = LocalServer(f"http://127.0.0.1:{port}", api_key)
+    server = LocalServer(f"http://127.0.0.1:{port}", api_key, proc.pid)
     try:
         deadline = time.monotonic() + startup_timeout
         while True:
