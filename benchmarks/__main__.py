@@ -81,7 +81,9 @@ def main() -> None:
     emit("7. Ray Data: rows/s by actors, and a binding budget", ray_scaling.render(ray_scaling.run()))
     emit(
         '8. Adaptive concurrency: max_concurrency="auto" beside fixed settings',
-        concurrency.render(concurrency.fixed_runs(), concurrency.scaling_runs()),
+        concurrency.render(concurrency.fixed_runs(), concurrency.scaling_runs())
+        + "\n\n"
+        + concurrency.render_fast(concurrency.fast_runs()),
     )
     emit("Reliability under injected faults (README figures)", reliability.render(reliability.run()))
     elapsed = time.monotonic() - started

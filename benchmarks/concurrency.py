@@ -10,6 +10,9 @@
    its first second; overload answers (429 + 503) per request (goal <= 1%); the most requests at
    the server per slot after the first 2 s (goal <= 2), also without the 0.5 s after each change
    (a drop in slots is seen by the client one round later).
+3. A fast endpoint where the client is the bottleneck (issue #27, case 11): 2 ms x 64 slots,
+   20,000 texts in batches of 32: "auto" beside the default (4) through both drivers, and the
+   limit "auto" settled at (goal: never below the default's throughput).
 Read from the endpoint's own log: arrival times, answers, requests at the server on arrival.
 """
 
@@ -139,6 +142,64 @@ def scaling_runs(seconds: float = 30.5) -> list[dict[str, Any]]:
     return rows
 
 
+FAST = {"latency": 0.002, "slots": 64}
+
+
+def fast_runs(docs: int = 20_000, repeats: int = 5) -> list[dict[str, Any]]:
+    """The default (4) and "auto" on a fast endpoint the client cannot fill: docs/s, best of ``repeats``.
+
+    The two settings alternate on one server, so a busy moment of the machine falls on both.
+    """
+    corpus = texts(docs)
+    rows = []
+    for driver in ("sync", "async"):
+        best: dict[int | str, float] = {4: 0.0, "auto": 0.0}
+        limits: dict[int | str, int] = {}
+        print(f"  fast endpoint, {driver}, max_concurrency=4 and auto ...", file=sys.stderr, flush=True)
+        with fake_endpoint(vectors="fixed", dims=384, log_inputs=False, **FAST) as server:
+            endpoint = _endpoint(server.url)
+            for _ in range(repeats):
+                for setting in (4, "auto"):
+                    elapsed, limits[setting] = _timed(driver, endpoint, setting, corpus)
+                    best[setting] = max(best[setting], docs / elapsed)
+        rows += [{"driver": driver, "setting": k, "docs_s": v, "limit": limits[k]} for k, v in best.items()]
+    return rows
+
+
+def _timed(driver: str, endpoint: InferenceEndpoint, setting: int | str, corpus: list[str]) -> tuple[float, int]:
+    """Seconds for one embed of ``corpus`` after a warm-up call, and the limit in force at its end."""
+    if driver == "sync":
+        with EmbeddingClient(endpoint, max_concurrency=setting) as client:  # type: ignore[arg-type]
+            client.embed(corpus[:256])
+            started = time.perf_counter()
+            client.embed(corpus)
+            return time.perf_counter() - started, client.concurrency
+
+    async def run() -> tuple[float, int]:
+        async with AsyncEmbeddingClient(endpoint, max_concurrency=setting) as client:  # type: ignore[arg-type]
+            await client.embed(corpus[:256])
+            started = time.perf_counter()
+            await client.embed(corpus)
+            return time.perf_counter() - started, client.concurrency
+
+    return asyncio.run(run())
+
+
+def render_fast(rows: list[dict[str, Any]]) -> str:
+    lines = [
+        "Fast endpoint, the client the bottleneck: 2 ms x 64 slots, batch 32, 20,000 texts (best of 5, settings alternated).",
+        "",
+        "| driver | max_concurrency | docs/s | limit at the end | of the default's docs/s |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for r in rows:
+        default = next(d for d in rows if d["driver"] == r["driver"] and d["setting"] == 4)
+        lines.append(
+            f"| {r['driver']} | {r['setting']} | {r['docs_s']:,.0f} | {r['limit']} | {r['docs_s'] / default['docs_s']:.2f} |"
+        )
+    return "\n".join(lines)
+
+
 def render(fixed: list[dict[str, Any]], scaling: list[dict[str, Any]]) -> str:
     capacity = FIXED["slots"] * BATCH / FIXED["latency"]
     lines = [
@@ -176,4 +237,7 @@ def render(fixed: list[dict[str, Any]], scaling: list[dict[str, Any]]) -> str:
 
 
 if __name__ == "__main__":
-    print(render(fixed_runs(), scaling_runs()))
+    if sys.argv[1:] == ["fast"]:
+        print(render_fast(fast_runs()))
+    else:
+        print(render(fixed_runs(), scaling_runs()) + "\n\n" + render_fast(fast_runs()))

@@ -85,7 +85,7 @@ class _Call:
     """
 
     def __init__(self, window: int, texts: AsyncIterator[str] | None = None, slots: asyncio.Semaphore | None = None):
-        self.texts: AsyncIterator[str] = texts if texts is not None else _aiterate(())
+        self.texts = texts  # a stream's input (None: not a stream)
         self.started: deque[asyncio.Future[Any]] = deque()
         self.slots = slots if slots is not None else asyncio.Semaphore(window)
 
@@ -294,7 +294,7 @@ class AsyncEmbeddingClient(_ClientBase):
             case Discover():
                 return await self._discover_once()
             case Read():
-                return await anext(call.texts, END)
+                return END if call.texts is None else await anext(call.texts, END)
             case Start(flow):
                 return call.started.append(asyncio.ensure_future(self._run(flow, call)))
             case Settle():
@@ -306,19 +306,29 @@ class AsyncEmbeddingClient(_ClientBase):
                 raise unknown_step(unhandled)
 
     async def _parallel(self, step: Parallel, parent: _Call) -> list[Any]:
-        """Run the flows as up to ``window`` tasks; on the first failure (or cancellation) cancel the rest."""
+        """Run the flows as up to ``window`` tasks (with "auto", as many as the limit); on the first failure cancel the rest."""
         results: list[Any] = [None] * step.size
         queue = enumerate(step.flows)
+        tasks: list[asyncio.Future[None]] = []
+        done = [False]
+
+        def add_workers() -> None:
+            for _ in range(max(0, self.workers_for(step) - len(tasks)) if not done[0] else 0):
+                tasks.append(asyncio.ensure_future(worker()))
 
         async def worker() -> None:
             for k, flow in queue:
                 results[k] = await self._run(flow, parent.child())
                 if step.done is not None:
                     step.done(k)
+                if self._adaptive is not None:
+                    add_workers()  # the limit may have grown
+            done[0] = True
 
-        tasks = [asyncio.ensure_future(worker()) for _ in range(min(step.window, step.size))]
+        add_workers()
         try:
-            await asyncio.gather(*tasks)
+            while not all(task.done() for task in tasks):  # workers added while others run are awaited too
+                await asyncio.gather(*tasks)
         except BaseException:
             for task in tasks:
                 task.cancel()
@@ -347,6 +357,8 @@ class AsyncEmbeddingClient(_ClientBase):
         """A slot of the adaptive limit (none with a fixed ``max_concurrency``); cancellable."""
         if self._adaptive is None:
             return None
+        if (ticket := self._adaptive.acquire()) is not None:
+            return ticket  # a free slot: no future made (a client-bound caller takes this path)
         loop = asyncio.get_running_loop()
         while True:
             woken: asyncio.Future[None] = loop.create_future()

@@ -41,7 +41,7 @@ from ._ratelimit import (
     shared_rate_limiter,
 )
 from ._secret import shown_url
-from ._steps import HttpResult, Send
+from ._steps import HttpResult, Parallel, Send
 
 if TYPE_CHECKING:
     pass
@@ -221,6 +221,16 @@ class _ClientBase:
         return shared_adaptive_limit(
             endpoint.url, endpoint.api_key, self.options.max_concurrency_limit, shown_url(endpoint.url)
         )
+
+    def workers_for(self, step: Parallel) -> int:
+        """How many flows of ``step`` to run at once now: its window, or with "auto" the current limit.
+
+        With "auto" the window is ``max_concurrency_limit`` (64): that many workers waiting for a
+        few slots cost a client that is itself the bottleneck a tenth of its throughput. The
+        drivers add workers as the limit grows.
+        """
+        wanted = min(step.window, step.size)
+        return wanted if self._adaptive is None else min(wanted, self._adaptive.limit)
 
     @property
     def concurrency(self) -> int:

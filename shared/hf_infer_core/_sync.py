@@ -290,10 +290,10 @@ class EmbeddingClient(_ClientBase):
             return [self._finish(step, k, flow, call) for k, flow in enumerate(step.flows)]
         shared = Shared(step, call)
         nested = getattr(IN_WORKER, "active", False)
-        helpers = min(step.window, step.size) - (1 if nested else 0)
         try:
-            for _ in range(helpers):
-                self._submit(self._work, shared)
+            if nested:
+                shared.more_workers(1)  # this thread
+            self._add_workers(shared)
             if nested:
                 self._work(shared)
             with shared.cond:
@@ -319,6 +319,12 @@ class EmbeddingClient(_ClientBase):
                 shared.finished(err)
                 return
             shared.finished()
+            if self._adaptive is not None:
+                self._add_workers(shared)  # the limit may have grown
+
+    def _add_workers(self, shared: Shared) -> None:
+        for _ in range(shared.more_workers(self.workers_for(shared.step))):
+            self._submit(self._work, shared)
 
     def _submit(self, run: Callable[..., T], *args: Any) -> Future[T]:
         """Run ``run(*args)`` on one of the client's worker threads (``max_concurrency`` at most, reused)."""
@@ -363,6 +369,8 @@ class EmbeddingClient(_ClientBase):
             raise Aborted
         if self._adaptive is None:
             return None
+        if (ticket := self._adaptive.acquire()) is not None:
+            return ticket  # a free slot: no Event made (a client-bound caller takes this path)
         while True:
             woken = threading.Event()
             ticket = self._adaptive.acquire(woken.set)

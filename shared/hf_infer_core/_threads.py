@@ -93,7 +93,15 @@ class Shared:
         self.cond = threading.Condition()
         self.exhausted = False
         self.running = 0
+        self.workers = 0  # threads working on these flows (the caller's own included, when nested)
         self.failures: list[BaseException] = []
+
+    def more_workers(self, wanted: int) -> int:
+        """How many workers to add to reach ``wanted`` (counted as added), while flows may be left."""
+        with self.cond:
+            more = 0 if self.exhausted or self.call.abort.is_set() else max(0, wanted - self.workers)
+            self.workers += more
+            return more
 
     def take(self) -> tuple[int, Flow[Any]] | None:
         with self.cond:
