@@ -63,7 +63,7 @@ def run(megabytes: float = 5.0, repeat: int = 3) -> list[dict[str, object]]:
     # what it costs on top of the default chunking, and how many chunks it splits.
     import os as _os
 
-    from hf_infer_core._fit import token_fitter
+    from hf_infer_core.text._fit import token_fitter
     from hf_infer_server import default_model_path
 
     fit = token_fitter(None, _os.path.join(default_model_path(), "tokenizer.json"), 256)

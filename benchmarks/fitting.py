@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 
 from hf_infer_core import EmbeddingClient, InferenceEndpoint, RateLimiter, chunk_text
-from hf_infer_core._fit import token_fitter
+from hf_infer_core.text._fit import token_fitter
 from hf_infer_server import default_model_path, run_local_server
 
 from .corpus import prose

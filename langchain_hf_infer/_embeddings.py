@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Literal, overload
 from langchain_core.embeddings import Embeddings
 from pydantic import ConfigDict
 
-from hf_infer_core._adapter import AdapterOptions
+from hf_infer_core.integration._adapter import AdapterOptions
 
 if TYPE_CHECKING:
     import numpy as np

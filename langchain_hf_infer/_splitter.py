@@ -9,7 +9,7 @@ from langchain_core.documents import Document
 from langchain_text_splitters import TextSplitter
 
 from hf_infer_core import Chunk, ChunkingSettings, InferenceEndpoint, chunk_text, resolve_chunking_settings
-from hf_infer_core._fit import token_fitter
+from hf_infer_core.text._fit import token_fitter
 
 __all__ = ["HFInferTextSplitter"]
 

@@ -12,7 +12,7 @@ from llama_index.core.bridge.pydantic import ConfigDict, Field, SecretStr, field
 from llama_index.core.callbacks.schema import CBEventType, EventPayload
 from llama_index.core.instrumentation.events.embedding import EmbeddingEndEvent, EmbeddingStartEvent
 
-from hf_infer_core._adapter import AdapterOptions
+from hf_infer_core.integration._adapter import AdapterOptions
 
 __all__ = ["HFInferEmbedding"]
 

@@ -12,7 +12,7 @@ from llama_index.core.schema import BaseNode, Document, MetadataMode, TextNode
 from llama_index.core.utils import get_tqdm_iterable
 
 from hf_infer_core import Chunk, ChunkingSettings, InferenceEndpoint, chunk_text, resolve_chunking_settings
-from hf_infer_core._fit import token_fitter
+from hf_infer_core.text._fit import token_fitter
 
 __all__ = ["HFInferNodeParser"]
 

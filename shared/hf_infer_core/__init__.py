@@ -2,7 +2,12 @@
 
 The core never imports LangChain, LlamaIndex or the model server; the adapters in
 ``langchain_hf_infer`` and ``llama_index_hf_infer`` are thin layers over it, and the local
-TEI-compatible server lives in ``hf_infer_server`` (extra ``server``).
+TEI-compatible server lives in ``hf_infer_server`` (extra ``server``). Its sub-packages are
+layers, each importing only those below it (checked by import-linter; docs/architecture.md):
+``integration`` (what the adapters and Ray share), ``drivers`` (the threaded and asyncio
+clients), ``protocol`` (the I/O-free steps and flows) beside ``limits`` (rate and concurrency
+limits), ``text`` (words, chunks, token fitting), ``config`` (Elasticsearch's schema, the
+options), ``base`` (errors, secrets).
 """
 
 from __future__ import annotations
@@ -10,19 +15,7 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
 from importlib.metadata import version as _version
 
-from ._async import AsyncEmbeddingClient
-from ._chunking import Chunk, ChunkEmbedding, chunk_text, count_words, resolve_chunking_settings
-from ._config import (
-    DEFAULT_CHUNKING_SETTINGS,
-    DEFAULT_INFERENCE_ID,
-    DEFAULT_REQUESTS_PER_MINUTE,
-    ChunkingSettings,
-    HuggingFaceServiceSettings,
-    InferenceEndpoint,
-    RateLimitSettings,
-    env_api_key,
-)
-from ._errors import (
+from .base import (
     AuthenticationError,
     ClientClosedError,
     ConfigError,
@@ -39,10 +32,22 @@ from ._errors import (
     TimeoutError,
     TransportError,
 )
-from ._options import ClientOptionArgs, ClientOptions
-from ._ratelimit import RateLimiter, RedisRateLimiter, shared_rate_limiter
-from ._retry import RetryDecision, RetryPolicy, decide, is_transient
-from ._sync import EmbeddingClient
+from .config import (
+    DEFAULT_CHUNKING_SETTINGS,
+    DEFAULT_INFERENCE_ID,
+    DEFAULT_REQUESTS_PER_MINUTE,
+    ChunkingSettings,
+    ClientOptionArgs,
+    ClientOptions,
+    HuggingFaceServiceSettings,
+    InferenceEndpoint,
+    RateLimitSettings,
+    env_api_key,
+)
+from .drivers import AsyncEmbeddingClient, EmbeddingClient
+from .limits import RateLimiter, RedisRateLimiter, shared_rate_limiter
+from .protocol import RetryDecision, RetryPolicy, decide, is_transient
+from .text import Chunk, ChunkEmbedding, chunk_text, count_words, resolve_chunking_settings
 
 try:  # one version source: the installed distribution's metadata (pyproject.toml)
     __version__ = _version("hf-infer")

@@ -242,7 +242,7 @@ print(json.dumps({"growth": after - before, "outcome": outcome}))
 @pytest.mark.parametrize("kind", ["gzip_bomb", "huge", "huge_chunked"])
 def test_response_memory_is_bounded(kind: str, mode: str) -> None:
 
-    from hf_infer_core._body import default_response_limit
+    from hf_infer_core.protocol._body import default_response_limit
 
     # 1 MB inflating to 1 GiB; a 400 MB body, with and without a Content-Length.
     answers = {"gzip_bomb": "gzip_bomb", "huge": "huge", "huge_chunked": "huge_chunked"}

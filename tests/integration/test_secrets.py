@@ -24,7 +24,7 @@ from hf_infer_core import (
     RateLimiter,
     chunk_text,
 )
-from hf_infer_core._session import EmbeddingSession
+from hf_infer_core.integration._session import EmbeddingSession
 from langchain_hf_infer import HFInferEmbeddings, HFInferTextSplitter
 from llama_index_hf_infer import HFInferEmbedding, HFInferNodeParser
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from hf_infer_core import EmbeddingClient, InferenceEndpoint, RateLimitBackendError, RateLimiter
-from hf_infer_core._ratelimit import RedisRateLimiter, bucket_key
+from hf_infer_core.limits._ratelimit import RedisRateLimiter, bucket_key
 from langchain_hf_infer import HFInferEmbeddings
 
 from ..conftest import RedisServer

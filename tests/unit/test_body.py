@@ -8,7 +8,7 @@ import zlib
 import pytest
 
 from hf_infer_core import ResponseFormatError
-from hf_infer_core._body import BoundedBody, default_response_limit
+from hf_infer_core.protocol._body import BoundedBody, default_response_limit
 
 
 def feed_in_pieces(body: BoundedBody, data: bytes, size: int = 7) -> bytes:

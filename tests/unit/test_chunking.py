@@ -25,7 +25,7 @@ texts = st.lists(st.tuples(st.sampled_from(WORDS), st.sampled_from(SEPARATORS)),
 
 
 def word_list(text: str) -> list[str]:
-    from hf_infer_core._words import WordIndex as _WordIndex
+    from hf_infer_core.text._words import WordIndex as _WordIndex
 
     index = _WordIndex(text)
     out = []
@@ -146,7 +146,7 @@ def test_word_chunks_end_where_elasticsearch_ends_them(words: int, tail: str) ->
 def test_word_followed_by_sentence_without_space_is_counted_twice_like_es() -> None:
     # ICU sees two sentences; ES's countWords starts one boundary early, so "東京" counts for both.
     text = "東京。大阪"
-    from hf_infer_core._words import WordIndex as _WordIndex
+    from hf_infer_core.text._words import WordIndex as _WordIndex
 
     index = _WordIndex(text)
     assert index.count_words(0, 3) == 1
@@ -222,7 +222,7 @@ def test_breaking_in_blocks_gives_the_whole_texts_boundaries(text: str, block: i
     """ICU runs a block at a time on large texts (its UTF-16 copy bounded); the cuts must not show."""
     from icu4py.breakers import SentenceBreaker, WordBreaker
 
-    import hf_infer_core._words as chunking
+    import hf_infer_core.text._words as chunking
 
     text = text.replace(".", ".\n", 3)  # line feeds: where sentence blocks may end
     for breaker in (WordBreaker, SentenceBreaker):

@@ -15,8 +15,8 @@ import re
 import pytest
 
 from hf_infer_core import chunk_text
-from hf_infer_core._chunking import _recursive_chunks, _sentence_chunks, _word_chunks
-from hf_infer_core._words import WordIndex as _WordIndex
+from hf_infer_core.text._chunking import _recursive_chunks, _sentence_chunks, _word_chunks
+from hf_infer_core.text._words import WordIndex as _WordIndex
 
 from .es_texts import MULTI_LINGUAL, TEST_TEXT
 

@@ -453,15 +453,17 @@ def test_endpoint_is_frozen_and_picklable() -> None:
 @pytest.mark.parametrize("build", ["from_request", "from_url"])
 def test_each_elasticsearch_rule_runs_once_per_parse(build: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Issue #19: the URL rule ran twice and the chunking rules three times (the models re-ran them)."""
-    import hf_infer_core._config as config
-    import hf_infer_core._es_rules as rules
+    import hf_infer_core.config._endpoint as endpoint
+    import hf_infer_core.config._settings as settings
 
     counts: dict[str, int] = {}
+    # Each rule counted wherever it is called from: the parser (_endpoint) and the models (_settings).
     for module, name in (
-        (rules, "_url_error"),
-        (rules, "_validate_chunking"),
-        (rules, "key_problem"),
-        (config, "checked_key"),  # the model's check, which a parse must not run again
+        (endpoint, "_url_error"),
+        (settings, "_url_error"),
+        (settings, "_validate_chunking"),
+        (endpoint, "key_problem"),
+        (settings, "checked_key"),  # the model's check, which a parse must not run again
     ):
         original = getattr(module, name)
 
@@ -479,5 +481,5 @@ def test_each_elasticsearch_rule_runs_once_per_parse(build: str, monkeypatch: py
     assert counts == {"_url_error": 1, "key_problem": 1, "_validate_chunking": 1}
     # A model built directly still runs the rules, once.
     counts.clear()
-    config.ChunkingSettings(strategy="word", max_chunk_size=50, overlap=5)
+    settings.ChunkingSettings(strategy="word", max_chunk_size=50, overlap=5)
     assert counts == {"_validate_chunking": 1}

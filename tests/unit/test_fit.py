@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hf_infer_core import Chunk, ConfigError, chunk_text
-from hf_infer_core._fit import FitFlow, Tokens, fit_flow, fit_texts_flow
-from hf_infer_core._words import word_ends_within
+from hf_infer_core.text._fit import FitFlow, Tokens, fit_flow, fit_texts_flow
+from hf_infer_core.text._words import word_ends_within
 
 from .test_chunking import texts, word_list
 
@@ -268,7 +268,7 @@ def binary_search_cuts(text: str, chunk: Chunk, limit: int, count_: Callable[[st
 @settings(max_examples=25, deadline=None)
 @given(data=st.data())
 def test_cuts_equal_the_binary_search_with_a_real_tokenizer(make: Callable[[], object], data: st.DataObject) -> None:
-    from hf_infer_core._fit import load_tokenizer
+    from hf_infer_core.text._fit import load_tokenizer
 
     tok = _cached(make)
     tokenize = load_tokenizer(tok)

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from hf_infer_core import AsyncEmbeddingClient, EmbeddingClient
-from hf_infer_core._wire import TOKENIZE_BYTES, tokenize_answer_limit
+from hf_infer_core.protocol._wire import TOKENIZE_BYTES, tokenize_answer_limit
 
 from .fakes import FakeClock, endpoint, limiter, vector_for
 

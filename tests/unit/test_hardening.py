@@ -210,7 +210,7 @@ def test_every_error_pickles_with_its_attributes() -> None:
     import hf_infer_core
     from hf_infer_core import EndpointError, HFInferError
 
-    for name in hf_infer_core._errors.__all__:
+    for name in hf_infer_core.base._errors.__all__:
         cls = getattr(hf_infer_core, name)
         if cls is hf_infer_core.ConfigError:
             error: HFInferError = cls(["one", "two"])

@@ -19,7 +19,7 @@ from hf_infer_core import (
     ResponseFormatError,
     chunk_text,
 )
-from hf_infer_core._ratelimit import bucket_key
+from hf_infer_core.limits._ratelimit import bucket_key
 from langchain_hf_infer import HFInferEmbeddings, HFInferTextSplitter
 from llama_index_hf_infer import HFInferEmbedding, HFInferNodeParser
 

@@ -18,7 +18,7 @@ from hf_infer_core import (
     decide,
     shared_rate_limiter,
 )
-from hf_infer_core._ratelimit import (
+from hf_infer_core.limits._ratelimit import (
     bucket_key,
 )
 

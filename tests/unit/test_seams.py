@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from hf_infer_core import AsyncEmbeddingClient, EmbeddingClient, TimeoutError
-from hf_infer_core._steps import Emit
+from hf_infer_core.protocol._steps import Emit
 from langchain_hf_infer import HFInferEmbeddings
 
 from .fakes import FakeClock, endpoint, vector_for

@@ -1,0 +1,248 @@
+"""The client options, declared once: :class:`ClientOptions`.
+
+Every option of :class:`~hf_infer_core.EmbeddingClient`, :class:`~hf_infer_core.AsyncEmbeddingClient`
+and the two framework adapters is a field here, with its default and its validation, so a bad
+value fails when the client or adapter is built (a ``ValueError`` naming the option), never at
+the first request. The clients take the options as typed keyword arguments
+(:class:`ClientOptionArgs`, checked against this model by a test), so a misspelt option is a
+type error; the adapters inherit the fields.
+
+Collaborators that are not settings (clock, sleep, random source, rate limiter, HTTP client or
+transport) are constructor arguments of the clients, not options.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal, TypedDict
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ..base._errors import ConfigError
+
+__all__ = ["ClientOptionArgs", "ClientOptions", "Pooling", "TruncationDirection", "WireFormat", "config_error"]
+
+Pooling = Literal["mean", "first"]
+TruncationDirection = Literal["left", "right", "Left", "Right"]
+WireFormat = Literal["json", "base64"]
+
+# Longer than any sane wait, short enough that every timer API accepts it (threading's
+# TIMEOUT_MAX, asyncio, socket timeouts): a year-long timeout is a typo, not a setting.
+_MAX_SECONDS = 7 * 24 * 3600.0
+
+
+class ClientOptions(BaseModel):
+    """How a client batches, retries, waits and shapes requests; frozen and validated on creation.
+
+    Attributes are documented in the README's option table; in short: ``batch_size`` inputs per
+    request, ``max_concurrency`` requests in flight, ``timeout`` seconds per attempt,
+    ``max_retries`` retries per batch, ``max_retry_wait`` longest single wait,
+    ``retry_deadline`` longest time per batch (waits included), prefixes for queries and
+    documents, ``pooling`` of chunk vectors, TEI's request options (sent only when set),
+    a progress bar, ``discover`` (read TEI's ``/info`` once) and ``max_response_bytes`` (the
+    largest body read, counted decompressed; by default 1 MiB + 256 KiB per input).
+    """
+
+    # hide_input_in_errors: a rate_limit_backend URL may hold a password.
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
+
+    batch_size: int = Field(default=32, ge=1, le=100_000, strict=True, description="Inputs per request.")
+    max_concurrency: int | Literal["auto"] = Field(
+        default=4,
+        description='Requests in flight at once, or "auto": found from latency and overload answers, and followed.',
+    )
+    max_concurrency_limit: int = Field(
+        default=64, ge=1, le=1024, strict=True, description='The most requests in flight with max_concurrency="auto".'
+    )
+    timeout: float = Field(
+        default=30.0, gt=0, le=_MAX_SECONDS, allow_inf_nan=False, strict=True, description="Seconds per attempt."
+    )
+    max_retries: int = Field(default=5, ge=0, le=1000, strict=True, description="Retries after the first attempt.")
+    max_retry_wait: float = Field(
+        default=30.0, ge=0, le=_MAX_SECONDS, allow_inf_nan=False, strict=True, description="Longest single wait."
+    )
+    retry_deadline: float = Field(
+        default=120.0, gt=0, le=_MAX_SECONDS, allow_inf_nan=False, strict=True, description="Longest time per batch."
+    )
+    connect_retry_deadline: float = Field(
+        default=3.0,
+        gt=0,
+        le=_MAX_SECONDS,
+        allow_inf_nan=False,
+        strict=True,
+        description="Longest time a refused connection is retried (nothing listening: report it soon).",
+    )
+    query_prefix: str = Field(default="", strict=True, description="Prepended to queries (e5: 'query: ').")
+    document_prefix: str = Field(default="", strict=True, description="Prepended to documents (e5: 'passage: ').")
+    pooling: Pooling = Field(default="mean", description="How a document's chunk vectors are combined.")
+    normalize: bool | None = Field(default=None, strict=True, description="TEI request option.")
+    truncate: bool | None = Field(default=None, strict=True, description="TEI request option.")
+    truncation_direction: TruncationDirection | None = Field(default=None, description="TEI request option.")
+    prompt_name: str | None = Field(
+        default=None, strict=True, description="TEI request option: the prompt for queries and documents alike."
+    )
+    query_prompt_name: str | None = Field(
+        default=None, strict=True, description="TEI's prompt_name for queries (default: prompt_name)."
+    )
+    document_prompt_name: str | None = Field(
+        default=None, strict=True, description="TEI's prompt_name for documents (default: prompt_name)."
+    )
+    show_progress: bool = Field(default=False, strict=True, description="Show a tqdm bar of texts done.")
+    discover: bool = Field(
+        default=True, strict=True, description="Read TEI's /info once, lazily, before the first request."
+    )
+    fit_chunks_to_model: bool = Field(
+        default=True,
+        strict=True,
+        description="Split chunks over the model's token limit (max_input_tokens, or /info with discover).",
+    )
+    keep_trailing_text: bool = Field(
+        default=False,
+        strict=True,
+        description="Word chunking: extend the last chunk over a trailing remainder with no word (not Elasticsearch's).",
+    )
+    rate_limit_backend: str = Field(
+        default="local",
+        repr=False,  # a Redis URL may hold a password
+        description="'local' (a budget per process) or a redis://, rediss:// or unix:// URL (one shared budget).",
+    )
+    wire_format: WireFormat = Field(
+        default="json",
+        description="'json' (any Hugging Face endpoint) or 'base64' (TEI's /v1/embeddings: float32 bytes).",
+    )
+    trust_env: bool = Field(
+        default=True,
+        strict=True,
+        description="Honour HTTP_PROXY, HTTPS_PROXY, ALL_PROXY and NO_PROXY, as httpx does by default.",
+    )
+    max_response_bytes: int | None = Field(
+        default=None,
+        ge=1024,
+        strict=True,
+        description="Largest response body, decompressed (default: 1 MiB + 256 KiB per input).",
+    )
+
+    @field_validator("max_concurrency", mode="before")
+    @classmethod
+    def _concurrency(cls, value: object) -> object:
+        # Strict, as the other integers: no "4", no 4.0, no True (a union cannot be marked strict).
+        if value == "auto" and isinstance(value, str):
+            return value
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1024:
+            raise ValueError('must be an integer from 1 to 1024, or "auto"')
+        return value
+
+    @field_validator("rate_limit_backend")
+    @classmethod
+    def _backend(cls, value: str) -> str:
+        # Never echoed: a Redis URL may hold a password.
+        if value == "local":
+            return value
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be 'local' or a redis://, rediss:// or unix:// URL")
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018 - parsing the port is the check (a bad one raises)
+        except ValueError:
+            raise ValueError("is not a valid Redis URL (its host or port cannot be read)") from None
+        if (parts.scheme == "unix" and not parts.path) or (parts.scheme != "unix" and not parts.hostname):
+            raise ValueError(
+                f"is not a valid Redis URL: a {parts.scheme}:// URL needs a "
+                + ("path" if parts.scheme == "unix" else "host")
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _base64_takes_no_tei_options(self) -> ClientOptions:
+        if self.wire_format == "base64":
+            given = [name for name in _JSON_ONLY if getattr(self, name) is not None]
+            if given:
+                raise ValueError(
+                    f"wire_format='base64' uses TEI's OpenAI route, which takes no {', '.join(given)}: "
+                    "use wire_format='json' for them"
+                )
+        return self
+
+    @classmethod
+    def build(cls, base: ClientOptions | None = None, overrides: Mapping[str, Any] | None = None) -> ClientOptions:
+        """Return ``base`` (default options when ``None``) with ``overrides`` applied and validated.
+
+        Raises:
+            ConfigError: an option is unknown or its value is invalid (every problem, by name).
+        """
+        if not overrides:
+            return base if base is not None else cls()
+        values = base.model_dump() if base is not None else {}
+        try:
+            return cls.model_validate({**values, **overrides})
+        except ValidationError as err:
+            raise config_error(err) from None
+
+    @property
+    def window(self) -> int:
+        """The most requests one call keeps in flight: ``max_concurrency``, or its limit when adaptive."""
+        return self.max_concurrency_limit if self.max_concurrency == "auto" else self.max_concurrency
+
+    @classmethod
+    def pick(cls, source: Any) -> ClientOptions:
+        """Return the options held by ``source``'s attributes of the same names (an adapter)."""
+        return cls.model_validate({name: getattr(source, name) for name in cls.model_fields})
+
+
+# TEI request options that only the JSON route takes.
+_JSON_ONLY = (
+    "normalize",
+    "truncate",
+    "truncation_direction",
+    "prompt_name",
+    "query_prompt_name",
+    "document_prompt_name",
+)
+
+
+def config_error(err: ValidationError) -> ConfigError:
+    """The :class:`ConfigError` for a pydantic validation failure: each problem named by its field.
+
+    Inputs are never echoed (a key may be among them); pydantic's messages hold none.
+    """
+    problems: list[str] = []
+    for problem in err.errors(include_input=False, include_url=False):
+        cause = (problem.get("ctx") or {}).get("error")
+        if isinstance(cause, ConfigError):  # raised by a validator: its own problems, as they are
+            problems += cause.errors
+            continue
+        where = ".".join(str(part) for part in problem["loc"])
+        message = problem["msg"].removeprefix("Value error, ")
+        problems.append(f"[{where}] {message}" if where else message)
+    return ConfigError(problems)
+
+
+class ClientOptionArgs(TypedDict, total=False):
+    """The options as keyword arguments of the clients (same names and types as :class:`ClientOptions`)."""
+
+    batch_size: int
+    max_concurrency: int | Literal["auto"]
+    max_concurrency_limit: int
+    timeout: float
+    max_retries: int
+    max_retry_wait: float
+    retry_deadline: float
+    connect_retry_deadline: float
+    query_prefix: str
+    document_prefix: str
+    pooling: Pooling
+    normalize: bool | None
+    truncate: bool | None
+    truncation_direction: TruncationDirection | None
+    prompt_name: str | None
+    query_prompt_name: str | None
+    document_prompt_name: str | None
+    show_progress: bool
+    discover: bool
+    fit_chunks_to_model: bool
+    keep_trailing_text: bool
+    rate_limit_backend: str
+    wire_format: WireFormat
+    trust_env: bool
+    max_response_bytes: int | None

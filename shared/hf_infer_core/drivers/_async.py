@@ -1,0 +1,420 @@
+"""The asyncio client, :class:`AsyncEmbeddingClient`: the steps of the job's flows (``_job.py``) performed as tasks.
+
+Batches run as tasks over one ``httpx.AsyncClient`` per event loop; ``asyncio.timeout`` bounds each attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import contextlib
+import time
+import weakref
+from collections import deque
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Sequence,
+)
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Literal, Never, Self, Unpack, overload
+
+import httpx
+
+from ..base._errors import ClientClosedError, HFInferError, RateLimitBackendError
+from ..config import InferenceEndpoint
+from ..config._options import ClientOptionArgs, ClientOptions
+from ..limits._concurrency import Ticket
+from ..limits._ratelimit import RateLimiter
+from ..protocol._steps import (
+    END,
+    Discover,
+    Emit,
+    Flow,
+    HttpResult,
+    Parallel,
+    Read,
+    Send,
+    Settle,
+    Sleep,
+    Start,
+    Step,
+    unknown_step,
+)
+from ..text._chunking import ChunkEmbedding
+from ._client import _INHERITED, T, _ClientBase, _log, _reader, _result, _transport_error
+from ._transports import close_with_loop, fast_async_transport, proxy_mounts, release_on_close
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
+
+__all__ = ["AsyncEmbeddingClient"]
+
+
+async def _aiterate(texts: Iterable[str] | AsyncIterable[str]) -> AsyncIterator[str]:
+    if isinstance(texts, AsyncIterable):
+        async for text in texts:
+            yield text
+    else:
+        for text in texts:
+            yield text
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:  # a thread with no loop: a sync client of the same endpoint released
+        return None
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+class _Call:
+    """One public call in the async driver: its requests in flight, a stream's input and batches.
+
+    ``slots`` bound the call's requests in flight by ``max_concurrency``, its Parallel steps' flows
+    (a 413's halves, /tokenize groups) and a stream's batches included.
+    """
+
+    def __init__(self, window: int, texts: AsyncIterator[str] | None = None, slots: asyncio.Semaphore | None = None):
+        self.texts = texts  # a stream's input (None: not a stream)
+        self.started: deque[asyncio.Future[Any]] = deque()
+        self.slots = slots if slots is not None else asyncio.Semaphore(window)
+
+    def child(self) -> _Call:
+        return _Call(0, slots=self.slots)
+
+    async def stop(self) -> None:
+        for task in self.started:
+            task.cancel()
+        if self.started:
+            await asyncio.gather(*self.started, return_exceptions=True)
+
+
+class AsyncEmbeddingClient(_ClientBase):
+    """Embed texts through a Hugging Face endpoint with asyncio; same options as :class:`EmbeddingClient`.
+
+    Up to ``max_concurrency`` batches run as tasks. The client may be used from several event
+    loops: each loop gets its own ``httpx.AsyncClient`` (unless one is injected), while the rate
+    limit stays shared. ``sleep`` must be a coroutine function (default ``asyncio.sleep``).
+    """
+
+    def __init__(
+        self,
+        endpoint: InferenceEndpoint,
+        *,
+        options: ClientOptions | None = None,
+        http_client: httpx.AsyncClient | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        rate_limiter: RateLimiter | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        rng: Any = None,
+        tokenizer: Any = None,
+        **overrides: Unpack[ClientOptionArgs],
+    ) -> None:
+        super().__init__(
+            endpoint, options, overrides, rate_limiter=rate_limiter, clock=clock, rng=rng, tokenizer=tokenizer
+        )
+        self._sleep = sleep
+        self._injected = http_client
+        self._transport = transport
+        self._by_loop: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, tuple[httpx.AsyncClient, AsyncGenerator[None, None]]
+        ] = weakref.WeakKeyDictionary()
+        self._discover_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def _reset_after_fork(self) -> None:
+        super()._reset_after_fork()
+        # The parent's loops do not run in the child; their clients hold the parent's sockets.
+        _INHERITED.append(dict(self._by_loop))
+        self._by_loop = weakref.WeakKeyDictionary()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the HTTP client this object created for the running event loop."""
+        entry = self._by_loop.pop(asyncio.get_running_loop(), None)
+        if entry is not None:
+            await entry[1].aclose()  # runs the closer's finally: the client is closed once
+
+    def _proxies(self) -> dict[str, httpx.AsyncBaseTransport | None]:
+        if self._transport is not None:
+            return {}  # the user's transport is used as it is (so does httpx)
+        limits = self._limits
+        return proxy_mounts(self.options.trust_env, lambda proxy: httpx.AsyncHTTPTransport(limits=limits, proxy=proxy))
+
+    async def _http(self) -> httpx.AsyncClient:
+        if self._injected is not None:
+            return self._injected
+        loop = asyncio.get_running_loop()
+        entry = self._by_loop.get(loop)
+        if entry is None:
+            client = httpx.AsyncClient(
+                timeout=self._timeout,
+                limits=self._limits,
+                transport=self._transport or fast_async_transport(self._limits),
+                mounts=self._proxies(),
+                follow_redirects=False,
+            )
+            # Loops end without telling anyone, but asyncio.run (and most runners) first close
+            # the loop's live async generators: this one closes the client then, so connections
+            # are released inside their own loop instead of leaking past it.
+            closer = close_with_loop(client)
+            await closer.asend(None)
+
+            entry = self._by_loop[loop] = (client, closer)
+            release_on_close(loop, self)
+        return entry[0]
+
+    def adopt(self, other: Self) -> None:
+        """Take over what ``other`` (same endpoint, older options) learnt, and its per-loop connections if they fit."""
+        super().adopt(other)
+        own = self._injected is None and self._transport is None
+        if own and other._injected is None and other._transport is None and self._limits == other._limits:
+            for loop, entry in list(other._by_loop.items()):
+                if loop not in self._by_loop:
+                    self._by_loop[loop] = entry
+                    del other._by_loop[loop]
+                    release_on_close(loop, self)
+
+    # ------------------------------------------------------------------ public methods: one flow each
+
+    @overload
+    async def embed(self, texts: Sequence[str], *, as_numpy: Literal[False] = False) -> list[list[float]]: ...
+    @overload
+    async def embed(self, texts: Sequence[str], *, as_numpy: Literal[True]) -> NDArray[np.float32]: ...
+    async def embed(self, texts: Sequence[str], *, as_numpy: bool = False) -> list[list[float]] | NDArray[np.float32]:
+        """Return one vector per text, in order, each text sent as is (see :meth:`EmbeddingClient.embed`)."""
+        return await self._run(self._jobs.embed(texts, as_numpy))
+
+    async def embed_query(self, text: str) -> list[float]:
+        """Return the vector of one query, with ``query_prefix`` prepended."""
+        return await self._run(self._jobs.query(text))
+
+    async def embed_chunks(self, texts: Sequence[str]) -> list[list[ChunkEmbedding]]:
+        """Chunk every text and return each text's chunks with offsets and vectors."""
+        return await self._run(self._jobs.chunks(texts))
+
+    @overload
+    async def embed_documents(self, texts: Sequence[str], *, as_numpy: Literal[False] = False) -> list[list[float]]: ...
+    @overload
+    async def embed_documents(self, texts: Sequence[str], *, as_numpy: Literal[True]) -> NDArray[np.float32]: ...
+    async def embed_documents(
+        self, texts: Sequence[str], *, as_numpy: bool = False
+    ) -> list[list[float]] | NDArray[np.float32]:
+        """Return one vector per text, chunk vectors combined (see :meth:`EmbeddingClient.embed_documents`)."""
+        return await self._run(self._jobs.documents(texts, as_numpy))
+
+    @overload
+    def aembed_iter(
+        self, texts: Iterable[str] | AsyncIterable[str], *, as_numpy: Literal[False] = False
+    ) -> AsyncIterator[list[float]]: ...
+    @overload
+    def aembed_iter(
+        self, texts: Iterable[str] | AsyncIterable[str], *, as_numpy: Literal[True]
+    ) -> AsyncIterator[NDArray[np.float32]]: ...
+    def aembed_iter(
+        self, texts: Iterable[str] | AsyncIterable[str], *, as_numpy: bool = False
+    ) -> AsyncIterator[list[float]] | AsyncIterator[NDArray[np.float32]]:
+        """Stream :meth:`embed_documents` (see :meth:`EmbeddingClient.embed_iter`); ``texts`` may be async.
+
+        Bad arguments (a single string, numpy missing) fail at the call, as ``embed_iter``'s do,
+        not at the first ``__anext__``.
+        """
+        return self._stream(self._jobs.documents_stream(texts, as_numpy), texts)
+
+    def aembed_chunks_iter(self, texts: Iterable[str] | AsyncIterable[str]) -> AsyncIterator[list[ChunkEmbedding]]:
+        """Stream :meth:`embed_chunks`: for each text, in order, its chunks with offsets and vectors."""
+        return self._stream(self._jobs.chunks_stream(texts), texts)
+
+    # ------------------------------------------------------------------ the driver
+
+    async def _run(self, flow: Flow[T], call: _Call | None = None) -> T:
+        out: list[T] = []
+        async with contextlib.aclosing(self._drive(flow, call or _Call(self.options.window), out)) as emitted:
+            async for _ in emitted:
+                raise RuntimeError("a flow emitted results outside a stream")
+        return out[0]
+
+    async def _stream(self, flow: Flow[None], texts: Iterable[str] | AsyncIterable[str]) -> AsyncGenerator[Any, None]:
+        call = _Call(self.options.window, _aiterate(texts))
+        try:
+            async with contextlib.aclosing(self._drive(flow, call, [])) as emitted:
+                async for item in emitted:
+                    yield item
+        finally:
+            await call.stop()
+
+    async def _drive(self, flow: Flow[T], call: _Call, out: list[T]) -> AsyncGenerator[Any, None]:
+        """Perform ``flow``'s steps, yielding what it emits; its value is appended to ``out``."""
+        try:
+            step = next(flow)
+            while True:
+                if isinstance(step, Emit):
+                    for item in step.items:
+                        yield item
+                    step = flow.send(None)
+                    continue
+                try:
+                    reply = await self._perform(step, call)
+                except HFInferError as err:  # the flow decides (no /tokenize: no fitting; a stream's batch)
+                    step = flow.throw(err)
+                    continue
+                step = flow.send(reply)
+        except StopIteration as stop:
+            out.append(stop.value)
+        finally:
+            flow.close()  # cancelled: the flow's own clean-up (progress bar) runs now
+
+    async def _perform(self, step: Step, call: _Call) -> Any:
+        match step:
+            case Send():
+                return await self._send(step, call)
+            case Sleep(seconds):
+                return await self._sleep(seconds)
+            case Parallel():
+                return await self._parallel(step, call)
+            case Discover():
+                return await self._discover_once()
+            case Read():
+                return END if call.texts is None else await anext(call.texts, END)
+            case Start(flow):
+                return call.started.append(asyncio.ensure_future(self._run(flow, call)))
+            case Settle():
+                return await call.started.popleft()
+            case Emit():  # performed by _drive, which hands the items to the consumer
+                raise unknown_step(step)
+            case _:
+                unhandled: Never = step  # mypy: every kind of step is handled above
+                raise unknown_step(unhandled)
+
+    async def _parallel(self, step: Parallel, parent: _Call) -> list[Any]:
+        """Run the flows as up to ``window`` tasks (with "auto", as many as the limit); on the first failure cancel the rest."""
+        results: list[Any] = [None] * step.size
+        queue = enumerate(step.flows)
+        tasks: list[asyncio.Future[None]] = []
+        done = [False]
+
+        def add_workers() -> None:
+            for _ in range(max(0, self.workers_for(step) - len(tasks)) if not done[0] else 0):
+                tasks.append(asyncio.ensure_future(worker()))
+
+        async def worker() -> None:
+            for k, flow in queue:
+                results[k] = await self._run(flow, parent.child())
+                if step.done is not None:
+                    step.done(k)
+                if self._adaptive is not None:
+                    add_workers()  # the limit may have grown
+            done[0] = True
+
+        add_workers()
+        try:
+            while not all(task.done() for task in tasks):  # workers added while others run are awaited too
+                await asyncio.gather(*tasks)
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+        return results
+
+    async def _send(self, step: Send, call: _Call) -> HttpResult | HFInferError:
+        # The client (and its session) must exist before the token is taken: set-up done after
+        # it would delay this request past its slot, and the next ones would bunch up behind it.
+        http = await self._http()
+        async with call.slots:
+            try:
+                await self.rate_limiter.aacquire(self._sleep)
+            except RateLimitBackendError as err:
+                return err
+            ticket = await self._slot()
+            outcome: HttpResult | HFInferError | None = None
+            try:
+                outcome = await self._attempt(step, http)
+            finally:
+                self._release(ticket, outcome)
+            return outcome
+
+    async def _slot(self) -> Ticket | None:
+        """A slot of the adaptive limit (none with a fixed ``max_concurrency``); cancellable."""
+        if self._adaptive is None:
+            return None
+        if (ticket := self._adaptive.acquire()) is not None:
+            return ticket  # a free slot: no future made (a client-bound caller takes this path)
+        loop = asyncio.get_running_loop()
+        while True:
+            woken: asyncio.Future[None] = loop.create_future()
+
+            def wake(woken: asyncio.Future[None] = woken) -> None:  # called on whichever thread released
+                if _running_loop() is loop:
+                    _resolve(woken)  # released in this loop: no wake-up through the self-pipe
+                    return
+                with contextlib.suppress(RuntimeError):  # that loop has closed: nobody waits there
+                    loop.call_soon_threadsafe(_resolve, woken)
+
+            ticket = self._adaptive.acquire(wake)
+            if ticket is not None:
+                return ticket
+            try:
+                # Woken by a release, or retry when a parked slot frees (nothing wakes anyone then).
+                await asyncio.wait([woken], timeout=self._adaptive.retry_in())
+            except BaseException:
+                self._adaptive.cancel(wake)
+                raise
+            if not woken.done():
+                self._adaptive.cancel(wake)
+
+    async def _attempt(self, step: Send, http: httpx.AsyncClient) -> HttpResult | HFInferError:
+        started = time.perf_counter()
+        outcome: HttpResult | HFInferError
+        url = httpx.URL(step.url)
+        deadline = time.monotonic() + step.timeout
+        try:
+            # asyncio.timeout cancels the whole attempt at its deadline, however the server drips.
+            async with (
+                asyncio.timeout(step.timeout),
+                http.stream(step.method, url, **self._request_options(step)) as response,
+            ):
+                body = _reader(response, step)
+                if not response.is_stream_consumed:
+                    async for chunk in response.aiter_raw():
+                        body.feed(chunk)
+                outcome = _result(response, body.finish())
+        except HFInferError as err:  # the body was too large or not valid gzip
+            outcome = err
+        except httpx.HTTPError as err:
+            # As the sync driver: an error that surfaces after the deadline is the deadline's.
+            outcome = _transport_error(err, url, expired=time.monotonic() >= deadline)
+        except builtins.TimeoutError as err:  # asyncio.timeout's, not one of ours
+            outcome = _transport_error(err, url, expired=True)
+        except RuntimeError as err:  # httpx's "client has been closed"
+            if not http.is_closed:
+                raise
+            raise ClientClosedError("the client was closed while this call was using it") from err
+        _log(step, url, outcome, started)
+        return outcome
+
+    async def _discover_once(self) -> None:
+        # One GET /info per loop however many tasks start at once, as the sync driver's lock does
+        # (an asyncio.Lock belongs to one loop: each loop gets its own).
+        if self._jobs.discovery_due:
+            async with self._discover_locks.setdefault(asyncio.get_running_loop(), asyncio.Lock()):
+                await self._run(self._jobs.info())

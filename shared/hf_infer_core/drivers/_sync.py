@@ -1,0 +1,421 @@
+"""The blocking client, :class:`EmbeddingClient`: the steps of the job's flows (``_job.py``) performed on threads.
+
+Each public method runs one flow. Up to ``max_concurrency`` batches run on threads sharing one
+``httpx.Client``; the calling thread waits on an event (so Ctrl-C and a batch that fails for good
+stop the call at once), and every attempt is bounded from connect to its last byte (see
+:mod:`._deadline`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Literal, Never, Self, Unpack, overload
+
+import httpx
+
+from ..base._errors import ClientClosedError, HFInferError, RateLimitBackendError
+from ..config import InferenceEndpoint
+from ..config._options import ClientOptionArgs, ClientOptions
+from ..limits._concurrency import Ticket
+from ..limits._ratelimit import RateLimiter
+from ..protocol._steps import (
+    END,
+    Discover,
+    Emit,
+    Flow,
+    HttpResult,
+    Parallel,
+    Read,
+    Send,
+    Settle,
+    Sleep,
+    Start,
+    Step,
+    unknown_step,
+)
+from ..text._chunking import ChunkEmbedding
+from ..text._fit import result_of
+from ._client import _INHERITED, T, _ClientBase, _log, _reader, _result, _transport_error
+from ._deadline import attempt_deadline, deadline_transport, watch
+from ._threads import IN_WORKER, Abort, Aborted, Call, Shared, as_worker
+from ._transports import proxy_mounts
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
+
+__all__ = ["EmbeddingClient"]
+
+
+class EmbeddingClient(_ClientBase):
+    """Embed texts through a Hugging Face endpoint; blocking, with up to ``max_concurrency`` threads.
+
+    Args:
+        endpoint: The Elasticsearch-style endpoint configuration.
+        options: A :class:`ClientOptions`; keyword arguments of the same names override it
+            (``batch_size``, ``max_concurrency``, ``timeout``, ``max_retries``, ...: see the README).
+        http_client: An ``httpx.Client`` to use (not closed by :meth:`close`).
+        transport: An httpx transport for the client this class creates (tests, proxies).
+        rate_limiter: A limiter to use instead of the process-wide one for this URL.
+        sleep: How to wait (injectable so tests never sleep).
+        clock: Monotonic clock for retry deadlines.
+        rng: Random source for backoff jitter.
+        tokenizer: A ``tokenizers.Tokenizer`` or a ``tokenizer.json`` path that counts tokens
+            locally when chunks are fitted to the model's limit (default: the endpoint's
+            ``/tokenize``; extra ``tokenizers``).
+        **overrides: Options by name (typed: a misspelt option is a type error).
+    """
+
+    def __init__(
+        self,
+        endpoint: InferenceEndpoint,
+        *,
+        options: ClientOptions | None = None,
+        http_client: httpx.Client | None = None,
+        transport: httpx.BaseTransport | None = None,
+        rate_limiter: RateLimiter | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        rng: Any = None,
+        tokenizer: Any = None,
+        **overrides: Unpack[ClientOptionArgs],
+    ) -> None:
+        super().__init__(
+            endpoint, options, overrides, rate_limiter=rate_limiter, clock=clock, rng=rng, tokenizer=tokenizer
+        )
+        self._sleep = sleep
+        self._owns_http = http_client is None
+        self._transport = transport
+        # Every read of our own connections waits at most what is left of its attempt.
+        self._bounded = http_client is None and transport is None
+        self._http = http_client or self._new_http()
+        self._discover_lock = threading.Lock()
+        # The worker threads, started on demand and kept for the client's next calls.
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
+
+    def _new_http(self) -> httpx.Client:
+        # Our own transport bounds every read by the attempt's deadline (see _deadline).
+        transport = self._transport or deadline_transport(self._limits)
+        limits = self._limits
+        # The environment's proxies, through connections as bounded as the direct ones.
+        mounts = (
+            {}
+            if self._transport is not None
+            else proxy_mounts(self.options.trust_env, lambda proxy: deadline_transport(limits, proxy))
+        )
+        return httpx.Client(
+            timeout=self._timeout, limits=limits, transport=transport, mounts=mounts, follow_redirects=False
+        )
+
+    def _reset_after_fork(self) -> None:
+        super()._reset_after_fork()
+        self._discover_lock = threading.Lock()
+        # The parent's worker threads do not exist here, but its executor would count them idle.
+        _INHERITED.append(self._pool)
+        self._pool = None
+        self._pool_lock = threading.Lock()
+        if self._owns_http:
+            _INHERITED.append(self._http)
+            self._http = self._new_http()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the HTTP client if this object created it, and let the worker threads end."""
+        with self._pool_lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+        if self._owns_http:
+            self._http.close()
+
+    def adopt(self, other: Self) -> None:
+        """Take over what ``other`` (same endpoint, older options) learnt, and its connections if they fit.
+
+        Used when an adapter's setting changed: the new client neither asks ``/info`` again nor
+        opens new connections. ``other`` keeps working for its calls in flight.
+        """
+        super().adopt(other)
+        if self._bounded and other._bounded and self._limits == other._limits and not other._http.is_closed:
+            self._http.close()
+            self._http, other._owns_http = other._http, False
+
+    # ------------------------------------------------------------------ public methods: one flow each
+
+    @overload
+    def embed(self, texts: Sequence[str], *, as_numpy: Literal[False] = False) -> list[list[float]]: ...
+    @overload
+    def embed(self, texts: Sequence[str], *, as_numpy: Literal[True]) -> NDArray[np.float32]: ...
+    def embed(self, texts: Sequence[str], *, as_numpy: bool = False) -> list[list[float]] | NDArray[np.float32]:
+        """Return one vector per text, in order, each text sent as is (no chunking, no prefix).
+
+        An empty list returns ``[]`` without a request; an empty string is sent as is.
+        ``as_numpy=True`` returns one float32 array of shape (texts, dimensions) instead.
+        """
+        return self._run(self._jobs.embed(texts, as_numpy))
+
+    def embed_query(self, text: str) -> list[float]:
+        """Return the vector of one query, with ``query_prefix`` prepended (queries are not chunked)."""
+        return self._run(self._jobs.query(text))
+
+    def embed_chunks(self, texts: Sequence[str]) -> list[list[ChunkEmbedding]]:
+        """Chunk every text with the endpoint's settings and return each text's chunks with vectors.
+
+        When the model's token limit is known (``max_input_tokens``, or ``/info`` with
+        ``discover=True``) a chunk over it comes back as the pieces it was split into, each
+        recording in ``source`` the Elasticsearch chunk it came from.
+        """
+        return self._run(self._jobs.chunks(texts))
+
+    @overload
+    def embed_documents(self, texts: Sequence[str], *, as_numpy: Literal[False] = False) -> list[list[float]]: ...
+    @overload
+    def embed_documents(self, texts: Sequence[str], *, as_numpy: Literal[True]) -> NDArray[np.float32]: ...
+    def embed_documents(
+        self, texts: Sequence[str], *, as_numpy: bool = False
+    ) -> list[list[float]] | NDArray[np.float32]:
+        """Return one vector per text; a text of several chunks gets its chunks' vectors combined.
+
+        With ``pooling="mean"`` (default) the chunk vectors are averaged, weighted by each
+        chunk's word count, then L2-normalised; ``pooling="first"`` keeps the first chunk's.
+        A text of one chunk keeps the endpoint's vector as is. ``as_numpy=True``: one float32 array.
+        """
+        return self._run(self._jobs.documents(texts, as_numpy))
+
+    @overload
+    def embed_iter(self, texts: Iterable[str], *, as_numpy: Literal[False] = False) -> Iterator[list[float]]: ...
+    @overload
+    def embed_iter(self, texts: Iterable[str], *, as_numpy: Literal[True]) -> Iterator[NDArray[np.float32]]: ...
+    def embed_iter(
+        self, texts: Iterable[str], *, as_numpy: bool = False
+    ) -> Iterator[list[float]] | Iterator[NDArray[np.float32]]:
+        """Stream :meth:`embed_documents`: read ``texts`` lazily, yield one vector per text in order.
+
+        At most ``max_concurrency`` batches are in flight and one is being filled, so memory does
+        not grow with the corpus. ``as_numpy=True`` yields float32 arrays of consecutive texts'
+        vectors instead (about one batch each). A batch that fails for good raises its typed error
+        after every earlier text's vector was yielded; the error's ``indices`` are the positions
+        (in ``texts``) of the texts of that batch: resume from the first.
+        """
+        return self._stream(self._jobs.documents_stream(texts, as_numpy), texts)
+
+    def embed_chunks_iter(self, texts: Iterable[str]) -> Iterator[list[ChunkEmbedding]]:
+        """Stream :meth:`embed_chunks`: for each text, in order, its chunks with offsets and vectors."""
+        return self._stream(self._jobs.chunks_stream(texts), texts)
+
+    # ------------------------------------------------------------------ the driver
+
+    def _run(self, flow: Flow[T], call: Call | None = None) -> T:
+        result: T = result_of(self._drive(flow, call or Call()))
+        return result
+
+    def _stream(self, flow: Flow[None], texts: Iterable[str]) -> Iterator[Any]:
+        call = Call(iter(texts))
+        try:
+            yield from self._drive(flow, call)
+        finally:
+            # The consumer stopped, an error, or Ctrl-C: nothing more is sent, nothing waited for.
+            call.stop()
+
+    def _drive(self, flow: Flow[T], call: Call) -> Generator[Any, None, T]:
+        """Perform ``flow``'s steps, yielding what it emits; return its value."""
+        try:
+            step = next(flow)
+            while True:
+                if isinstance(step, Emit):
+                    yield from step.items
+                    step = flow.send(None)
+                    continue
+                try:
+                    reply = self._perform(step, call)
+                except HFInferError as err:  # the flow decides (no /tokenize: no fitting; a stream's batch)
+                    step = flow.throw(err)
+                    continue
+                step = flow.send(reply)
+        except StopIteration as stop:
+            result: T = stop.value
+            return result
+        finally:
+            flow.close()  # an abort or Ctrl-C: the flow's own clean-up (progress bar) runs now
+
+    def _perform(self, step: Step, call: Call) -> Any:
+        if call.abort.is_set():  # another batch of this call failed, or the caller left
+            raise Aborted
+        match step:
+            case Send():
+                return self._send(step, call.abort)
+            case Sleep(seconds):
+                return self._wait(seconds, call.abort)
+            case Parallel():
+                return self._parallel(step, call)
+            case Discover():
+                return self._discover_once()
+            case Read():
+                return next(call.texts, END)
+            case Start(flow):
+                return call.started.append(self._submit(self._run, flow, call))
+            case Settle():
+                return call.started.popleft().result()
+            case Emit():  # performed by _drive, which hands the items to the consumer
+                raise unknown_step(step)
+            case _:
+                unhandled: Never = step  # mypy: every kind of step is handled above
+                raise unknown_step(unhandled)
+
+    def _parallel(self, step: Parallel, parent: Call) -> list[Any]:
+        """Run the flows on the client's worker threads, ``window`` at most; end at once on the first failure or Ctrl-C.
+
+        A caller outside the pool waits on a condition, which a signal interrupts, and never on
+        the worker threads: when a flow fails for good or the caller is interrupted, the abort
+        flag is set, every waiting worker wakes (their sleeps wait on it), none sends another
+        request, and the call raises without waiting for requests already in flight (their
+        threads go back to the pool when those end). A worker thread that asks for a Parallel
+        step (a 413's halves, /tokenize groups) runs flows itself as well, so the pool, bounded by
+        ``max_concurrency``, never waits for a thread of its own.
+        """
+        call = parent.child()  # a failure here aborts these flows, not the caller's other work
+        if min(step.window, step.size) <= 1:
+            return [self._finish(step, k, flow, call) for k, flow in enumerate(step.flows)]
+        shared = Shared(step, call)
+        nested = getattr(IN_WORKER, "active", False)
+        try:
+            if nested:
+                shared.more_workers(1)  # this thread
+            self._add_workers(shared)
+            if nested:
+                self._work(shared)
+            with shared.cond:
+                while not shared.settled():
+                    shared.cond.wait()
+        except BaseException:
+            call.abort.set()  # Ctrl-C (or any error) in the calling thread: the workers stop too
+            raise
+        if shared.failures:
+            raise shared.failures[0]
+        return shared.results
+
+    def _work(self, shared: Shared) -> None:
+        """Run flows of ``shared`` until none is left or the call is aborted."""
+        while (item := shared.take()) is not None:
+            k, flow = item
+            try:
+                shared.results[k] = self._finish(shared.step, k, flow, shared.call)
+            except Aborted:
+                shared.finished()
+                return
+            except BaseException as err:
+                shared.finished(err)
+                return
+            shared.finished()
+            if self._adaptive is not None:
+                self._add_workers(shared)  # the limit may have grown
+
+    def _add_workers(self, shared: Shared) -> None:
+        for _ in range(shared.more_workers(self.workers_for(shared.step))):
+            self._submit(self._work, shared)
+
+    def _submit(self, run: Callable[..., T], *args: Any) -> Future[T]:
+        """Run ``run(*args)`` on one of the client's worker threads (``max_concurrency`` at most, reused)."""
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=self.options.window, thread_name_prefix="hf-infer")
+            pool = self._pool
+        return pool.submit(as_worker, lambda: run(*args))
+
+    def _finish(self, step: Parallel, k: int, flow: Flow[Any], call: Call) -> Any:
+        result = self._run(flow, call)
+        if step.done is not None:
+            step.done(k)
+        return result
+
+    def _wait(self, seconds: float, abort: Abort) -> None:
+        """Sleep ``seconds`` unless the call is aborted first (then raise :class:`Aborted`)."""
+        if self._sleep is time.sleep:
+            if abort.wait(seconds):
+                raise Aborted
+        else:  # an injected sleep (tests): call it, then look at the abort flag
+            self._sleep(seconds)
+        if abort.is_set():
+            raise Aborted
+
+    def _send(self, step: Send, abort: Abort) -> HttpResult | HFInferError:
+        try:
+            self.rate_limiter.acquire(lambda seconds: self._wait(seconds, abort))
+        except RateLimitBackendError as err:
+            return err  # the flow names the batch's inputs on it
+        ticket = self._slot(abort)
+        outcome: HttpResult | HFInferError | None = None
+        try:
+            outcome = self._attempt(step)
+        finally:
+            self._release(ticket, outcome)
+        return outcome
+
+    def _slot(self, abort: Abort) -> Ticket | None:
+        """A slot of the adaptive limit (none with a fixed ``max_concurrency``); waits, but not past an abort."""
+        if abort.is_set():  # aborted while this thread waited for its rate-limit token: send nothing more
+            raise Aborted
+        if self._adaptive is None:
+            return None
+        if (ticket := self._adaptive.acquire()) is not None:
+            return ticket  # a free slot: no Event made (a client-bound caller takes this path)
+        while True:
+            woken = threading.Event()
+            ticket = self._adaptive.acquire(woken.set)
+            if ticket is not None:
+                return ticket
+            # Woken by a release; else look again when a parked slot frees, and at the abort
+            # flag every 0.2 s. (A parked slot already free is 0.0: no wait at all.)
+            retry = self._adaptive.retry_in()
+            if not woken.wait(0.2 if retry is None else min(0.2, retry)) or abort.is_set():
+                self._adaptive.cancel(woken.set)  # leave the queue; if told of a slot, pass it on
+            if abort.is_set():
+                raise Aborted
+
+    def _attempt(self, step: Send) -> HttpResult | HFInferError:
+        started = time.perf_counter()
+        outcome: HttpResult | HFInferError
+        url = httpx.URL(step.url)
+        deadline = time.monotonic() + step.timeout
+        try:
+            # Our own connections bound every read by the deadline; a user's own client or
+            # transport does not, so the process's watchdog cuts its socket at the deadline.
+            with (
+                attempt_deadline(deadline),
+                self._http.stream(step.method, url, **self._request_options(step)) as response,
+                contextlib.nullcontext() if self._bounded else watch(deadline, response),
+            ):
+                # Raw bytes, inflated and counted by BoundedBody: never more than max_bytes.
+                body = _reader(response, step)
+                for chunk in () if response.is_stream_consumed else response.iter_raw():
+                    body.feed(chunk)
+                outcome = _result(response, body.finish())
+            if time.monotonic() > deadline:
+                outcome = _transport_error(TimeoutError(), url, expired=True)
+        except HFInferError as err:  # the body was too large or not valid gzip
+            outcome = err
+        except httpx.HTTPError as err:
+            outcome = _transport_error(err, url, expired=time.monotonic() >= deadline)
+        except RuntimeError as err:  # httpx's "client has been closed"
+            if not self._http.is_closed:
+                raise
+            raise ClientClosedError("the client was closed while this call was using it") from err
+        _log(step, url, outcome, started)
+        return outcome
+
+    def _discover_once(self) -> None:
+        if self._jobs.discovery_due:
+            with self._discover_lock:
+                self._run(self._jobs.info())

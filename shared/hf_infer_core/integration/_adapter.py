@@ -1,0 +1,346 @@
+"""What both framework adapters share, declared once: their fields, key handling and session.
+
+:class:`AdapterOptions` is a pydantic mixin. Its client options are inherited from
+:class:`ClientOptions` (one declaration, one set of defaults and checks); it adds the endpoint
+fields (``url``, ``api_key``, ``inference_id``, ...) and builds the endpoint and its
+:class:`~hf_infer_core._session.EmbeddingSession` when the adapter is created, so a bad setting
+fails there. ``HFInferEmbeddings`` (LangChain) and ``HFInferEmbedding`` (LlamaIndex) add only
+their framework's base class and methods. Elasticsearch's ``similarity`` is not here:
+LlamaIndex's ``BaseEmbedding.similarity`` is a method, so each adapter names that field itself.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import os
+import weakref
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self, overload
+
+import httpx
+from pydantic import (
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from ..base._errors import ConfigError
+from ..base._secret import checked_key, seal_secret, shown_url
+from ..config import DEFAULT_INFERENCE_ID, DEFAULT_REQUESTS_PER_MINUTE, InferenceEndpoint, PositiveLong, env_api_key
+from ..config._options import ClientOptions, config_error
+from ..text._chunking import ChunkEmbedding
+from ..text._fit import open_tokenizer
+from ._session import EmbeddingSession
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
+
+__all__ = ["AdapterOptions"]
+
+# The endpoint from_endpoint was given, for the validation it runs (pydantic hands a custom
+# __init__ no validation context).
+_GIVEN: contextvars.ContextVar[InferenceEndpoint | None] = contextvars.ContextVar("hf_infer_endpoint", default=None)
+
+# Fields that hold live objects: shared by copies, never dumped or pickled.
+_LIVE_FIELDS = ("http_client", "http_async_client")
+
+
+def _model_updater(adapter: AdapterOptions) -> Callable[[dict[str, Any]], None]:
+    """Set an adapter's ``model`` to /info's ``model_id`` when discovered, unless the user gave one."""
+    ref = weakref.ref(adapter)
+
+    def update(info: dict[str, Any]) -> None:
+        owner = ref()
+        model_id = info.get("model_id")
+        if owner is not None and isinstance(model_id, str) and "model" not in owner.model_fields_set:
+            owner.__dict__["model"] = model_id
+
+    return update
+
+
+class AdapterOptions(ClientOptions):
+    """Endpoint and client options of the framework adapters (see the README for each)."""
+
+    # hide_input_in_errors: a validation error must never print the inputs, the key among them.
+    # validate_assignment: a setting assigned after construction is checked and takes effect on
+    # the next call (the session is rebuilt), never silently ignored.
+    model_config = ConfigDict(
+        frozen=False, hide_input_in_errors=True, arbitrary_types_allowed=True, validate_assignment=True
+    )
+
+    url: str | None = Field(default_factory=lambda: os.environ.get("HF_INFER_URL"), description="Endpoint URL.")
+    api_key: SecretStr | None = Field(
+        default_factory=env_api_key, description="Access token (none: no Authorization header)."
+    )
+    inference_id: str = DEFAULT_INFERENCE_ID
+    # Strict: True is not 1/min and "3000" is not 3000 (Elasticsearch reads a JSON long).
+    # None: no client-side limit (a keyless local TEI server).
+    requests_per_minute: PositiveLong | None = DEFAULT_REQUESTS_PER_MINUTE
+    chunking_settings: dict[str, Any] | None = None
+    dimensions: int | None = None
+    max_input_tokens: int | None = None
+    model: str | None = Field(
+        default=None,
+        description="What the vectors come from, for cache namespaces and tracing: given, else /info's model_id "
+        "once discovered (the first call), else the inference id.",
+    )
+    http_client: httpx.Client | None = Field(
+        default=None, exclude=True, repr=False, description="An httpx.Client for sync calls (not closed here)."
+    )
+    http_async_client: httpx.AsyncClient | None = Field(
+        default=None, exclude=True, repr=False, description="An httpx.AsyncClient for async calls (not closed here)."
+    )
+    tokenizer: Any = Field(
+        default=None,
+        exclude=True,
+        repr=False,
+        description="A tokenizers.Tokenizer or tokenizer.json path to count tokens locally when fitting chunks.",
+    )
+
+    _session: EmbeddingSession = PrivateAttr()
+    # The tokenizer field the session's tokenizer was opened from.
+    _tokenizer_source: Any = PrivateAttr(default=None)
+
+    # The adapter field that carries Elasticsearch's service_settings.similarity.
+    similarity_field: ClassVar[str] = "similarity"
+
+    @field_validator("api_key")
+    @classmethod
+    def _seal(cls, value: SecretStr | None) -> SecretStr | None:
+        # An explicit None (e.g. from a dump, which never holds the key) means "from the environment".
+        return env_api_key() if value is None else seal_secret(checked_key(value.get_secret_value()))
+
+    def __repr_args__(self) -> Any:
+        for name, value in super().__repr_args__():
+            yield name, shown_url(value) if name == "url" and isinstance(value, str) else value
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as err:
+            raise config_error(err) from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        try:
+            super().__setattr__(name, value)
+        except ValidationError as err:
+            raise config_error(err) from None
+
+    @classmethod
+    def model_validate(cls, obj: Any, *args: Any, **kwargs: Any) -> Self:
+        """Pydantic's ``model_validate``, failing with :class:`ConfigError` like the constructor."""
+        try:
+            return super().model_validate(obj, *args, **kwargs)
+        except ValidationError as err:
+            raise config_error(err) from None
+
+    @model_validator(mode="after")
+    def _build_session(self) -> Self:
+        # Runs at construction and after every assignment (validate_assignment): the session, and
+        # so every later call, always follows the fields.
+        given = _GIVEN.get()
+        if isinstance(given, InferenceEndpoint) and all(
+            getattr(self, name) == value for name, value in self._fields_of(given).items()
+        ):
+            endpoint = given  # from_endpoint, no setting of the endpoint overridden: used as it is
+        else:
+            endpoint = self._endpoint_from_fields()
+        old: EmbeddingSession | None = getattr(self, "_session", None)
+        if old is not None and self.tokenizer is self._tokenizer_source:
+            tokenizer = old.tokenizer  # opened once: a path is not read again on every assignment
+        else:
+            tokenizer = open_tokenizer(self.tokenizer) if self.tokenizer is not None else None
+        options = ClientOptions.pick(self)
+        if (
+            old is not None
+            and tokenizer is old.tokenizer
+            and old.same_as(endpoint, options, self.http_client, self.http_async_client)
+        ):
+            # Nothing a request depends on changed (LlamaIndex assigns callback_manager on every
+            # read of Settings.embed_model): the session, its clients and calls in flight stay.
+            return self
+        session = EmbeddingSession(
+            endpoint,
+            options,
+            http_client=self.http_client,
+            http_async_client=self.http_async_client,
+            tokenizer=tokenizer,
+        )
+        session.on_info = _model_updater(self)
+        if old is not None:
+            session.follow(old)  # calls in flight finish on the old clients, which close after them
+        self._session = session
+        self._tokenizer_source = self.tokenizer
+        if "model" not in self.model_fields_set:  # not given (pydantic tracks what was): derived
+            self.__dict__["model"] = endpoint.inference_id
+        return self
+
+    def _endpoint_from_fields(self) -> InferenceEndpoint:
+        """Check the fields with Elasticsearch's rules; unset optional settings are left out."""
+        if not self.url:
+            raise ConfigError(
+                ["[service_settings] does not contain the required setting [url] (pass url= or set HF_INFER_URL)"]
+            )
+        service_settings = {
+            "similarity": getattr(self, self.similarity_field),
+            "dimensions": self.dimensions,
+            "max_input_tokens": self.max_input_tokens,
+        }
+        return InferenceEndpoint.from_url(
+            self.url,
+            self.api_key,
+            inference_id=self.inference_id,
+            requests_per_minute=self.requests_per_minute,
+            chunking_settings=self.chunking_settings,
+            **{k: v for k, v in service_settings.items() if v is not None},
+        )
+
+    @classmethod
+    def from_inference_endpoint(
+        cls,
+        body: Mapping[str, Any] | str,
+        *,
+        inference_id: str,
+        task_type: str = "text_embedding",
+        **options: Any,
+    ) -> Self:
+        """Build from an Elasticsearch ``PUT _inference/<task_type>/<inference_id>`` body (dict or JSON).
+
+        The body is parsed once, with Elasticsearch's rules (``api_key`` required); ``options``
+        are the client options (``batch_size``, ``max_concurrency``, prefixes, ...).
+        """
+        endpoint = InferenceEndpoint.from_request(task_type, inference_id, body)
+        return cls.from_endpoint(endpoint, **options)
+
+    @classmethod
+    def _fields_of(cls, endpoint: InferenceEndpoint) -> dict[str, Any]:
+        settings = endpoint.service_settings
+        return {
+            "url": settings.url,
+            "api_key": settings.api_key,
+            "inference_id": endpoint.inference_id,
+            "requests_per_minute": settings.rate_limit.requests_per_minute,
+            "chunking_settings": endpoint.chunking_settings.to_dict(),
+            "dimensions": settings.dimensions,
+            "max_input_tokens": settings.max_input_tokens,
+            cls.similarity_field: settings.similarity,
+        }
+
+    @classmethod
+    def from_endpoint(cls, endpoint: InferenceEndpoint, **options: Any) -> Self:
+        """Build from a validated :class:`InferenceEndpoint`; ``options`` as above.
+
+        The endpoint is used as it is, unless ``options`` override one of its settings (``url``,
+        ``requests_per_minute``, ...): then the overrides apply and are checked as any setting is.
+        """
+        token = _GIVEN.set(endpoint)
+        try:
+            return cls.model_validate({**cls._fields_of(endpoint), **options})
+        finally:
+            _GIVEN.reset(token)
+
+    @property
+    def endpoint(self) -> InferenceEndpoint:
+        """The validated endpoint configuration."""
+        return self._session.endpoint
+
+    @property
+    def client_options(self) -> ClientOptions:
+        """The client options, as the clients use them."""
+        return self._session.options
+
+    @property
+    def embedding_dimensions(self) -> int | None:
+        """The vector size with no probe call: configured ``dimensions``, else learnt by the first call."""
+        return self._session.dimensions
+
+    def embed_chunks(self, texts: list[str]) -> list[list[ChunkEmbedding]]:
+        """Chunk each text and return its chunks with offsets and vectors (chunk-level ingestion)."""
+        return self._session.call(lambda client: client.embed_chunks(texts))
+
+    async def aembed_chunks(self, texts: list[str]) -> list[list[ChunkEmbedding]]:
+        """Async :meth:`embed_chunks`."""
+        return await self._session.acall(lambda client: client.embed_chunks(texts))
+
+    @overload
+    def embed_iter(self, texts: Iterable[str], *, as_numpy: Literal[False] = False) -> Iterator[list[float]]: ...
+    @overload
+    def embed_iter(self, texts: Iterable[str], *, as_numpy: Literal[True]) -> Iterator[NDArray[np.float32]]: ...
+    def embed_iter(
+        self, texts: Iterable[str], *, as_numpy: bool = False
+    ) -> Iterator[list[float]] | Iterator[NDArray[np.float32]]:
+        """Stream documents' vectors in order, reading ``texts`` lazily (see ``EmbeddingClient.embed_iter``)."""
+        if as_numpy:
+            return self._session.iterate(lambda client: client.embed_iter(texts, as_numpy=True))
+        return self._session.iterate(lambda client: client.embed_iter(texts))
+
+    def embed_chunks_iter(self, texts: Iterable[str]) -> Iterator[list[ChunkEmbedding]]:
+        """Stream each text's chunks with offsets and vectors, in order, reading ``texts`` lazily."""
+        return self._session.iterate(lambda client: client.embed_chunks_iter(texts))
+
+    @overload
+    def aembed_iter(
+        self, texts: Iterable[str] | AsyncIterable[str], *, as_numpy: Literal[False] = False
+    ) -> AsyncIterator[list[float]]: ...
+    @overload
+    def aembed_iter(
+        self, texts: Iterable[str] | AsyncIterable[str], *, as_numpy: Literal[True]
+    ) -> AsyncIterator[NDArray[np.float32]]: ...
+    def aembed_iter(
+        self, texts: Iterable[str] | AsyncIterable[str], *, as_numpy: bool = False
+    ) -> AsyncIterator[list[float]] | AsyncIterator[NDArray[np.float32]]:
+        """Async :meth:`embed_iter`; ``texts`` may be an async iterable."""
+        if as_numpy:
+            return self._session.aiterate(lambda client: client.aembed_iter(texts, as_numpy=True))
+        return self._session.aiterate(lambda client: client.aembed_iter(texts))
+
+    def aembed_chunks_iter(self, texts: Iterable[str] | AsyncIterable[str]) -> AsyncIterator[list[ChunkEmbedding]]:
+        """Async :meth:`embed_chunks_iter`; ``texts`` may be an async iterable."""
+        return self._session.aiterate(lambda client: client.aembed_chunks_iter(texts))
+
+    def close(self) -> None:
+        """Close pooled connections (the object stays usable)."""
+        self._session.close()
+
+    async def aclose(self) -> None:
+        """Close the async client's pooled connections for the running event loop."""
+        await self._session.aclose()
+
+    def __getstate__(self) -> dict[Any, Any]:
+        state = super().__getstate__()
+        state["__dict__"] = {**state["__dict__"], **dict.fromkeys(_LIVE_FIELDS)}
+        return state
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """A copy with clients of its own, ``update`` checked as constructor arguments are.
+
+        pydantic's own ``model_copy`` neither validates ``update`` (a key would stay unsealed) nor
+        rebuilds the private session (the copy would send to the old URL with the old key).
+        """
+        source = self.__deepcopy__() if deep else self
+        data = {name: getattr(source, name) for name in source.model_fields_set}
+        return type(self).model_validate({**data, **(update or {})})
+
+    def __copy__(self) -> Self:
+        return self.model_copy()
+
+    def copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False, **kwargs: Any) -> Self:
+        """Pydantic v1's ``copy``, as :meth:`model_copy` (``include``/``exclude`` are not supported)."""
+        if kwargs:
+            raise TypeError(f"copy() takes only update= and deep=, not {', '.join(sorted(kwargs))}")
+        return self.model_copy(update=update, deep=deep)
+
+    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Self:
+        # pydantic would deep-copy the injected httpx clients (locks, sockets): the memo makes
+        # copies share them. The session's own __deepcopy__ gives the copy new lazy clients.
+        memo = {} if memo is None else memo
+        for name in _LIVE_FIELDS:
+            value = getattr(self, name)
+            if value is not None:
+                memo[id(value)] = value
+        return super().__deepcopy__(memo)

@@ -1,0 +1,313 @@
+"""The one home of the adapters' lazy clients, and of what copies and pickles of them carry.
+
+An :class:`EmbeddingSession` holds an endpoint and its :class:`ClientOptions`, and creates the
+:class:`EmbeddingClient` and :class:`AsyncEmbeddingClient` on first use (no network access
+before). Clients hold sockets, locks and threads, so copies and pickles of a session carry only
+the endpoint (its key sealed) and the options, and make new clients when used: that is what lets
+the adapters survive ``copy.deepcopy``, ``pickle`` and multiprocessing. HTTP clients injected by
+the user (``http_client``, ``http_async_client``) are shared by copies and left out of pickles.
+
+Settings are values. A call takes its client with :meth:`EmbeddingSession.using` (or a stream
+with :meth:`EmbeddingSession.iterate`) and keeps it to its end; closing the session, or
+replacing it after an adapter's setting changed, only detaches the clients, and each is closed
+when the last call using it ends. A session that follows another of the same endpoint
+(:meth:`EmbeddingSession.follow`) takes over what the older one's clients learnt (``/info``, the
+vector size), their connections and the process's rate-limit bucket, so a changed batch size
+costs no new connection, no second discovery and no fresh burst.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any, Generic, TypeVar
+
+import httpx
+
+from ..base._secret import shown_url
+from ..config import InferenceEndpoint
+from ..config._options import ClientOptions
+from ..drivers._async import AsyncEmbeddingClient
+from ..drivers._sync import EmbeddingClient
+
+__all__ = ["EmbeddingSession"]
+
+_SESSIONS: weakref.WeakSet[EmbeddingSession] = weakref.WeakSet()
+
+C = TypeVar("C", EmbeddingClient, AsyncEmbeddingClient)
+T = TypeVar("T")
+
+
+def _after_fork_in_child() -> None:
+    # A lock held by another thread at the fork would stay locked in the child for ever.
+    for session in list(_SESSIONS):
+        session._lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+# Guards every call count below: a held client can pass from a session to its successor.
+_CALLS_LOCK = threading.Lock()
+
+
+class _Held(Generic[C]):
+    """A client and the calls using it; a detached one is closed when its last call ends."""
+
+    __slots__ = ("calls", "client", "detached")
+    client: C
+    calls: int
+    detached: bool
+
+    def __init__(self, client: C) -> None:
+        self.client = client
+        self.calls = 0
+        self.detached = False
+
+    def take(self) -> C:
+        with _CALLS_LOCK:
+            self.calls += 1
+        return self.client
+
+    def give_back(self) -> bool:
+        """End one call; True when the client is to be closed now (detached, and this was its last call)."""
+        with _CALLS_LOCK:
+            self.calls -= 1
+            return self.detached and self.calls == 0
+
+    def detach(self) -> bool:
+        """No new call will take this client; True when none is using it (close it now)."""
+        with _CALLS_LOCK:
+            self.detached = True
+            return self.calls == 0
+
+
+class EmbeddingSession:
+    """Lazily created sync and async clients for one endpoint; cheap to copy and to pickle."""
+
+    def __init__(
+        self,
+        endpoint: InferenceEndpoint,
+        options: ClientOptions,
+        *,
+        http_client: httpx.Client | None = None,
+        http_async_client: httpx.AsyncClient | None = None,
+        tokenizer: Any = None,
+    ) -> None:
+        self.endpoint = endpoint
+        self.tokenizer = tokenizer
+        self.options = options
+        self._http_client = http_client
+        self._http_async_client = http_async_client
+        self._lock = threading.Lock()
+        self._sync: _Held[EmbeddingClient] | None = None
+        self._async: _Held[AsyncEmbeddingClient] | None = None
+        # Called with TEI's /info fields when a client has discovered them.
+        self.on_info: Any = None
+        _SESSIONS.add(self)
+
+    def same_as(
+        self,
+        endpoint: InferenceEndpoint,
+        options: ClientOptions,
+        http_client: httpx.Client | None,
+        http_async_client: httpx.AsyncClient | None,
+    ) -> bool:
+        """True when a session built from these would send exactly what this one sends."""
+        return (
+            self.endpoint == endpoint
+            and self.options == options
+            and self._http_client is http_client
+            and self._http_async_client is http_async_client
+        )
+
+    def follow(self, predecessor: EmbeddingSession) -> None:
+        """Replace ``predecessor``: its clients are detached, and closed when their last call ends.
+
+        When both serve one endpoint, this session's clients are made now and take over what the
+        predecessor's learnt (``/info``, the vector size), their connections and the rate-limit
+        bucket, so a changed batch size costs no second discovery, connection or burst.
+        """
+        sync, aclient = predecessor._detach()
+        if predecessor.endpoint == self.endpoint and predecessor.tokenizer is self.tokenizer:
+            if sync is not None:
+                self._held_sync().client.adopt(sync.client)
+            if aclient is not None:
+                self._held_async().client.adopt(aclient.client)
+        _close_unused(sync)
+        if aclient is not None:
+            aclient.detach()  # closed by its last call, or with its loops (those handed over are not its own)
+
+    def _detach(self) -> tuple[_Held[EmbeddingClient] | None, _Held[AsyncEmbeddingClient] | None]:
+        with self._lock:
+            sync, aclient = self._sync, self._async
+            self._sync = self._async = None
+        return sync, aclient
+
+    # ------------------------------------------------------------------ clients, held by calls
+
+    def _held_sync(self) -> _Held[EmbeddingClient]:
+        with self._lock:
+            if self._sync is None:
+                client = EmbeddingClient(
+                    self.endpoint, options=self.options, http_client=self._http_client, tokenizer=self.tokenizer
+                )
+                client.on_info = self.on_info
+                self._sync = _Held(client)
+            return self._sync
+
+    def _held_async(self) -> _Held[AsyncEmbeddingClient]:
+        with self._lock:
+            if self._async is None:
+                aclient = AsyncEmbeddingClient(
+                    self.endpoint, options=self.options, http_client=self._http_async_client, tokenizer=self.tokenizer
+                )
+                aclient.on_info = self.on_info
+                self._async = _Held(aclient)
+            return self._async
+
+    @contextlib.contextmanager
+    def using(self) -> Iterator[EmbeddingClient]:
+        """The blocking client for one call: not closed before the call ends, whatever happens to the session."""
+        held = self._held_sync()
+        client = held.take()
+        try:
+            yield client
+        finally:
+            if held.give_back():
+                client.close()
+
+    @contextlib.asynccontextmanager
+    async def ausing(self) -> AsyncIterator[AsyncEmbeddingClient]:
+        """The asyncio client for one call (see :meth:`using`)."""
+        held = self._held_async()
+        client = held.take()
+        try:
+            yield client
+        finally:
+            if held.give_back():
+                await client.aclose()
+
+    def call(self, run: Callable[[EmbeddingClient], T]) -> T:
+        """``run(client)`` with the blocking client held for the call (see :meth:`using`)."""
+        with self.using() as client:
+            return run(client)
+
+    async def acall(self, run: Callable[[AsyncEmbeddingClient], Awaitable[T]]) -> T:
+        """``await run(client)`` with the asyncio client held for the call."""
+        async with self.ausing() as client:
+            return await run(client)
+
+    def iterate(self, start: Callable[[EmbeddingClient], Iterator[T]]) -> Iterator[T]:
+        """A stream started now (bad arguments fail at the call), its client held until it ends."""
+        held = self._held_sync()
+        client = held.take()
+        try:
+            stream = start(client)
+        except BaseException:
+            if held.give_back():
+                client.close()
+            raise
+        return _held_stream(held, stream)
+
+    def aiterate(self, start: Callable[[AsyncEmbeddingClient], AsyncIterator[T]]) -> AsyncIterator[T]:
+        """An async stream started now, its client held until it ends (see :meth:`iterate`)."""
+        held = self._held_async()
+        client = held.take()
+        try:
+            stream = start(client)
+        except BaseException:
+            held.give_back()  # an async client is closed by its calls or its loop, not here
+            raise
+        return _held_astream(held, stream)
+
+    @property
+    def client(self) -> EmbeddingClient:
+        """The blocking client (created on first use); a call should hold it with :meth:`using`."""
+        return self._held_sync().client
+
+    @property
+    def aclient(self) -> AsyncEmbeddingClient:
+        """The asyncio client (created on first use); a call should hold it with :meth:`ausing`."""
+        return self._held_async().client
+
+    @property
+    def dimensions(self) -> int | None:
+        """The vector size: configured, or learnt by either client (discovery or a first call)."""
+        for held in (self._sync, self._async):
+            if held is not None and held.client.dimensions is not None:
+                return held.client.dimensions
+        return self.endpoint.service_settings.dimensions
+
+    def close(self) -> None:
+        """Detach the clients (the session stays usable): each is closed now, or when its last call ends.
+
+        The async client's connections are closed by the last call that used them, or with
+        their event loop (:meth:`aclose` closes those of the running loop now).
+        """
+        sync, aclient = self._detach()
+        _close_unused(sync)
+        if aclient is not None:
+            aclient.detach()
+
+    async def aclose(self) -> None:
+        """Close the async client's connections for the running loop (the session stays usable)."""
+        held = self._async
+        if held is not None and held.calls == 0:
+            await held.client.aclose()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (self.endpoint, self.options, self.tokenizer))
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> EmbeddingSession:
+        return self.copy()
+
+    def copy(self) -> EmbeddingSession:
+        """A session of the same settings with clients of its own (the injected HTTP clients shared)."""
+        return EmbeddingSession(
+            self.endpoint,
+            self.options,
+            http_client=self._http_client,
+            http_async_client=self._http_async_client,
+            tokenizer=self.tokenizer,
+        )
+
+    def __repr__(self) -> str:
+        return f"<EmbeddingSession {self.endpoint.inference_id!r} url={shown_url(self.endpoint.url)!r}>"
+
+
+def _close_unused(held: _Held[Any] | None) -> None:
+    """Detach ``held``; close a blocking client now if no call uses it (else its last call will)."""
+    if held is not None and held.detach() and isinstance(held.client, EmbeddingClient):
+        held.client.close()
+
+
+def _held_stream(held: _Held[EmbeddingClient], stream: Iterator[T]) -> Iterator[T]:
+    try:
+        yield from stream
+    finally:
+        close = getattr(stream, "close", None)
+        if close is not None:
+            close()
+        if held.give_back():
+            held.client.close()
+
+
+async def _held_astream(held: _Held[AsyncEmbeddingClient], stream: AsyncIterator[T]) -> AsyncIterator[T]:
+    try:
+        async for item in stream:
+            yield item
+    finally:
+        aclose = getattr(stream, "aclose", None)
+        if aclose is not None:
+            await aclose()
+        if held.give_back():
+            await held.client.aclose()
+
+
+def _rebuild(endpoint: InferenceEndpoint, options: ClientOptions, tokenizer: Any) -> EmbeddingSession:
+    return EmbeddingSession(endpoint, options, tokenizer=tokenizer)

@@ -1,0 +1,435 @@
+"""The I/O-free core of the endpoint clients: batching, requests, responses, retries, pooling.
+
+:class:`ClientCore` holds everything the sync and async clients share and does no I/O. A batch
+is driven by :meth:`ClientCore.batch_flow`, a generator in the manner of httpx's ``auth_flow``:
+it yields :class:`Send` (take a rate-limit token, send this request) and :class:`Sleep` (wait
+this long) steps and receives the HTTP outcome back, so retries, 413 splitting and response
+checks are written once and the two clients are short loops that only perform the steps.
+:meth:`ClientCore.info_flow` drives TEI's ``GET /info`` the same way, so discovery is rate
+limited and retried like every request.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+import time
+from collections.abc import Callable, Generator, Sequence
+from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+from ..base import _errors
+from ..base._errors import (
+    ClientClosedError,
+    EndpointError,
+    HFInferError,
+    PayloadTooLargeError,
+    status_error,
+)
+from ..base._secret import redact, shown_url
+from ..config import InferenceEndpoint
+from ..config._options import ClientOptions
+from ..text._chunking import Chunk
+from ..text._fit import Counter, FitFlow, Tokens, fit_texts_flow
+from ..text._pooling import Pieces
+from ._body import ACCEPT_ENCODING, default_response_limit
+from ._plan import chunk_all, plan, split_in_two, tokenize_groups
+from ._probes import Probes
+from ._retry import RetryPolicy, decide
+from ._steps import HttpResult, Outcome, Parallel, Send, Sleep
+from ._wire import (
+    base64_body,
+    base64_vectors,
+    json_body,
+    json_vectors,
+    plain_loads,
+    tei_tokens,
+    tokenize_answer_limit,
+    tokenize_body,
+)
+
+__all__ = [
+    "ClientCore",
+    "HttpResult",
+    "NoTokenizeRoute",
+    "Send",
+    "Sleep",
+]
+
+
+logger = logging.getLogger("hf_infer_core")
+R = TypeVar("R")
+
+
+def _answer(result: HttpResult) -> HttpResult:
+    return result
+
+
+class NoTokenizeRoute(EndpointError):
+    """The endpoint has no ``/tokenize`` (404 or 405): chunks are fitted by 413 splitting instead."""
+
+
+BatchFlow = Generator[Send | Sleep | Parallel, Any, list[Any]]
+RequestFlow = Generator[Send | Sleep, Outcome | None, HttpResult]
+# The limit a TEI server states in its 413: "`inputs` must have less than 256 tokens. Given: 300".
+_STATED_LIMIT = re.compile(r"less than (\d{1,9}) tokens")
+
+
+class ClientCore:
+    """Everything both clients share: options, request building, response parsing, retry flow."""
+
+    def __init__(
+        self,
+        endpoint: InferenceEndpoint,
+        options: ClientOptions,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+    ) -> None:
+        if not isinstance(endpoint, InferenceEndpoint):
+            raise TypeError(f"endpoint must be an InferenceEndpoint, got {type(endpoint).__name__}")
+        self.endpoint = endpoint
+        self.options = options
+        # Discovery may lower it to the server's max_client_batch_size.
+        self.batch_size = options.batch_size
+        self.policy = RetryPolicy(
+            max_retries=options.max_retries,
+            max_retry_wait=options.max_retry_wait,
+            deadline=options.retry_deadline,
+            refused_deadline=options.connect_retry_deadline,
+        )
+        shared = {
+            k: v
+            for k, v in (
+                ("normalize", options.normalize),
+                ("truncate", options.truncate),
+                ("truncation_direction", options.truncation_direction),
+            )
+            if v is not None
+        }
+        # TEI's prompts are per kind (e5's "query: " / "passage: "): each kind its own prompt_name.
+        document_prompt = options.document_prompt_name or options.prompt_name
+        query_prompt = options.query_prompt_name or options.prompt_name
+        self.extras: dict[str, Any] = {**shared, **({"prompt_name": document_prompt} if document_prompt else {})}
+        self.query_extras: dict[str, Any] = {**shared, **({"prompt_name": query_prompt} if query_prompt else {})}
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self.dimensions: int | None = endpoint.service_settings.dimensions
+        self.server_info: dict[str, Any] | None = None
+        # The token limit a 413 stated, when neither the configuration nor /info gave one.
+        self.learned_limit: int | None = None
+        self.probes = Probes(shown_url(endpoint.url), clock)
+        # No Authorization here: the key lives only in the clients' httpx.Auth, which adds the
+        # header at send time, so no dict, frame or repr of the core ever holds it.
+        self.headers = {
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            # Only what BoundedBody reads, so every byte is counted as it is inflated.
+            "Accept-Encoding": ACCEPT_ENCODING,
+        }
+
+    def response_limit(self, inputs: int) -> int:
+        """The largest body, decompressed, accepted for a request of ``inputs`` texts."""
+        return self.options.max_response_bytes or default_response_limit(inputs)
+
+    def attempt_budget(self, started: float) -> float:
+        """Seconds the next attempt of a batch begun at ``started`` may take: ``timeout``, within the deadline."""
+        return min(self.options.timeout, self.policy.deadline - (self.clock() - started))
+
+    # ------------------------------------------------------------------ inputs and plans
+
+    def plan(self, texts: Sequence[str]) -> list[list[int]]:
+        """The batches of ``texts`` at this endpoint's (possibly discovered) ``batch_size``: see :func:`plan`."""
+        return plan(texts, self.batch_size)
+
+    def chunk_all(self, texts: Sequence[str]) -> list[list[Chunk]]:
+        """Chunk every text with the endpoint's settings: see :func:`chunk_all`."""
+        return chunk_all(texts, self.endpoint.chunking_settings, self.options.keep_trailing_text)
+
+    # ------------------------------------------------------------------ requests
+
+    def build_body(self, texts: Sequence[str], query: bool = False) -> bytes:
+        """A batch's body: ``{"inputs": [...]}`` with the request options of its kind, or TEI's base64 request.
+
+        ``query``: the texts are queries (``query_prompt_name``).
+        """
+        if self.options.wire_format == "base64":
+            return base64_body(texts, self.endpoint.inference_id)
+        return json_body(texts, self.query_extras if query else self.extras)
+
+    @property
+    def embed_url(self) -> str:
+        """Where batches go: the configured URL, or TEI's ``/v1/embeddings`` beside it for base64."""
+        if self.options.wire_format == "base64":
+            return self.info_url.removesuffix("/info") + "/v1/embeddings"
+        return self.endpoint.url
+
+    @property
+    def info_url(self) -> str:
+        """TEI's ``/info`` next to the embedding URL (``.../embed`` or the server root)."""
+        parts = urlsplit(self.endpoint.url)
+        path = parts.path.rstrip("/")
+        if path.endswith("/embed"):
+            path = path[: -len("/embed")]
+        return urlunsplit((parts.scheme, parts.netloc, path + "/info", "", ""))
+
+    def apply_info(self, body: bytes) -> None:
+        """Record TEI's ``/info`` answer and cap ``batch_size`` at its ``max_client_batch_size``."""
+        try:
+            info = plain_loads(body)
+        except (ValueError, UnicodeDecodeError):
+            return
+        if isinstance(info, dict):
+            self._use_info(
+                {k: info.get(k) for k in ("model_id", "max_input_length", "max_client_batch_size") if k in info}
+            )
+
+    def _use_info(self, info: dict[str, Any]) -> None:
+        self.server_info = info
+        cap = info.get("max_client_batch_size")
+        if isinstance(cap, int) and not isinstance(cap, bool) and cap > 0:
+            self.batch_size = min(self.batch_size, cap)
+
+    def adopt(self, other: ClientCore) -> None:
+        """Take what ``other`` (a core of the same endpoint) learnt: ``/info``, the vector size, limits, probes."""
+        if other.server_info is not None:
+            self._use_info(dict(other.server_info))
+        self.dimensions = self.dimensions or other.dimensions
+        self.learned_limit = self.learned_limit or other.learned_limit
+        self.probes.adopt(other.probes)
+
+    # ------------------------------------------------------------------ responses
+
+    def parse(self, result: HttpResult, count: int, *, arrays: bool = False) -> list[list[float]]:
+        """Return the ``count`` vectors of a response, or raise the error class it maps to.
+
+        ``arrays``: with ``wire_format="base64"``, each vector is a float32 numpy row over the
+        received bytes instead of a list of Python floats (for ``as_numpy=True``). The vector
+        size is learnt from the first answer, as Elasticsearch learns it.
+        """
+        if not 200 <= result.status_code < 300:
+            raise self._status_error(result)
+        if self.options.wire_format == "base64":
+            vectors, dims = base64_vectors(
+                result.status_code, result.body, count, self.dimensions, arrays, self._redact
+            )
+        else:
+            vectors, dims = json_vectors(result.status_code, result.body, count, self.dimensions, self._redact)
+        self.dimensions = dims
+        return vectors
+
+    def _redact(self, body: bytes) -> str:
+        """The body as text, with the key and anything shaped like a token redacted (servers echo headers)."""
+        key = self.endpoint.api_key
+        return redact(body.decode("utf-8", "replace"), [key.get_secret_value() if key is not None else None])
+
+    def _status_error(self, result: HttpResult) -> EndpointError:
+        base64_route = urlsplit(self.embed_url).path if self.options.wire_format == "base64" else None
+        return status_error(
+            result.status_code, self._redact(result.body), result.retry_after, self.endpoint.inference_id, base64_route
+        )
+
+    # ------------------------------------------------------------------ the one retry loop
+
+    def attempts(
+        self,
+        url: str,
+        *,
+        method: str = "POST",
+        body: bytes = b"",
+        indices: Sequence[int] = (),
+        max_bytes: int | None = None,
+        started: float | None = None,
+        read: Callable[[HttpResult], R],
+        probe: bool = False,
+    ) -> Generator[Send | Sleep, Outcome | None, R]:
+        """Send one request until ``read`` takes its answer: every request's retry loop.
+
+        One deadline rule for all: each attempt may take ``timeout``, cut to what is left of
+        ``retry_deadline`` since ``started`` (a batch's 413 halves share their batch's), and none
+        starts once nothing is left. Failures are retried as :func:`decide` says; ``read`` turns a
+        2xx answer into the result (its typed errors are decided on likewise). ``probe``: an
+        optional request (``/info``, ``/tokenize``): one attempt, bounded by
+        ``connect_retry_deadline`` for ``GET``, its failure raised at once for the caller to skip.
+        Raises the typed error of the last failure, carrying the attempt count and ``indices``.
+        """
+        started = self.clock() if started is None else started
+        attempt = 0
+        while True:
+            attempt += 1
+            budget = self.attempt_budget(started)
+            if probe and method == "GET":
+                budget = min(budget, self.policy.refused_deadline)
+            if budget <= 0:
+                raise _errors.TimeoutError(
+                    f"the request used its retry_deadline of {self.policy.deadline:g}s",
+                    attempts=attempt - 1,
+                    indices=indices,
+                )
+            outcome = yield Send(
+                body,
+                tuple(indices),
+                attempt,
+                url,
+                method,
+                timeout=budget,
+                max_bytes=max_bytes or self.response_limit(len(indices)),
+            )
+            try:
+                if isinstance(outcome, HFInferError):
+                    raise outcome
+                if outcome is None:
+                    raise RuntimeError("the client sent nothing back for a Send step")
+                if not 200 <= outcome.status_code < 300:
+                    raise self._status_error(outcome)
+                return read(outcome)
+            except HFInferError as err:
+                decision = decide(self.policy, attempt, err, self.clock() - started, self.rng)
+                if probe or not decision.retry:
+                    # A transport error keeps its httpx cause; the retry loop itself is no context.
+                    raise err.with_context(attempts=attempt, indices=indices) from err.__cause__
+                yield Sleep(decision.wait)
+
+    # ------------------------------------------------------------------ the batch flow
+
+    def batch_flow(
+        self,
+        texts: Sequence[str],
+        indices: Sequence[int],
+        arrays: bool = False,
+        splittable: bool = False,
+        query: bool = False,
+        started: float | None = None,
+    ) -> BatchFlow:
+        """Drive one batch to its vectors: send, check, retry or split, as a generator of steps.
+
+        Returns (as ``StopIteration.value``) one vector per input, in order. Raises the typed
+        error of the last failure, carrying the attempt count and the inputs' indices.
+        ``splittable``: the inputs are chunks (``document_prefix`` + text), so one the endpoint
+        refuses whole (413) is halved at a word boundary until it takes the pieces, and comes
+        back as :class:`Pieces` (see :func:`expand_pieces`) instead of raising. A 413's halves
+        run side by side (within ``max_concurrency``) and within the batch's ``retry_deadline``.
+        """
+        started = self.clock() if started is None else started
+        try:
+            vectors: list[Any] = yield from self.attempts(
+                self.embed_url,
+                body=self.build_body(texts, query),
+                indices=indices,
+                max_bytes=self.response_limit(len(texts)),
+                started=started,
+                read=lambda answer: self.parse(answer, len(texts), arrays=arrays),
+            )
+            return vectors
+        except PayloadTooLargeError as err:
+            if len(texts) > 1:
+                # Never truncate (Elasticsearch halves every input): halve the batch instead.
+                mid = len(texts) // 2
+                halves = [(texts[:mid], indices[:mid]), (texts[mid:], indices[mid:])]
+                flows = (self.batch_flow(t, i, arrays, splittable, query, started) for t, i in halves)
+                left, right = yield Parallel(flows, 2, self.options.window)
+                joined: list[Any] = left + right
+                return joined
+            self._learn_limit(err)
+            pieces = split_in_two(texts[0], self.options.document_prefix) if splittable else None
+            if pieces is None:
+                err.index = indices[0]
+                hint = (
+                    ""
+                    if splittable
+                    else "; embed() sends texts as they are: embed_documents() and embed_chunks() split a "
+                    "long text to fit the model"
+                )
+                err.message = f"input {indices[0]} alone is too large for the endpoint: {err.message}{hint}"
+                raise err from err.__cause__
+            flows = (self.batch_flow([sent], indices, arrays, splittable, query, started) for _, _, sent in pieces)
+            results = yield Parallel(flows, len(pieces), self.options.window)
+            parts: list[tuple[int, int, Any]] = []
+            for (start, end, _), (vector,) in zip(pieces, results, strict=True):
+                if isinstance(vector, Pieces):
+                    parts += [(start + s, start + e, v) for s, e, v in vector.parts]
+                else:
+                    parts.append((start, end, vector))
+            return [Pieces(tuple(parts))]
+
+    def _learn_limit(self, err: PayloadTooLargeError) -> None:
+        if self.token_limit is None and (stated := _STATED_LIMIT.search(f"{err.message} {err.body}")):
+            # TEI says "less than N" but checks `tokens > N`: N itself is the limit.
+            self.learned_limit = int(stated.group(1))
+
+    def info_flow(self) -> Generator[Send | Sleep, Outcome | None, None]:
+        """Ask TEI's ``/info`` once (an optional probe: one attempt) and apply its answer.
+
+        An endpoint that is not TEI answers 404 or 405: nothing is learnt and nothing fails.
+        Any other failure is raised for :class:`~._job.Jobs` to log and skip: the calls go on
+        without what ``/info`` would have said.
+        """
+        try:
+            answer = yield from self.attempts(self.info_url, method="GET", probe=True, read=_answer)
+        except EndpointError as err:
+            if err.status_code not in (404, 405):
+                raise
+            logger.debug("no TEI /info at %s (status %d)", urlsplit(self.info_url).path, err.status_code)
+            return
+        self.apply_info(answer.body)
+
+    # ------------------------------------------------------------------ token limits
+
+    @property
+    def token_limit(self) -> int | None:
+        """The model's token limit when chunks must be fitted to it: configured, else from ``/info``."""
+        if not self.options.fit_chunks_to_model:
+            return None
+        configured = self.endpoint.service_settings.max_input_tokens
+        discovered = (self.server_info or {}).get("max_input_length")
+        if configured is not None:
+            return configured
+        if isinstance(discovered, int) and not isinstance(discovered, bool) and discovered > 0:
+            return discovered
+        return self.learned_limit
+
+    def fit_flow(self, items: Sequence[str], chunks: list[list[Chunk]], local: bool, count: Counter) -> FitFlow:
+        """``chunks`` fitted to the model's token limit, texts counted by ``count``'s sub-flows.
+
+        ``local``: ``count`` uses a local tokenizer (else TEI's ``/tokenize``). With no limit
+        known, or no way to count, the chunks stay as they are: the chunked paths' 413
+        splitting fits what the endpoint refuses.
+        """
+        limit = self.token_limit
+        if limit is None or not (local or self.probes.due("tokenize")):
+            return chunks
+        try:
+            return (yield from fit_texts_flow(items, chunks, limit, self.options.document_prefix, count))
+        except NoTokenizeRoute:  # the endpoint has no /tokenize
+            return chunks
+
+    @property
+    def tokenize_url(self) -> str:
+        """TEI's ``/tokenize`` next to the embedding URL."""
+        return self.info_url.removesuffix("/info") + "/tokenize"
+
+    def tokenize_groups(self, texts: Sequence[str]) -> list[range]:
+        """The ``/tokenize`` requests for ``texts``: see :func:`tokenize_groups`."""
+        return tokenize_groups(texts, self.batch_size)
+
+    def tokenize_flow(self, texts: Sequence[str]) -> Generator[Send | Sleep, Outcome | None, list[Tokens]]:
+        """Tokenize ``texts`` (one group) with TEI's ``/tokenize``: special tokens counted, the others located.
+
+        An optional probe: one attempt. A failure raises :class:`NoTokenizeRoute`, which fitting
+        takes as "no counting" (the chunked paths' 413 splitting fits instead); a 404 or 405 is
+        remembered for good, any other failure for a few minutes, with one WARNING (see :mod:`._probes`).
+        """
+        body = tokenize_body(texts)
+        limit = max(self.response_limit(len(texts)), tokenize_answer_limit(len(body)))
+        try:
+            answer = yield from self.attempts(self.tokenize_url, body=body, max_bytes=limit, probe=True, read=_answer)
+            return tei_tokens(texts, answer.status_code, answer.body, self._redact)
+        except ClientClosedError:
+            raise
+        except HFInferError as err:
+            missing = isinstance(err, EndpointError) and err.status_code in (404, 405)
+            self.probes.skip("tokenize", err, for_good=missing)
+            raise NoTokenizeRoute(
+                f"/tokenize failed ({err.message})", status_code=getattr(err, "status_code", 0)
+            ) from err

@@ -1,0 +1,294 @@
+"""Each public method's whole job as one I/O-free flow; the two drivers only perform its steps.
+
+The steps they yield, and what each comes back as, are in :mod:`._steps`.
+
+Everything that decides what to send, retry, fit, pool or raise is here or below (the batch,
+info and tokenize flows of :class:`~._core.ClientCore` share one retry loop); ``_sync.py``
+(threads) and ``_async.py`` (tasks) decide only how to wait, which is all that differs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections import deque
+from collections.abc import AsyncIterable, Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
+
+from ..base._errors import ClientClosedError, HFInferError
+from ..text._chunking import Chunk, ChunkEmbedding
+from ..text._fit import Tokenize, Tokens
+from ..text._pooling import Pieces, chunk_embeddings, expand_pieces, per_text, pool_all
+from ._core import ClientCore
+from ._plan import assemble, check_texts
+from ._steps import END, Discover, Emit, Flow, Parallel, Read, Settle, Start
+from ._stream import StreamAssembler, StreamBatch
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
+
+__all__ = ["Jobs"]
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+_DISCOVER: Final = Discover()
+_READ: Final = Read()
+_SETTLE: Final = Settle()
+
+
+class Progress(Protocol):
+    """What a flow tells of texts done (a driver's tqdm bar, or nothing); see ``drivers/_progress.py``."""
+
+    def done(self, indices: Sequence[int]) -> None:
+        """The inputs at ``indices`` (a batch) have their vectors."""
+
+    def close(self) -> None:
+        """The call ended, however it ended."""
+
+
+# What a client hands Jobs to make a call's Progress: (shown, texts, owner of each input or None).
+ProgressFactory = Callable[[bool, int, Sequence[int] | None], Progress]
+
+
+class _NoProgress:
+    def done(self, indices: Sequence[int]) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def no_progress(enabled: bool, total: int, owners: Sequence[int] | None = None) -> Progress:
+    """The default :data:`ProgressFactory`: nothing shown."""
+    return _NoProgress()
+
+
+@contextlib.contextmanager
+def texts_named(owners: Sequence[int]) -> Iterator[None]:
+    """Make a failed call's ``indices`` name texts (the caller's positions), not their chunks."""
+    try:
+        yield
+    except HFInferError as err:
+        err.indices = tuple(sorted({owners[i] for i in err.indices if 0 <= i < len(owners)}))
+        raise
+
+
+def check_iterable(texts: object) -> None:
+    """Refuse a single string (an iterable of characters) or a non-iterable, before anything is read."""
+    if isinstance(texts, str | bytes):
+        raise TypeError(f"texts must be an iterable of str, not a single {type(texts).__name__}")
+    if not isinstance(texts, Iterable | AsyncIterable):
+        raise TypeError(f"texts must be an iterable of str, got {type(texts).__name__}")
+
+
+def array_maker(as_numpy: bool) -> Callable[[list[list[float]]], list[list[float]] | NDArray[np.float32]]:
+    """Identity, or a float32 2-D array maker; checked before any request is sent."""
+    if not as_numpy:
+        return lambda vectors: vectors
+    try:
+        import numpy  # noqa: F401 - only to fail before any request when numpy is missing
+    except ImportError as err:
+        raise ImportError('as_numpy=True needs numpy: pip install "hf-infer[fast]"') from err
+    return as_array
+
+
+def as_array(vectors: list[list[float]]) -> NDArray[np.float32]:
+    """``vectors`` as one float32 array of shape (len(vectors), dimensions)."""
+    import numpy
+
+    return numpy.asarray(vectors, dtype=numpy.float32)
+
+
+class Jobs:
+    """The flows of every public method of both clients, over one :class:`ClientCore`."""
+
+    def __init__(self, core: ClientCore, counter: Tokenize | None, progress: ProgressFactory = no_progress) -> None:
+        self.core = core
+        self.progress = progress
+        self.options = core.options
+        # A local token counter (tokenizer=); without one, TEI's /tokenize counts when needed.
+        self.counter = counter
+        self.discovered = not self.options.discover
+        self.on_info: Callable[[dict[str, Any]], None] | None = None
+
+    # ------------------------------------------------------------------ the public methods' flows
+
+    def embed(self, texts: Sequence[str], as_numpy: bool) -> Flow[list[list[float]] | NDArray[np.float32]]:
+        """``embed``: each text sent as is, one vector each."""
+        items = check_texts(texts)
+        to_array = array_maker(as_numpy)
+        return to_array(
+            (yield from self._flat(items, self.progress(self.options.show_progress, len(items), None), as_numpy))
+        )
+
+    def query(self, text: str) -> Flow[list[float]]:
+        """``embed_query``: one text, ``query_prefix`` prepended, not chunked."""
+        (item,) = check_texts([text])
+        vectors = yield from self._flat([self.options.query_prefix + item], self.progress(False, 1, None), query=True)
+        vector: list[float] = vectors[0]
+        return vector
+
+    def chunks(self, texts: Sequence[str]) -> Flow[list[list[ChunkEmbedding]]]:
+        """``embed_chunks``: each text's chunks, fitted, with their vectors."""
+        chunks, vectors = yield from self._chunked(texts)
+        return [chunk_embeddings(text_chunks, text_vectors) for text_chunks, text_vectors in per_text(chunks, vectors)]
+
+    def documents(self, texts: Sequence[str], as_numpy: bool) -> Flow[list[list[float]] | NDArray[np.float32]]:
+        """``embed_documents``: one vector per text, its chunks' vectors pooled."""
+        to_array = array_maker(as_numpy)
+        return to_array(pool_all(self.options.pooling, *(yield from self._chunked(texts, as_numpy))))
+
+    def documents_stream(self, texts: object, as_numpy: bool) -> Flow[None]:
+        """``embed_iter``: emits vectors (or float32 arrays of consecutive texts' vectors) in order.
+
+        Bad arguments fail here, at the call, not at the first item.
+        """
+        array_maker(as_numpy)
+        check_iterable(texts)
+
+        def release(assembler: StreamAssembler) -> list[Any]:
+            documents = assembler.documents()
+            return [as_array(documents)] if as_numpy and documents else documents
+
+        return self._stream(release, as_numpy)
+
+    def chunks_stream(self, texts: object) -> Flow[None]:
+        """``embed_chunks_iter``: emits each text's chunks with vectors, in order."""
+        check_iterable(texts)
+        return self._stream(StreamAssembler.chunk_lists, False)
+
+    @property
+    def discovery_due(self) -> bool:
+        """True until ``/info`` was read, except while a failed probe waits to be tried again."""
+        return not self.discovered and self.core.probes.due("info")
+
+    def info(self) -> Flow[None]:
+        """Discovery: TEI's ``GET /info`` unless done, one bounded attempt, never a failure of the call.
+
+        The driver runs it behind its lock, so one request serves every call that starts at once;
+        a failed one is remembered, so the callers waiting behind it go on without it.
+        """
+        if not self.discovery_due:
+            return
+        try:
+            yield from self.core.info_flow()
+        except ClientClosedError:
+            raise
+        except HFInferError as err:
+            self.core.probes.skip("info", err)
+            return
+        self.discovered = True
+        if self.on_info is not None and self.core.server_info is not None:
+            self.on_info(self.core.server_info)
+
+    def adopt(self, other: Jobs) -> None:
+        """Take over ``other``'s discovery (a client of the same endpoint, older options)."""
+        self.core.adopt(other.core)
+        self.discovered = self.discovered or other.discovered
+
+    # ------------------------------------------------------------------ their parts
+
+    def _discover(self) -> Flow[None]:
+        """A :class:`Discover` step until ``/info`` was read, nothing after.
+
+        A stream fits every text it reads: without this each text would cost the driver a step.
+        """
+        if self.discovery_due:
+            yield _DISCOVER
+
+    def _chunked(self, texts: Sequence[str], arrays: bool = False) -> Flow[tuple[list[list[Chunk]], list[Any]]]:
+        """Chunk, fit to the model and embed: each text's chunks and the flat chunk vectors.
+
+        ``arrays``: base64 vectors stay float32 numpy rows (for ``as_numpy=True``).
+        """
+        items = check_texts(texts)
+        chunks = yield from self._fitted(items, self.core.chunk_all(items))
+        prefix = self.options.document_prefix
+        flat = [prefix + chunk.text for text_chunks in chunks for chunk in text_chunks]
+        owners = [i for i, text_chunks in enumerate(chunks) for _ in text_chunks]
+        with texts_named(owners):
+            progress = self.progress(self.options.show_progress, len(chunks), owners)
+            vectors = yield from self._flat(flat, progress, arrays, splittable=True)
+        if not any(isinstance(v, Pieces) for v in vectors):
+            return chunks, vectors
+        # Inputs a 413 split come back as pieces: each text's chunks become the pieces sent.
+        pairs = [expand_pieces(text_chunks, text_vectors) for text_chunks, text_vectors in per_text(chunks, vectors)]
+        return [c for c, _ in pairs], [v for _, vs in pairs for v in vs]
+
+    def _fitted(self, items: list[str], chunks: list[list[Chunk]]) -> Flow[list[list[Chunk]]]:
+        """``chunks``, those over the model's token limit split again."""
+        yield from self._discover()  # the limit may come from /info
+        return (yield from self.core.fit_flow(items, chunks, self.counter is not None, self._count))
+
+    def _count(self, texts: list[str]) -> Flow[list[Tokens]]:
+        """Tokens of ``texts``: the local tokenizer's, else TEI's ``/tokenize`` in parallel groups."""
+        if self.counter is not None:
+            return self.counter(texts)
+        groups = self.core.tokenize_groups(texts)
+        flows = (self.core.tokenize_flow([texts[i] for i in group]) for group in groups)
+        results = yield Parallel(flows, len(groups), self.options.window)
+        return [tokens for group in results for tokens in group]
+
+    def _flat(
+        self,
+        texts: list[str],
+        progress: Progress,
+        arrays: bool = False,
+        splittable: bool = False,
+        query: bool = False,
+    ) -> Flow[list[Any]]:
+        """Embed ``texts`` in planned batches, at most ``max_concurrency`` at once; vectors in input order."""
+        try:
+            if not texts:
+                return []
+            yield from self._discover()  # /info may cap the batch size
+            batches = self.core.plan(texts)
+            flows = (self.core.batch_flow([texts[i] for i in b], b, arrays, splittable, query) for b in batches)
+            window = self.options.window
+            results = yield Parallel(flows, len(batches), window, lambda k: progress.done(batches[k]))
+            return assemble(len(texts), batches, results)
+        finally:
+            progress.close()
+
+    def _stream(self, release: Callable[[StreamAssembler], list[Any]], arrays: bool) -> Flow[None]:
+        """Read texts one at a time, keep ``max_concurrency`` batches in flight, emit finished texts in order.
+
+        Memory holds the window, not the corpus: reading stops while the window is full.
+        """
+        yield from self._discover()
+        assembler = StreamAssembler(self.core)
+        window = self.options.window
+        started: deque[StreamBatch] = deque()
+        position = 0
+        while (text := (yield _READ)) is not END:
+            items = check_texts([text], position)
+            position += 1
+            (chunks,) = yield from self._fitted(items, self.core.chunk_all(items))
+            for batch in assembler.add(chunks):
+                yield Start(self._batch(batch, arrays))
+                started.append(batch)
+            while len(started) >= window:
+                yield from self._settle(started.popleft(), assembler, release)
+        if (last := assembler.flush()) is not None:
+            yield Start(self._batch(last, arrays))
+            started.append(last)
+        while started:
+            yield from self._settle(started.popleft(), assembler, release)
+
+    def _batch(self, batch: StreamBatch, arrays: bool) -> Flow[list[Any]]:
+        return self.core.batch_flow(batch.inputs, range(len(batch.inputs)), arrays, splittable=True)
+
+    @staticmethod
+    def _settle(
+        batch: StreamBatch, assembler: StreamAssembler, release: Callable[[StreamAssembler], list[Any]]
+    ) -> Flow[None]:
+        try:
+            vectors = yield _SETTLE
+        except HFInferError as err:
+            # Its indices become the batch's texts, counted in the caller's iterable.
+            raise assembler.failure(batch, err) from err.__cause__
+        assembler.complete(batch, vectors)
+        if out := release(assembler):
+            yield Emit(out)

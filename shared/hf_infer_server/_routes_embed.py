@@ -1,0 +1,90 @@
+"""The embedding routes: TEI's ``/embed`` (and ``/``), ``/embed_all``, and its OpenAI-compatible ``/v1/embeddings``."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from ._context import Context, Rejected, handler
+from ._model import MAX_ANSWER_FLOATS, dumps
+
+__all__ = ["embed_routes"]
+
+
+def embed_routes(ctx: Context) -> list[Route]:
+    """The routes that answer vectors, over ``ctx``'s model."""
+    model = ctx.model
+
+    async def embed(request: Request) -> Response:
+        body = await ctx.read(request)
+        texts = ctx.texts_of(body, "inputs")
+        normalize = ctx.flag(body, "normalize", True)
+        truncate = await ctx.check_length(texts, ctx.flag(body, "truncate", None))
+        vectors = await asyncio.to_thread(model.encode, texts, bool(normalize), ctx.prompt_of(body), truncate)
+        ctx.counted("embed", texts)
+        return Response(dumps(vectors), media_type="application/json")
+
+    async def embed_all(request: Request) -> Response:
+        body = await ctx.read(request)
+        texts = ctx.texts_of(body, "inputs")
+        await ctx.check_length(texts, ctx.flag(body, "truncate", None))
+        answer = await asyncio.to_thread(model.token_embeddings, texts, MAX_ANSWER_FLOATS, ctx.prompt_of(body))
+        if isinstance(answer, int):
+            message = f"the answer would hold {answer} floats, more than this server sends ({MAX_ANSWER_FLOATS})"
+            raise ctx.error(413, message, "validation")
+        ctx.counted("embed_all", texts)
+        return Response(answer, media_type="application/json")
+
+    async def openai_embeddings(request: Request) -> Response:
+        try:
+            body = await ctx.read(request)
+            texts = ctx.texts_of(body, "input")
+            encoding = body.get("encoding_format", "float")
+            if encoding not in ("float", "base64"):
+                raise ctx.undecodable("encoding_format: unknown variant, expected `float` or `base64`")
+            await ctx.check_length(texts, None)
+        except Rejected as rejected:
+            converted: Response = _openai_error(rejected.response)
+            return converted
+        vectors = await asyncio.to_thread(model.encode, texts, True, None, ctx.auto_truncate)
+        counts = await asyncio.to_thread(model.token_counts, texts)
+        ctx.counted("embed", texts)
+        data = [
+            {"object": "embedding", "embedding": _b64(v) if encoding == "base64" else v, "index": i}
+            for i, v in enumerate(vectors)
+        ]
+        usage = {"prompt_tokens": sum(counts), "total_tokens": sum(counts)}
+        answer = {"object": "list", "data": data, "model": ctx.name, "usage": usage}
+        return Response(dumps(answer), media_type="application/json")
+
+    return [
+        Route("/", handler(embed), methods=["POST"]),
+        Route("/embed", handler(embed), methods=["POST"]),
+        Route("/embed_all", handler(embed_all), methods=["POST"]),
+        Route("/embeddings", openai_embeddings, methods=["POST"]),
+        Route("/v1/embeddings", openai_embeddings, methods=["POST"]),
+    ]
+
+
+def _openai_error(response: Any) -> Any:
+    """TEI's OpenAI route speaks OpenAI's error shape: ``{"message", "code", "type"}``."""
+    try:
+        payload = json.loads(bytes(response.body))
+    except ValueError:
+        return response  # a plain-text rejection (bad JSON) is the same on every route
+    return JSONResponse(
+        {"message": payload.get("error"), "code": response.status_code, "type": payload.get("error_type")},
+        status_code=response.status_code,
+    )
+
+
+def _b64(vector: Any) -> str:
+    import numpy as np
+
+    return base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode("ascii")

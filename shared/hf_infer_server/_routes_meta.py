@@ -1,0 +1,78 @@
+"""The routes about the model rather than its vectors: ``/tokenize``, ``/info``, ``/health`` (``/``, ``/ping``), ``/metrics``."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from ._context import Context, handler
+from ._model import MAX_TOKENIZE_TOKENS
+
+__all__ = ["meta_routes"]
+
+
+def meta_routes(ctx: Context) -> list[Route]:
+    """The tokenizer, information, health and metrics routes over ``ctx``'s model."""
+    model = ctx.model
+
+    async def tokenize(request: Request) -> Response:
+        body = await ctx.read(request)
+        texts = ctx.texts_of(body, "inputs")
+        special = ctx.flag(body, "add_special_tokens", True)
+        answer = await asyncio.to_thread(model.tokenize, texts, bool(special), MAX_TOKENIZE_TOKENS)
+        if isinstance(answer, int):
+            message = (
+                f"the inputs have {answer} tokens, more than this server tokenizes at once ({MAX_TOKENIZE_TOKENS})"
+            )
+            raise ctx.error(413, message, "validation")
+        return Response(answer, media_type="application/json")
+
+    async def info(request: Request) -> Response:
+        return JSONResponse(
+            {
+                "model_id": ctx.name,
+                "model_sha": None,
+                "model_dtype": "float32",
+                "model_type": {"embedding": {"pooling": "mean"}},
+                "max_concurrent_requests": ctx.max_concurrent_requests,
+                "max_input_length": model.max_input_length if model.model is not None else None,
+                "max_batch_tokens": ctx.max_batch_size * 512,
+                "max_batch_requests": None,
+                "max_client_batch_size": ctx.max_batch_size,
+                "auto_truncate": ctx.auto_truncate,
+                "tokenization_workers": os.cpu_count() or 1,
+                "version": _version(),
+                "sha": None,
+                "docker_label": None,
+            }
+        )
+
+    async def health(request: Request) -> Response:
+        ctx.ready()
+        return Response(status_code=200)
+
+    async def metrics(request: Request) -> Response:
+        lines = []
+        for key, value in sorted(ctx.counters.items()):
+            lines.append(f"# TYPE {key.split('{')[0]} counter")
+            lines.append(f"{key} {value}")
+        return PlainTextResponse("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")
+
+    return [
+        Route("/", handler(health), methods=["GET"]),
+        Route("/tokenize", handler(tokenize), methods=["POST"]),
+        Route("/info", info, methods=["GET"]),
+        Route("/health", handler(health), methods=["GET"]),
+        Route("/ping", handler(health), methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+    ]
+
+
+def _version() -> str:
+    from hf_infer_core import __version__
+
+    return __version__
