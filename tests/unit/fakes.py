@@ -133,3 +133,22 @@ class Awaited:
 
     def __exit__(self, *exc: object) -> None:
         pass  # each asyncio.run closes its loop's HTTP client as the loop ends
+
+
+DRIVERS = ["sync", "async"]
+
+
+def build(driver: str, handler: Callable[[httpx.Request], httpx.Response], **options: Any) -> Any:
+    """A client of ``driver`` ("sync" or "async") over ``handler`` (an httpx.MockTransport handler)."""
+    from hf_infer_core import EmbeddingClient
+
+    cls = EmbeddingClient if driver == "sync" else AsyncEmbeddingClient
+    return cls(endpoint(), transport=httpx.MockTransport(handler), **options)
+
+
+def call(client: Any, method: str, *args: Any) -> Any:
+    """Run a client method to its result, whichever driver the client is."""
+    result = getattr(client, method)(*args)
+    if asyncio.iscoroutine(result):
+        return asyncio.run(result)
+    return result

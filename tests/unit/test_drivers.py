@@ -9,30 +9,13 @@ import asyncio
 import json
 import threading
 import time
-from collections.abc import Callable
-from typing import Any
 
 import httpx
 import pytest
 
-from hf_infer_core import AsyncEmbeddingClient, EmbeddingClient, TimeoutError
+from hf_infer_core import AsyncEmbeddingClient, TimeoutError
 
-from .fakes import endpoint, vector_for
-
-DRIVERS = ["sync", "async"]
-
-
-def build(driver: str, handler: Callable[[httpx.Request], httpx.Response], **options: Any) -> Any:
-    cls = EmbeddingClient if driver == "sync" else AsyncEmbeddingClient
-    return cls(endpoint(), transport=httpx.MockTransport(handler), **options)
-
-
-def call(client: Any, method: str, *args: Any) -> Any:
-    """Run a client method to its result, whichever driver the client is."""
-    result = getattr(client, method)(*args)
-    if asyncio.iscoroutine(result):
-        return asyncio.run(result)
-    return result
+from .fakes import DRIVERS, build, call, endpoint, vector_for
 
 
 def answer(request: httpx.Request) -> httpx.Response:

@@ -10,7 +10,6 @@ import asyncio
 import json
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -20,19 +19,7 @@ from hf_infer_core import AsyncEmbeddingClient, EmbeddingClient, TimeoutError
 from hf_infer_core.protocol._steps import Emit
 from langchain_hf_infer import HFInferEmbeddings
 
-from .fakes import FakeClock, endpoint, vector_for
-
-DRIVERS = ["sync", "async"]
-
-
-def build(driver: str, handler: Callable[[httpx.Request], httpx.Response], **options: Any) -> Any:
-    cls = EmbeddingClient if driver == "sync" else AsyncEmbeddingClient
-    return cls(endpoint(), transport=httpx.MockTransport(handler), **options)
-
-
-def call(client: Any, method: str, *args: Any) -> Any:
-    result = getattr(client, method)(*args)
-    return asyncio.run(result) if asyncio.iscoroutine(result) else result
+from .fakes import DRIVERS, FakeClock, build, call, endpoint, vector_for
 
 
 def answer(request: httpx.Request) -> httpx.Response:
