@@ -103,6 +103,30 @@ def test_1_assigning_a_setting_during_a_call_never_fails_it_and_takes_effect_nex
         assert server.stats()["gets"].get("/info", 0) == 1  # discovery survived every rebuild
 
 
+def test_1_close_and_assignments_racing_calls_on_many_threads_never_fail_one() -> None:
+    """The previous main: ``AttributeError: 'NoneType' ... embed_query`` or ``ClientClosedError``."""
+    with fake_endpoint(latency=0.002) as server:
+        emb = HFInferEmbeddings(url=server.embed_url, api_key="k", requests_per_minute=None)
+        stop = threading.Event()
+
+        def meddle() -> None:
+            sizes = [8, 16]
+            while not stop.is_set():
+                emb.close()
+                emb.batch_size = sizes[0]
+                sizes.reverse()
+
+        meddler = threading.Thread(target=meddle)
+        meddler.start()
+        try:
+            answers = _in_threads(8, lambda t: [emb.embed_query(f"q{t}-{i}") for i in range(25)])
+        finally:
+            stop.set()
+            meddler.join(30)
+        for t, vectors in enumerate(answers):
+            assert vectors == [expected_vector(f"q{t}-{i}") for i in range(25)], vectors
+
+
 def test_1_llama_index_settings_from_many_threads_with_a_callback_manager() -> None:
     from llama_index.core import Document, Settings, VectorStoreIndex
     from llama_index.core.callbacks import CallbackManager

@@ -150,7 +150,12 @@ class EmbeddingSession:
 
     # ------------------------------------------------------------------ clients, held by calls
 
-    def _held_sync(self) -> _Held[EmbeddingClient]:
+    def _held_sync(self, take: bool = False) -> _Held[EmbeddingClient]:
+        """The blocking client's holder, made on first use; ``take``: counted as in use before the lock is let go.
+
+        Counted under the session's lock, so a ``close()`` (or a rebuild) that detaches it either
+        comes first (this call gets a new client) or sees the call and leaves the closing to it.
+        """
         with self._lock:
             if self._sync is None:
                 client = EmbeddingClient(
@@ -158,9 +163,12 @@ class EmbeddingSession:
                 )
                 client.on_info = self.on_info
                 self._sync = _Held(client)
+            if take:
+                self._sync.take()
             return self._sync
 
-    def _held_async(self) -> _Held[AsyncEmbeddingClient]:
+    def _held_async(self, take: bool = False) -> _Held[AsyncEmbeddingClient]:
+        """The asyncio client's holder (see :meth:`_held_sync`)."""
         with self._lock:
             if self._async is None:
                 aclient = AsyncEmbeddingClient(
@@ -168,13 +176,15 @@ class EmbeddingSession:
                 )
                 aclient.on_info = self.on_info
                 self._async = _Held(aclient)
+            if take:
+                self._async.take()
             return self._async
 
     @contextlib.contextmanager
     def using(self) -> Iterator[EmbeddingClient]:
         """The blocking client for one call: not closed before the call ends, whatever happens to the session."""
-        held = self._held_sync()
-        client = held.take()
+        held = self._held_sync(take=True)
+        client = held.client
         try:
             yield client
         finally:
@@ -184,8 +194,8 @@ class EmbeddingSession:
     @contextlib.asynccontextmanager
     async def ausing(self) -> AsyncIterator[AsyncEmbeddingClient]:
         """The asyncio client for one call (see :meth:`using`)."""
-        held = self._held_async()
-        client = held.take()
+        held = self._held_async(take=True)
+        client = held.client
         try:
             yield client
         finally:
@@ -204,8 +214,8 @@ class EmbeddingSession:
 
     def iterate(self, start: Callable[[EmbeddingClient], Iterator[T]]) -> Iterator[T]:
         """A stream started now (bad arguments fail at the call), its client held until it ends."""
-        held = self._held_sync()
-        client = held.take()
+        held = self._held_sync(take=True)
+        client = held.client
         try:
             stream = start(client)
         except BaseException:
@@ -216,8 +226,8 @@ class EmbeddingSession:
 
     def aiterate(self, start: Callable[[AsyncEmbeddingClient], AsyncIterator[T]]) -> AsyncIterator[T]:
         """An async stream started now, its client held until it ends (see :meth:`iterate`)."""
-        held = self._held_async()
-        client = held.take()
+        held = self._held_async(take=True)
+        client = held.client
         try:
             stream = start(client)
         except BaseException:
