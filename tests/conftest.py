@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import faulthandler
 import json
 import os
 import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 
@@ -100,3 +102,53 @@ def reset_peak():
 def peak():
     return _status("VmHWM:")
 """
+
+
+# ------------------------------------------------------------------ a process that will not exit
+
+# Seconds the process may take to exit once the session is over. A CI run once printed every
+# test passing and then sat until its time ran out, which no local run reproduced: if that
+# happens again, the log shows where instead of nothing.
+EXIT_GRACE = 90.0
+_EXIT_STATUS: list[int] = []
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    _EXIT_STATUS.append(int(exitstatus))
+
+
+def _children() -> list[str]:
+    """This process's live child processes, as ``pid command`` lines (Linux's /proc)."""
+    found = []
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else ():
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+            if entry.isdigit() and int(fields[1]) == os.getpid():
+                with open(f"/proc/{entry}/cmdline", "rb") as cmd:
+                    command = cmd.read().replace(b"\0", b" ").decode(errors="replace")
+                found.append(f"{entry} {command[:200]}")
+        except (OSError, IndexError, ValueError):
+            continue
+    return found
+
+
+def _leave_if_stuck() -> None:
+    if threading.Event().wait(EXIT_GRACE):
+        return
+    out = sys.__stderr__ or sys.stderr
+    status = _EXIT_STATUS[-1] if _EXIT_STATUS else 1
+    out.write(f"\n!!! the session ended {EXIT_GRACE:g}s ago and the process has not exited; its threads:\n")
+    out.flush()
+    faulthandler.dump_traceback(file=out, all_threads=True)
+    out.write(
+        "!!! its child processes:\n" + "\n".join(_children()) + f"\n!!! leaving with the session's status {status}\n"
+    )
+    out.flush()
+    os._exit(status)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if not hasattr(config, "workerinput"):
+        threading.Thread(target=_leave_if_stuck, name="exit-watch", daemon=True).start()
