@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hf_infer_core import Chunk, ConfigError, chunk_text
-from hf_infer_core.text._fit import FitFlow, Tokens, fit_flow, fit_texts_flow
+from hf_infer_core.text._fit import FitFlow, Tokens, ask, fit_flow, fit_texts_flow
 from hf_infer_core.text._words import word_ends_within
 
 from .test_chunking import texts, word_list
@@ -74,7 +74,7 @@ def check_cover(text: str, chunk: Chunk, pieces: list[Chunk]) -> None:
 @given(text=texts, limit=st.integers(6, 40))
 def test_pieces_fit_cover_the_chunk_and_are_fewest(text: str, limit: int) -> None:
     chunks = chunk_text(text, {"strategy": "word", "max_chunk_size": 60, "overlap": 0})
-    fitted, rounds = drive(fit_flow(chunks, [text] * len(chunks), limit))
+    fitted, rounds = drive(fit_flow(chunks, [text] * len(chunks), limit, "", ask))
     assert len(rounds) <= 1  # a word tokenizer's pieces are sub-sequences of the whole: one round
     for chunk, pieces in zip(chunks, fitted, strict=True):
         if count(chunk.text) <= limit or len(chunk.text) + 16 <= limit:
@@ -93,7 +93,7 @@ def test_pieces_fit_cover_the_chunk_and_are_fewest(text: str, limit: int) -> Non
 def test_a_document_is_tokenized_once_for_all_its_cuts() -> None:
     text = " ".join(f"w{i}" for i in range(2000))
     chunk = Chunk(0, len(text), text)
-    fitted, rounds = drive(fit_flow([chunk], [text], 258))
+    fitted, rounds = drive(fit_flow([chunk], [text], 258, "", ask))
     assert [len(word_list(p.text)) for p in fitted[0]] == [256] * 7 + [2000 - 7 * 256]
     assert rounds == [1]
 
@@ -102,7 +102,7 @@ def test_overlapping_chunks_of_one_text_share_one_tokenization() -> None:
     text = ". ".join(" ".join(f"s{s}w{w}" for w in range(30)) for s in range(40)) + "."
     chunks = chunk_text(text, {"strategy": "sentence", "max_chunk_size": 250, "sentence_overlap": 1})
     assert len(chunks) > 3
-    fitted, rounds = drive(fit_flow(chunks, [text] * len(chunks), 100))
+    fitted, rounds = drive(fit_flow(chunks, [text] * len(chunks), 100, "", ask))
     assert rounds == [1]  # the whole text is one span
     for chunk, pieces in zip(chunks, fitted, strict=True):
         check_cover(text, chunk, pieces)
@@ -117,7 +117,7 @@ def test_a_word_longer_than_the_limit_is_cut_between_its_tokens() -> None:
     def by_characters(t: str) -> Tokens:
         return Tokens.from_offsets(2, [(i, i + 1) for i, c in enumerate(t) if c != " "])
 
-    fitted, rounds = drive(fit_flow([chunk], [text], 100), by_characters)
+    fitted, rounds = drive(fit_flow([chunk], [text], 100, "", ask), by_characters)
     pieces = fitted[0]
     assert "".join(p.text for p in pieces) == text
     assert all(by_characters(p.text).total <= 100 for p in pieces)
@@ -133,7 +133,7 @@ def test_a_token_across_a_cut_sends_that_piece_to_a_second_round() -> None:
         return Tokens.from_offsets(0, [(max(m.start() - 1, 0), m.end()) for m in re.finditer(r"\w+", t)])
 
     chunks = [Chunk(0, 16, text[:16]), Chunk(17, len(text), text[17:])]  # the second starts after a space
-    fitted, rounds = drive(fit_flow(chunks, [text] * 2, 3), space_glued)
+    fitted, rounds = drive(fit_flow(chunks, [text] * 2, 3, "", ask), space_glued)
     assert rounds[0] == 1 and len(rounds) >= 2  # the second chunk is tokenized alone after all
     for chunk, pieces in zip(chunks, fitted, strict=True):
         check_cover(text, chunk, pieces)
@@ -142,7 +142,7 @@ def test_a_token_across_a_cut_sends_that_piece_to_a_second_round() -> None:
 
 def test_chunks_that_surely_fit_are_not_tokenized() -> None:
     chunk = Chunk(0, 10, "ten chars!")
-    flow = fit_flow([chunk], ["ten chars!"], 256)
+    flow = fit_flow([chunk], ["ten chars!"], 256, "", ask)
     with pytest.raises(StopIteration) as stop:
         next(flow)
     assert stop.value.value == [[chunk]]
@@ -151,7 +151,7 @@ def test_chunks_that_surely_fit_are_not_tokenized() -> None:
 def test_the_prefix_is_counted_in_every_piece() -> None:
     text = " ".join(f"w{i}" for i in range(100))
     chunk = Chunk(0, len(text), text)
-    fitted, _ = drive(fit_flow([chunk], [text], 22, prefix="passage: "))
+    fitted, _ = drive(fit_flow([chunk], [text], 22, "passage: ", ask))
     for piece in fitted[0]:
         assert count("passage: " + piece.text) <= 22
     assert len(fitted[0]) == 6  # 22 - 2 special - 2 prefix tokens = 18 words a piece
@@ -160,13 +160,13 @@ def test_the_prefix_is_counted_in_every_piece() -> None:
 def test_a_limit_with_no_room_for_text_is_a_config_error() -> None:
     text = " ".join(f"w{i}" for i in range(100))
     with pytest.raises(ConfigError, match="max_input_tokens=3 leaves no room"):
-        drive(fit_flow([Chunk(0, len(text), text)], [text], 3, prefix="a b: "))
+        drive(fit_flow([Chunk(0, len(text), text)], [text], 3, "a b: ", ask))
 
 
 def test_texts_flow_keeps_each_texts_chunks_in_order() -> None:
     texts_ = [" ".join(f"t{t}w{i}" for i in range(300)) for t in range(3)]
     chunks = [chunk_text(t, {"strategy": "word", "max_chunk_size": 250, "overlap": 100}) for t in texts_]
-    fitted, rounds = drive(fit_texts_flow(texts_, chunks, 120))
+    fitted, rounds = drive(fit_texts_flow(texts_, chunks, 120, "", ask))
     assert rounds == [3]  # one span per text
     for text, text_chunks, pieces in zip(texts_, chunks, fitted, strict=True):
         assert [p.source for p in pieces] == sorted(p.source for p in pieces)  # type: ignore[type-var]
@@ -280,7 +280,7 @@ def test_cuts_equal_the_binary_search_with_a_real_tokenizer(make: Callable[[], o
     def true_count(t: str) -> int:
         return tokenize([t])[0].total
 
-    fitted, rounds = drive(fit_flow(chunks, [text] * len(chunks), limit), lambda t: tokenize([t])[0])
+    fitted, rounds = drive(fit_flow(chunks, [text] * len(chunks), limit, "", ask), lambda t: tokenize([t])[0])
     for chunk, pieces in zip(chunks, fitted, strict=True):
         check_cover(text, chunk, pieces)
         for piece in pieces:

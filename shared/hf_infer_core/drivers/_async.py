@@ -6,7 +6,6 @@ Batches run as tasks over one ``httpx.AsyncClient`` per event loop; ``asyncio.ti
 from __future__ import annotations
 
 import asyncio
-import builtins
 import contextlib
 import time
 import weakref
@@ -25,11 +24,12 @@ from typing import TYPE_CHECKING, Any, Literal, Never, Self, Unpack, overload
 
 import httpx
 
-from ..base._errors import ClientClosedError, HFInferError, RateLimitBackendError
+from ..base._errors import HFInferError, RateLimitBackendError
 from ..config import InferenceEndpoint
 from ..config._options import ClientOptionArgs, ClientOptions
 from ..limits._concurrency import Ticket
 from ..limits._ratelimit import RateLimiter
+from ..protocol._fanout import Fanout
 from ..protocol._steps import (
     END,
     Discover,
@@ -46,7 +46,7 @@ from ..protocol._steps import (
     unknown_step,
 )
 from ..text._chunking import ChunkEmbedding
-from ._client import _INHERITED, T, _ClientBase, _log, _reader, _result, _transport_error
+from ._client import _INHERITED, ATTEMPT_ERRORS, T, _ClientBase, _log, _reader, _result, attempt_outcome
 from ._transports import close_with_loop, fast_async_transport, proxy_mounts, release_on_close
 
 if TYPE_CHECKING:
@@ -305,36 +305,38 @@ class AsyncEmbeddingClient(_ClientBase):
                 unhandled: Never = step  # mypy: every kind of step is handled above
                 raise unknown_step(unhandled)
 
-    async def _parallel(self, step: Parallel, parent: _Call) -> list[Any]:
+    async def _parallel(self, step: Parallel[object], parent: _Call) -> list[object]:
         """Run the flows as up to ``window`` tasks (with "auto", as many as the limit); on the first failure cancel the rest."""
-        results: list[Any] = [None] * step.size
-        queue = enumerate(step.flows)
+        fanout = Fanout(step)
         tasks: list[asyncio.Future[None]] = []
-        done = [False]
 
         def add_workers() -> None:
-            for _ in range(max(0, self.workers_for(step) - len(tasks)) if not done[0] else 0):
+            for _ in range(fanout.more_workers(self.workers_for(step))):
                 tasks.append(asyncio.ensure_future(worker()))
 
         async def worker() -> None:
-            for k, flow in queue:
-                results[k] = await self._run(flow, parent.child())
-                if step.done is not None:
-                    step.done(k)
+            while (item := fanout.take()) is not None:
+                k, flow = item
+                try:
+                    result = await self._run(flow, parent.child())
+                except BaseException as err:
+                    fanout.failed(err)
+                    raise
+                fanout.finished(k, result)
                 if self._adaptive is not None:
                     add_workers()  # the limit may have grown
-            done[0] = True
 
         add_workers()
         try:
             while not all(task.done() for task in tasks):  # workers added while others run are awaited too
                 await asyncio.gather(*tasks)
         except BaseException:
+            # The first failure (or a cancellation of the caller): the others' requests are cancelled.
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             raise
-        return results
+        return fanout.outcome()
 
     async def _send(self, step: Send, call: _Call) -> HttpResult | HFInferError:
         # The client (and its session) must exist before the token is taken: set-up done after
@@ -387,6 +389,7 @@ class AsyncEmbeddingClient(_ClientBase):
         outcome: HttpResult | HFInferError
         url = httpx.URL(step.url)
         deadline = time.monotonic() + step.timeout
+        ended: HttpResult | BaseException
         try:
             # asyncio.timeout cancels the whole attempt at its deadline, however the server drips.
             async with (
@@ -397,18 +400,10 @@ class AsyncEmbeddingClient(_ClientBase):
                 if not response.is_stream_consumed:
                     async for chunk in response.aiter_raw():
                         body.feed(chunk)
-                outcome = _result(response, body.finish())
-        except HFInferError as err:  # the body was too large or not valid gzip
-            outcome = err
-        except httpx.HTTPError as err:
-            # As the sync driver: an error that surfaces after the deadline is the deadline's.
-            outcome = _transport_error(err, url, expired=time.monotonic() >= deadline)
-        except builtins.TimeoutError as err:  # asyncio.timeout's, not one of ours
-            outcome = _transport_error(err, url, expired=True)
-        except RuntimeError as err:  # httpx's "client has been closed"
-            if not http.is_closed:
-                raise
-            raise ClientClosedError("the client was closed while this call was using it") from err
+                ended = _result(response, body.finish())
+        except ATTEMPT_ERRORS as err:
+            ended = err
+        outcome = attempt_outcome(ended, url, deadline, http.is_closed)
         _log(step, url, outcome, started)
         return outcome
 

@@ -9,6 +9,7 @@ rate-limit token and send, sleep, run flows side by side), the sync client on th
 
 from __future__ import annotations
 
+import builtins
 import logging
 import os
 import socket
@@ -24,7 +25,7 @@ import httpx
 from pydantic import SecretStr
 
 from ..base import _errors
-from ..base._errors import HFInferError, TransportError, caused_by
+from ..base._errors import ClientClosedError, HFInferError, TransportError, caused_by
 from ..base._secret import shown_url
 from ..config import InferenceEndpoint
 from ..config._options import ClientOptionArgs, ClientOptions
@@ -113,6 +114,35 @@ def _transport_error(err: BaseException, url: httpx.URL, *, expired: bool = Fals
     # A local protocol error's own message holds the refused header: it is not chained.
     error.__cause__ = None if isinstance(error, TransportError) and error.local else err
     return error
+
+
+# What an attempt may end in, besides an answer: what both drivers catch and hand to attempt_outcome.
+ATTEMPT_ERRORS = (HFInferError, httpx.HTTPError, builtins.TimeoutError, RuntimeError)
+
+
+def attempt_outcome(
+    ended: HttpResult | BaseException, url: httpx.URL, deadline: float, closed: bool
+) -> HttpResult | HFInferError:
+    """What one attempt came to, decided once for both drivers.
+
+    ``ended``: the answer read whole, or what the attempt raised. An answer completed after the
+    attempt's deadline is the deadline's (a server that drips stays within no timeout of
+    httpx's); a transport error after it too. Our own errors (a body too large, bad gzip) stand.
+    httpx's "client has been closed" (``closed``) is :class:`ClientClosedError`, raised.
+    Anything else is not an attempt's outcome, and is raised as it is.
+    """
+    now = time.monotonic()
+    if isinstance(ended, HttpResult):
+        return _transport_error(builtins.TimeoutError(), url, expired=True) if now > deadline else ended
+    if isinstance(ended, HFInferError):
+        return ended
+    if isinstance(ended, httpx.HTTPError):
+        return _transport_error(ended, url, expired=now >= deadline)
+    if isinstance(ended, builtins.TimeoutError):  # asyncio.timeout's, at the deadline
+        return _transport_error(ended, url, expired=True)
+    if isinstance(ended, RuntimeError) and closed:
+        raise ClientClosedError("the client was closed while this call was using it") from ended
+    raise ended
 
 
 def load_signal(outcome: HttpResult | HFInferError | None) -> Signal:
@@ -224,7 +254,7 @@ class _ClientBase:
             endpoint.url, endpoint.api_key, self.options.max_concurrency_limit, shown_url(endpoint.url)
         )
 
-    def workers_for(self, step: Parallel) -> int:
+    def workers_for(self, step: Parallel[object]) -> int:
         """How many flows of ``step`` to run at once now: its window, or with "auto" the current limit.
 
         With "auto" the window is ``max_concurrency_limit`` (64): that many workers waiting for a

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal, Never, Self, Unpack, overload
 
 import httpx
 
-from ..base._errors import ClientClosedError, HFInferError, RateLimitBackendError
+from ..base._errors import HFInferError, RateLimitBackendError
 from ..config import InferenceEndpoint
 from ..config._options import ClientOptionArgs, ClientOptions
 from ..limits._concurrency import Ticket
@@ -40,7 +40,7 @@ from ..protocol._steps import (
 )
 from ..text._chunking import ChunkEmbedding
 from ..text._fit import result_of
-from ._client import _INHERITED, T, _ClientBase, _log, _reader, _result, _transport_error
+from ._client import _INHERITED, ATTEMPT_ERRORS, T, _ClientBase, _log, _reader, _result, attempt_outcome
 from ._deadline import attempt_deadline, deadline_transport, watch
 from ._threads import IN_WORKER, Abort, Aborted, Call, Shared, as_worker
 from ._transports import proxy_mounts
@@ -274,7 +274,7 @@ class EmbeddingClient(_ClientBase):
                 unhandled: Never = step  # mypy: every kind of step is handled above
                 raise unknown_step(unhandled)
 
-    def _parallel(self, step: Parallel, parent: Call) -> list[Any]:
+    def _parallel(self, step: Parallel[object], parent: Call) -> list[Any]:
         """Run the flows on the client's worker threads, ``window`` at most; end at once on the first failure or Ctrl-C.
 
         A caller outside the pool waits on a condition, which a signal interrupts, and never on
@@ -286,9 +286,11 @@ class EmbeddingClient(_ClientBase):
         ``max_concurrency``, never waits for a thread of its own.
         """
         call = parent.child()  # a failure here aborts these flows, not the caller's other work
-        if min(step.window, step.size) <= 1:
-            return [self._finish(step, k, flow, call) for k, flow in enumerate(step.flows)]
         shared = Shared(step, call)
+        if min(step.window, step.size) <= 1:
+            shared.more_workers(1)
+            self._work(shared)  # one at a time, on this thread
+            return shared.wait()
         nested = getattr(IN_WORKER, "active", False)
         try:
             if nested:
@@ -296,29 +298,21 @@ class EmbeddingClient(_ClientBase):
             self._add_workers(shared)
             if nested:
                 self._work(shared)
-            with shared.cond:
-                while not shared.settled():
-                    shared.cond.wait()
+            return shared.wait()
         except BaseException:
             call.abort.set()  # Ctrl-C (or any error) in the calling thread: the workers stop too
             raise
-        if shared.failures:
-            raise shared.failures[0]
-        return shared.results
 
     def _work(self, shared: Shared) -> None:
         """Run flows of ``shared`` until none is left or the call is aborted."""
         while (item := shared.take()) is not None:
             k, flow = item
             try:
-                shared.results[k] = self._finish(shared.step, k, flow, shared.call)
-            except Aborted:
-                shared.finished()
+                result = self._run(flow, shared.call)
+            except BaseException as err:  # Aborted too: the step is stopping, and says so to its caller
+                shared.failed(err)
                 return
-            except BaseException as err:
-                shared.finished(err)
-                return
-            shared.finished()
+            shared.finished(k, result)
             if self._adaptive is not None:
                 self._add_workers(shared)  # the limit may have grown
 
@@ -333,12 +327,6 @@ class EmbeddingClient(_ClientBase):
                 self._pool = ThreadPoolExecutor(max_workers=self.options.window, thread_name_prefix="hf-infer")
             pool = self._pool
         return pool.submit(as_worker, lambda: run(*args))
-
-    def _finish(self, step: Parallel, k: int, flow: Flow[Any], call: Call) -> Any:
-        result = self._run(flow, call)
-        if step.done is not None:
-            step.done(k)
-        return result
 
     def _wait(self, seconds: float, abort: Abort) -> None:
         """Sleep ``seconds`` unless the call is aborted first (then raise :class:`Aborted`)."""
@@ -389,6 +377,7 @@ class EmbeddingClient(_ClientBase):
         outcome: HttpResult | HFInferError
         url = httpx.URL(step.url)
         deadline = time.monotonic() + step.timeout
+        ended: HttpResult | BaseException
         try:
             # Our own connections bound every read by the deadline; a user's own client or
             # transport does not, so the process's watchdog cuts its socket at the deadline.
@@ -401,17 +390,10 @@ class EmbeddingClient(_ClientBase):
                 body = _reader(response, step)
                 for chunk in () if response.is_stream_consumed else response.iter_raw():
                     body.feed(chunk)
-                outcome = _result(response, body.finish())
-            if time.monotonic() > deadline:
-                outcome = _transport_error(TimeoutError(), url, expired=True)
-        except HFInferError as err:  # the body was too large or not valid gzip
-            outcome = err
-        except httpx.HTTPError as err:
-            outcome = _transport_error(err, url, expired=time.monotonic() >= deadline)
-        except RuntimeError as err:  # httpx's "client has been closed"
-            if not self._http.is_closed:
-                raise
-            raise ClientClosedError("the client was closed while this call was using it") from err
+                ended = _result(response, body.finish())
+        except ATTEMPT_ERRORS as err:
+            ended = err
+        outcome = attempt_outcome(ended, url, deadline, self._http.is_closed)
         _log(step, url, outcome, started)
         return outcome
 

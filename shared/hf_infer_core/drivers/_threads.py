@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
+from ..protocol._fanout import Fanout
 from ..protocol._steps import Flow, Parallel
 
 __all__ = ["IN_WORKER", "Abort", "Aborted", "Call", "Shared", "as_worker"]
@@ -83,44 +84,39 @@ def as_worker(run: Callable[[], T]) -> T:
 
 
 class Shared:
-    """A Parallel step's shared state: the flows left, those running, the first failure."""
+    """A Parallel step's :class:`~..protocol._fanout.Fanout` shared by threads: its lock, and a condition to wait on."""
 
-    def __init__(self, step: Parallel, call: Call) -> None:
+    def __init__(self, step: Parallel[object], call: Call) -> None:
+        self.fanout = Fanout(step)
         self.step = step
         self.call = call
-        self.results: list[Any] = [None] * step.size
-        self.queue = enumerate(step.flows)
         self.cond = threading.Condition()
-        self.exhausted = False
-        self.running = 0
-        self.workers = 0  # threads working on these flows (the caller's own included, when nested)
-        self.failures: list[BaseException] = []
 
     def more_workers(self, wanted: int) -> int:
-        """How many workers to add to reach ``wanted`` (counted as added), while flows may be left."""
         with self.cond:
-            more = 0 if self.exhausted or self.call.abort.is_set() else max(0, wanted - self.workers)
-            self.workers += more
-            return more
+            return self.fanout.more_workers(wanted, self.call.abort.is_set())
 
-    def take(self) -> tuple[int, Flow[Any]] | None:
+    def take(self) -> tuple[int, Flow[object]] | None:
         with self.cond:
-            item = None if self.exhausted or self.call.abort.is_set() else next(self.queue, None)
+            item = self.fanout.take(self.call.abort.is_set())
             if item is None:
-                self.exhausted = True
                 self.cond.notify_all()
-            else:
-                self.running += 1
             return item
 
-    def finished(self, failure: BaseException | None = None) -> None:
+    def finished(self, k: int, result: object) -> None:
         with self.cond:
-            self.running -= 1
-            if failure is not None:
-                self.failures.append(failure)
-                self.call.abort.set()
+            self.fanout.finished(k, result)
             self.cond.notify_all()
 
-    def settled(self) -> bool:
-        """Every flow done, or one failed (the others' requests in flight are not waited for)."""
-        return bool(self.failures) or (self.exhausted and self.running == 0)
+    def failed(self, failure: BaseException) -> None:
+        with self.cond:
+            self.fanout.failed(failure)
+            self.call.abort.set()  # the others stop before their next request
+            self.cond.notify_all()
+
+    def wait(self) -> list[object]:
+        """Wait (interruptibly) until the step is settled; its results, or its first failure raised."""
+        with self.cond:
+            while not self.fanout.settled():
+                self.cond.wait()
+            return self.fanout.outcome()

@@ -15,7 +15,7 @@ import logging
 import random
 import re
 import time
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -37,7 +37,7 @@ from ._body import ACCEPT_ENCODING, default_response_limit
 from ._plan import chunk_all, plan, split_in_two, tokenize_groups
 from ._probes import Probes
 from ._retry import RetryPolicy, decide
-from ._steps import HttpResult, Outcome, Parallel, Send, Sleep
+from ._steps import Flow, HttpResult, Parallel, Send, Sleep, Step, ask
 from ._wire import (
     base64_body,
     base64_vectors,
@@ -70,8 +70,8 @@ class NoTokenizeRoute(EndpointError):
     """The endpoint has no ``/tokenize`` (404 or 405): chunks are fitted by 413 splitting instead."""
 
 
-BatchFlow = Generator[Send | Sleep | Parallel, Any, list[Any]]
-RequestFlow = Generator[Send | Sleep, Outcome | None, HttpResult]
+# A batch's vectors, in order; an input a 413 split comes back as its Pieces.
+BatchFlow = Flow[list[Any]]
 # The limit a TEI server states in its 413: "`inputs` must have less than 256 tokens. Given: 300".
 _STATED_LIMIT = re.compile(r"less than (\d{1,9}) tokens")
 
@@ -243,7 +243,7 @@ class ClientCore:
         started: float | None = None,
         read: Callable[[HttpResult], R],
         probe: bool = False,
-    ) -> Generator[Send | Sleep, Outcome | None, R]:
+    ) -> Flow[R]:
         """Send one request until ``read`` takes its answer: every request's retry loop.
 
         One deadline rule for all: each attempt may take ``timeout``, cut to what is left of
@@ -267,20 +267,20 @@ class ClientCore:
                     attempts=attempt - 1,
                     indices=indices,
                 )
-            outcome = yield Send(
-                body,
-                tuple(indices),
-                attempt,
-                url,
-                method,
-                timeout=budget,
-                max_bytes=max_bytes or self.response_limit(len(indices)),
+            outcome = yield from ask(
+                Send(
+                    body,
+                    tuple(indices),
+                    attempt,
+                    url,
+                    method,
+                    timeout=budget,
+                    max_bytes=max_bytes or self.response_limit(len(indices)),
+                )
             )
             try:
                 if isinstance(outcome, HFInferError):
                     raise outcome
-                if outcome is None:
-                    raise RuntimeError("the client sent nothing back for a Send step")
                 if not 200 <= outcome.status_code < 300:
                     raise self._status_error(outcome)
                 return read(outcome)
@@ -289,7 +289,7 @@ class ClientCore:
                 if probe or not decision.retry:
                     # A transport error keeps its httpx cause; the retry loop itself is no context.
                     raise err.with_context(attempts=attempt, indices=indices) from err.__cause__
-                yield Sleep(decision.wait)
+                yield from ask(Sleep(decision.wait))
 
     # ------------------------------------------------------------------ the batch flow
 
@@ -328,7 +328,7 @@ class ClientCore:
                 mid = len(texts) // 2
                 halves = [(texts[:mid], indices[:mid]), (texts[mid:], indices[mid:])]
                 flows = (self.batch_flow(t, i, arrays, splittable, query, started) for t, i in halves)
-                left, right = yield Parallel(flows, 2, self.options.window)
+                left, right = yield from ask(Parallel(flows, 2, self.options.window))
                 joined: list[Any] = left + right
                 return joined
             self._learn_limit(err)
@@ -344,7 +344,7 @@ class ClientCore:
                 err.message = f"input {indices[0]} alone is too large for the endpoint: {err.message}{hint}"
                 raise err from err.__cause__
             flows = (self.batch_flow([sent], indices, arrays, splittable, query, started) for _, _, sent in pieces)
-            results = yield Parallel(flows, len(pieces), self.options.window)
+            results = yield from ask(Parallel(flows, len(pieces), self.options.window))
             parts: list[tuple[int, int, Any]] = []
             for (start, end, _), (vector,) in zip(pieces, results, strict=True):
                 if isinstance(vector, Pieces):
@@ -358,7 +358,7 @@ class ClientCore:
             # TEI says "less than N" but checks `tokens > N`: N itself is the limit.
             self.learned_limit = int(stated.group(1))
 
-    def info_flow(self) -> Generator[Send | Sleep, Outcome | None, None]:
+    def info_flow(self) -> Flow[None]:
         """Ask TEI's ``/info`` once (an optional probe: one attempt) and apply its answer.
 
         An endpoint that is not TEI answers 404 or 405: nothing is learnt and nothing fails.
@@ -389,7 +389,9 @@ class ClientCore:
             return discovered
         return self.learned_limit
 
-    def fit_flow(self, items: Sequence[str], chunks: list[list[Chunk]], local: bool, count: Counter) -> FitFlow:
+    def fit_flow(
+        self, items: Sequence[str], chunks: list[list[Chunk]], local: bool, count: Counter[Step, object]
+    ) -> FitFlow[Step, object]:
         """``chunks`` fitted to the model's token limit, texts counted by ``count``'s sub-flows.
 
         ``local``: ``count`` uses a local tokenizer (else TEI's ``/tokenize``). With no limit
@@ -413,7 +415,7 @@ class ClientCore:
         """The ``/tokenize`` requests for ``texts``: see :func:`tokenize_groups`."""
         return tokenize_groups(texts, self.batch_size)
 
-    def tokenize_flow(self, texts: Sequence[str]) -> Generator[Send | Sleep, Outcome | None, list[Tokens]]:
+    def tokenize_flow(self, texts: Sequence[str]) -> Flow[list[Tokens]]:
         """Tokenize ``texts`` (one group) with TEI's ``/tokenize``: special tokens counted, the others located.
 
         An optional probe: one attempt. A failure raises :class:`NoTokenizeRoute`, which fitting

@@ -20,7 +20,7 @@ from ..text._fit import Tokenize, Tokens
 from ..text._pooling import Pieces, chunk_embeddings, expand_pieces, per_text, pool_all
 from ._core import ClientCore
 from ._plan import assemble, check_texts
-from ._steps import END, Discover, Emit, Flow, Parallel, Read, Settle, Start
+from ._steps import Discover, Emit, End, Flow, Parallel, Read, Settle, Start, ask
 from ._stream import StreamAssembler, StreamBatch
 
 if TYPE_CHECKING:
@@ -35,7 +35,8 @@ R = TypeVar("R")
 
 _DISCOVER: Final = Discover()
 _READ: Final = Read()
-_SETTLE: Final = Settle()
+# A stream's batches return their vectors (BatchFlow): Settle sends back one batch's.
+_SETTLE: Final[Settle[list[Any]]] = Settle()
 
 
 class Progress(Protocol):
@@ -196,7 +197,7 @@ class Jobs:
         A stream fits every text it reads: without this each text would cost the driver a step.
         """
         if self.discovery_due:
-            yield _DISCOVER
+            yield from ask(_DISCOVER)
 
     def _chunked(self, texts: Sequence[str], arrays: bool = False) -> Flow[tuple[list[list[Chunk]], list[Any]]]:
         """Chunk, fit to the model and embed: each text's chunks and the flat chunk vectors.
@@ -228,7 +229,7 @@ class Jobs:
             return self.counter(texts)
         groups = self.core.tokenize_groups(texts)
         flows = (self.core.tokenize_flow([texts[i] for i in group]) for group in groups)
-        results = yield Parallel(flows, len(groups), self.options.window)
+        results = yield from ask(Parallel(flows, len(groups), self.options.window))
         return [tokens for group in results for tokens in group]
 
     def _flat(
@@ -247,7 +248,7 @@ class Jobs:
             batches = self.core.plan(texts)
             flows = (self.core.batch_flow([texts[i] for i in b], b, arrays, splittable, query) for b in batches)
             window = self.options.window
-            results = yield Parallel(flows, len(batches), window, lambda k: progress.done(batches[k]))
+            results = yield from ask(Parallel(flows, len(batches), window, lambda k: progress.done(batches[k])))
             return assemble(len(texts), batches, results)
         finally:
             progress.close()
@@ -262,17 +263,17 @@ class Jobs:
         window = self.options.window
         started: deque[StreamBatch] = deque()
         position = 0
-        while (text := (yield _READ)) is not END:
+        while not isinstance(text := (yield from ask(_READ)), End):
             items = check_texts([text], position)
             position += 1
             (chunks,) = yield from self._fitted(items, self.core.chunk_all(items))
             for batch in assembler.add(chunks):
-                yield Start(self._batch(batch, arrays))
+                yield from ask(Start(self._batch(batch, arrays)))
                 started.append(batch)
             while len(started) >= window:
                 yield from self._settle(started.popleft(), assembler, release)
         if (last := assembler.flush()) is not None:
-            yield Start(self._batch(last, arrays))
+            yield from ask(Start(self._batch(last, arrays)))
             started.append(last)
         while started:
             yield from self._settle(started.popleft(), assembler, release)
@@ -285,10 +286,10 @@ class Jobs:
         batch: StreamBatch, assembler: StreamAssembler, release: Callable[[StreamAssembler], list[Any]]
     ) -> Flow[None]:
         try:
-            vectors = yield _SETTLE
+            vectors = yield from ask(_SETTLE)
         except HFInferError as err:
             # Its indices become the batch's texts, counted in the caller's iterable.
             raise assembler.failure(batch, err) from err.__cause__
         assembler.complete(batch, vectors)
         if out := release(assembler):
-            yield Emit(out)
+            yield from ask(Emit(out))

@@ -30,7 +30,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Generator, Sequence
 from copy import deepcopy
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias, TypeVar
 
 from ..base._errors import ConfigError
 from ._chunking import Chunk
@@ -100,35 +100,40 @@ class Count:
     texts: list[str]
 
 
-FitFlow = Generator[Any, Any, list[list[Chunk]]]
-# How a flow has texts counted: a sub-flow whose return value is their Tokens. The default asks
+Y = TypeVar("Y")
+S = TypeVar("S")
+T = TypeVar("T")
+# A fitting flow yields what its counter yields (Y) and is sent what its counter is sent (S).
+FitFlow: TypeAlias = Generator[Y, S, list[list[Chunk]]]
+# How a flow has texts counted: a sub-flow whose return value is their Tokens. ``ask`` asks
 # whoever drives the flow with a Count step; the clients count with a local tokenizer or with
 # /tokenize requests (steps of their own), the splitters with a local tokenizer and no step at all.
-Counter = Callable[[list[str]], Generator[Any, Any, list[Tokens]]]
+Counter: TypeAlias = Callable[[list[str]], Generator[Y, S, list[Tokens]]]
 Tokenize = Callable[[list[str]], list[Tokens]]
 
 
 def ask(texts: list[str]) -> Generator[Count, list[Tokens], list[Tokens]]:
-    """The default :data:`Counter`: one :class:`Count` step, answered by the driver."""
+    """A :data:`Counter` of one :class:`Count` step, answered by whoever drives the flow."""
     return (yield Count(texts))
 
 
-def counted_locally(tokenize: Tokenize) -> Counter:
+def counted_locally(tokenize: Tokenize) -> Counter[object, object]:
     """A :data:`Counter` that tokenizes in place: its flows finish without yielding a step."""
 
-    def count(texts: list[str]) -> Generator[Any, Any, list[Tokens]]:
+    def count(texts: list[str]) -> Generator[object, object, list[Tokens]]:
         return tokenize(texts)
         yield  # a generator that never yields: "yield from" it returns at once
 
     return count
 
 
-def result_of(flow: Generator[Any, Any, Any]) -> Any:
+def result_of(flow: Generator[object, None, T]) -> T:
     """The value of a flow that needs no step performed (everything it asks for is local)."""
     try:
         step = next(flow)
     except StopIteration as stop:
-        return stop.value
+        value: T = stop.value
+        return value
     flow.close()
     raise RuntimeError(f"a local flow asked for a step: {type(step).__name__}")
 
@@ -180,8 +185,8 @@ class _View:
 
 
 def fit_flow(
-    chunks: Sequence[Chunk], sources: Sequence[str], limit: int, prefix: str = "", count: Counter = ask
-) -> FitFlow:
+    chunks: Sequence[Chunk], sources: Sequence[str], limit: int, prefix: str, count: Counter[Y, S]
+) -> FitFlow[Y, S]:
     """Return, for each chunk, the pieces it becomes (itself when it fits), as ``StopIteration.value``.
 
     Args:
@@ -189,7 +194,7 @@ def fit_flow(
         sources: For each chunk, the text its offsets point into.
         limit: The model's token limit, special tokens included.
         prefix: What the client prepends before sending (``document_prefix``): counted too.
-        count: How texts are counted (default: :class:`Count` steps; send back one
+        count: How texts are counted (:func:`ask`: :class:`Count` steps, each sent back one
             :class:`Tokens` per text, in order).
 
     Raises:
@@ -299,8 +304,8 @@ def _piece(job: _Job, start: int, end: int, chunks: Sequence[Chunk]) -> Chunk:
 
 
 def fit_texts_flow(
-    texts: Sequence[str], chunks: Sequence[Sequence[Chunk]], limit: int, prefix: str = "", count: Counter = ask
-) -> FitFlow:
+    texts: Sequence[str], chunks: Sequence[Sequence[Chunk]], limit: int, prefix: str, count: Counter[Y, S]
+) -> FitFlow[Y, S]:
     """:func:`fit_flow` over every chunk of every text; returns each text's chunks, fitted."""
     flat = [chunk for text_chunks in chunks for chunk in text_chunks]
     sources = [texts[i] for i, text_chunks in enumerate(chunks) for _ in text_chunks]
