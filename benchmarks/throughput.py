@@ -311,7 +311,8 @@ def parse_cost(batches: int = 300) -> dict[str, float]:
     import time
 
     from hf_infer_core.config._options import ClientOptions
-    from hf_infer_core.protocol._core import ClientCore, HttpResult
+    from hf_infer_core.embeddings._core import ClientCore
+    from hf_infer_core.protocol._steps import HttpResult
 
     rng = random.Random(0)
     vectors = [[round(rng.uniform(-0.1, 0.1), 8) for _ in range(384)] for _ in range(BATCH)]

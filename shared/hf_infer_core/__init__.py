@@ -44,7 +44,7 @@ from .config import (
     RateLimitSettings,
     env_api_key,
 )
-from .drivers import AsyncEmbeddingClient, EmbeddingClient
+from .embeddings import AsyncEmbeddingClient, EmbeddingClient
 from .limits import RateLimiter, RedisRateLimiter, shared_rate_limiter
 from .protocol import RetryDecision, RetryPolicy, decide, is_transient
 from .text import Chunk, ChunkEmbedding, chunk_text, count_words, resolve_chunking_settings

@@ -226,7 +226,7 @@ def test_changes_are_logged_at_debug(caplog: pytest.LogCaptureFixture) -> None:
 def test_what_an_answer_says_of_the_endpoints_load() -> None:
     from hf_infer_core import TimeoutError, TransportError
     from hf_infer_core.drivers._client import load_signal
-    from hf_infer_core.protocol._core import HttpResult
+    from hf_infer_core.protocol._steps import HttpResult
 
     assert load_signal(HttpResult(200, b"[]")) == "ok"
     for status in (429, 503, 424):  # TEI's full queue, a replica starting, a failed backend

@@ -46,8 +46,19 @@ def test_the_contracts_hold_on_the_code_as_it_is(tree: Path) -> None:
     [
         ("shared/hf_infer_core/config/_options.py", "from ..drivers import _sync", "The core's layers"),
         ("shared/hf_infer_core/text/_words.py", "from ..protocol import _steps", "The core's layers"),
-        ("shared/hf_infer_core/protocol/_steps.py", "import httpx", "The protocol performs no I/O"),
-        ("shared/hf_infer_core/protocol/_plan.py", "import threading", "The protocol performs no I/O"),
+        ("shared/hf_infer_core/protocol/_steps.py", "import httpx", "The protocol and the tasks' flows perform no I/O"),
+        (
+            "shared/hf_infer_core/protocol/_plan.py",
+            "import threading",
+            "The protocol and the tasks' flows perform no I/O",
+        ),
+        # A task's flows are as I/O-free as the protocol, and the drivers never name a task.
+        (
+            "shared/hf_infer_core/embeddings/_flows.py",
+            "import asyncio",
+            "The protocol and the tasks' flows perform no I/O",
+        ),
+        ("shared/hf_infer_core/drivers/_sync.py", "from ..embeddings import _flows", "The core's layers"),
         ("shared/hf_infer_core/base/_errors.py", "import langchain_core", "The core imports no framework"),
         ("langchain_hf_infer/_splitter.py", "import llama_index_hf_infer", "The adapters do not know each other"),
     ],

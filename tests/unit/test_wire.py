@@ -49,7 +49,7 @@ def client(
 @contextlib.contextmanager
 def python_floats_forbidden() -> Iterator[None]:
     """Make every way base64 vectors become Python floats fail."""
-    import hf_infer_core.protocol._wire as core
+    import hf_infer_core.embeddings._wire as core
 
     def fail(*args: object, **kwargs: object) -> None:
         raise AssertionError("the list-of-Python-floats path was taken")

@@ -1,10 +1,10 @@
-"""The client options, declared once: :class:`ClientOptions`.
+"""The client options, declared once: :class:`RequestOptions` (every task's) and :class:`ClientOptions` (the embeddings').
 
 Every option of :class:`~hf_infer_core.EmbeddingClient`, :class:`~hf_infer_core.AsyncEmbeddingClient`
 and the two framework adapters is a field here, with its default and its validation, so a bad
 value fails when the client or adapter is built (a ``ValueError`` naming the option), never at
 the first request. The clients take the options as typed keyword arguments
-(:class:`ClientOptionArgs`, checked against this model by a test), so a misspelt option is a
+(:class:`ClientOptionArgs`, checked against the model by a test), so a misspelt option is a
 type error; the adapters inherit the fields.
 
 Collaborators that are not settings (clock, sleep, random source, rate limiter, HTTP client or
@@ -14,14 +14,23 @@ transport) are constructor arguments of the clients, not options.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, Self, TypedDict
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..base._errors import ConfigError
 
-__all__ = ["ClientOptionArgs", "ClientOptions", "Pooling", "TruncationDirection", "WireFormat", "config_error"]
+__all__ = [
+    "ClientOptionArgs",
+    "ClientOptions",
+    "RequestOptionArgs",
+    "RequestOptions",
+    "Pooling",
+    "TruncationDirection",
+    "WireFormat",
+    "config_error",
+]
 
 Pooling = Literal["mean", "first"]
 TruncationDirection = Literal["left", "right", "Left", "Right"]
@@ -32,16 +41,16 @@ WireFormat = Literal["json", "base64"]
 _MAX_SECONDS = 7 * 24 * 3600.0
 
 
-class ClientOptions(BaseModel):
-    """How a client batches, retries, waits and shapes requests; frozen and validated on creation.
+class RequestOptions(BaseModel):
+    """How a client of any task batches, retries and waits; frozen and validated on creation.
 
     Attributes are documented in the README's option table; in short: ``batch_size`` inputs per
     request, ``max_concurrency`` requests in flight, ``timeout`` seconds per attempt,
     ``max_retries`` retries per batch, ``max_retry_wait`` longest single wait,
-    ``retry_deadline`` longest time per batch (waits included), prefixes for queries and
-    documents, ``pooling`` of chunk vectors, TEI's request options (sent only when set),
-    a progress bar, ``discover`` (read TEI's ``/info`` once) and ``max_response_bytes`` (the
-    largest body read, counted decompressed; by default 1 MiB + 256 KiB per input).
+    ``retry_deadline`` longest time per batch (waits included), a progress bar, ``discover``
+    (read TEI's ``/info`` once), the rate limit's backend, proxies from the environment and
+    ``max_response_bytes`` (the largest body read, counted decompressed; by default 1 MiB +
+    256 KiB per input).
     """
 
     # hide_input_in_errors: a rate_limit_backend URL may hold a password.
@@ -73,43 +82,14 @@ class ClientOptions(BaseModel):
         strict=True,
         description="Longest time a refused connection is retried (nothing listening: report it soon).",
     )
-    query_prefix: str = Field(default="", strict=True, description="Prepended to queries (e5: 'query: ').")
-    document_prefix: str = Field(default="", strict=True, description="Prepended to documents (e5: 'passage: ').")
-    pooling: Pooling = Field(default="mean", description="How a document's chunk vectors are combined.")
-    normalize: bool | None = Field(default=None, strict=True, description="TEI request option.")
-    truncate: bool | None = Field(default=None, strict=True, description="TEI request option.")
-    truncation_direction: TruncationDirection | None = Field(default=None, description="TEI request option.")
-    prompt_name: str | None = Field(
-        default=None, strict=True, description="TEI request option: the prompt for queries and documents alike."
-    )
-    query_prompt_name: str | None = Field(
-        default=None, strict=True, description="TEI's prompt_name for queries (default: prompt_name)."
-    )
-    document_prompt_name: str | None = Field(
-        default=None, strict=True, description="TEI's prompt_name for documents (default: prompt_name)."
-    )
     show_progress: bool = Field(default=False, strict=True, description="Show a tqdm bar of texts done.")
     discover: bool = Field(
         default=True, strict=True, description="Read TEI's /info once, lazily, before the first request."
-    )
-    fit_chunks_to_model: bool = Field(
-        default=True,
-        strict=True,
-        description="Split chunks over the model's token limit (max_input_tokens, or /info with discover).",
-    )
-    keep_trailing_text: bool = Field(
-        default=False,
-        strict=True,
-        description="Word chunking: extend the last chunk over a trailing remainder with no word (not Elasticsearch's).",
     )
     rate_limit_backend: str = Field(
         default="local",
         repr=False,  # a Redis URL may hold a password
         description="'local' (a budget per process) or a redis://, rediss:// or unix:// URL (one shared budget).",
-    )
-    wire_format: WireFormat = Field(
-        default="json",
-        description="'json' (any Hugging Face endpoint) or 'base64' (TEI's /v1/embeddings: float32 bytes).",
     )
     trust_env: bool = Field(
         default=True,
@@ -153,19 +133,8 @@ class ClientOptions(BaseModel):
             )
         return value
 
-    @model_validator(mode="after")
-    def _base64_takes_no_tei_options(self) -> ClientOptions:
-        if self.wire_format == "base64":
-            given = [name for name in _JSON_ONLY if getattr(self, name) is not None]
-            if given:
-                raise ValueError(
-                    f"wire_format='base64' uses TEI's OpenAI route, which takes no {', '.join(given)}: "
-                    "use wire_format='json' for them"
-                )
-        return self
-
     @classmethod
-    def build(cls, base: ClientOptions | None = None, overrides: Mapping[str, Any] | None = None) -> ClientOptions:
+    def build(cls, base: Self | None = None, overrides: Mapping[str, Any] | None = None) -> Self:
         """Return ``base`` (default options when ``None``) with ``overrides`` applied and validated.
 
         Raises:
@@ -185,9 +154,58 @@ class ClientOptions(BaseModel):
         return self.max_concurrency_limit if self.max_concurrency == "auto" else self.max_concurrency
 
     @classmethod
-    def pick(cls, source: Any) -> ClientOptions:
+    def pick(cls, source: Any) -> Self:
         """Return the options held by ``source``'s attributes of the same names (an adapter)."""
         return cls.model_validate({name: getattr(source, name) for name in cls.model_fields})
+
+
+class ClientOptions(RequestOptions):
+    """The embedding clients' options: :class:`RequestOptions` and how texts are shaped and pooled.
+
+    Prefixes for queries and documents, ``pooling`` of chunk vectors, TEI's request options
+    (sent only when set), fitting chunks to the model and the wire format.
+    """
+
+    query_prefix: str = Field(default="", strict=True, description="Prepended to queries (e5: 'query: ').")
+    document_prefix: str = Field(default="", strict=True, description="Prepended to documents (e5: 'passage: ').")
+    pooling: Pooling = Field(default="mean", description="How a document's chunk vectors are combined.")
+    normalize: bool | None = Field(default=None, strict=True, description="TEI request option.")
+    truncate: bool | None = Field(default=None, strict=True, description="TEI request option.")
+    truncation_direction: TruncationDirection | None = Field(default=None, description="TEI request option.")
+    prompt_name: str | None = Field(
+        default=None, strict=True, description="TEI request option: the prompt for queries and documents alike."
+    )
+    query_prompt_name: str | None = Field(
+        default=None, strict=True, description="TEI's prompt_name for queries (default: prompt_name)."
+    )
+    document_prompt_name: str | None = Field(
+        default=None, strict=True, description="TEI's prompt_name for documents (default: prompt_name)."
+    )
+    fit_chunks_to_model: bool = Field(
+        default=True,
+        strict=True,
+        description="Split chunks over the model's token limit (max_input_tokens, or /info with discover).",
+    )
+    keep_trailing_text: bool = Field(
+        default=False,
+        strict=True,
+        description="Word chunking: extend the last chunk over a trailing remainder with no word (not Elasticsearch's).",
+    )
+    wire_format: WireFormat = Field(
+        default="json",
+        description="'json' (any Hugging Face endpoint) or 'base64' (TEI's /v1/embeddings: float32 bytes).",
+    )
+
+    @model_validator(mode="after")
+    def _base64_takes_no_tei_options(self) -> Self:
+        if self.wire_format == "base64":
+            given = [name for name in _JSON_ONLY if getattr(self, name) is not None]
+            if given:
+                raise ValueError(
+                    f"wire_format='base64' uses TEI's OpenAI route, which takes no {', '.join(given)}: "
+                    "use wire_format='json' for them"
+                )
+        return self
 
 
 # TEI request options that only the JSON route takes.
@@ -218,8 +236,8 @@ def config_error(err: ValidationError) -> ConfigError:
     return ConfigError(problems)
 
 
-class ClientOptionArgs(TypedDict, total=False):
-    """The options as keyword arguments of the clients (same names and types as :class:`ClientOptions`)."""
+class RequestOptionArgs(TypedDict, total=False):
+    """The options every task's client takes as keyword arguments (same names and types as :class:`RequestOptions`)."""
 
     batch_size: int
     max_concurrency: int | Literal["auto"]
@@ -229,6 +247,16 @@ class ClientOptionArgs(TypedDict, total=False):
     max_retry_wait: float
     retry_deadline: float
     connect_retry_deadline: float
+    show_progress: bool
+    discover: bool
+    rate_limit_backend: str
+    trust_env: bool
+    max_response_bytes: int | None
+
+
+class ClientOptionArgs(RequestOptionArgs, total=False):
+    """The options as keyword arguments of the embedding clients (same names and types as :class:`ClientOptions`)."""
+
     query_prefix: str
     document_prefix: str
     pooling: Pooling
@@ -238,11 +266,6 @@ class ClientOptionArgs(TypedDict, total=False):
     prompt_name: str | None
     query_prompt_name: str | None
     document_prompt_name: str | None
-    show_progress: bool
-    discover: bool
     fit_chunks_to_model: bool
     keep_trailing_text: bool
-    rate_limit_backend: str
     wire_format: WireFormat
-    trust_env: bool
-    max_response_bytes: int | None

@@ -1,4 +1,4 @@
-"""The asyncio client, :class:`AsyncEmbeddingClient`: the steps of the job's flows (``_job.py``) performed as tasks.
+"""The asyncio driver: the steps of a task's flows performed as tasks (the asyncio clients' base).
 
 Batches run as tasks over one ``httpx.AsyncClient`` per event loop; ``asyncio.timeout`` bounds each attempt.
 """
@@ -17,16 +17,15 @@ from collections.abc import (
     Awaitable,
     Callable,
     Iterable,
-    Sequence,
 )
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, Never, Self, Unpack, overload
+from typing import TYPE_CHECKING, Any, Never, Self
 
 import httpx
 
 from ..base._errors import HFInferError, RateLimitBackendError
 from ..config import InferenceEndpoint
-from ..config._options import ClientOptionArgs, ClientOptions
+from ..config._options import RequestOptions
 from ..limits._concurrency import Ticket
 from ..limits._ratelimit import RateLimiter
 from ..protocol._fanout import Fanout
@@ -45,15 +44,13 @@ from ..protocol._steps import (
     Step,
     unknown_step,
 )
-from ..text._chunking import ChunkEmbedding
-from ._client import _INHERITED, ATTEMPT_ERRORS, T, _ClientBase, _log, _reader, _result, attempt_outcome
+from ._client import _INHERITED, ATTEMPT_ERRORS, J, T, _ClientBase, _log, _reader, _result, attempt_outcome
 from ._transports import close_with_loop, fast_async_transport, proxy_mounts, release_on_close
 
 if TYPE_CHECKING:
-    import numpy as np
-    from numpy.typing import NDArray
+    pass
 
-__all__ = ["AsyncEmbeddingClient"]
+__all__ = ["AsyncDriver"]
 
 
 async def _aiterate(texts: Iterable[str] | AsyncIterable[str]) -> AsyncIterator[str]:
@@ -99,19 +96,17 @@ class _Call:
             await asyncio.gather(*self.started, return_exceptions=True)
 
 
-class AsyncEmbeddingClient(_ClientBase):
-    """Embed texts through a Hugging Face endpoint with asyncio; same options as :class:`EmbeddingClient`.
+class AsyncDriver(_ClientBase[J]):
+    """The asyncio driver of any task's flows: tasks over one ``httpx.AsyncClient`` per event loop.
 
-    Up to ``max_concurrency`` batches run as tasks. The client may be used from several event
-    loops: each loop gets its own ``httpx.AsyncClient`` (unless one is injected), while the rate
-    limit stays shared. ``sleep`` must be a coroutine function (default ``asyncio.sleep``).
+    A task's asyncio client subclasses it (:class:`~hf_infer_core.AsyncEmbeddingClient`).
     """
 
     def __init__(
         self,
         endpoint: InferenceEndpoint,
         *,
-        options: ClientOptions | None = None,
+        options: RequestOptions | None = None,
         http_client: httpx.AsyncClient | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         rate_limiter: RateLimiter | None = None,
@@ -119,7 +114,7 @@ class AsyncEmbeddingClient(_ClientBase):
         clock: Callable[[], float] = time.monotonic,
         rng: Any = None,
         tokenizer: Any = None,
-        **overrides: Unpack[ClientOptionArgs],
+        **overrides: Any,
     ) -> None:
         super().__init__(
             endpoint, options, overrides, rate_limiter=rate_limiter, clock=clock, rng=rng, tokenizer=tokenizer
@@ -193,56 +188,6 @@ class AsyncEmbeddingClient(_ClientBase):
                     self._by_loop[loop] = entry
                     del other._by_loop[loop]
                     release_on_close(loop, self)
-
-    # ------------------------------------------------------------------ public methods: one flow each
-
-    @overload
-    async def embed(self, texts: Sequence[str], *, as_numpy: Literal[False] = False) -> list[list[float]]: ...
-    @overload
-    async def embed(self, texts: Sequence[str], *, as_numpy: Literal[True]) -> NDArray[np.float32]: ...
-    async def embed(self, texts: Sequence[str], *, as_numpy: bool = False) -> list[list[float]] | NDArray[np.float32]:
-        """Return one vector per text, in order, each text sent as is (see :meth:`EmbeddingClient.embed`)."""
-        return await self._run(self._jobs.embed(texts, as_numpy))
-
-    async def embed_query(self, text: str) -> list[float]:
-        """Return the vector of one query, with ``query_prefix`` prepended."""
-        return await self._run(self._jobs.query(text))
-
-    async def embed_chunks(self, texts: Sequence[str]) -> list[list[ChunkEmbedding]]:
-        """Chunk every text and return each text's chunks with offsets and vectors."""
-        return await self._run(self._jobs.chunks(texts))
-
-    @overload
-    async def embed_documents(self, texts: Sequence[str], *, as_numpy: Literal[False] = False) -> list[list[float]]: ...
-    @overload
-    async def embed_documents(self, texts: Sequence[str], *, as_numpy: Literal[True]) -> NDArray[np.float32]: ...
-    async def embed_documents(
-        self, texts: Sequence[str], *, as_numpy: bool = False
-    ) -> list[list[float]] | NDArray[np.float32]:
-        """Return one vector per text, chunk vectors combined (see :meth:`EmbeddingClient.embed_documents`)."""
-        return await self._run(self._jobs.documents(texts, as_numpy))
-
-    @overload
-    def aembed_iter(
-        self, texts: Iterable[str] | AsyncIterable[str], *, as_numpy: Literal[False] = False
-    ) -> AsyncIterator[list[float]]: ...
-    @overload
-    def aembed_iter(
-        self, texts: Iterable[str] | AsyncIterable[str], *, as_numpy: Literal[True]
-    ) -> AsyncIterator[NDArray[np.float32]]: ...
-    def aembed_iter(
-        self, texts: Iterable[str] | AsyncIterable[str], *, as_numpy: bool = False
-    ) -> AsyncIterator[list[float]] | AsyncIterator[NDArray[np.float32]]:
-        """Stream :meth:`embed_documents` (see :meth:`EmbeddingClient.embed_iter`); ``texts`` may be async.
-
-        Bad arguments (a single string, numpy missing) fail at the call, as ``embed_iter``'s do,
-        not at the first ``__anext__``.
-        """
-        return self._stream(self._jobs.documents_stream(texts, as_numpy), texts)
-
-    def aembed_chunks_iter(self, texts: Iterable[str] | AsyncIterable[str]) -> AsyncIterator[list[ChunkEmbedding]]:
-        """Stream :meth:`embed_chunks`: for each text, in order, its chunks with offsets and vectors."""
-        return self._stream(self._jobs.chunks_stream(texts), texts)
 
     # ------------------------------------------------------------------ the driver
 

@@ -15,11 +15,8 @@ import os
 import socket
 import time
 import weakref
-from collections.abc import (
-    Callable,
-    Generator,
-)
-from typing import TYPE_CHECKING, Any, Self, TypeVar
+from collections.abc import Callable, Generator, Mapping
+from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar
 
 import httpx
 from pydantic import SecretStr
@@ -28,7 +25,7 @@ from ..base import _errors
 from ..base._errors import ClientClosedError, HFInferError, TransportError, caused_by
 from ..base._secret import shown_url
 from ..config import InferenceEndpoint
-from ..config._options import ClientOptionArgs, ClientOptions
+from ..config._options import RequestOptions
 from ..limits import _concurrency
 from ..limits._concurrency import AdaptiveLimit, Signal, Ticket, shared_adaptive_limit
 from ..limits._ratelimit import (
@@ -40,11 +37,9 @@ from ..limits._ratelimit import (
     shared_rate_limiter,
 )
 from ..protocol._body import BoundedBody
-from ..protocol._core import ClientCore
-from ..protocol._job import Jobs
+from ..protocol._request import RequestCore
 from ..protocol._steps import HttpResult, Parallel, Send
-from ..text._fit import load_tokenizer
-from ._progress import TqdmProgress
+from ..protocol._task import TaskJobs
 
 if TYPE_CHECKING:
     pass
@@ -54,7 +49,7 @@ __all__: list[str] = []  # shared by _sync.py and _async.py; nothing public
 logger = logging.getLogger("hf_infer_core")
 
 # Every live client, so a forked child can give each one state of its own (see _reset_after_fork).
-_CLIENTS: weakref.WeakSet[_ClientBase] = weakref.WeakSet()
+_CLIENTS: weakref.WeakSet[_ClientBase[Any]] = weakref.WeakSet()
 # Connections inherited from the parent: a child must neither use them (the parent's requests and
 # the child's would interleave on one socket and swap answers) nor close them (closing a TLS
 # connection sends close_notify on the parent's socket). Kept referenced so GC never closes them.
@@ -196,23 +191,29 @@ def _log(step: Send, url: httpx.URL, outcome: HttpResult | HFInferError, started
         )
 
 
-class _ClientBase:
-    """Options and the public embedding methods' shared plumbing (no I/O)."""
+J = TypeVar("J", bound=TaskJobs[RequestCore])
+
+
+class _ClientBase(Generic[J]):
+    """What both drivers share, for any task: options, rate limiter, adaptive limit, auth, fork handling.
+
+    A task's client class says which flows it runs (:meth:`_open_jobs`) and adds the methods that
+    hand them to the driver; the drivers never name a task.
+    """
 
     def __init__(
         self,
         endpoint: InferenceEndpoint,
-        options: ClientOptions | None,
-        overrides: ClientOptionArgs,
+        options: RequestOptions | None,
+        overrides: Mapping[str, Any],
         *,
         rate_limiter: RateLimiter | None,
         clock: Callable[[], float],
         rng: Any,
         tokenizer: Any = None,
     ) -> None:
-        self.options = ClientOptions.build(options, overrides)
-        self._core = ClientCore(endpoint, self.options, clock=clock, rng=rng)
-        self._jobs = Jobs(self._core, load_tokenizer(tokenizer) if tokenizer is not None else None, TqdmProgress)
+        self._jobs: J = self._open_jobs(endpoint, options, overrides, clock, rng, tokenizer)
+        self.options: RequestOptions = self._jobs.core.options
         self._own_rng = rng is None
         self.rate_limiter: RateLimiter | RedisRateLimiter | NoLimit
         backend = self.options.rate_limit_backend
@@ -244,6 +245,22 @@ class _ClientBase:
         self._limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
         self._adaptive = self._adaptive_limit()
         _CLIENTS.add(self)
+
+    def _open_jobs(
+        self,
+        endpoint: InferenceEndpoint,
+        options: RequestOptions | None,
+        overrides: Mapping[str, Any],
+        clock: Callable[[], float],
+        rng: Any,
+        tokenizer: Any,
+    ) -> J:
+        """The task's flows over its core, its options built from ``options`` and ``overrides`` (the task's client says which)."""
+        raise NotImplementedError
+
+    @property
+    def _core(self) -> RequestCore:
+        return self._jobs.core
 
     def _adaptive_limit(self) -> AdaptiveLimit | None:
         """max_concurrency="auto": one limit per endpoint in the process, which every attempt holds a slot of."""
@@ -304,11 +321,6 @@ class _ClientBase:
     def batch_size(self) -> int:
         """Inputs per request (capped by TEI's ``max_client_batch_size`` after discovery)."""
         return self._core.batch_size
-
-    @property
-    def dimensions(self) -> int | None:
-        """Vector size: configured, or learnt from the first response."""
-        return self._core.dimensions
 
     @property
     def server_info(self) -> dict[str, Any] | None:

@@ -1,6 +1,6 @@
 """The drivers' progress bar: texts done, as a tqdm bar (``show_progress=True``).
 
-The protocol only says which inputs are done (:class:`~hf_infer_core.protocol._job.Progress`);
+The protocol only says which inputs are done (:class:`~hf_infer_core.protocol._task.Progress`);
 counting them across threads and drawing the bar is the drivers' business.
 """
 

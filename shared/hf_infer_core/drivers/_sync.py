@@ -1,6 +1,6 @@
-"""The blocking client, :class:`EmbeddingClient`: the steps of the job's flows (``_job.py``) performed on threads.
+"""The threaded driver: the steps of a task's flows performed on threads (the blocking clients' base).
 
-Each public method runs one flow. Up to ``max_concurrency`` batches run on threads sharing one
+Each public method of a task's client runs one flow. Up to ``max_concurrency`` batches run on threads sharing one
 ``httpx.Client``; the calling thread waits on an event (so Ctrl-C and a batch that fails for good
 stop the call at once), and every attempt is bounded from connect to its last byte (see
 :mod:`._deadline`).
@@ -11,16 +11,16 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, Never, Self, Unpack, overload
+from typing import TYPE_CHECKING, Any, Never, Self
 
 import httpx
 
 from ..base._errors import HFInferError, RateLimitBackendError
 from ..config import InferenceEndpoint
-from ..config._options import ClientOptionArgs, ClientOptions
+from ..config._options import RequestOptions
 from ..limits._concurrency import Ticket
 from ..limits._ratelimit import RateLimiter
 from ..protocol._steps import (
@@ -38,44 +38,30 @@ from ..protocol._steps import (
     Step,
     unknown_step,
 )
-from ..text._chunking import ChunkEmbedding
 from ..text._fit import result_of
-from ._client import _INHERITED, ATTEMPT_ERRORS, T, _ClientBase, _log, _reader, _result, attempt_outcome
+from ._client import _INHERITED, ATTEMPT_ERRORS, J, T, _ClientBase, _log, _reader, _result, attempt_outcome
 from ._deadline import attempt_deadline, deadline_transport, watch
 from ._threads import IN_WORKER, Abort, Aborted, Call, Shared, as_worker
 from ._transports import proxy_mounts
 
 if TYPE_CHECKING:
-    import numpy as np
-    from numpy.typing import NDArray
+    pass
 
-__all__ = ["EmbeddingClient"]
+__all__ = ["SyncDriver"]
 
 
-class EmbeddingClient(_ClientBase):
-    """Embed texts through a Hugging Face endpoint; blocking, with up to ``max_concurrency`` threads.
+class SyncDriver(_ClientBase[J]):
+    """The threaded driver of any task's flows: threads sharing one ``httpx.Client``.
 
-    Args:
-        endpoint: The Elasticsearch-style endpoint configuration.
-        options: A :class:`ClientOptions`; keyword arguments of the same names override it
-            (``batch_size``, ``max_concurrency``, ``timeout``, ``max_retries``, ...: see the README).
-        http_client: An ``httpx.Client`` to use (not closed by :meth:`close`).
-        transport: An httpx transport for the client this class creates (tests, proxies).
-        rate_limiter: A limiter to use instead of the process-wide one for this URL.
-        sleep: How to wait (injectable so tests never sleep).
-        clock: Monotonic clock for retry deadlines.
-        rng: Random source for backoff jitter.
-        tokenizer: A ``tokenizers.Tokenizer`` or a ``tokenizer.json`` path that counts tokens
-            locally when chunks are fitted to the model's limit (default: the endpoint's
-            ``/tokenize``; extra ``tokenizers``).
-        **overrides: Options by name (typed: a misspelt option is a type error).
+    A task's blocking client subclasses it (:class:`~hf_infer_core.EmbeddingClient`); its
+    constructor arguments are the client's.
     """
 
     def __init__(
         self,
         endpoint: InferenceEndpoint,
         *,
-        options: ClientOptions | None = None,
+        options: RequestOptions | None = None,
         http_client: httpx.Client | None = None,
         transport: httpx.BaseTransport | None = None,
         rate_limiter: RateLimiter | None = None,
@@ -83,7 +69,7 @@ class EmbeddingClient(_ClientBase):
         clock: Callable[[], float] = time.monotonic,
         rng: Any = None,
         tokenizer: Any = None,
-        **overrides: Unpack[ClientOptionArgs],
+        **overrides: Any,
     ) -> None:
         super().__init__(
             endpoint, options, overrides, rate_limiter=rate_limiter, clock=clock, rng=rng, tokenizer=tokenizer
@@ -151,69 +137,6 @@ class EmbeddingClient(_ClientBase):
         if self._bounded and other._bounded and self._limits == other._limits and not other._http.is_closed:
             self._http.close()
             self._http, other._owns_http = other._http, False
-
-    # ------------------------------------------------------------------ public methods: one flow each
-
-    @overload
-    def embed(self, texts: Sequence[str], *, as_numpy: Literal[False] = False) -> list[list[float]]: ...
-    @overload
-    def embed(self, texts: Sequence[str], *, as_numpy: Literal[True]) -> NDArray[np.float32]: ...
-    def embed(self, texts: Sequence[str], *, as_numpy: bool = False) -> list[list[float]] | NDArray[np.float32]:
-        """Return one vector per text, in order, each text sent as is (no chunking, no prefix).
-
-        An empty list returns ``[]`` without a request; an empty string is sent as is.
-        ``as_numpy=True`` returns one float32 array of shape (texts, dimensions) instead.
-        """
-        return self._run(self._jobs.embed(texts, as_numpy))
-
-    def embed_query(self, text: str) -> list[float]:
-        """Return the vector of one query, with ``query_prefix`` prepended (queries are not chunked)."""
-        return self._run(self._jobs.query(text))
-
-    def embed_chunks(self, texts: Sequence[str]) -> list[list[ChunkEmbedding]]:
-        """Chunk every text with the endpoint's settings and return each text's chunks with vectors.
-
-        When the model's token limit is known (``max_input_tokens``, or ``/info`` with
-        ``discover=True``) a chunk over it comes back as the pieces it was split into, each
-        recording in ``source`` the Elasticsearch chunk it came from.
-        """
-        return self._run(self._jobs.chunks(texts))
-
-    @overload
-    def embed_documents(self, texts: Sequence[str], *, as_numpy: Literal[False] = False) -> list[list[float]]: ...
-    @overload
-    def embed_documents(self, texts: Sequence[str], *, as_numpy: Literal[True]) -> NDArray[np.float32]: ...
-    def embed_documents(
-        self, texts: Sequence[str], *, as_numpy: bool = False
-    ) -> list[list[float]] | NDArray[np.float32]:
-        """Return one vector per text; a text of several chunks gets its chunks' vectors combined.
-
-        With ``pooling="mean"`` (default) the chunk vectors are averaged, weighted by each
-        chunk's word count, then L2-normalised; ``pooling="first"`` keeps the first chunk's.
-        A text of one chunk keeps the endpoint's vector as is. ``as_numpy=True``: one float32 array.
-        """
-        return self._run(self._jobs.documents(texts, as_numpy))
-
-    @overload
-    def embed_iter(self, texts: Iterable[str], *, as_numpy: Literal[False] = False) -> Iterator[list[float]]: ...
-    @overload
-    def embed_iter(self, texts: Iterable[str], *, as_numpy: Literal[True]) -> Iterator[NDArray[np.float32]]: ...
-    def embed_iter(
-        self, texts: Iterable[str], *, as_numpy: bool = False
-    ) -> Iterator[list[float]] | Iterator[NDArray[np.float32]]:
-        """Stream :meth:`embed_documents`: read ``texts`` lazily, yield one vector per text in order.
-
-        At most ``max_concurrency`` batches are in flight and one is being filled, so memory does
-        not grow with the corpus. ``as_numpy=True`` yields float32 arrays of consecutive texts'
-        vectors instead (about one batch each). A batch that fails for good raises its typed error
-        after every earlier text's vector was yielded; the error's ``indices`` are the positions
-        (in ``texts``) of the texts of that batch: resume from the first.
-        """
-        return self._stream(self._jobs.documents_stream(texts, as_numpy), texts)
-
-    def embed_chunks_iter(self, texts: Iterable[str]) -> Iterator[list[ChunkEmbedding]]:
-        """Stream :meth:`embed_chunks`: for each text, in order, its chunks with offsets and vectors."""
-        return self._stream(self._jobs.chunks_stream(texts), texts)
 
     # ------------------------------------------------------------------ the driver
 

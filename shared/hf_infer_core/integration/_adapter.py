@@ -5,7 +5,8 @@
 fields (``url``, ``api_key``, ``inference_id``, ...) and builds the endpoint and its
 :class:`~hf_infer_core._session.EmbeddingSession` when the adapter is created, so a bad setting
 fails there. ``HFInferEmbeddings`` (LangChain) and ``HFInferEmbedding`` (LlamaIndex) add only
-their framework's base class and methods. Elasticsearch's ``similarity`` is not here:
+their framework's base class and methods; the embedding methods both share are
+:class:`~._embedding.EmbeddingMethods`. Elasticsearch's ``similarity`` is not here:
 LlamaIndex's ``BaseEmbedding.similarity`` is a method, so each adapter names that field itself.
 """
 
@@ -14,8 +15,8 @@ from __future__ import annotations
 import contextvars
 import os
 import weakref
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self, overload
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import httpx
 from pydantic import (
@@ -32,13 +33,12 @@ from ..base._errors import ConfigError
 from ..base._secret import checked_key, seal_secret, shown_url
 from ..config import DEFAULT_INFERENCE_ID, DEFAULT_REQUESTS_PER_MINUTE, InferenceEndpoint, PositiveLong, env_api_key
 from ..config._options import ClientOptions, config_error
-from ..text._chunking import ChunkEmbedding
 from ..text._fit import open_tokenizer
+from ._embedding import EmbeddingMethods
 from ._session import EmbeddingSession
 
 if TYPE_CHECKING:
-    import numpy as np
-    from numpy.typing import NDArray
+    pass
 
 __all__ = ["AdapterOptions"]
 
@@ -63,7 +63,7 @@ def _model_updater(adapter: AdapterOptions) -> Callable[[dict[str, Any]], None]:
     return update
 
 
-class AdapterOptions(ClientOptions):
+class AdapterOptions(EmbeddingMethods, ClientOptions):
     """Endpoint and client options of the framework adapters (see the README for each)."""
 
     # hide_input_in_errors: a validation error must never print the inputs, the key among them.
@@ -253,55 +253,6 @@ class AdapterOptions(ClientOptions):
     def client_options(self) -> ClientOptions:
         """The client options, as the clients use them."""
         return self._session.options
-
-    @property
-    def embedding_dimensions(self) -> int | None:
-        """The vector size with no probe call: configured ``dimensions``, else learnt by the first call."""
-        return self._session.dimensions
-
-    def embed_chunks(self, texts: list[str]) -> list[list[ChunkEmbedding]]:
-        """Chunk each text and return its chunks with offsets and vectors (chunk-level ingestion)."""
-        return self._session.call(lambda client: client.embed_chunks(texts))
-
-    async def aembed_chunks(self, texts: list[str]) -> list[list[ChunkEmbedding]]:
-        """Async :meth:`embed_chunks`."""
-        return await self._session.acall(lambda client: client.embed_chunks(texts))
-
-    @overload
-    def embed_iter(self, texts: Iterable[str], *, as_numpy: Literal[False] = False) -> Iterator[list[float]]: ...
-    @overload
-    def embed_iter(self, texts: Iterable[str], *, as_numpy: Literal[True]) -> Iterator[NDArray[np.float32]]: ...
-    def embed_iter(
-        self, texts: Iterable[str], *, as_numpy: bool = False
-    ) -> Iterator[list[float]] | Iterator[NDArray[np.float32]]:
-        """Stream documents' vectors in order, reading ``texts`` lazily (see ``EmbeddingClient.embed_iter``)."""
-        if as_numpy:
-            return self._session.iterate(lambda client: client.embed_iter(texts, as_numpy=True))
-        return self._session.iterate(lambda client: client.embed_iter(texts))
-
-    def embed_chunks_iter(self, texts: Iterable[str]) -> Iterator[list[ChunkEmbedding]]:
-        """Stream each text's chunks with offsets and vectors, in order, reading ``texts`` lazily."""
-        return self._session.iterate(lambda client: client.embed_chunks_iter(texts))
-
-    @overload
-    def aembed_iter(
-        self, texts: Iterable[str] | AsyncIterable[str], *, as_numpy: Literal[False] = False
-    ) -> AsyncIterator[list[float]]: ...
-    @overload
-    def aembed_iter(
-        self, texts: Iterable[str] | AsyncIterable[str], *, as_numpy: Literal[True]
-    ) -> AsyncIterator[NDArray[np.float32]]: ...
-    def aembed_iter(
-        self, texts: Iterable[str] | AsyncIterable[str], *, as_numpy: bool = False
-    ) -> AsyncIterator[list[float]] | AsyncIterator[NDArray[np.float32]]:
-        """Async :meth:`embed_iter`; ``texts`` may be an async iterable."""
-        if as_numpy:
-            return self._session.aiterate(lambda client: client.aembed_iter(texts, as_numpy=True))
-        return self._session.aiterate(lambda client: client.aembed_iter(texts))
-
-    def aembed_chunks_iter(self, texts: Iterable[str] | AsyncIterable[str]) -> AsyncIterator[list[ChunkEmbedding]]:
-        """Async :meth:`embed_chunks_iter`; ``texts`` may be an async iterable."""
-        return self._session.aiterate(lambda client: client.aembed_chunks_iter(texts))
 
     def close(self) -> None:
         """Close pooled connections (the object stays usable)."""

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from ..base._errors import ConfigError, InvalidInputError
 from ..config import DEFAULT_INFERENCE_ID, InferenceEndpoint
 from ..config._options import ClientOptions
-from ..drivers._sync import EmbeddingClient
+from ..embeddings._sync import EmbeddingClient
 
 if TYPE_CHECKING:
     import pyarrow as pa

@@ -1,17 +1,17 @@
 """The one home of the adapters' lazy clients, and of what copies and pickles of them carry.
 
-An :class:`EmbeddingSession` holds an endpoint and its :class:`ClientOptions`, and creates the
-:class:`EmbeddingClient` and :class:`AsyncEmbeddingClient` on first use (no network access
-before). Clients hold sockets, locks and threads, so copies and pickles of a session carry only
+A :class:`Session` holds an endpoint and its :class:`ClientOptions`, and creates a task's
+blocking and asyncio clients on first use (no network access before); an
+:class:`EmbeddingSession` makes the :class:`EmbeddingClient` and :class:`AsyncEmbeddingClient`. Clients hold sockets, locks and threads, so copies and pickles of a session carry only
 the endpoint (its key sealed) and the options, and make new clients when used: that is what lets
 the adapters survive ``copy.deepcopy``, ``pickle`` and multiprocessing. HTTP clients injected by
 the user (``http_client``, ``http_async_client``) are shared by copies and left out of pickles.
 
-Settings are values. A call takes its client with :meth:`EmbeddingSession.using` (or a stream
-with :meth:`EmbeddingSession.iterate`) and keeps it to its end; closing the session, or
+Settings are values. A call takes its client with :meth:`Session.using` (or a stream
+with :meth:`Session.iterate`) and keeps it to its end; closing the session, or
 replacing it after an adapter's setting changed, only detaches the clients, and each is closed
 when the last call using it ends. A session that follows another of the same endpoint
-(:meth:`EmbeddingSession.follow`) takes over what the older one's clients learnt (``/info``, the
+(:meth:`Session.follow`) takes over what the older one's clients learnt (``/info``, the
 vector size), their connections and the process's rate-limit bucket, so a changed batch size
 costs no new connection, no second discovery and no fresh burst.
 """
@@ -23,21 +23,25 @@ import os
 import threading
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Self, TypeVar
 
 import httpx
 
 from ..base._secret import shown_url
 from ..config import InferenceEndpoint
 from ..config._options import ClientOptions
-from ..drivers._async import AsyncEmbeddingClient
-from ..drivers._sync import EmbeddingClient
+from ..drivers._async import AsyncDriver
+from ..drivers._sync import SyncDriver
+from ..embeddings._async import AsyncEmbeddingClient
+from ..embeddings._sync import EmbeddingClient
 
-__all__ = ["EmbeddingSession"]
+__all__ = ["EmbeddingSession", "Session"]
 
-_SESSIONS: weakref.WeakSet[EmbeddingSession] = weakref.WeakSet()
+_SESSIONS: weakref.WeakSet[Session[Any, Any]] = weakref.WeakSet()
 
-C = TypeVar("C", EmbeddingClient, AsyncEmbeddingClient)
+C = TypeVar("C", bound="SyncDriver[Any] | AsyncDriver[Any]")
+S = TypeVar("S", bound="SyncDriver[Any]")
+A = TypeVar("A", bound="AsyncDriver[Any]")
 T = TypeVar("T")
 
 
@@ -86,8 +90,12 @@ class _Held(Generic[C]):
             return self.calls == 0
 
 
-class EmbeddingSession:
-    """Lazily created sync and async clients for one endpoint; cheap to copy and to pickle."""
+class Session(Generic[S, A]):
+    """Lazily created sync and async clients of one task for one endpoint; cheap to copy and to pickle.
+
+    A task's session says which clients it makes (:meth:`_new_sync`, :meth:`_new_async`); the
+    holding, handing on and closing are the same for every task.
+    """
 
     def __init__(
         self,
@@ -104,8 +112,8 @@ class EmbeddingSession:
         self._http_client = http_client
         self._http_async_client = http_async_client
         self._lock = threading.Lock()
-        self._sync: _Held[EmbeddingClient] | None = None
-        self._async: _Held[AsyncEmbeddingClient] | None = None
+        self._sync: _Held[S] | None = None
+        self._async: _Held[A] | None = None
         # Called with TEI's /info fields when a client has discovered them.
         self.on_info: Any = None
         _SESSIONS.add(self)
@@ -125,7 +133,15 @@ class EmbeddingSession:
             and self._http_async_client is http_async_client
         )
 
-    def follow(self, predecessor: EmbeddingSession) -> None:
+    def _new_sync(self) -> S:
+        """A new blocking client of the task (its subclass says which)."""
+        raise NotImplementedError
+
+    def _new_async(self) -> A:
+        """A new asyncio client of the task."""
+        raise NotImplementedError
+
+    def follow(self, predecessor: Self) -> None:
         """Replace ``predecessor``: its clients are detached, and closed when their last call ends.
 
         When both serve one endpoint, this session's clients are made now and take over what the
@@ -142,7 +158,7 @@ class EmbeddingSession:
         if aclient is not None:
             aclient.detach()  # closed by its last call, or with its loops (those handed over are not its own)
 
-    def _detach(self) -> tuple[_Held[EmbeddingClient] | None, _Held[AsyncEmbeddingClient] | None]:
+    def _detach(self) -> tuple[_Held[S] | None, _Held[A] | None]:
         with self._lock:
             sync, aclient = self._sync, self._async
             self._sync = self._async = None
@@ -150,7 +166,7 @@ class EmbeddingSession:
 
     # ------------------------------------------------------------------ clients, held by calls
 
-    def _held_sync(self, take: bool = False) -> _Held[EmbeddingClient]:
+    def _held_sync(self, take: bool = False) -> _Held[S]:
         """The blocking client's holder, made on first use; ``take``: counted as in use before the lock is let go.
 
         Counted under the session's lock, so a ``close()`` (or a rebuild) that detaches it either
@@ -158,22 +174,18 @@ class EmbeddingSession:
         """
         with self._lock:
             if self._sync is None:
-                client = EmbeddingClient(
-                    self.endpoint, options=self.options, http_client=self._http_client, tokenizer=self.tokenizer
-                )
+                client = self._new_sync()
                 client.on_info = self.on_info
                 self._sync = _Held(client)
             if take:
                 self._sync.take()
             return self._sync
 
-    def _held_async(self, take: bool = False) -> _Held[AsyncEmbeddingClient]:
+    def _held_async(self, take: bool = False) -> _Held[A]:
         """The asyncio client's holder (see :meth:`_held_sync`)."""
         with self._lock:
             if self._async is None:
-                aclient = AsyncEmbeddingClient(
-                    self.endpoint, options=self.options, http_client=self._http_async_client, tokenizer=self.tokenizer
-                )
+                aclient = self._new_async()
                 aclient.on_info = self.on_info
                 self._async = _Held(aclient)
             if take:
@@ -181,7 +193,7 @@ class EmbeddingSession:
             return self._async
 
     @contextlib.contextmanager
-    def using(self) -> Iterator[EmbeddingClient]:
+    def using(self) -> Iterator[S]:
         """The blocking client for one call: not closed before the call ends, whatever happens to the session."""
         held = self._held_sync(take=True)
         client = held.client
@@ -192,7 +204,7 @@ class EmbeddingSession:
                 client.close()
 
     @contextlib.asynccontextmanager
-    async def ausing(self) -> AsyncIterator[AsyncEmbeddingClient]:
+    async def ausing(self) -> AsyncIterator[A]:
         """The asyncio client for one call (see :meth:`using`)."""
         held = self._held_async(take=True)
         client = held.client
@@ -202,17 +214,17 @@ class EmbeddingSession:
             if held.give_back():
                 await client.aclose()
 
-    def call(self, run: Callable[[EmbeddingClient], T]) -> T:
+    def call(self, run: Callable[[S], T]) -> T:
         """``run(client)`` with the blocking client held for the call (see :meth:`using`)."""
         with self.using() as client:
             return run(client)
 
-    async def acall(self, run: Callable[[AsyncEmbeddingClient], Awaitable[T]]) -> T:
+    async def acall(self, run: Callable[[A], Awaitable[T]]) -> T:
         """``await run(client)`` with the asyncio client held for the call."""
         async with self.ausing() as client:
             return await run(client)
 
-    def iterate(self, start: Callable[[EmbeddingClient], Iterator[T]]) -> Iterator[T]:
+    def iterate(self, start: Callable[[S], Iterator[T]]) -> Iterator[T]:
         """A stream started now (bad arguments fail at the call), its client held until it ends."""
         held = self._held_sync(take=True)
         client = held.client
@@ -224,7 +236,7 @@ class EmbeddingSession:
             raise
         return _held_stream(held, stream)
 
-    def aiterate(self, start: Callable[[AsyncEmbeddingClient], AsyncIterator[T]]) -> AsyncIterator[T]:
+    def aiterate(self, start: Callable[[A], AsyncIterator[T]]) -> AsyncIterator[T]:
         """An async stream started now, its client held until it ends (see :meth:`iterate`)."""
         held = self._held_async(take=True)
         client = held.client
@@ -236,22 +248,14 @@ class EmbeddingSession:
         return _held_astream(held, stream)
 
     @property
-    def client(self) -> EmbeddingClient:
+    def client(self) -> S:
         """The blocking client (created on first use); a call should hold it with :meth:`using`."""
         return self._held_sync().client
 
     @property
-    def aclient(self) -> AsyncEmbeddingClient:
+    def aclient(self) -> A:
         """The asyncio client (created on first use); a call should hold it with :meth:`ausing`."""
         return self._held_async().client
-
-    @property
-    def dimensions(self) -> int | None:
-        """The vector size: configured, or learnt by either client (discovery or a first call)."""
-        for held in (self._sync, self._async):
-            if held is not None and held.client.dimensions is not None:
-                return held.client.dimensions
-        return self.endpoint.service_settings.dimensions
 
     def close(self) -> None:
         """Detach the clients (the session stays usable): each is closed now, or when its last call ends.
@@ -271,14 +275,14 @@ class EmbeddingSession:
             await held.client.aclose()
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild, (self.endpoint, self.options, self.tokenizer))
+        return (_rebuild, (type(self), self.endpoint, self.options, self.tokenizer))
 
-    def __deepcopy__(self, memo: dict[int, Any]) -> EmbeddingSession:
+    def __deepcopy__(self, memo: dict[int, Any]) -> Self:
         return self.copy()
 
-    def copy(self) -> EmbeddingSession:
+    def copy(self) -> Self:
         """A session of the same settings with clients of its own (the injected HTTP clients shared)."""
-        return EmbeddingSession(
+        return type(self)(
             self.endpoint,
             self.options,
             http_client=self._http_client,
@@ -287,16 +291,16 @@ class EmbeddingSession:
         )
 
     def __repr__(self) -> str:
-        return f"<EmbeddingSession {self.endpoint.inference_id!r} url={shown_url(self.endpoint.url)!r}>"
+        return f"<{type(self).__name__} {self.endpoint.inference_id!r} url={shown_url(self.endpoint.url)!r}>"
 
 
 def _close_unused(held: _Held[Any] | None) -> None:
     """Detach ``held``; close a blocking client now if no call uses it (else its last call will)."""
-    if held is not None and held.detach() and isinstance(held.client, EmbeddingClient):
+    if held is not None and held.detach() and isinstance(held.client, SyncDriver):
         held.client.close()
 
 
-def _held_stream(held: _Held[EmbeddingClient], stream: Iterator[T]) -> Iterator[T]:
+def _held_stream(held: _Held[S], stream: Iterator[T]) -> Iterator[T]:
     try:
         yield from stream
     finally:
@@ -307,7 +311,7 @@ def _held_stream(held: _Held[EmbeddingClient], stream: Iterator[T]) -> Iterator[
             held.client.close()
 
 
-async def _held_astream(held: _Held[AsyncEmbeddingClient], stream: AsyncIterator[T]) -> AsyncIterator[T]:
+async def _held_astream(held: _Held[A], stream: AsyncIterator[T]) -> AsyncIterator[T]:
     try:
         async for item in stream:
             yield item
@@ -319,5 +323,29 @@ async def _held_astream(held: _Held[AsyncEmbeddingClient], stream: AsyncIterator
             await held.client.aclose()
 
 
-def _rebuild(endpoint: InferenceEndpoint, options: ClientOptions, tokenizer: Any) -> EmbeddingSession:
-    return EmbeddingSession(endpoint, options, tokenizer=tokenizer)
+def _rebuild(
+    kind: type[Session[Any, Any]], endpoint: InferenceEndpoint, options: ClientOptions, tokenizer: Any
+) -> Session[Any, Any]:
+    return kind(endpoint, options, tokenizer=tokenizer)
+
+
+class EmbeddingSession(Session[EmbeddingClient, AsyncEmbeddingClient]):
+    """The embedding task's session: an :class:`EmbeddingClient` and an :class:`AsyncEmbeddingClient`."""
+
+    def _new_sync(self) -> EmbeddingClient:
+        return EmbeddingClient(
+            self.endpoint, options=self.options, http_client=self._http_client, tokenizer=self.tokenizer
+        )
+
+    def _new_async(self) -> AsyncEmbeddingClient:
+        return AsyncEmbeddingClient(
+            self.endpoint, options=self.options, http_client=self._http_async_client, tokenizer=self.tokenizer
+        )
+
+    @property
+    def dimensions(self) -> int | None:
+        """The vector size: configured, or learnt by either client (discovery or a first call)."""
+        for held in (self._sync, self._async):
+            if held is not None and held.client.dimensions is not None:
+                return held.client.dimensions
+        return self.endpoint.service_settings.dimensions

@@ -26,12 +26,12 @@ from ..base._errors import (
     ServerError,
     TransportError,
 )
-from ..config._options import ClientOptions
+from ..config._options import RequestOptions
 
 __all__ = ["RetryDecision", "RetryPolicy", "decide", "is_transient"]
 
 logger = logging.getLogger("hf_infer_core")
-_OPTIONS = ClientOptions()
+_OPTIONS = RequestOptions()
 
 
 @dataclass(frozen=True, slots=True)

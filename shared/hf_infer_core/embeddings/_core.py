@@ -1,12 +1,9 @@
-"""The I/O-free core of the endpoint clients: batching, requests, responses, retries, pooling.
+"""The embeddings' I/O-free core: batches, request bodies, vectors parsed, 413 halving, token fitting.
 
-:class:`ClientCore` holds everything the sync and async clients share and does no I/O. A batch
-is driven by :meth:`ClientCore.batch_flow`, a generator in the manner of httpx's ``auth_flow``:
-it yields :class:`Send` (take a rate-limit token, send this request) and :class:`Sleep` (wait
-this long) steps and receives the HTTP outcome back, so retries, 413 splitting and response
-checks are written once and the two clients are short loops that only perform the steps.
-:meth:`ClientCore.info_flow` drives TEI's ``GET /info`` the same way, so discovery is rate
-limited and retried like every request.
+:class:`ClientCore` is the embedding task's :class:`~..protocol._request.RequestCore`. A batch is
+driven by :meth:`ClientCore.batch_flow`, a generator in the manner of httpx's ``auth_flow``: it
+runs the one retry loop (:meth:`~..protocol._request.RequestCore.attempts`), parses the vectors
+and halves the batch on a 413, so the two clients are short loops that only perform its steps.
 """
 
 from __future__ import annotations
@@ -16,38 +13,20 @@ import random
 import re
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from typing import Any, Self
+from urllib.parse import urlsplit
 
-from ..base import _errors
-from ..base._errors import (
-    ClientClosedError,
-    EndpointError,
-    HFInferError,
-    PayloadTooLargeError,
-    status_error,
-)
-from ..base._secret import redact, shown_url
+from ..base._errors import ClientClosedError, EndpointError, HFInferError, PayloadTooLargeError
 from ..config import InferenceEndpoint
 from ..config._options import ClientOptions
+from ..protocol._plan import chunk_all, plan, split_in_two, tokenize_groups
+from ..protocol._request import RequestCore, answer
+from ..protocol._steps import Flow, HttpResult, Parallel, Send, Sleep, Step, ask
+from ..protocol._wire import tei_tokens, tokenize_answer_limit, tokenize_body
 from ..text._chunking import Chunk
 from ..text._fit import Counter, FitFlow, Tokens, fit_texts_flow
 from ..text._pooling import Pieces
-from ._body import ACCEPT_ENCODING, default_response_limit
-from ._plan import chunk_all, plan, split_in_two, tokenize_groups
-from ._probes import Probes
-from ._retry import RetryPolicy, decide
-from ._steps import Flow, HttpResult, Parallel, Send, Sleep, Step, ask
-from ._wire import (
-    base64_body,
-    base64_vectors,
-    json_body,
-    json_vectors,
-    plain_loads,
-    tei_tokens,
-    tokenize_answer_limit,
-    tokenize_body,
-)
+from ._wire import base64_body, base64_vectors, json_body, json_vectors
 
 __all__ = [
     "ClientCore",
@@ -59,11 +38,6 @@ __all__ = [
 
 
 logger = logging.getLogger("hf_infer_core")
-R = TypeVar("R")
-
-
-def _answer(result: HttpResult) -> HttpResult:
-    return result
 
 
 class NoTokenizeRoute(EndpointError):
@@ -76,8 +50,10 @@ BatchFlow = Flow[list[Any]]
 _STATED_LIMIT = re.compile(r"less than (\d{1,9}) tokens")
 
 
-class ClientCore:
-    """Everything both clients share: options, request building, response parsing, retry flow."""
+class ClientCore(RequestCore):
+    """The embedding task's core: everything both embedding clients share, and no I/O."""
+
+    options: ClientOptions
 
     def __init__(
         self,
@@ -87,18 +63,7 @@ class ClientCore:
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
     ) -> None:
-        if not isinstance(endpoint, InferenceEndpoint):
-            raise TypeError(f"endpoint must be an InferenceEndpoint, got {type(endpoint).__name__}")
-        self.endpoint = endpoint
-        self.options = options
-        # Discovery may lower it to the server's max_client_batch_size.
-        self.batch_size = options.batch_size
-        self.policy = RetryPolicy(
-            max_retries=options.max_retries,
-            max_retry_wait=options.max_retry_wait,
-            deadline=options.retry_deadline,
-            refused_deadline=options.connect_retry_deadline,
-        )
+        super().__init__(endpoint, options, clock=clock, rng=rng)
         shared = {
             k: v
             for k, v in (
@@ -113,29 +78,9 @@ class ClientCore:
         query_prompt = options.query_prompt_name or options.prompt_name
         self.extras: dict[str, Any] = {**shared, **({"prompt_name": document_prompt} if document_prompt else {})}
         self.query_extras: dict[str, Any] = {**shared, **({"prompt_name": query_prompt} if query_prompt else {})}
-        self.clock = clock
-        self.rng = rng or random.Random()
         self.dimensions: int | None = endpoint.service_settings.dimensions
-        self.server_info: dict[str, Any] | None = None
         # The token limit a 413 stated, when neither the configuration nor /info gave one.
         self.learned_limit: int | None = None
-        self.probes = Probes(shown_url(endpoint.url), clock)
-        # No Authorization here: the key lives only in the clients' httpx.Auth, which adds the
-        # header at send time, so no dict, frame or repr of the core ever holds it.
-        self.headers = {
-            "Content-Type": "application/json",
-            "Accept": "application/json",
-            # Only what BoundedBody reads, so every byte is counted as it is inflated.
-            "Accept-Encoding": ACCEPT_ENCODING,
-        }
-
-    def response_limit(self, inputs: int) -> int:
-        """The largest body, decompressed, accepted for a request of ``inputs`` texts."""
-        return self.options.max_response_bytes or default_response_limit(inputs)
-
-    def attempt_budget(self, started: float) -> float:
-        """Seconds the next attempt of a batch begun at ``started`` may take: ``timeout``, within the deadline."""
-        return min(self.options.timeout, self.policy.deadline - (self.clock() - started))
 
     # ------------------------------------------------------------------ inputs and plans
 
@@ -165,39 +110,11 @@ class ClientCore:
             return self.info_url.removesuffix("/info") + "/v1/embeddings"
         return self.endpoint.url
 
-    @property
-    def info_url(self) -> str:
-        """TEI's ``/info`` next to the embedding URL (``.../embed`` or the server root)."""
-        parts = urlsplit(self.endpoint.url)
-        path = parts.path.rstrip("/")
-        if path.endswith("/embed"):
-            path = path[: -len("/embed")]
-        return urlunsplit((parts.scheme, parts.netloc, path + "/info", "", ""))
-
-    def apply_info(self, body: bytes) -> None:
-        """Record TEI's ``/info`` answer and cap ``batch_size`` at its ``max_client_batch_size``."""
-        try:
-            info = plain_loads(body)
-        except (ValueError, UnicodeDecodeError):
-            return
-        if isinstance(info, dict):
-            self._use_info(
-                {k: info.get(k) for k in ("model_id", "max_input_length", "max_client_batch_size") if k in info}
-            )
-
-    def _use_info(self, info: dict[str, Any]) -> None:
-        self.server_info = info
-        cap = info.get("max_client_batch_size")
-        if isinstance(cap, int) and not isinstance(cap, bool) and cap > 0:
-            self.batch_size = min(self.batch_size, cap)
-
-    def adopt(self, other: ClientCore) -> None:
+    def adopt(self, other: Self) -> None:
         """Take what ``other`` (a core of the same endpoint) learnt: ``/info``, the vector size, limits, probes."""
-        if other.server_info is not None:
-            self._use_info(dict(other.server_info))
+        super().adopt(other)
         self.dimensions = self.dimensions or other.dimensions
         self.learned_limit = self.learned_limit or other.learned_limit
-        self.probes.adopt(other.probes)
 
     # ------------------------------------------------------------------ responses
 
@@ -219,77 +136,9 @@ class ClientCore:
         self.dimensions = dims
         return vectors
 
-    def _redact(self, body: bytes) -> str:
-        """The body as text, with the key and anything shaped like a token redacted (servers echo headers)."""
-        key = self.endpoint.api_key
-        return redact(body.decode("utf-8", "replace"), [key.get_secret_value() if key is not None else None])
-
-    def _status_error(self, result: HttpResult) -> EndpointError:
-        base64_route = urlsplit(self.embed_url).path if self.options.wire_format == "base64" else None
-        return status_error(
-            result.status_code, self._redact(result.body), result.retry_after, self.endpoint.inference_id, base64_route
-        )
-
-    # ------------------------------------------------------------------ the one retry loop
-
-    def attempts(
-        self,
-        url: str,
-        *,
-        method: str = "POST",
-        body: bytes = b"",
-        indices: Sequence[int] = (),
-        max_bytes: int | None = None,
-        started: float | None = None,
-        read: Callable[[HttpResult], R],
-        probe: bool = False,
-    ) -> Flow[R]:
-        """Send one request until ``read`` takes its answer: every request's retry loop.
-
-        One deadline rule for all: each attempt may take ``timeout``, cut to what is left of
-        ``retry_deadline`` since ``started`` (a batch's 413 halves share their batch's), and none
-        starts once nothing is left. Failures are retried as :func:`decide` says; ``read`` turns a
-        2xx answer into the result (its typed errors are decided on likewise). ``probe``: an
-        optional request (``/info``, ``/tokenize``): one attempt, bounded by
-        ``connect_retry_deadline`` for ``GET``, its failure raised at once for the caller to skip.
-        Raises the typed error of the last failure, carrying the attempt count and ``indices``.
-        """
-        started = self.clock() if started is None else started
-        attempt = 0
-        while True:
-            attempt += 1
-            budget = self.attempt_budget(started)
-            if probe and method == "GET":
-                budget = min(budget, self.policy.refused_deadline)
-            if budget <= 0:
-                raise _errors.TimeoutError(
-                    f"the request used its retry_deadline of {self.policy.deadline:g}s",
-                    attempts=attempt - 1,
-                    indices=indices,
-                )
-            outcome = yield from ask(
-                Send(
-                    body,
-                    tuple(indices),
-                    attempt,
-                    url,
-                    method,
-                    timeout=budget,
-                    max_bytes=max_bytes or self.response_limit(len(indices)),
-                )
-            )
-            try:
-                if isinstance(outcome, HFInferError):
-                    raise outcome
-                if not 200 <= outcome.status_code < 300:
-                    raise self._status_error(outcome)
-                return read(outcome)
-            except HFInferError as err:
-                decision = decide(self.policy, attempt, err, self.clock() - started, self.rng)
-                if probe or not decision.retry:
-                    # A transport error keeps its httpx cause; the retry loop itself is no context.
-                    raise err.with_context(attempts=attempt, indices=indices) from err.__cause__
-                yield from ask(Sleep(decision.wait))
+    def error_route(self) -> str | None:
+        """The base64 route, which an endpoint that is not TEI lacks: its 404 names it."""
+        return urlsplit(self.embed_url).path if self.options.wire_format == "base64" else None
 
     # ------------------------------------------------------------------ the batch flow
 
@@ -358,22 +207,6 @@ class ClientCore:
             # TEI says "less than N" but checks `tokens > N`: N itself is the limit.
             self.learned_limit = int(stated.group(1))
 
-    def info_flow(self) -> Flow[None]:
-        """Ask TEI's ``/info`` once (an optional probe: one attempt) and apply its answer.
-
-        An endpoint that is not TEI answers 404 or 405: nothing is learnt and nothing fails.
-        Any other failure is raised for :class:`~._job.Jobs` to log and skip: the calls go on
-        without what ``/info`` would have said.
-        """
-        try:
-            answer = yield from self.attempts(self.info_url, method="GET", probe=True, read=_answer)
-        except EndpointError as err:
-            if err.status_code not in (404, 405):
-                raise
-            logger.debug("no TEI /info at %s (status %d)", urlsplit(self.info_url).path, err.status_code)
-            return
-        self.apply_info(answer.body)
-
     # ------------------------------------------------------------------ token limits
 
     @property
@@ -425,8 +258,8 @@ class ClientCore:
         body = tokenize_body(texts)
         limit = max(self.response_limit(len(texts)), tokenize_answer_limit(len(body)))
         try:
-            answer = yield from self.attempts(self.tokenize_url, body=body, max_bytes=limit, probe=True, read=_answer)
-            return tei_tokens(texts, answer.status_code, answer.body, self._redact)
+            reply = yield from self.attempts(self.tokenize_url, body=body, max_bytes=limit, probe=True, read=answer)
+            return tei_tokens(texts, reply.status_code, reply.body, self._redact)
         except ClientClosedError:
             raise
         except HFInferError as err:

@@ -1,10 +1,10 @@
-"""Each public method's whole job as one I/O-free flow; the two drivers only perform its steps.
+"""Each embedding method's whole job as one I/O-free flow; the two drivers only perform its steps.
 
-The steps they yield, and what each comes back as, are in :mod:`._steps`.
+The steps they yield, and what each comes back as, are in :mod:`..protocol._steps`.
 
 Everything that decides what to send, retry, fit, pool or raise is here or below (the batch,
-info and tokenize flows of :class:`~._core.ClientCore` share one retry loop); ``_sync.py``
-(threads) and ``_async.py`` (tasks) decide only how to wait, which is all that differs.
+info and tokenize flows of :class:`~._core.ClientCore` share one retry loop); the drivers
+(threads, or asyncio tasks) decide only how to wait, which is all that differs.
 """
 
 from __future__ import annotations
@@ -12,15 +12,16 @@ from __future__ import annotations
 import contextlib
 from collections import deque
 from collections.abc import AsyncIterable, Callable, Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
-from ..base._errors import ClientClosedError, HFInferError
+from ..base._errors import HFInferError
+from ..protocol._plan import assemble, check_texts
+from ..protocol._steps import Emit, End, Flow, Parallel, Read, Settle, Start, ask
+from ..protocol._task import Progress, ProgressFactory, TaskJobs, no_progress
 from ..text._chunking import Chunk, ChunkEmbedding
 from ..text._fit import Tokenize, Tokens
 from ..text._pooling import Pieces, chunk_embeddings, expand_pieces, per_text, pool_all
 from ._core import ClientCore
-from ._plan import assemble, check_texts
-from ._steps import Discover, Emit, End, Flow, Parallel, Read, Settle, Start, ask
 from ._stream import StreamAssembler, StreamBatch
 
 if TYPE_CHECKING:
@@ -33,37 +34,9 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
-_DISCOVER: Final = Discover()
 _READ: Final = Read()
 # A stream's batches return their vectors (BatchFlow): Settle sends back one batch's.
 _SETTLE: Final[Settle[list[Any]]] = Settle()
-
-
-class Progress(Protocol):
-    """What a flow tells of texts done (a driver's tqdm bar, or nothing); see ``drivers/_progress.py``."""
-
-    def done(self, indices: Sequence[int]) -> None:
-        """The inputs at ``indices`` (a batch) have their vectors."""
-
-    def close(self) -> None:
-        """The call ended, however it ended."""
-
-
-# What a client hands Jobs to make a call's Progress: (shown, texts, owner of each input or None).
-ProgressFactory = Callable[[bool, int, Sequence[int] | None], Progress]
-
-
-class _NoProgress:
-    def done(self, indices: Sequence[int]) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def no_progress(enabled: bool, total: int, owners: Sequence[int] | None = None) -> Progress:
-    """The default :data:`ProgressFactory`: nothing shown."""
-    return _NoProgress()
 
 
 @contextlib.contextmanager
@@ -102,17 +75,14 @@ def as_array(vectors: list[list[float]]) -> NDArray[np.float32]:
     return numpy.asarray(vectors, dtype=numpy.float32)
 
 
-class Jobs:
-    """The flows of every public method of both clients, over one :class:`ClientCore`."""
+class Jobs(TaskJobs[ClientCore]):
+    """The flows of every public method of both embedding clients, over one :class:`ClientCore`."""
 
     def __init__(self, core: ClientCore, counter: Tokenize | None, progress: ProgressFactory = no_progress) -> None:
-        self.core = core
-        self.progress = progress
+        super().__init__(core, progress)
         self.options = core.options
         # A local token counter (tokenizer=); without one, TEI's /tokenize counts when needed.
         self.counter = counter
-        self.discovered = not self.options.discover
-        self.on_info: Callable[[dict[str, Any]], None] | None = None
 
     # ------------------------------------------------------------------ the public methods' flows
 
@@ -160,44 +130,7 @@ class Jobs:
         check_iterable(texts)
         return self._stream(StreamAssembler.chunk_lists, False)
 
-    @property
-    def discovery_due(self) -> bool:
-        """True until ``/info`` was read, except while a failed probe waits to be tried again."""
-        return not self.discovered and self.core.probes.due("info")
-
-    def info(self) -> Flow[None]:
-        """Discovery: TEI's ``GET /info`` unless done, one bounded attempt, never a failure of the call.
-
-        The driver runs it behind its lock, so one request serves every call that starts at once;
-        a failed one is remembered, so the callers waiting behind it go on without it.
-        """
-        if not self.discovery_due:
-            return
-        try:
-            yield from self.core.info_flow()
-        except ClientClosedError:
-            raise
-        except HFInferError as err:
-            self.core.probes.skip("info", err)
-            return
-        self.discovered = True
-        if self.on_info is not None and self.core.server_info is not None:
-            self.on_info(self.core.server_info)
-
-    def adopt(self, other: Jobs) -> None:
-        """Take over ``other``'s discovery (a client of the same endpoint, older options)."""
-        self.core.adopt(other.core)
-        self.discovered = self.discovered or other.discovered
-
     # ------------------------------------------------------------------ their parts
-
-    def _discover(self) -> Flow[None]:
-        """A :class:`Discover` step until ``/info`` was read, nothing after.
-
-        A stream fits every text it reads: without this each text would cost the driver a step.
-        """
-        if self.discovery_due:
-            yield from ask(_DISCOVER)
 
     def _chunked(self, texts: Sequence[str], arrays: bool = False) -> Flow[tuple[list[list[Chunk]], list[Any]]]:
         """Chunk, fit to the model and embed: each text's chunks and the flat chunk vectors.

@@ -1,0 +1,161 @@
+"""The blocking embedding client: each public method is one flow of :class:`~._flows.Jobs`, run by the threaded driver."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal, Unpack, overload
+
+import httpx
+
+from ..config import InferenceEndpoint
+from ..config._options import ClientOptionArgs, ClientOptions, RequestOptions
+from ..drivers._progress import TqdmProgress
+from ..drivers._sync import SyncDriver
+from ..limits._ratelimit import RateLimiter
+from ..text._chunking import ChunkEmbedding
+from ..text._fit import load_tokenizer
+from ._core import ClientCore
+from ._flows import Jobs
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
+
+__all__ = ["EmbeddingClient"]
+
+
+class EmbeddingClient(SyncDriver[Jobs]):
+    """Embed texts through a Hugging Face endpoint; blocking, with up to ``max_concurrency`` threads.
+
+    Args:
+        endpoint: The Elasticsearch-style endpoint configuration.
+        options: A :class:`ClientOptions`; keyword arguments of the same names override it
+            (``batch_size``, ``max_concurrency``, ``timeout``, ``max_retries``, ...: see the README).
+        http_client: An ``httpx.Client`` to use (not closed by :meth:`close`).
+        transport: An httpx transport for the client this class creates (tests, proxies).
+        rate_limiter: A limiter to use instead of the process-wide one for this URL.
+        sleep: How to wait (injectable so tests never sleep).
+        clock: Monotonic clock for retry deadlines.
+        rng: Random source for backoff jitter.
+        tokenizer: A ``tokenizers.Tokenizer`` or a ``tokenizer.json`` path that counts tokens
+            locally when chunks are fitted to the model's limit (default: the endpoint's
+            ``/tokenize``; extra ``tokenizers``).
+        **overrides: Options by name (typed: a misspelt option is a type error).
+    """
+
+    options: ClientOptions
+
+    def __init__(
+        self,
+        endpoint: InferenceEndpoint,
+        *,
+        options: ClientOptions | None = None,
+        http_client: httpx.Client | None = None,
+        transport: httpx.BaseTransport | None = None,
+        rate_limiter: RateLimiter | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        rng: Any = None,
+        tokenizer: Any = None,
+        **overrides: Unpack[ClientOptionArgs],
+    ) -> None:
+        # The driver's constructor; declared here for the embedding options' types.
+        super().__init__(
+            endpoint,
+            options=options,
+            http_client=http_client,
+            transport=transport,
+            rate_limiter=rate_limiter,
+            sleep=sleep,
+            clock=clock,
+            rng=rng,
+            tokenizer=tokenizer,
+            **overrides,
+        )
+
+    def _open_jobs(
+        self,
+        endpoint: InferenceEndpoint,
+        options: RequestOptions | None,
+        overrides: Mapping[str, Any],
+        clock: Callable[[], float],
+        rng: Any,
+        tokenizer: Any,
+    ) -> Jobs:
+        if options is not None and not isinstance(options, ClientOptions):
+            raise TypeError(f"options must be a ClientOptions, got {type(options).__name__}")
+        core = ClientCore(endpoint, ClientOptions.build(options, overrides), clock=clock, rng=rng)
+        return Jobs(core, load_tokenizer(tokenizer) if tokenizer is not None else None, TqdmProgress)
+
+    @property
+    def _core(self) -> ClientCore:
+        return self._jobs.core
+
+    @property
+    def dimensions(self) -> int | None:
+        """Vector size: configured, or learnt from the first response."""
+        return self._core.dimensions
+
+    # ------------------------------------------------------------------ public methods: one flow each
+
+    @overload
+    def embed(self, texts: Sequence[str], *, as_numpy: Literal[False] = False) -> list[list[float]]: ...
+    @overload
+    def embed(self, texts: Sequence[str], *, as_numpy: Literal[True]) -> NDArray[np.float32]: ...
+    def embed(self, texts: Sequence[str], *, as_numpy: bool = False) -> list[list[float]] | NDArray[np.float32]:
+        """Return one vector per text, in order, each text sent as is (no chunking, no prefix).
+
+        An empty list returns ``[]`` without a request; an empty string is sent as is.
+        ``as_numpy=True`` returns one float32 array of shape (texts, dimensions) instead.
+        """
+        return self._run(self._jobs.embed(texts, as_numpy))
+
+    def embed_query(self, text: str) -> list[float]:
+        """Return the vector of one query, with ``query_prefix`` prepended (queries are not chunked)."""
+        return self._run(self._jobs.query(text))
+
+    def embed_chunks(self, texts: Sequence[str]) -> list[list[ChunkEmbedding]]:
+        """Chunk every text with the endpoint's settings and return each text's chunks with vectors.
+
+        When the model's token limit is known (``max_input_tokens``, or ``/info`` with
+        ``discover=True``) a chunk over it comes back as the pieces it was split into, each
+        recording in ``source`` the Elasticsearch chunk it came from.
+        """
+        return self._run(self._jobs.chunks(texts))
+
+    @overload
+    def embed_documents(self, texts: Sequence[str], *, as_numpy: Literal[False] = False) -> list[list[float]]: ...
+    @overload
+    def embed_documents(self, texts: Sequence[str], *, as_numpy: Literal[True]) -> NDArray[np.float32]: ...
+    def embed_documents(
+        self, texts: Sequence[str], *, as_numpy: bool = False
+    ) -> list[list[float]] | NDArray[np.float32]:
+        """Return one vector per text; a text of several chunks gets its chunks' vectors combined.
+
+        With ``pooling="mean"`` (default) the chunk vectors are averaged, weighted by each
+        chunk's word count, then L2-normalised; ``pooling="first"`` keeps the first chunk's.
+        A text of one chunk keeps the endpoint's vector as is. ``as_numpy=True``: one float32 array.
+        """
+        return self._run(self._jobs.documents(texts, as_numpy))
+
+    @overload
+    def embed_iter(self, texts: Iterable[str], *, as_numpy: Literal[False] = False) -> Iterator[list[float]]: ...
+    @overload
+    def embed_iter(self, texts: Iterable[str], *, as_numpy: Literal[True]) -> Iterator[NDArray[np.float32]]: ...
+    def embed_iter(
+        self, texts: Iterable[str], *, as_numpy: bool = False
+    ) -> Iterator[list[float]] | Iterator[NDArray[np.float32]]:
+        """Stream :meth:`embed_documents`: read ``texts`` lazily, yield one vector per text in order.
+
+        At most ``max_concurrency`` batches are in flight and one is being filled, so memory does
+        not grow with the corpus. ``as_numpy=True`` yields float32 arrays of consecutive texts'
+        vectors instead (about one batch each). A batch that fails for good raises its typed error
+        after every earlier text's vector was yielded; the error's ``indices`` are the positions
+        (in ``texts``) of the texts of that batch: resume from the first.
+        """
+        return self._stream(self._jobs.documents_stream(texts, as_numpy), texts)
+
+    def embed_chunks_iter(self, texts: Iterable[str]) -> Iterator[list[ChunkEmbedding]]:
+        """Stream :meth:`embed_chunks`: for each text, in order, its chunks with offsets and vectors."""
+        return self._stream(self._jobs.chunks_stream(texts), texts)

@@ -1,0 +1,95 @@
+"""What every task's flows share: discovery (TEI's ``/info``, once, never a failure) and progress.
+
+A task's flows (the embeddings': ``embeddings/_flows.py``) subclass :class:`TaskJobs`; a driver
+needs no more of them than this: it runs :meth:`TaskJobs.info` behind its lock when
+:attr:`TaskJobs.discovery_due`, and performs the steps of whatever flow a method hands it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Final, Generic, Protocol, Self, TypeVar
+
+from ..base._errors import ClientClosedError, HFInferError
+from ._request import RequestCore
+from ._steps import Discover, Flow, ask
+
+__all__ = ["Progress", "ProgressFactory", "TaskJobs", "no_progress"]
+
+C = TypeVar("C", bound=RequestCore, covariant=True)
+
+_DISCOVER: Final = Discover()
+
+
+class Progress(Protocol):
+    """What a flow tells of texts done (a driver's tqdm bar, or nothing); see ``drivers/_progress.py``."""
+
+    def done(self, indices: Sequence[int]) -> None:
+        """The inputs at ``indices`` (a batch) have their vectors."""
+
+    def close(self) -> None:
+        """The call ended, however it ended."""
+
+
+# What a client hands Jobs to make a call's Progress: (shown, texts, owner of each input or None).
+ProgressFactory = Callable[[bool, int, Sequence[int] | None], Progress]
+
+
+class _NoProgress:
+    def done(self, indices: Sequence[int]) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def no_progress(enabled: bool, total: int, owners: Sequence[int] | None = None) -> Progress:
+    """The default :data:`ProgressFactory`: nothing shown."""
+    return _NoProgress()
+
+
+class TaskJobs(Generic[C]):
+    """A task's flows over its core ``C``: here, what they share (discovery, progress)."""
+
+    def __init__(self, core: C, progress: ProgressFactory = no_progress) -> None:
+        self.core = core
+        self.progress = progress
+        self.discovered = not core.options.discover
+        self.on_info: Callable[[dict[str, Any]], None] | None = None
+
+    @property
+    def discovery_due(self) -> bool:
+        """True until ``/info`` was read, except while a failed probe waits to be tried again."""
+        return not self.discovered and self.core.probes.due("info")
+
+    def info(self) -> Flow[None]:
+        """Discovery: TEI's ``GET /info`` unless done, one bounded attempt, never a failure of the call.
+
+        The driver runs it behind its lock, so one request serves every call that starts at once;
+        a failed one is remembered, so the callers waiting behind it go on without it.
+        """
+        if not self.discovery_due:
+            return
+        try:
+            yield from self.core.info_flow()
+        except ClientClosedError:
+            raise
+        except HFInferError as err:
+            self.core.probes.skip("info", err)
+            return
+        self.discovered = True
+        if self.on_info is not None and self.core.server_info is not None:
+            self.on_info(self.core.server_info)
+
+    def adopt(self, other: Self) -> None:
+        """Take over ``other``'s discovery (a client of the same endpoint, older options)."""
+        self.core.adopt(other.core)
+        self.discovered = self.discovered or other.discovered
+
+    def _discover(self) -> Flow[None]:
+        """A :class:`Discover` step until ``/info`` was read, nothing after.
+
+        A stream fits every text it reads: without this each text would cost the driver a step.
+        """
+        if self.discovery_due:
+            yield from ask(_DISCOVER)
