@@ -19,7 +19,9 @@ class HFInferTextSplitter(TextSplitter):
 
     Documents produced carry ``start_index`` and ``end_index`` metadata: the chunk's exact
     ``[start, end)`` offsets in the source text (not found by searching, so repeated text and
-    overlapping chunks get the right offsets).
+    overlapping chunks get the right offsets). ``add_offsets=False`` leaves both out, so an
+    edit early in a document does not change the metadata, and so the hash that LangChain's
+    ``index()`` keys on, of every chunk after it.
 
     Example:
         >>> splitter = HFInferTextSplitter({"strategy": "word", "max_chunk_size": 50, "overlap": 10})
@@ -31,6 +33,7 @@ class HFInferTextSplitter(TextSplitter):
         chunking_settings: ChunkingSettings | InferenceEndpoint | Mapping[str, Any] | str | None = None,
         *,
         keep_trailing_text: bool = False,
+        add_offsets: bool = True,
         tokenizer: Any = None,
         max_input_tokens: int | None = None,
         **kwargs: Any,
@@ -38,18 +41,21 @@ class HFInferTextSplitter(TextSplitter):
         """Create a splitter from chunking settings (model, endpoint, Elasticsearch dict or JSON).
 
         ``keep_trailing_text``: see :func:`hf_infer_core.chunk_text` (off: Elasticsearch's offsets).
+        ``add_offsets``: ``start_index`` and ``end_index`` metadata (``False``: neither, whatever
+        ``add_start_index`` says; for incremental indexing).
         ``tokenizer`` (a ``tokenizers.Tokenizer`` or ``tokenizer.json`` path) with
         ``max_input_tokens`` (or an endpoint's): chunks over the limit are split again at word
         boundaries into the fewest pieces that fit, as the clients do.
         """
         settings = resolve_chunking_settings(chunking_settings)
         self._keep_trailing_text = keep_trailing_text
+        self._add_offsets = add_offsets
         self._fit = token_fitter(chunking_settings, tokenizer, max_input_tokens)
         # TextSplitter's size/overlap are in its own length unit; ours are words and are only
         # reported here so LangChain's checks and reprs stay meaningful.
         size = settings.max_chunk_size or 1_000_000
         overlap = settings.overlap or 0
-        kwargs.setdefault("add_start_index", True)
+        kwargs.setdefault("add_start_index", add_offsets)
         kwargs.setdefault("strip_whitespace", False)
         super().__init__(chunk_size=size, chunk_overlap=overlap, **kwargs)
         self._settings = settings
@@ -75,8 +81,8 @@ class HFInferTextSplitter(TextSplitter):
         for i, text in enumerate(texts):
             base = metadatas[i] if metadatas is not None else {}
             for chunk in self.chunks(text):
-                metadata = {**base, "end_index": chunk.end}
-                if self._add_start_index:
+                metadata = {**base, "end_index": chunk.end} if self._add_offsets else dict(base)
+                if self._add_offsets and self._add_start_index:
                     metadata["start_index"] = chunk.start
                 documents.append(Document(page_content=chunk.text, metadata=metadata))
         return documents

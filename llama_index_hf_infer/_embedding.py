@@ -51,7 +51,7 @@ class HFInferEmbedding(BaseEmbedding, AdapterOptions):
     def _name_after_endpoint(self) -> Self:
         if self.model_name == "unknown":
             # Not an assignment: that would validate the whole model (and rebuild its session) again.
-            self.__dict__["model_name"] = self.inference_id
+            self.__dict__["model_name"] = self.model or self.inference_id  # one per endpoint, as model
         return self
 
     @classmethod

@@ -116,17 +116,22 @@ def test_from_endpoint_overrides_apply(cls: Any) -> None:
 
 
 @pytest.mark.parametrize("cls", ADAPTERS)
-def test_model_is_the_inference_id_then_the_discovered_model(cls: Any) -> None:
+def test_model_is_known_at_construction_and_never_changes(cls: Any) -> None:
+    """Issue #29: a cache namespaced on ``model`` must not change after a first call, nor be shared by endpoints."""
     recorder = Recorder()
     model = adapter(cls, recorder, inference_id="my-embeddings")
-    assert model.model == "my-embeddings"
+    before = model.model
+    assert before == f"my-embeddings@{URL}" and model.discovered_model is None
     embed(model, ["x"])
-    assert model.model == "sentence-transformers/all-MiniLM-L6-v2"
+    assert model.model == before  # discovery does not touch it
+    assert model.discovered_model == "sentence-transformers/all-MiniLM-L6-v2"
+    other = adapter(cls, Recorder(), url="http://other.test/embed")
+    assert other.model != adapter(cls, Recorder()).model  # the default inference id, two endpoints
     pinned = adapter(cls, Recorder(), model="my-namespace")
     embed(pinned, ["x"])
     assert pinned.model == "my-namespace"
     assigned = adapter(cls, Recorder())
-    assigned.model = "set-later"  # given after construction: discovery leaves it too
+    assigned.model = "set-later"
     embed(assigned, ["x"])
     assert assigned.model == "set-later"
 

@@ -278,3 +278,29 @@ def test_async_splits_what_the_endpoint_refuses_like_sync() -> None:
     streamed = run_async(fake, streamed_vectors)
     assert [[(p.start, p.end) for p in cs] for cs in chunks] == [[(p.start, p.end) for p in cs] for cs in expected]
     assert vectors == expected_vectors == streamed
+
+
+@pytest.mark.parametrize("driver", ["sync", "async"])
+def test_streams_count_tokens_one_request_per_group_not_per_text(driver: str) -> None:
+    """Issue #29: embed_iter and aembed_iter fitted each text alone (one /tokenize per text)."""
+    fake = TeiFake()
+    docs = documents(count=20, words=400)  # each over the limit: every text is counted
+    if driver == "sync":
+        with client(fake) as c:
+            streamed = list(c.embed_iter(iter(docs)))
+            whole = c.embed_documents(docs)
+    else:
+
+        async def run() -> tuple[list[list[float]], list[list[float]]]:
+            clock = FakeClock()
+            transport = httpx.MockTransport(fake.handle_async)
+            async with AsyncEmbeddingClient(
+                endpoint(), transport=transport, rate_limiter=limiter(clock), clock=clock, sleep=clock.asleep
+            ) as c:
+                return [v async for v in c.aembed_iter(docs)], await c.embed_documents(docs)
+
+        streamed, whole = asyncio.run(run())
+    assert streamed == whole  # the same vectors, in order
+    # 20 texts of ~2.6 KB: one group each way (the stream's, then embed_documents').
+    assert fake.paths["/tokenize"] == 2
+    assert fake.paths["/tokenize"] / fake.paths["/embed"] <= 1.75

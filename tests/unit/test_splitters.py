@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+import pytest
 from langchain_core.documents import Document as LCDocument
+from langchain_core.embeddings import DeterministicFakeEmbedding
+from langchain_core.indexing import InMemoryRecordManager, index
+from langchain_core.vectorstores import InMemoryVectorStore
 from langchain_text_splitters import TextSplitter
 from llama_index.core import Document
 from llama_index.core.node_parser import NodeParser
@@ -70,3 +74,42 @@ def test_splitters_end_where_elasticsearch_ends_unless_asked() -> None:
     assert nodes[-1].end_char_idx == len(text) - 2
     covering = HFInferNodeParser(settings, keep_trailing_text=True).get_nodes_from_documents([LIDocument(text=text)])
     assert covering[-1].end_char_idx == len(text)
+
+
+class _Counting(DeterministicFakeEmbedding):
+    """A fake embedding that counts the texts it is asked for (what re-indexing sends)."""
+
+    sent: int = 0
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        self.sent += len(texts)
+        return super().embed_documents(texts)
+
+
+@pytest.mark.filterwarnings("ignore:Using SHA-1:UserWarning")  # LangChain's own default key, not ours
+def test_without_offsets_langchain_index_re_embeds_only_the_edited_chunk() -> None:
+    """Issue #29: with offsets in the metadata, every chunk after an edit hashes anew."""
+    sentences = [f"Sentence {n} of the document tells of topic {n % 7}." for n in range(12)]
+    original = [LCDocument(page_content=" ".join(sentences), metadata={"source": f"doc{d}"}) for d in range(3)]
+    edited = list(original)
+    edited[1] = LCDocument(
+        page_content=original[1].page_content.replace("Sentence 2 of", "Sentence 2, edited, of"),
+        metadata={"source": "doc1"},
+    )
+    settings = {"strategy": "sentence", "max_chunk_size": 20, "sentence_overlap": 0}
+    sent = {}
+    for offsets in (True, False):
+        splitter = HFInferTextSplitter(settings, add_offsets=offsets)
+        embedding = _Counting(size=8)
+        store, records = InMemoryVectorStore(embedding), InMemoryRecordManager(namespace=f"test-{offsets}")
+        records.create_schema()
+        first = index(splitter.split_documents(original), records, store, cleanup="incremental", source_id_key="source")
+        before = embedding.sent
+        again = index(splitter.split_documents(edited), records, store, cleanup="incremental", source_id_key="source")
+        sent[offsets] = embedding.sent - before
+        assert first["num_added"] == before and again["num_deleted"] == again["num_added"]
+        docs = splitter.split_documents(edited)
+        assert offsets == all("start_index" in d.metadata and "end_index" in d.metadata for d in docs)
+        assert offsets or not any({"start_index", "end_index"} & d.metadata.keys() for d in docs)
+    assert sent[False] == 1  # the chunk holding the edit
+    assert sent[True] > 1  # it and every chunk after it in that document

@@ -15,9 +15,8 @@ from ..drivers._async import AsyncDriver
 from ..drivers._progress import TqdmProgress
 from ..limits._ratelimit import RateLimiter
 from ..text._chunking import ChunkEmbedding
-from ..text._fit import load_tokenizer
 from ._core import ClientCore
-from ._flows import Jobs
+from ._flows import Jobs, open_jobs
 
 if TYPE_CHECKING:
     import numpy as np
@@ -73,10 +72,7 @@ class AsyncEmbeddingClient(AsyncDriver[Jobs]):
         rng: Any,
         tokenizer: Any,
     ) -> Jobs:
-        if options is not None and not isinstance(options, ClientOptions):
-            raise TypeError(f"options must be a ClientOptions, got {type(options).__name__}")
-        core = ClientCore(endpoint, ClientOptions.build(options, overrides), clock=clock, rng=rng)
-        return Jobs(core, load_tokenizer(tokenizer) if tokenizer is not None else None, TqdmProgress)
+        return open_jobs(endpoint, options, overrides, clock, rng, tokenizer, TqdmProgress)
 
     @property
     def _core(self) -> ClientCore:

@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import contextlib
 from collections import deque
-from collections.abc import AsyncIterable, Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterable, Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from ..base._errors import HFInferError
+from ..config import InferenceEndpoint
+from ..config._options import ClientOptions, RequestOptions
 from ..protocol._plan import assemble, check_texts
 from ..protocol._steps import Emit, End, Flow, Parallel, Read, Settle, Start, ask
 from ..protocol._task import Progress, ProgressFactory, TaskJobs, no_progress
+from ..protocol._wire import TOKENIZE_BYTES
 from ..text._chunking import Chunk, ChunkEmbedding
-from ..text._fit import Tokenize, Tokens
+from ..text._fit import Tokenize, Tokens, load_tokenizer
 from ..text._pooling import Pieces, chunk_embeddings, expand_pieces, per_text, pool_all
 from ._core import ClientCore
 from ._stream import StreamAssembler, StreamBatch
@@ -73,6 +76,22 @@ def as_array(vectors: list[list[float]]) -> NDArray[np.float32]:
     import numpy
 
     return numpy.asarray(vectors, dtype=numpy.float32)
+
+
+def open_jobs(
+    endpoint: InferenceEndpoint,
+    options: RequestOptions | None,
+    overrides: Mapping[str, Any],
+    clock: Callable[[], float],
+    rng: Any,
+    tokenizer: Any,
+    progress: ProgressFactory,
+) -> Jobs:
+    """Both embedding clients' flows: their options built and checked, the core, a local tokenizer if given."""
+    if options is not None and not isinstance(options, ClientOptions):
+        raise TypeError(f"options must be a ClientOptions, got {type(options).__name__}")
+    core = ClientCore(endpoint, ClientOptions.build(options, overrides), clock=clock, rng=rng)
+    return Jobs(core, load_tokenizer(tokenizer) if tokenizer is not None else None, progress)
 
 
 class Jobs(TaskJobs[ClientCore]):
@@ -195,21 +214,38 @@ class Jobs(TaskJobs[ClientCore]):
         assembler = StreamAssembler(self.core)
         window = self.options.window
         started: deque[StreamBatch] = deque()
-        position = 0
-        while not isinstance(text := (yield from ask(_READ)), End):
-            items = check_texts([text], position)
-            position += 1
-            (chunks,) = yield from self._fitted(items, self.core.chunk_all(items))
-            for batch in assembler.add(chunks):
-                yield from ask(Start(self._batch(batch, arrays)))
-                started.append(batch)
-            while len(started) >= window:
-                yield from self._settle(started.popleft(), assembler, release)
+        position, ended = 0, False
+        while not ended:
+            items, ended = yield from self._read_group(position)
+            position += len(items)
+            for chunks in (yield from self._fitted(items, self.core.chunk_all(items))):
+                for batch in assembler.add(chunks):
+                    yield from ask(Start(self._batch(batch, arrays)))
+                    started.append(batch)
+                while len(started) >= window:
+                    yield from self._settle(started.popleft(), assembler, release)
         if (last := assembler.flush()) is not None:
             yield from ask(Start(self._batch(last, arrays)))
             started.append(last)
         while started:
             yield from self._settle(started.popleft(), assembler, release)
+
+    def _read_group(self, position: int) -> Flow[tuple[list[str], bool]]:
+        """The next texts of a stream, fitted together: up to ``batch_size`` texts and ~256 KiB.
+
+        Fitting a group costs one ``/tokenize`` request where fitting each text as it came cost
+        one per text (a stream of paragraphs: nearly one per ``/embed``); the read-ahead is
+        bounded by what one such request carries. Also says whether the input has ended.
+        """
+        group: list[str] = []
+        size = 0
+        while len(group) < self.core.batch_size and size < TOKENIZE_BYTES:
+            text = yield from ask(_READ)
+            if isinstance(text, End):
+                return group, True
+            group += check_texts([text], position + len(group))
+            size += len(text)
+        return group, False
 
     def _batch(self, batch: StreamBatch, arrays: bool) -> Flow[list[Any]]:
         return self.core.batch_flow(batch.inputs, range(len(batch.inputs)), arrays, splittable=True)

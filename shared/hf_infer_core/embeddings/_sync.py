@@ -14,9 +14,8 @@ from ..drivers._progress import TqdmProgress
 from ..drivers._sync import SyncDriver
 from ..limits._ratelimit import RateLimiter
 from ..text._chunking import ChunkEmbedding
-from ..text._fit import load_tokenizer
 from ._core import ClientCore
-from ._flows import Jobs
+from ._flows import Jobs, open_jobs
 
 if TYPE_CHECKING:
     import numpy as np
@@ -83,10 +82,7 @@ class EmbeddingClient(SyncDriver[Jobs]):
         rng: Any,
         tokenizer: Any,
     ) -> Jobs:
-        if options is not None and not isinstance(options, ClientOptions):
-            raise TypeError(f"options must be a ClientOptions, got {type(options).__name__}")
-        core = ClientCore(endpoint, ClientOptions.build(options, overrides), clock=clock, rng=rng)
-        return Jobs(core, load_tokenizer(tokenizer) if tokenizer is not None else None, TqdmProgress)
+        return open_jobs(endpoint, options, overrides, clock, rng, tokenizer, TqdmProgress)
 
     @property
     def _core(self) -> ClientCore:

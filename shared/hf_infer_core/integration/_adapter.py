@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import contextvars
 import os
-import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import httpx
@@ -50,17 +49,14 @@ _GIVEN: contextvars.ContextVar[InferenceEndpoint | None] = contextvars.ContextVa
 _LIVE_FIELDS = ("http_client", "http_async_client")
 
 
-def _model_updater(adapter: AdapterOptions) -> Callable[[dict[str, Any]], None]:
-    """Set an adapter's ``model`` to /info's ``model_id`` when discovered, unless the user gave one."""
-    ref = weakref.ref(adapter)
+def default_model(endpoint: InferenceEndpoint) -> str:
+    """An adapter's ``model`` when none is given: known at construction, and one per endpoint.
 
-    def update(info: dict[str, Any]) -> None:
-        owner = ref()
-        model_id = info.get("model_id")
-        if owner is not None and isinstance(model_id, str) and "model" not in owner.model_fields_set:
-            owner.__dict__["model"] = model_id
-
-    return update
+    The inference id alone is ``hf-infer`` for every endpoint left at the default, so a cache
+    namespaced on it would mix two endpoints' vectors; the URL (no credentials, no query) tells
+    them apart. It never changes with discovery: ``discovered_model`` says what ``/info`` said.
+    """
+    return f"{endpoint.inference_id}@{shown_url(endpoint.url)}"
 
 
 class AdapterOptions(EmbeddingMethods, ClientOptions):
@@ -86,8 +82,8 @@ class AdapterOptions(EmbeddingMethods, ClientOptions):
     max_input_tokens: int | None = None
     model: str | None = Field(
         default=None,
-        description="What the vectors come from, for cache namespaces and tracing: given, else /info's model_id "
-        "once discovered (the first call), else the inference id.",
+        description="What the vectors come from, for cache namespaces and tracing: given, else "
+        "'<inference_id>@<url>' (known at construction, never changed by a call; /info's model_id is discovered_model).",
     )
     http_client: httpx.Client | None = Field(
         default=None, exclude=True, repr=False, description="An httpx.Client for sync calls (not closed here)."
@@ -171,13 +167,12 @@ class AdapterOptions(EmbeddingMethods, ClientOptions):
             http_async_client=self.http_async_client,
             tokenizer=tokenizer,
         )
-        session.on_info = _model_updater(self)
         if old is not None:
             session.follow(old)  # calls in flight finish on the old clients, which close after them
         self._session = session
         self._tokenizer_source = self.tokenizer
         if "model" not in self.model_fields_set:  # not given (pydantic tracks what was): derived
-            self.__dict__["model"] = endpoint.inference_id
+            self.__dict__["model"] = default_model(endpoint)
         return self
 
     def _endpoint_from_fields(self) -> InferenceEndpoint:
@@ -248,6 +243,12 @@ class AdapterOptions(EmbeddingMethods, ClientOptions):
     def endpoint(self) -> InferenceEndpoint:
         """The validated endpoint configuration."""
         return self._session.endpoint
+
+    @property
+    def discovered_model(self) -> str | None:
+        """``/info``'s ``model_id`` once a call has read it (``None`` before, or from an endpoint that is not TEI)."""
+        model_id = (self._session.server_info or {}).get("model_id")
+        return model_id if isinstance(model_id, str) else None
 
     @property
     def client_options(self) -> ClientOptions:

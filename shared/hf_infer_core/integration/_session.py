@@ -257,6 +257,14 @@ class Session(Generic[S, A]):
         """The asyncio client (created on first use); a call should hold it with :meth:`ausing`."""
         return self._held_async().client
 
+    @property
+    def server_info(self) -> dict[str, Any] | None:
+        """TEI's ``/info`` fields as either client discovered them (``None`` before a first call)."""
+        for held in (self._sync, self._async):
+            if held is not None and held.client.server_info is not None:
+                return held.client.server_info
+        return None
+
     def close(self) -> None:
         """Detach the clients (the session stays usable): each is closed now, or when its last call ends.
 
