@@ -137,8 +137,10 @@ class Model:
         return self._backend
 
     def token_counts(self, texts: list[str]) -> list[int]:
-        encoded = self.model.tokenizer(texts, add_special_tokens=True, truncation=False)["input_ids"]
-        return [len(ids) for ids in encoded]
+        # The untruncated copy, never the model's own tokenizer: sentence-transformers sets and
+        # resets truncation on that one around every encode, and a count taken on another thread
+        # in between came out cut at 256, so an input over the limit was taken instead of refused.
+        return [len(encoding.ids) for encoding in self._untruncated().encode_batch(texts, add_special_tokens=True)]
 
     def _unnormalized(self) -> Any:
         """The model without its final Normalize module (sharing its weights), for normalize=false.

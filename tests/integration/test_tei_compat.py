@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import math
 import re
+import threading
 
 import httpx
 import numpy as np
@@ -162,3 +163,27 @@ def test_fitting_through_tokenize_cuts_non_ascii_text_at_character_offsets(local
     for chunk in chunks:
         assert chunk.text == text[chunk.start : chunk.end]
         assert len(chunk.embedding) == 384
+
+
+def test_an_input_over_the_limit_is_refused_while_truncating_requests_run(local_server: LocalServer) -> None:
+    """The length check never sees the truncation another request's encode set on the shared tokenizer."""
+    url, headers = local_server.url + "/embed", auth(local_server)
+    long = " ".join(f"word{i}" for i in range(400))  # ~1,200 word pieces
+    stop = threading.Event()
+
+    def truncating() -> None:
+        with httpx.Client(timeout=60) as http:
+            while not stop.is_set():
+                http.post(url, json={"inputs": [long] * 8, "truncate": True}, headers=headers)
+
+    workers = [threading.Thread(target=truncating) for _ in range(3)]
+    for worker in workers:
+        worker.start()
+    try:
+        with httpx.Client(timeout=60) as http:
+            statuses = [http.post(url, json={"inputs": [long]}, headers=headers).status_code for _ in range(100)]
+    finally:
+        stop.set()
+        for worker in workers:
+            worker.join()
+    assert statuses == [413] * 100
