@@ -4,10 +4,11 @@ The core never imports LangChain, LlamaIndex or the model server; the adapters i
 ``langchain_hf_infer`` and ``llama_index_hf_infer`` are thin layers over it, and the local
 TEI-compatible server lives in ``hf_infer_server`` (extra ``server``). Its sub-packages are
 layers, each importing only those below it (checked by import-linter; docs/architecture.md):
-``integration`` (what the adapters and Ray share), ``drivers`` (the threaded and asyncio
-clients), ``protocol`` (the I/O-free steps and flows) beside ``limits`` (rate and concurrency
-limits), ``text`` (words, chunks, token fitting), ``config`` (Elasticsearch's schema, the
-options), ``base`` (errors, secrets).
+``integration`` (what the adapters and Ray share), ``embeddings`` (the embedding task's
+flows and clients), ``drivers`` (the threaded and asyncio drivers), ``protocol`` (the I/O-free
+steps, retry loop, discovery) beside ``limits`` (rate and concurrency limits), ``text`` (words,
+chunks, token fitting), ``config`` (Elasticsearch's schema, the options), ``cache`` (the
+chunk-level vector cache), ``base`` (errors, secrets).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from .base import (
     TimeoutError,
     TransportError,
 )
+from .cache import CacheStats
 from .config import (
     DEFAULT_CHUNKING_SETTINGS,
     DEFAULT_INFERENCE_ID,
@@ -55,6 +57,7 @@ except _PackageNotFoundError:  # pragma: no cover - a source tree on sys.path wi
     __version__ = "0+unknown"
 
 __all__ = [
+    "CacheStats",
     "AsyncEmbeddingClient",
     "ChunkEmbedding",
     "ClientOptionArgs",

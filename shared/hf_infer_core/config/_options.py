@@ -13,6 +13,7 @@ transport) are constructor arguments of the clients, not options.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import Any, Literal, Self, TypedDict
 from urllib.parse import urlsplit
@@ -20,6 +21,8 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..base._errors import ConfigError
+from ..cache._cache import DEFAULT_CACHE_MAX_BYTES, check_cache
+from ..cache._stores import ByteStore
 
 __all__ = [
     "ClientOptionArgs",
@@ -54,7 +57,8 @@ class RequestOptions(BaseModel):
     """
 
     # hide_input_in_errors: a rate_limit_backend URL may hold a password.
-    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
+    # arbitrary_types_allowed: a cache may be any object with mget and mset (checked by type).
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True, arbitrary_types_allowed=True)
 
     batch_size: int = Field(default=32, ge=1, le=100_000, strict=True, description="Inputs per request.")
     max_concurrency: int | Literal["auto"] = Field(
@@ -96,6 +100,18 @@ class RequestOptions(BaseModel):
         strict=True,
         description="Honour HTTP_PROXY, HTTPS_PROXY, ALL_PROXY and NO_PROXY, as httpx does by default.",
     )
+    cache: str | os.PathLike[str] | ByteStore | None = Field(
+        default=None,
+        repr=False,  # a Redis URL may hold a password
+        description="Chunk-level vector cache: a file path (SQLite), a redis:// URL, or an object with mget and "
+        "mset (LangChain's ByteStore); None: no cache.",
+    )
+    cache_max_bytes: int = Field(
+        default=DEFAULT_CACHE_MAX_BYTES,
+        ge=1 << 20,
+        strict=True,
+        description="The most a cache file holds (least recently used entries evicted; default 1 GiB).",
+    )
     max_response_bytes: int | None = Field(
         default=None,
         ge=1024,
@@ -112,6 +128,11 @@ class RequestOptions(BaseModel):
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1024:
             raise ValueError('must be an integer from 1 to 1024, or "auto"')
         return value
+
+    @field_validator("cache", mode="before")
+    @classmethod
+    def _cache(cls, value: object) -> object:
+        return check_cache(value)
 
     @field_validator("rate_limit_backend")
     @classmethod
@@ -252,6 +273,8 @@ class RequestOptionArgs(TypedDict, total=False):
     rate_limit_backend: str
     trust_env: bool
     max_response_bytes: int | None
+    cache: str | os.PathLike[str] | ByteStore | None
+    cache_max_bytes: int
 
 
 class ClientOptionArgs(RequestOptionArgs, total=False):

@@ -35,6 +35,7 @@ from ..protocol._steps import (
     Emit,
     Flow,
     HttpResult,
+    Lookup,
     Parallel,
     Read,
     Send,
@@ -42,6 +43,7 @@ from ..protocol._steps import (
     Sleep,
     Start,
     Step,
+    Store,
     unknown_step,
 )
 from ._client import _INHERITED, ATTEMPT_ERRORS, J, T, _ClientBase, _log, _reader, _result, attempt_outcome
@@ -238,6 +240,11 @@ class AsyncDriver(_ClientBase[J]):
                 return await self._parallel(step, call)
             case Discover():
                 return await self._discover_once()
+            case Lookup(keys):
+                # The store's own I/O (a file, Redis) runs off the loop.
+                return await asyncio.to_thread(self._cache.get, keys) if self._cache is not None else [None] * len(keys)
+            case Store(pairs):
+                return await asyncio.to_thread(self._cache.put, pairs) if self._cache is not None else None
             case Read():
                 return END if call.texts is None else await anext(call.texts, END)
             case Start(flow):

@@ -24,6 +24,7 @@ from pydantic import SecretStr
 from ..base import _errors
 from ..base._errors import ClientClosedError, HFInferError, TransportError, caused_by
 from ..base._secret import shown_url
+from ..cache._cache import CacheStats, open_cache
 from ..config import InferenceEndpoint
 from ..config._options import RequestOptions
 from ..limits import _concurrency
@@ -214,6 +215,9 @@ class _ClientBase(Generic[J]):
     ) -> None:
         self._jobs: J = self._open_jobs(endpoint, options, overrides, clock, rng, tokenizer)
         self.options: RequestOptions = self._jobs.core.options
+        self._cache = open_cache(self.options.cache, self.options.cache_max_bytes)
+        if self._cache is not None:
+            self._jobs.cache, self._jobs.cache_counts = True, self._cache.count
         self._own_rng = rng is None
         self.rate_limiter: RateLimiter | RedisRateLimiter | NoLimit
         backend = self.options.rate_limit_backend
@@ -280,6 +284,11 @@ class _ClientBase(Generic[J]):
         """
         wanted = min(step.window, step.size)
         return wanted if self._adaptive is None else min(wanted, self._adaptive.limit)
+
+    @property
+    def cache_stats(self) -> CacheStats:
+        """The cache's hits, misses (in chunks) and failures since this client was made (all 0 without one)."""
+        return self._cache.stats if self._cache is not None else CacheStats()
 
     @property
     def concurrency(self) -> int:

@@ -29,6 +29,7 @@ from ..protocol._steps import (
     Emit,
     Flow,
     HttpResult,
+    Lookup,
     Parallel,
     Read,
     Send,
@@ -36,6 +37,7 @@ from ..protocol._steps import (
     Sleep,
     Start,
     Step,
+    Store,
     unknown_step,
 )
 from ..text._fit import result_of
@@ -126,6 +128,8 @@ class SyncDriver(_ClientBase[J]):
             pool.shutdown(wait=False, cancel_futures=True)
         if self._owns_http:
             self._http.close()
+        if self._cache is not None:
+            self._cache.close()  # a cache file's connection (reopened if the client is used again)
 
     def adopt(self, other: Self) -> None:
         """Take over what ``other`` (same endpoint, older options) learnt, and its connections if they fit.
@@ -185,6 +189,10 @@ class SyncDriver(_ClientBase[J]):
                 return self._parallel(step, call)
             case Discover():
                 return self._discover_once()
+            case Lookup(keys):
+                return self._cache.get(keys) if self._cache is not None else [None] * len(keys)
+            case Store(pairs):
+                return self._cache.put(pairs) if self._cache is not None else None
             case Read():
                 return next(call.texts, END)
             case Start(flow):

@@ -17,6 +17,8 @@ from typing import Any, Self
 from urllib.parse import urlsplit
 
 from ..base._errors import ClientClosedError, EndpointError, HFInferError, PayloadTooLargeError
+from ..base._secret import shown_url
+from ..cache._keys import keys_for, namespace_of
 from ..config import InferenceEndpoint
 from ..config._options import ClientOptions
 from ..protocol._plan import chunk_all, plan, split_in_two, tokenize_groups
@@ -135,6 +137,30 @@ class ClientCore(RequestCore):
             vectors, dims = json_vectors(result.status_code, result.body, count, self.dimensions, self._redact)
         self.dimensions = dims
         return vectors
+
+    def cache_keys(self, texts: Sequence[str], query: bool) -> list[str]:
+        """The cache key of each text as sent: the text, and everything else that decides its vector.
+
+        The model is ``/info``'s ``model_id`` and ``model_sha`` once discovered, else the endpoint's
+        URL (no credentials, no query string); then TEI's request options and the prompt of the
+        text's kind, the configured vector size, the wire format (JSON and base64 vectors differ
+        in their last bits) and whether it is a query. Never the key.
+        """
+        info = self.server_info or {}
+        model: dict[str, object] = (
+            {"model_id": info["model_id"], "model_sha": info.get("model_sha")}
+            if isinstance(info.get("model_id"), str)
+            else {"url": shown_url(self.endpoint.url)}
+        )
+        parts = {
+            "version": 1,
+            "model": model,
+            "request": self.query_extras if query else self.extras,
+            "dimensions": self.endpoint.service_settings.dimensions,
+            "wire_format": self.options.wire_format,
+            "kind": "query" if query else "document",
+        }
+        return keys_for(namespace_of(parts), texts)
 
     def error_route(self) -> str | None:
         """The base64 route, which an endpoint that is not TEI lacks: its 404 names it."""

@@ -15,10 +15,11 @@ from collections.abc import AsyncIterable, Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from ..base._errors import HFInferError
+from ..cache._keys import decode_vector, encode_vector
 from ..config import InferenceEndpoint
 from ..config._options import ClientOptions, RequestOptions
 from ..protocol._plan import assemble, check_texts
-from ..protocol._steps import Emit, End, Flow, Parallel, Read, Settle, Start, ask
+from ..protocol._steps import Emit, End, Flow, Lookup, Parallel, Read, Settle, Start, Store, ask
 from ..protocol._task import Progress, ProgressFactory, TaskJobs, no_progress
 from ..protocol._wire import TOKENIZE_BYTES
 from ..text._chunking import Chunk, ChunkEmbedding
@@ -76,6 +77,10 @@ def as_array(vectors: list[list[float]]) -> NDArray[np.float32]:
     import numpy
 
     return numpy.asarray(vectors, dtype=numpy.float32)
+
+
+def _no_hits(positions: list[int]) -> None:
+    pass
 
 
 def open_jobs(
@@ -192,18 +197,71 @@ class Jobs(TaskJobs[ClientCore]):
         splittable: bool = False,
         query: bool = False,
     ) -> Flow[list[Any]]:
-        """Embed ``texts`` in planned batches, at most ``max_concurrency`` at once; vectors in input order."""
+        """Embed ``texts`` in planned batches, at most ``max_concurrency`` at once; vectors in input order.
+
+        With a cache, every text is looked up first and only the misses are sent; their vectors
+        are stored (a 413's pieces are not: they are not the text's own vector).
+        """
         try:
             if not texts:
                 return []
-            yield from self._discover()  # /info may cap the batch size
-            batches = self.core.plan(texts)
-            flows = (self.core.batch_flow([texts[i] for i in b], b, arrays, splittable, query) for b in batches)
-            window = self.options.window
-            results = yield from ask(Parallel(flows, len(batches), window, lambda k: progress.done(batches[k])))
-            return assemble(len(texts), batches, results)
+            yield from self._discover()  # /info may cap the batch size, and names the model for the cache
+
+            def send(sent: list[str], positions: list[int]) -> Flow[list[Any]]:
+                return self._send_all(sent, positions, progress, arrays, splittable, query)
+
+            return (yield from self._cached(texts, arrays, query, send, progress.done))
         finally:
             progress.close()
+
+    def _cached(
+        self,
+        texts: list[str],
+        arrays: bool,
+        query: bool,
+        send: Callable[[list[str], list[int]], Flow[list[Any]]],
+        hits: Callable[[list[int]], None],
+    ) -> Flow[list[Any]]:
+        """``texts``' vectors: with a cache, those it holds, and ``send`` (texts, their positions) for the rest.
+
+        The misses' vectors are stored, but for a 413's pieces (not the text's own vector);
+        ``hits(positions)`` is told which texts the cache answered (progress).
+        """
+        if not self.cache:
+            return (yield from send(texts, list(range(len(texts)))))
+        keys = self.core.cache_keys(texts, query)
+        float32 = self.options.wire_format == "base64"
+        found = yield from ask(Lookup(tuple(keys)))
+        size = self.core.dimensions
+        vectors = [decode_vector(blob, float32, size, arrays and float32) for blob in found]
+        misses = [i for i, vector in enumerate(vectors) if vector is None]
+        self.cache_counts(len(texts) - len(misses), len(misses))
+        if len(misses) < len(texts):
+            hits([i for i, vector in enumerate(vectors) if vector is not None])
+        if misses:
+            sent = yield from send([texts[i] for i in misses], misses)
+            for i, vector in zip(misses, sent, strict=True):
+                vectors[i] = vector
+            pairs = tuple(
+                (keys[i], encode_vector(vector, float32))
+                for i, vector in zip(misses, sent, strict=True)
+                if not isinstance(vector, Pieces)
+            )
+            yield from ask(Store(pairs))
+        return vectors
+
+    def _send_all(
+        self, texts: list[str], positions: list[int], progress: Progress, arrays: bool, splittable: bool, query: bool
+    ) -> Flow[list[Any]]:
+        """Send ``texts`` (``positions``: where each stands in the call's list, for progress) in planned batches."""
+        batches = self.core.plan(texts)
+        flows = (self.core.batch_flow([texts[i] for i in b], b, arrays, splittable, query) for b in batches)
+
+        def done(k: int) -> None:
+            progress.done([positions[i] for i in batches[k]])
+
+        results = yield from ask(Parallel(flows, len(batches), self.options.window, done))
+        return assemble(len(texts), batches, results)
 
     def _stream(self, release: Callable[[StreamAssembler], list[Any]], arrays: bool) -> Flow[None]:
         """Read texts one at a time, keep ``max_concurrency`` batches in flight, emit finished texts in order.
@@ -248,7 +306,10 @@ class Jobs(TaskJobs[ClientCore]):
         return group, False
 
     def _batch(self, batch: StreamBatch, arrays: bool) -> Flow[list[Any]]:
-        return self.core.batch_flow(batch.inputs, range(len(batch.inputs)), arrays, splittable=True)
+        def send(sent: list[str], positions: list[int]) -> Flow[list[Any]]:
+            return self.core.batch_flow(sent, range(len(sent)), arrays, splittable=True)
+
+        return self._cached(list(batch.inputs), arrays, False, send, _no_hits)
 
     @staticmethod
     def _settle(

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 from typing import TYPE_CHECKING, Literal, overload
 
+from ..cache._cache import CacheStats
 from ..text._chunking import ChunkEmbedding
 
 if TYPE_CHECKING:
@@ -25,6 +26,11 @@ class EmbeddingMethods:
 
     if TYPE_CHECKING:
         _session: EmbeddingSession
+
+    @property
+    def cache_stats(self) -> CacheStats:
+        """The cache's hits and misses (in chunks) and failures, since the adapter's settings last changed."""
+        return self._session.cache_stats
 
     @property
     def embedding_dimensions(self) -> int | None:

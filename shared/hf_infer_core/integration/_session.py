@@ -28,6 +28,7 @@ from typing import Any, Generic, Self, TypeVar
 import httpx
 
 from ..base._secret import shown_url
+from ..cache._cache import CacheStats
 from ..config import InferenceEndpoint
 from ..config._options import ClientOptions
 from ..drivers._async import AsyncDriver
@@ -256,6 +257,15 @@ class Session(Generic[S, A]):
     def aclient(self) -> A:
         """The asyncio client (created on first use); a call should hold it with :meth:`ausing`."""
         return self._held_async().client
+
+    @property
+    def cache_stats(self) -> CacheStats:
+        """The cache's hits, misses and failures of this session's current clients, together."""
+        total = CacheStats()
+        for held in (self._sync, self._async):
+            if held is not None:
+                total += held.client.cache_stats
+        return total
 
     @property
     def server_info(self) -> dict[str, Any] | None:

@@ -102,7 +102,11 @@ class RequestCore:
             return
         if isinstance(info, dict):
             self._use_info(
-                {k: info.get(k) for k in ("model_id", "max_input_length", "max_client_batch_size") if k in info}
+                {
+                    k: info.get(k)
+                    for k in ("model_id", "model_sha", "max_input_length", "max_client_batch_size")
+                    if k in info
+                }
             )
 
     def _use_info(self, info: dict[str, Any]) -> None:

@@ -11,6 +11,7 @@ ask(step)``, and ``reply`` has that type:
 - :class:`Discover`: read TEI's ``/info`` once for the client (the driver holds the lock); back: ``None``.
 - :class:`Parallel`: run these flows, at most ``window`` at once; back: their results, in order.
   The first that fails for good stops the others and is thrown in.
+- :class:`Lookup`, :class:`Store`: the cache's values of these keys; cache these values.
 - :class:`Read`, :class:`Start`, :class:`Settle`, :class:`Emit`: a stream's window: the next
   input text (or :data:`END`), start a flow in the background (back: ``None``), the result of the
   oldest one started, give these results to the consumer (back: ``None``).
@@ -35,6 +36,7 @@ __all__ = [
     "End",
     "Flow",
     "HttpResult",
+    "Lookup",
     "Outcome",
     "Parallel",
     "Read",
@@ -43,6 +45,7 @@ __all__ = [
     "Sleep",
     "Start",
     "Step",
+    "Store",
     "ask",
     "unknown_step",
 ]
@@ -118,6 +121,20 @@ class Parallel(Asks[list[T_co]]):
 
 
 @dataclass(frozen=True, slots=True)
+class Lookup(Asks["list[bytes | None]"]):
+    """Step: the cached value of each key (``None``: not cached, or no cache); a failing store is a miss."""
+
+    keys: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Store(Asks[None]):
+    """Step: cache each value under its key (a failing store is logged, never raised)."""
+
+    pairs: tuple[tuple[str, bytes], ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Read(Asks["str | End"]):
     """Step: the next text of a stream's input; :data:`END` after the last."""
 
@@ -154,7 +171,7 @@ class Emit(Asks[None]):
     items: list[object]
 
 
-Step: TypeAlias = "Send | Sleep | Discover | Parallel[object] | Read | Start | Settle[object] | Emit"
+Step: TypeAlias = "Send | Sleep | Discover | Parallel[object] | Lookup | Store | Read | Start | Settle[object] | Emit"
 # A flow receives what its last step came to; ask() gives it the step's own type.
 Flow: TypeAlias = Generator[Step, object, T]
 

@@ -48,6 +48,10 @@ def no_progress(enabled: bool, total: int, owners: Sequence[int] | None = None) 
     return _NoProgress()
 
 
+def _no_counts(hits: int, misses: int) -> None:
+    pass
+
+
 class TaskJobs(Generic[C]):
     """A task's flows over its core ``C``: here, what they share (discovery, progress)."""
 
@@ -56,6 +60,10 @@ class TaskJobs(Generic[C]):
         self.progress = progress
         self.discovered = not core.options.discover
         self.on_info: Callable[[dict[str, Any]], None] | None = None
+        # The driver has a cache: the flows look their texts up before sending them, and tell
+        # it what they found (hits and misses, in texts sent).
+        self.cache = False
+        self.cache_counts: Callable[[int, int], None] = _no_counts
 
     @property
     def discovery_due(self) -> bool:

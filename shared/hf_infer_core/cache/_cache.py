@@ -1,0 +1,162 @@
+"""A client's cache: the store it was given, what it has done, and what happens when it fails.
+
+A store that fails mid-run (a corrupted or locked file, Redis down) never fails a call and never
+gives a wrong vector: the failure is logged once as a WARNING, counted in
+:attr:`CacheStats.errors`, and the call goes to the endpoint as if nothing was cached. After a
+failure the cache rests for :data:`REST` seconds, so a store that is down costs one timeout per
+rest, not one per call.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..base._errors import ConfigError
+from ..base._secret import redact
+from ._stores import ByteStore, RedisStore, SQLiteStore
+
+__all__ = ["DEFAULT_CACHE_MAX_BYTES", "REST", "CacheStats", "VectorCache", "check_cache", "open_cache"]
+
+logger = logging.getLogger("hf_infer_core")
+
+# 1 GiB: about 600,000 vectors of 384 float32 values (base64), 320,000 of float64 ones (JSON),
+# with their keys; set cache_max_bytes for more.
+DEFAULT_CACHE_MAX_BYTES = 1 << 30
+# Seconds a failed store is left alone before it is tried again.
+REST = 60.0
+
+_REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
+@dataclass(frozen=True)
+class CacheStats:
+    """What a client's cache did since the client was made, in chunks (the pieces of text sent)."""
+
+    hits: int = 0
+    misses: int = 0
+    errors: int = 0  # lookups or stores that failed (the endpoint answered instead)
+
+    def __add__(self, other: CacheStats) -> CacheStats:
+        return CacheStats(self.hits + other.hits, self.misses + other.misses, self.errors + other.errors)
+
+
+class VectorCache:
+    """A store with counts and a fallback: lookups and stores never raise."""
+
+    def __init__(self, store: ByteStore, clock: Callable[[], float] = time.monotonic) -> None:
+        self.store = store
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._hits = self._misses = self._errors = 0
+        self._resting_until = float("-inf")
+        self._warned = False
+
+    @property
+    def stats(self) -> CacheStats:
+        with self._lock:
+            return CacheStats(self._hits, self._misses, self._errors)
+
+    def get(self, keys: Sequence[str]) -> list[bytes | None]:
+        """The stored value of each key (``None``: not stored, or the store failed)."""
+        found: list[bytes | None] = [None] * len(keys)
+        if keys and not self._resting():
+            try:
+                values = list(self.store.mget(list(keys)))
+                if len(values) != len(keys):
+                    raise ValueError(f"the store answered {len(values)} values for {len(keys)} keys")
+                found = values
+            except Exception as err:  # a store's own errors are many kinds: none may fail the call
+                self._failed("read", err)
+        return found
+
+    def count(self, hits: int, misses: int) -> None:
+        """Count a call's hits and misses (values that did not decode are misses)."""
+        with self._lock:
+            self._hits += hits
+            self._misses += misses
+        logger.debug("embedding cache: %d hits, %d misses", hits, misses)
+
+    def put(self, pairs: Sequence[tuple[str, bytes]]) -> None:
+        if pairs and not self._resting():
+            try:
+                self.store.mset(list(pairs))
+            except Exception as err:
+                self._failed("write", err)
+
+    def _resting(self) -> bool:
+        return self._clock() < self._resting_until
+
+    def _failed(self, what: str, err: Exception) -> None:
+        with self._lock:
+            self._errors += 1
+            self._resting_until = self._clock() + REST
+            warn, self._warned = not self._warned, True
+        message = redact(f"{type(err).__name__}: {err}", [])
+        if warn:
+            logger.warning(
+                "embedding cache: %s failed (%s); the endpoint answers instead, and the cache is tried again in %gs",
+                what,
+                message,
+                REST,
+            )
+        else:
+            logger.debug("embedding cache: %s failed again (%s)", what, message)
+
+    def close(self) -> None:
+        close = getattr(self.store, "close", None)
+        if callable(close) and isinstance(self.store, SQLiteStore | RedisStore):
+            close()  # a user's own store is theirs to close
+
+
+def check_cache(cache: object) -> object:
+    """Validate a ``cache=`` value without opening it (no file written, no network): return it as given.
+
+    Raises:
+        ValueError: not a path, a Redis URL or an object with ``mget`` and ``mset``; or a path
+            whose folder does not exist or cannot be written, or that is not a file.
+    """
+    if cache is None:
+        return None
+    if isinstance(cache, str) and cache.startswith(_REDIS_SCHEMES):
+        return cache
+    if isinstance(cache, str | os.PathLike):
+        path = os.fspath(cache)
+        if not isinstance(path, str) or not path:
+            raise ValueError("must be a non-empty path")
+        folder = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(folder):
+            raise ValueError(f"the folder of {path!r} does not exist")
+        if os.path.exists(path) and not os.path.isfile(path):
+            raise ValueError(f"{path!r} is not a file")
+        if not os.access(path if os.path.exists(path) else folder, os.W_OK):
+            raise ValueError(f"{path!r} cannot be written (permission)")
+        return cache
+    if callable(getattr(cache, "mget", None)) and callable(getattr(cache, "mset", None)):
+        return cache
+    raise ValueError(
+        "must be a file path, a redis://, rediss:// or unix:// URL, or an object with mget(keys) and mset(pairs) "
+        f"(got {type(cache).__name__})"
+    )
+
+
+def open_cache(cache: Any, max_bytes: int) -> VectorCache | None:
+    """The cache a client uses for ``cache=`` (checked by :func:`check_cache`); ``None`` for none.
+
+    Raises:
+        ConfigError: the file cannot be opened or written (a corrupted file, a read-only one).
+    """
+    if cache is None:
+        return None
+    if isinstance(cache, str) and cache.startswith(_REDIS_SCHEMES):
+        return VectorCache(RedisStore(cache))
+    if isinstance(cache, str | os.PathLike):
+        return VectorCache(SQLiteStore(cache, max_bytes))
+    if isinstance(cache, ByteStore):
+        return VectorCache(cache)
+    raise ConfigError([f"[cache] {check_cache.__doc__}"])

@@ -1,0 +1,255 @@
+"""The chunk-level embedding cache (issue #29): only what changed is sent, and nothing it gives is wrong."""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing
+import sqlite3
+import struct
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+from langchain_core.stores import InMemoryByteStore
+
+from hf_infer_core import AsyncEmbeddingClient, ConfigError, EmbeddingClient
+from hf_infer_core.cache import SQLiteStore
+from hf_infer_core.cache._keys import decode_vector, encode_vector
+
+from .fakes import Awaited, FakeClock, endpoint, limiter, vector_for
+from .test_wire import openai_answer
+
+WORDS = {"strategy": "word", "max_chunk_size": 10, "overlap": 0}
+
+
+class Tei:
+    """/info naming ``model``, /embed and the base64 route; counts the texts each route was sent."""
+
+    def __init__(self, model: str = "model-a") -> None:
+        self.model = model
+        self.sent: Counter[str] = Counter()
+        self.paths: Counter[str] = Counter()
+
+    def vector(self, text: str) -> list[float]:
+        # Values that are not exact in float32, so a JSON/base64 or float32/float64 mix-up shows.
+        base = vector_for(text)
+        return [v / 3.0 + (0.1 if self.model == "model-a" else 0.7) for v in base]
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.paths[request.url.path] += 1
+        if request.url.path.endswith("/info"):
+            return httpx.Response(200, json={"model_id": self.model, "model_sha": "rev1"})
+        body = json.loads(request.content)
+        texts = body.get("inputs", body.get("input"))
+        self.sent.update(texts)
+        if request.url.path.endswith("/v1/embeddings"):
+            return httpx.Response(200, json=openai_answer([self.vector(t) for t in texts]))
+        return httpx.Response(200, json=[self.vector(t) for t in texts])
+
+
+def make(tei: Tei, cache: Any, driver: str = "sync", url: str = "http://tei.test/embed", **options: Any) -> Any:
+    clock = FakeClock()
+    cls = EmbeddingClient if driver == "sync" else AsyncEmbeddingClient
+    client = cls(
+        endpoint(url=url, chunking=WORDS),
+        transport=httpx.MockTransport(tei),
+        rate_limiter=limiter(clock),
+        sleep=clock.sleep if driver == "sync" else clock.asleep,
+        clock=clock,
+        cache=cache,
+        **options,
+    )
+    return client if driver == "sync" else Awaited(client)
+
+
+def documents(count: int = 20) -> list[str]:
+    return [" ".join(f"doc{d}word{w}" for w in range(35)) for d in range(count)]
+
+
+@pytest.mark.parametrize("driver", ["sync", "async"])
+@pytest.mark.parametrize("wire_format", ["json", "base64"])
+def test_a_second_run_sends_only_what_changed_and_gives_the_same_bits(
+    tmp_path: Path, driver: str, wire_format: str
+) -> None:
+    path = tmp_path / "vectors.sqlite"
+    docs = documents()
+    uncached = make(Tei(), None, driver, wire_format=wire_format)
+    expected = uncached.embed_documents(docs)
+    expected_array = uncached.embed_documents(docs, as_numpy=True)
+    expected_chunks = uncached.embed_chunks(docs)
+
+    first = Tei()
+    client = make(first, path, driver, wire_format=wire_format)
+    assert client.embed_documents(docs) == expected
+    chunks_sent = sum(first.sent.values())
+    assert client.cache_stats.misses == chunks_sent and client.cache_stats.hits == 0
+
+    edited = list(docs)
+    edited[3] = edited[3].replace("doc3word12", "doc3word12 inserted")  # one chunk of one document
+    again = Tei()
+    client = make(again, path, driver, wire_format=wire_format)
+    vectors = client.embed_documents(edited)
+    assert sum(again.sent.values()) <= 3  # the chunks the word moved (35 words: 4 chunks, from the 2nd on)
+    assert client.cache_stats.hits >= chunks_sent - 3
+    assert vectors[:3] == expected[:3] and vectors[4:] == expected[4:]  # bit for bit
+    assert np.array_equal(client.embed_documents(docs, as_numpy=True), expected_array)
+    assert client.embed_chunks(docs) == expected_chunks
+    assert sum(again.sent.values()) <= 3  # the original document's chunks were all still cached
+
+
+def test_queries_live_in_a_namespace_of_their_own_and_models_never_cross(tmp_path: Path) -> None:
+    path = tmp_path / "vectors.sqlite"
+    tei_a, tei_b = Tei("model-a"), Tei("model-b")
+    a = make(tei_a, path)
+    a.embed_documents(["the same text"])
+    a.embed_query("the same text")  # a query is never served a document's vector
+    assert tei_a.sent["the same text"] == 2
+    # A second endpoint on the same file, serving another model: nothing of model-a's is served.
+    b = make(tei_b, path, url="http://other.test/embed")
+    assert b.embed_documents(["the same text"]) == [Tei("model-b").vector("the same text")]
+    assert b.cache_stats.hits == 0
+    # Another option that decides the vector (normalize) is another namespace too.
+    c = make(Tei("model-a"), path, normalize=False)
+    c.embed_documents(["the same text"])
+    assert c.cache_stats.hits == 0
+
+
+def test_values_of_the_wrong_kind_or_length_are_misses_never_wrong_vectors() -> None:
+    vector = [0.1, 0.2, 0.3]
+    assert decode_vector(encode_vector(vector, False), False, 3, False) == vector
+    assert decode_vector(encode_vector(vector, True), True, 3, False) == [float(np.float32(v)) for v in vector]
+    assert decode_vector(encode_vector(vector, False), True, 3, False) is None  # float64 asked as float32
+    assert decode_vector(encode_vector(vector, False), False, 4, False) is None  # another size
+    assert decode_vector(encode_vector(vector, False)[:-3], False, None, False) is None  # truncated
+    assert decode_vector(b"d" + struct.pack("<d", float("nan")), False, None, False) is None
+    assert decode_vector(b"", False, None, False) is None and decode_vector(None, False, None, False) is None
+
+
+def test_a_store_that_holds_bad_entries_costs_a_request_not_a_wrong_vector(tmp_path: Path) -> None:
+    store = InMemoryByteStore()  # LangChain's ByteStore, used as it is
+    tei = Tei()
+    make(tei, store).embed_documents(["short text"])
+    (key,) = list(store.yield_keys())
+    store.mset([(key, b"d" + b"\x00" * 5)])  # a truncated entry
+    client = make(tei, store)
+    assert client.embed_documents(["short text"]) == [tei.vector("short text")]
+    assert tei.sent["short text"] == 2 and client.cache_stats.misses == 1
+    assert decode_vector(store.mget([key])[0], False, 4, False) == tei.vector("short text")  # rewritten
+
+
+class Failing:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def mget(self, keys: list[str]) -> list[bytes | None]:
+        self.calls += 1
+        raise ConnectionError("the store is down")
+
+    def mset(self, pairs: list[tuple[str, bytes]]) -> None:
+        self.calls += 1
+        raise ConnectionError("the store is down")
+
+
+@pytest.mark.parametrize("driver", ["sync", "async"])
+def test_a_failing_store_warns_once_and_the_endpoint_answers(driver: str, caplog: pytest.LogCaptureFixture) -> None:
+    tei, store = Tei(), Failing()
+    client = make(tei, store, driver)
+    with caplog.at_level(logging.DEBUG, logger="hf_infer_core"):
+        assert client.embed_documents(["a b c"]) == [tei.vector("a b c")]
+        assert client.embed_documents(["a b c"]) == [tei.vector("a b c")]
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING and "embedding cache" in r.getMessage()]
+    assert len(warnings) == 1 and "ConnectionError" in warnings[0].getMessage()
+    assert client.cache_stats.errors == 1 and store.calls == 1  # resting after the failure: not tried again
+    assert tei.sent["a b c"] == 2
+
+
+def test_a_file_corrupted_or_truncated_mid_run_falls_back_to_the_endpoint(tmp_path: Path) -> None:
+    path = tmp_path / "vectors.sqlite"
+    tei = Tei()
+    client = make(tei, path)
+    client.embed_documents(documents(50))
+    with open(path, "r+b") as file:  # another process tramples the file under the open connection
+        file.seek(0)
+        file.write(b"garbage" * 1000)
+    vectors = client.embed_documents(documents(50))
+    uncached = make(Tei(), None).embed_documents(documents(50))
+    assert vectors == uncached  # from the cache's pages still read, or the endpoint: never wrong
+    client.close()  # its connection closed: what it had written is in the file now
+    size = path.stat().st_size
+    with open(path, "r+b") as file:  # truncated: a valid header, pages missing
+        file.truncate(size // 2)
+    refused: ConfigError | None = None
+    try:
+        truncated = make(tei, path)
+    except ConfigError as err:  # refused at construction: acceptable, and by name
+        refused = err
+    if refused is not None:
+        assert "[cache] cannot use" in str(refused)
+    else:
+        assert truncated.embed_documents(documents(50)) == uncached
+    with open(path, "r+b") as file:  # no longer a database at all
+        file.write(b"garbage" * 1000)
+    with pytest.raises(ConfigError, match=r"\[cache\] cannot use .*vectors.sqlite"):
+        make(tei, path)
+
+
+def test_a_locked_file_is_waited_for_briefly_then_the_endpoint_answers(tmp_path: Path) -> None:
+    path = tmp_path / "vectors.sqlite"
+    store = SQLiteStore(path, 1 << 30, busy_timeout=0.05)
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")  # another process holds the file
+    try:
+        tei = Tei()
+        client = make(tei, store)
+        assert client.embed_documents(["a b"]) == [tei.vector("a b")]
+        assert client.cache_stats.errors == 1
+    finally:
+        holder.execute("ROLLBACK")
+
+
+def test_bad_paths_are_config_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"\[cache\].*folder .* does not exist"):
+        make(Tei(), tmp_path / "missing" / "vectors.sqlite")
+    with pytest.raises(ConfigError, match=r"\[cache\].*is not a file"):
+        make(Tei(), tmp_path)
+    with pytest.raises(ConfigError, match=r"\[cache\].*mget"):
+        make(Tei(), 42)
+    with pytest.raises(ConfigError, match=r"\[cache\] cannot use '/proc/hf-infer.sqlite'"):
+        make(Tei(), "/proc/hf-infer.sqlite")  # a folder where no file can be made, even by root
+
+
+def test_the_file_stays_within_its_bound_and_keeps_the_recently_used(tmp_path: Path) -> None:
+    path = tmp_path / "vectors.sqlite"
+    store = SQLiteStore(path, 1 << 20)
+    big = [float(i) for i in range(1000)]  # 8 KB a vector
+    for round_ in range(40):  # 40 rounds of 10: 3.2 MB written in all
+        store.mset([(f"k{round_}-{i}", encode_vector(big, False)) for i in range(10)])
+        assert store.mget(["k0-0"])[0] is not None  # used every round: never the least recent
+    db = sqlite3.connect(path)
+    pages = db.execute("PRAGMA page_count").fetchone()[0] - db.execute("PRAGMA freelist_count").fetchone()[0]
+    assert pages * db.execute("PRAGMA page_size").fetchone()[0] <= 1 << 20
+    assert all(v is not None for v in store.mget(["k0-0", "k39-9"])) and store.mget(["k1-0"]) == [None]
+
+
+def _process(path: str, start: int) -> list[bool]:
+    tei = Tei()
+    client = make(tei, path)
+    docs = documents(30)[start : start + 20]  # overlapping shares of one corpus
+    expected = make(Tei(), None).embed_documents(docs)
+    return [v == e for v, e in zip(client.embed_documents(docs), expected, strict=True)] + [
+        client.cache_stats.errors == 0
+    ]
+
+
+def test_four_processes_share_one_file(tmp_path: Path) -> None:
+    path = str(tmp_path / "vectors.sqlite")
+    SQLiteStore(path, 1 << 30)  # made before the fork
+    with multiprocessing.get_context("fork").Pool(4) as pool:
+        results = pool.starmap(_process, [(path, start) for start in (0, 5, 10, 0)])
+    assert all(all(r) for r in results)
+    db = sqlite3.connect(path)
+    assert db.execute("SELECT COUNT(*) FROM vectors").fetchone()[0] == 30 * 4  # every chunk once
