@@ -8,6 +8,7 @@
 6. Streaming about 1 GB of text through embed_iter: MB/s and peak RSS growth.
 7. Ray Data: rows/s with 1, 2 and 4 actors; the endpoint's share of a binding budget.
 8. Adaptive concurrency: max_concurrency="auto" beside fixed 4, 12 and 32 (issue #23).
+9. Re-ingestion with the chunk-level cache beside the peers' ways (issue #29).
 And the README's reliability figures: 2,000 texts per client under 30% injected faults.
 """
 
@@ -18,7 +19,18 @@ import os
 import platform
 import time
 
-from . import chunking, concurrency, fitting, ratelimit, ray_scaling, real_model, reliability, streaming, throughput
+from . import (
+    cache,
+    chunking,
+    concurrency,
+    fitting,
+    ratelimit,
+    ray_scaling,
+    real_model,
+    reliability,
+    streaming,
+    throughput,
+)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -85,6 +97,7 @@ def main() -> None:
         + "\n\n"
         + concurrency.render_fast(concurrency.fast_runs()),
     )
+    emit("9. Re-ingestion with the chunk-level cache (issue #29)", cache.run())
     emit("Reliability under injected faults (README figures)", reliability.render(reliability.run()))
     elapsed = time.monotonic() - started
     sections.append(f"Total benchmark time: {elapsed:.0f} s\n")

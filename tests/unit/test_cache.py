@@ -94,7 +94,9 @@ def test_a_second_run_sends_only_what_changed_and_gives_the_same_bits(
     client = make(again, path, driver, wire_format=wire_format)
     vectors = client.embed_documents(edited)
     assert sum(again.sent.values()) <= 3  # the chunks the word moved (35 words: 4 chunks, from the 2nd on)
-    assert client.cache_stats.hits >= chunks_sent - 3
+    # 19 documents answered whole (never chunked again); the edited one's 4 chunks looked up.
+    assert client.cache_stats.documents == 19
+    assert client.cache_stats.hits + client.cache_stats.misses == 4 and client.cache_stats.misses <= 3
     assert vectors[:3] == expected[:3] and vectors[4:] == expected[4:]  # bit for bit
     assert np.array_equal(client.embed_documents(docs, as_numpy=True), expected_array)
     assert client.embed_chunks(docs) == expected_chunks
@@ -132,11 +134,11 @@ def test_values_of_the_wrong_kind_or_length_are_misses_never_wrong_vectors() -> 
 def test_a_store_that_holds_bad_entries_costs_a_request_not_a_wrong_vector(tmp_path: Path) -> None:
     store = InMemoryByteStore()  # LangChain's ByteStore, used as it is
     tei = Tei()
-    make(tei, store).embed_documents(["short text"])
+    make(tei, store).embed(["short text"])
     (key,) = list(store.yield_keys())
     store.mset([(key, b"d" + b"\x00" * 5)])  # a truncated entry
     client = make(tei, store)
-    assert client.embed_documents(["short text"]) == [tei.vector("short text")]
+    assert client.embed(["short text"]) == [tei.vector("short text")]
     assert tei.sent["short text"] == 2 and client.cache_stats.misses == 1
     assert decode_vector(store.mget([key])[0], False, 4, False) == tei.vector("short text")  # rewritten
 
@@ -224,7 +226,13 @@ def test_bad_paths_are_config_errors(tmp_path: Path) -> None:
 
 def test_the_file_stays_within_its_bound_and_keeps_the_recently_used(tmp_path: Path) -> None:
     path = tmp_path / "vectors.sqlite"
-    store = SQLiteStore(path, 1 << 20)
+    now = [0]
+
+    def clock() -> int:
+        now[0] += 120 * 10**9  # two minutes a step: every use is written down
+        return now[0]
+
+    store = SQLiteStore(path, 1 << 20, clock=clock)
     big = [float(i) for i in range(1000)]  # 8 KB a vector
     for round_ in range(40):  # 40 rounds of 10: 3.2 MB written in all
         store.mset([(f"k{round_}-{i}", encode_vector(big, False)) for i in range(10)])
@@ -252,4 +260,47 @@ def test_four_processes_share_one_file(tmp_path: Path) -> None:
         results = pool.starmap(_process, [(path, start) for start in (0, 5, 10, 0)])
     assert all(all(r) for r in results)
     db = sqlite3.connect(path)
-    assert db.execute("SELECT COUNT(*) FROM vectors").fetchone()[0] == 30 * 4  # every chunk once
+    # Every chunk once, and every document's pooled vector once.
+    assert db.execute("SELECT COUNT(*) FROM vectors").fetchone()[0] == 30 * 4 + 30
+
+
+def test_a_failure_among_the_texts_not_cached_names_the_callers_text(tmp_path: Path) -> None:
+    path = tmp_path / "vectors.sqlite"
+    tei = Tei()
+    make(tei, path).embed_documents(["first text", "second text"])
+
+    def refusing(request: httpx.Request) -> httpx.Response:
+        if b"broken" in request.content:
+            return httpx.Response(400, json={"error": "no", "error_type": "validation"})
+        return tei(request)
+
+    with pytest.raises(Exception) as raised:
+        make(refusing, path, max_retries=0).embed_documents(["first text", "second text", "broken text"])  # type: ignore[arg-type]
+    assert getattr(raised.value, "indices", None) == (2,)  # the caller's position, not the third miss's 0
+
+
+def test_progress_bars_count_the_hits(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "vectors.sqlite"
+    tei = Tei()
+    make(tei, path).embed_chunks(documents(5))
+    capsys.readouterr()
+    make(tei, path, show_progress=True).embed_chunks(documents(5))  # every chunk a hit: nothing sent
+    assert "5/5" in capsys.readouterr().err  # the bar counts texts, the cached ones too
+
+
+def test_the_llama_index_adapters_dict_is_stable_across_calls(tmp_path: Path) -> None:
+    from llama_index_hf_infer import HFInferEmbedding
+
+    tei = Tei()
+    transport = httpx.MockTransport(tei)
+    model = HFInferEmbedding(
+        url="http://tei.test/embed",
+        api_key="hf_x",
+        requests_per_minute=None,
+        cache=str(tmp_path / "vectors.sqlite"),
+        http_client=httpx.Client(transport=transport),
+    )
+    before = model.to_dict()
+    model.get_text_embedding_batch(["a text", "another text"])
+    assert model.to_dict() == before  # an IngestionCache keyed on it hits on the next run
+    assert model.discovered_model == "model-a" and model.cache_stats.misses == 2

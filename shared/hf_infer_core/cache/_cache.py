@@ -36,14 +36,24 @@ _REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
 @dataclass(frozen=True)
 class CacheStats:
-    """What a client's cache did since the client was made, in chunks (the pieces of text sent)."""
+    """What a client's cache did since the client was made.
+
+    ``hits`` and ``misses`` count chunks (the pieces of text sent, or not); ``documents`` counts
+    ``embed_documents`` texts answered whole from their pooled vector, never chunked again.
+    """
 
     hits: int = 0
     misses: int = 0
     errors: int = 0  # lookups or stores that failed (the endpoint answered instead)
+    documents: int = 0
 
     def __add__(self, other: CacheStats) -> CacheStats:
-        return CacheStats(self.hits + other.hits, self.misses + other.misses, self.errors + other.errors)
+        return CacheStats(
+            self.hits + other.hits,
+            self.misses + other.misses,
+            self.errors + other.errors,
+            self.documents + other.documents,
+        )
 
 
 class VectorCache:
@@ -53,14 +63,14 @@ class VectorCache:
         self.store = store
         self._clock = clock
         self._lock = threading.Lock()
-        self._hits = self._misses = self._errors = 0
+        self._hits = self._misses = self._errors = self._documents = 0
         self._resting_until = float("-inf")
         self._warned = False
 
     @property
     def stats(self) -> CacheStats:
         with self._lock:
-            return CacheStats(self._hits, self._misses, self._errors)
+            return CacheStats(self._hits, self._misses, self._errors, self._documents)
 
     def get(self, keys: Sequence[str]) -> list[bytes | None]:
         """The stored value of each key (``None``: not stored, or the store failed)."""
@@ -75,12 +85,15 @@ class VectorCache:
                 self._failed("read", err)
         return found
 
-    def count(self, hits: int, misses: int) -> None:
-        """Count a call's hits and misses (values that did not decode are misses)."""
+    def count(self, hits: int, misses: int, documents: bool = False) -> None:
+        """Count a call's hits and misses (values that did not decode are misses); ``documents``: whole texts."""
         with self._lock:
-            self._hits += hits
-            self._misses += misses
-        logger.debug("embedding cache: %d hits, %d misses", hits, misses)
+            if documents:
+                self._documents += hits
+            else:
+                self._hits += hits
+                self._misses += misses
+        logger.debug("embedding cache: %d %s hits, %d misses", hits, "document" if documents else "chunk", misses)
 
     def put(self, pairs: Sequence[tuple[str, bytes]]) -> None:
         if pairs and not self._resting():

@@ -14,13 +14,16 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from ..base._errors import ConfigError
 
 __all__ = ["ByteStore", "RedisStore", "SQLiteStore"]
 
+# A hit's last use is written again only when a minute older: LRU to the minute, and a cached
+# rerun reads without writing.
+_TOUCH_NS = 60 * 10**9
 # Keys per SQL statement: well under SQLite's 32,766 bound variables.
 _PER_QUERY = 500
 
@@ -44,8 +47,15 @@ class SQLiteStore:
     (the cache's caller falls back to the endpoint).
     """
 
-    def __init__(self, path: str | os.PathLike[str], max_bytes: int, busy_timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        max_bytes: int,
+        busy_timeout: float = 5.0,
+        clock: Callable[[], int] = time.time_ns,
+    ) -> None:
         self.path = os.fspath(path)
+        self._clock = clock  # nanoseconds, for the last-use times (wall clock: shared by processes)
         self.max_bytes = max_bytes
         self.busy_timeout = busy_timeout
         self._lock = threading.Lock()
@@ -75,7 +85,7 @@ class SQLiteStore:
 
     def mget(self, keys: Sequence[str]) -> list[bytes | None]:
         found: dict[str, bytes] = {}
-        now = time.time_ns()
+        now = self._clock()
         with self._lock:
             db = self._connection()
             for start in range(0, len(keys), _PER_QUERY):
@@ -84,12 +94,16 @@ class SQLiteStore:
                 rows = db.execute(f"SELECT key, value FROM vectors WHERE key IN ({marks})", part).fetchall()  # noqa: S608
                 found.update((key, bytes(value)) for key, value in rows)
                 hit = [key for key in part if key in found]
-                if hit:  # least recently used: a hit is used now
-                    db.execute(f"UPDATE vectors SET used = ? WHERE key IN ({','.join('?' * len(hit))})", [now, *hit])  # noqa: S608
+                if hit:  # least recently used: a hit is used now (to the minute: a rerun writes nothing)
+                    marks = ",".join("?" * len(hit))
+                    db.execute(
+                        f"UPDATE vectors SET used = ? WHERE key IN ({marks}) AND used < ?",  # noqa: S608
+                        [now, *hit, now - _TOUCH_NS],
+                    )
         return [found.get(key) for key in keys]
 
     def mset(self, key_value_pairs: Sequence[tuple[str, bytes]]) -> None:
-        now = time.time_ns()
+        now = self._clock()
         with self._lock:
             db = self._connection()
             db.execute("BEGIN IMMEDIATE")

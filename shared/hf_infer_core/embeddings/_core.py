@@ -162,6 +162,24 @@ class ClientCore(RequestCore):
         }
         return keys_for(namespace_of(parts), texts)
 
+    def document_keys(self, texts: Sequence[str], local_tokenizer: bool) -> list[str]:
+        """The cache key of each text's pooled vector (``embed_documents``).
+
+        Its chunks' namespace (model, request options, wire), and how they are made and pooled:
+        chunking settings, token limit, tokenizer, prefix, pooling.
+        """
+        parts = {
+            "chunks": self.cache_keys([""], False)[0],  # the chunk namespace: model, options, wire
+            "chunking": self.endpoint.chunking_settings.model_dump(mode="json"),
+            "keep_trailing_text": self.options.keep_trailing_text,
+            "token_limit": self.token_limit,
+            "local_tokenizer": local_tokenizer,
+            "document_prefix": self.options.document_prefix,
+            "pooling": self.options.pooling,
+            "kind": "document vector",
+        }
+        return keys_for(namespace_of(parts), texts)
+
     def error_route(self) -> str | None:
         """The base64 route, which an endpoint that is not TEI lacks: its 404 names it."""
         return urlsplit(self.embed_url).path if self.options.wire_format == "base64" else None

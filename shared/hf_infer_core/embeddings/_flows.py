@@ -131,9 +131,35 @@ class Jobs(TaskJobs[ClientCore]):
         return [chunk_embeddings(text_chunks, text_vectors) for text_chunks, text_vectors in per_text(chunks, vectors)]
 
     def documents(self, texts: Sequence[str], as_numpy: bool) -> Flow[list[list[float]] | NDArray[np.float32]]:
-        """``embed_documents``: one vector per text, its chunks' vectors pooled."""
+        """``embed_documents``: one vector per text, its chunks' vectors pooled.
+
+        With a cache, a text seen before is answered by its pooled vector, with no chunking
+        (which is most of a re-ingestion's time once the endpoint is spared); the others are
+        chunked, and their chunks looked up one by one.
+        """
         to_array = array_maker(as_numpy)
-        return to_array(pool_all(self.options.pooling, *(yield from self._chunked(texts, as_numpy))))
+        if not self.cache:
+            return to_array(pool_all(self.options.pooling, *(yield from self._chunked(texts, as_numpy))))
+        items = check_texts(texts)
+        yield from self._discover()  # the model, the token limit: part of the key
+        keys = self.core.document_keys(items, self.counter is not None)
+        found = yield from ask(Lookup(tuple(keys)))
+        vectors: list[Any] = [decode_vector(blob, False, self.core.dimensions, False) for blob in found]
+        misses = [i for i, vector in enumerate(vectors) if vector is None]
+        self.cache_counts(len(items) - len(misses), 0, True)
+        if misses:
+            try:
+                pooled = pool_all(
+                    self.options.pooling, *(yield from self._chunked([items[i] for i in misses], as_numpy))
+                )
+            except HFInferError as err:  # its indices name the texts chunked: name the caller's
+                err.indices = tuple(misses[i] for i in err.indices if 0 <= i < len(misses))
+                raise
+            for i, vector in zip(misses, pooled, strict=True):
+                vectors[i] = vector
+            # Pooled vectors are float64 (a float32 row converts exactly): what the uncached call returns.
+            yield from ask(Store(tuple((keys[i], encode_vector(vectors[i], False)) for i in misses)))
+        return to_array(vectors)
 
     def documents_stream(self, texts: object, as_numpy: bool) -> Flow[None]:
         """``embed_iter``: emits vectors (or float32 arrays of consecutive texts' vectors) in order.
@@ -235,7 +261,7 @@ class Jobs(TaskJobs[ClientCore]):
         size = self.core.dimensions
         vectors = [decode_vector(blob, float32, size, arrays and float32) for blob in found]
         misses = [i for i, vector in enumerate(vectors) if vector is None]
-        self.cache_counts(len(texts) - len(misses), len(misses))
+        self.cache_counts(len(texts) - len(misses), len(misses), False)
         if len(misses) < len(texts):
             hits([i for i, vector in enumerate(vectors) if vector is not None])
         if misses:

@@ -48,7 +48,7 @@ def no_progress(enabled: bool, total: int, owners: Sequence[int] | None = None) 
     return _NoProgress()
 
 
-def _no_counts(hits: int, misses: int) -> None:
+def _no_counts(hits: int, misses: int, documents: bool = False) -> None:
     pass
 
 
@@ -63,7 +63,7 @@ class TaskJobs(Generic[C]):
         # The driver has a cache: the flows look their texts up before sending them, and tell
         # it what they found (hits and misses, in texts sent).
         self.cache = False
-        self.cache_counts: Callable[[int, int], None] = _no_counts
+        self.cache_counts: Callable[[int, int, bool], None] = _no_counts
 
     @property
     def discovery_due(self) -> bool:
