@@ -129,3 +129,20 @@ def test_a_redis_cache_is_shared_and_a_down_redis_is_the_endpoint(
         assert client.embed_documents(texts) == expected
     assert client.cache_stats.errors == 1
     assert any("embedding cache: read failed" in r.getMessage() for r in caplog.records)
+
+
+def test_embed_dataset_actors_share_a_cache_file(local_server: LocalServer, tmp_path: Path) -> None:
+    """What each Ray actor runs (embed_dataset(cache=...) hands the option to every actor's client)."""
+    import pyarrow as pa
+
+    from hf_infer_core import ClientOptions
+    from hf_infer_core.integration._ray import _Embedder
+
+    endpoint = InferenceEndpoint.from_url(local_server.embed_url, local_server.api_key)
+    options = ClientOptions.build(None, {"cache": str(tmp_path / "c.sqlite")})
+    table = pa.table({"text": corpus(4)})
+    first = _Embedder(endpoint, options, "text", "vector", False)(table)
+    before = inputs_sent(local_server)
+    second = _Embedder(endpoint, options, "text", "vector", False)(table)  # another actor, the same file
+    assert inputs_sent(local_server) == before
+    assert second.column("vector").to_pylist() == first.column("vector").to_pylist()

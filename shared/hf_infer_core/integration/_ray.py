@@ -180,7 +180,8 @@ def embed_dataset(
         num_cpus: CPUs reserved per actor. An actor mostly waits on the endpoint (chunking and
             parsing are its CPU work), and a whole CPU each could leave none for the tasks that
             read the data on a small cluster, which would then wait for ever.
-        **client_options: :class:`ClientOptions` fields (``batch_size``, ``max_concurrency``, ...).
+        **client_options: :class:`ClientOptions` fields (``batch_size``, ``max_concurrency``, ...;
+            ``cache``: a file every actor on one machine shares, or a ``redis://`` URL every node shares).
 
     Raises:
         ImportError: Ray Data is not installed (extra ``ray``).
