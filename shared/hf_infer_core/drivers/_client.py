@@ -40,7 +40,7 @@ from ..limits._ratelimit import (
 from ..protocol._body import BoundedBody
 from ..protocol._request import RequestCore
 from ..protocol._steps import HttpResult, Parallel, Send
-from ..protocol._task import TaskJobs
+from ..protocol._task import TaskArgs, TaskJobs
 
 if TYPE_CHECKING:
     pass
@@ -213,7 +213,7 @@ class _ClientBase(Generic[J]):
         rng: Any,
         tokenizer: Any = None,
     ) -> None:
-        self._jobs: J = self._open_jobs(endpoint, options, overrides, clock, rng, tokenizer)
+        self._jobs: J = self._open_jobs(TaskArgs(endpoint, options, overrides, clock, rng, tokenizer))
         self.options: RequestOptions = self._jobs.core.options
         self._cache = open_cache(self.options.cache, self.options.cache_max_bytes)
         if self._cache is not None:
@@ -250,16 +250,8 @@ class _ClientBase(Generic[J]):
         self._adaptive = self._adaptive_limit()
         _CLIENTS.add(self)
 
-    def _open_jobs(
-        self,
-        endpoint: InferenceEndpoint,
-        options: RequestOptions | None,
-        overrides: Mapping[str, Any],
-        clock: Callable[[], float],
-        rng: Any,
-        tokenizer: Any,
-    ) -> J:
-        """The task's flows over its core, its options built from ``options`` and ``overrides`` (the task's client says which)."""
+    def _open_jobs(self, args: TaskArgs) -> J:
+        """The task's flows over its core, its options built from ``args`` (the task's client says which)."""
         raise NotImplementedError
 
     @property

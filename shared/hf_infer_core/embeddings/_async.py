@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Literal, Unpack, overload
 
 import httpx
 
 from ..config import InferenceEndpoint
-from ..config._options import ClientOptionArgs, ClientOptions, RequestOptions
+from ..config._options import ClientOptionArgs, ClientOptions
 from ..drivers._async import AsyncDriver
 from ..drivers._progress import TqdmProgress
 from ..limits._ratelimit import RateLimiter
+from ..protocol._task import TaskArgs
 from ..text._chunking import ChunkEmbedding
 from ._core import ClientCore
 from ._flows import Jobs, open_jobs
@@ -63,16 +64,8 @@ class AsyncEmbeddingClient(AsyncDriver[Jobs]):
             **overrides,
         )
 
-    def _open_jobs(
-        self,
-        endpoint: InferenceEndpoint,
-        options: RequestOptions | None,
-        overrides: Mapping[str, Any],
-        clock: Callable[[], float],
-        rng: Any,
-        tokenizer: Any,
-    ) -> Jobs:
-        return open_jobs(endpoint, options, overrides, clock, rng, tokenizer, TqdmProgress)
+    def _open_jobs(self, args: TaskArgs) -> Jobs:
+        return open_jobs(args, TqdmProgress)
 
     @property
     def _core(self) -> ClientCore:

@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import contextlib
 from collections import deque
-from collections.abc import AsyncIterable, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterable, Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from ..base._errors import HFInferError
 from ..cache._keys import decode_vector, encode_vector
-from ..config import InferenceEndpoint
-from ..config._options import ClientOptions, RequestOptions
+from ..config._options import ClientOptions
 from ..protocol._plan import assemble, check_texts
 from ..protocol._steps import Emit, End, Flow, Lookup, Parallel, Read, Settle, Start, Store, ask
-from ..protocol._task import Progress, ProgressFactory, TaskJobs, no_progress
+from ..protocol._task import Progress, ProgressFactory, TaskArgs, TaskJobs, no_progress
 from ..protocol._wire import TOKENIZE_BYTES
 from ..text._chunking import Chunk, ChunkEmbedding
 from ..text._fit import Tokenize, Tokens, load_tokenizer
@@ -83,20 +82,12 @@ def _no_hits(positions: list[int]) -> None:
     pass
 
 
-def open_jobs(
-    endpoint: InferenceEndpoint,
-    options: RequestOptions | None,
-    overrides: Mapping[str, Any],
-    clock: Callable[[], float],
-    rng: Any,
-    tokenizer: Any,
-    progress: ProgressFactory,
-) -> Jobs:
+def open_jobs(args: TaskArgs, progress: ProgressFactory) -> Jobs:
     """Both embedding clients' flows: their options built and checked, the core, a local tokenizer if given."""
-    if options is not None and not isinstance(options, ClientOptions):
-        raise TypeError(f"options must be a ClientOptions, got {type(options).__name__}")
-    core = ClientCore(endpoint, ClientOptions.build(options, overrides), clock=clock, rng=rng)
-    return Jobs(core, load_tokenizer(tokenizer) if tokenizer is not None else None, progress)
+    if args.options is not None and not isinstance(args.options, ClientOptions):
+        raise TypeError(f"options must be a ClientOptions, got {type(args.options).__name__}")
+    core = ClientCore(args.endpoint, ClientOptions.build(args.options, args.overrides), clock=args.clock, rng=args.rng)
+    return Jobs(core, load_tokenizer(args.tokenizer) if args.tokenizer is not None else None, progress)
 
 
 class Jobs(TaskJobs[ClientCore]):

@@ -7,18 +7,37 @@ needs no more of them than this: it runs :meth:`TaskJobs.info` behind its lock w
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Final, Generic, Protocol, Self, TypeVar
 
 from ..base._errors import ClientClosedError, HFInferError
+from ..config import InferenceEndpoint
+from ..config._options import RequestOptions
 from ._request import RequestCore
 from ._steps import Discover, Flow, ask
 
-__all__ = ["Progress", "ProgressFactory", "TaskJobs", "no_progress"]
+__all__ = ["Progress", "ProgressFactory", "TaskArgs", "TaskJobs", "no_progress"]
 
 C = TypeVar("C", bound=RequestCore, covariant=True)
 
 _DISCOVER: Final = Discover()
+
+
+@dataclass(frozen=True)
+class TaskArgs:
+    """What a client's constructor hands its task to build the flows.
+
+    The endpoint, the options as given and by keyword, and the collaborators (clock, jitter
+    source, a local tokenizer or ``None``).
+    """
+
+    endpoint: InferenceEndpoint
+    options: RequestOptions | None
+    overrides: Mapping[str, Any]
+    clock: Callable[[], float]
+    rng: Any
+    tokenizer: Any
 
 
 class Progress(Protocol):
