@@ -279,6 +279,27 @@ def test_a_failure_among_the_texts_not_cached_names_the_callers_text(tmp_path: P
     assert getattr(raised.value, "indices", None) == (2,)  # the caller's position, not the third miss's 0
 
 
+@pytest.mark.parametrize("driver", ["sync", "async"])
+def test_a_failure_among_the_chunks_not_cached_names_the_callers_text(tmp_path: Path, driver: str) -> None:
+    """The same through embed and embed_chunks: a miss's failure is named by the caller's position."""
+    path = tmp_path / "vectors.sqlite"
+    tei = Tei()
+    make(tei, path, driver).embed(["first text", "second text"])
+
+    def refusing(request: httpx.Request) -> httpx.Response:
+        if b"broken" in request.content:
+            return httpx.Response(400, json={"error": "no", "error_type": "validation"})
+        return tei(request)
+
+    texts = ["first text", "second text", "broken text"]
+    with pytest.raises(Exception) as raised:
+        make(refusing, path, driver, max_retries=0).embed(texts)  # type: ignore[arg-type]
+    assert getattr(raised.value, "indices", None) == (2,)  # not 0, its place among the misses
+    with pytest.raises(Exception) as chunked:
+        make(refusing, path, driver, max_retries=0).embed_chunks(texts)  # type: ignore[arg-type]
+    assert getattr(chunked.value, "indices", None) == (2,)
+
+
 def test_progress_bars_count_the_hits(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "vectors.sqlite"
     tei = Tei()

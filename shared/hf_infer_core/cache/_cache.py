@@ -122,9 +122,8 @@ class VectorCache:
             logger.debug("embedding cache: %s failed again (%s)", what, message)
 
     def close(self) -> None:
-        close = getattr(self.store, "close", None)
-        if callable(close) and isinstance(self.store, SQLiteStore | RedisStore):
-            close()  # a user's own store is theirs to close
+        if isinstance(self.store, SQLiteStore | RedisStore):
+            self.store.close()  # a user's own store is theirs to close
 
 
 def check_cache(cache: object) -> object:

@@ -146,13 +146,17 @@ class ClientCore(RequestCore):
         text's kind, the configured vector size, the wire format (JSON and base64 vectors differ
         in their last bits) and whether it is a query. Never the key.
         """
+        return keys_for(namespace_of(self._vector_parts(query)), texts)
+
+    def _vector_parts(self, query: bool) -> dict[str, object]:
+        """Everything besides the text that decides a vector the endpoint returns (see :meth:`cache_keys`)."""
         info = self.server_info or {}
         model: dict[str, object] = (
             {"model_id": info["model_id"], "model_sha": info.get("model_sha")}
             if isinstance(info.get("model_id"), str)
             else {"url": shown_url(self.endpoint.url)}
         )
-        parts = {
+        return {
             "version": 1,
             "model": model,
             "request": self.query_extras if query else self.extras,
@@ -160,7 +164,6 @@ class ClientCore(RequestCore):
             "wire_format": self.options.wire_format,
             "kind": "query" if query else "document",
         }
-        return keys_for(namespace_of(parts), texts)
 
     def document_keys(self, texts: Sequence[str], local_tokenizer: bool) -> list[str]:
         """The cache key of each text's pooled vector (``embed_documents``).
@@ -169,7 +172,7 @@ class ClientCore(RequestCore):
         chunking settings, token limit, tokenizer, prefix, pooling.
         """
         parts = {
-            "chunks": self.cache_keys([""], False)[0],  # the chunk namespace: model, options, wire
+            "chunks": self._vector_parts(False),  # what decides each chunk's vector: model, options, wire
             "chunking": self.endpoint.chunking_settings.model_dump(mode="json"),
             "keep_trailing_text": self.options.keep_trailing_text,
             "token_limit": self.token_limit,

@@ -133,23 +133,14 @@ class Jobs(TaskJobs[ClientCore]):
             return to_array(pool_all(self.options.pooling, *(yield from self._chunked(texts, as_numpy))))
         items = check_texts(texts)
         yield from self._discover()  # the model, the token limit: part of the key
-        keys = self.core.document_keys(items, self.counter is not None)
-        found = yield from ask(Lookup(tuple(keys)))
-        vectors: list[Any] = [decode_vector(blob, False, self.core.dimensions, False) for blob in found]
-        misses = [i for i, vector in enumerate(vectors) if vector is None]
-        self.cache_counts(len(items) - len(misses), 0, True)
-        if misses:
-            try:
-                pooled = pool_all(
-                    self.options.pooling, *(yield from self._chunked([items[i] for i in misses], as_numpy))
-                )
-            except HFInferError as err:  # its indices name the texts chunked: name the caller's
-                err.indices = tuple(misses[i] for i in err.indices if 0 <= i < len(misses))
-                raise
-            for i, vector in zip(misses, pooled, strict=True):
-                vectors[i] = vector
-            # Pooled vectors are float64 (a float32 row converts exactly): what the uncached call returns.
-            yield from ask(Store(tuple((keys[i], encode_vector(vectors[i], False)) for i in misses)))
+
+        def pooled(sent: list[str], _: list[int]) -> Flow[list[Any]]:
+            return pool_all(self.options.pooling, *(yield from self._chunked(sent, as_numpy)))
+
+        # Pooled vectors are stored as float64 (a float32 row converts exactly): what the uncached call returns.
+        vectors = yield from self._cached(
+            items, lambda sent: self.core.document_keys(sent, self.counter is not None), pooled, documents=True
+        )
         return to_array(vectors)
 
     def documents_stream(self, texts: object, as_numpy: bool) -> Flow[None]:
@@ -224,43 +215,61 @@ class Jobs(TaskJobs[ClientCore]):
                 return []
             yield from self._discover()  # /info may cap the batch size, and names the model for the cache
 
-            def send(sent: list[str], positions: list[int]) -> Flow[list[Any]]:
-                return self._send_all(sent, positions, progress, arrays, splittable, query)
-
-            return (yield from self._cached(texts, arrays, query, send, progress.done))
+            float32 = self.options.wire_format == "base64"
+            return (
+                yield from self._cached(
+                    texts,
+                    lambda sent: self.core.cache_keys(sent, query),
+                    lambda sent, positions: self._send_all(sent, positions, progress, arrays, splittable, query),
+                    float32=float32,
+                    as_array=arrays and float32,
+                    hits=progress.done,
+                )
+            )
         finally:
             progress.close()
 
     def _cached(
         self,
         texts: list[str],
-        arrays: bool,
-        query: bool,
+        keys: Callable[[list[str]], list[str]],
         send: Callable[[list[str], list[int]], Flow[list[Any]]],
-        hits: Callable[[list[int]], None],
+        *,
+        float32: bool = False,
+        as_array: bool = False,
+        hits: Callable[[list[int]], None] = _no_hits,
+        documents: bool = False,
     ) -> Flow[list[Any]]:
-        """``texts``' vectors: with a cache, those it holds, and ``send`` (texts, their positions) for the rest.
+        """``texts``' vectors: with a cache, those it holds under ``keys(texts)``, and ``send`` for the rest.
 
-        The misses' vectors are stored, but for a 413's pieces (not the text's own vector);
-        ``hits(positions)`` is told which texts the cache answered (progress).
+        ``send(texts, positions)`` is given the texts to send and where each stands in ``texts``.
+
+        The misses' vectors are stored (``float32``: as the base64 route's values; else float64),
+        but for a 413's pieces (not the text's own vector); ``as_array``: hits come back as float32
+        rows. A failure of ``send`` is named by the caller's positions, not the misses'.
+        ``hits(positions)`` is told which texts the cache answered (progress); ``documents``: the
+        texts are whole documents (counted apart from chunks).
         """
         if not self.cache:
             return (yield from send(texts, list(range(len(texts)))))
-        keys = self.core.cache_keys(texts, query)
-        float32 = self.options.wire_format == "base64"
-        found = yield from ask(Lookup(tuple(keys)))
+        names = keys(texts)
+        found = yield from ask(Lookup(tuple(names)))
         size = self.core.dimensions
-        vectors = [decode_vector(blob, float32, size, arrays and float32) for blob in found]
+        vectors = [decode_vector(blob, float32, size, as_array) for blob in found]
         misses = [i for i, vector in enumerate(vectors) if vector is None]
-        self.cache_counts(len(texts) - len(misses), len(misses), False)
+        self.cache_counts(len(texts) - len(misses), len(misses), documents)
         if len(misses) < len(texts):
             hits([i for i, vector in enumerate(vectors) if vector is not None])
         if misses:
-            sent = yield from send([texts[i] for i in misses], misses)
+            try:
+                sent = yield from send([texts[i] for i in misses], misses)
+            except HFInferError as err:  # its indices name the misses: name the caller's texts
+                err.indices = tuple(misses[i] for i in err.indices if 0 <= i < len(misses))
+                raise
             for i, vector in zip(misses, sent, strict=True):
                 vectors[i] = vector
             pairs = tuple(
-                (keys[i], encode_vector(vector, float32))
+                (names[i], encode_vector(vector, float32))
                 for i, vector in zip(misses, sent, strict=True)
                 if not isinstance(vector, Pieces)
             )
@@ -323,10 +332,14 @@ class Jobs(TaskJobs[ClientCore]):
         return group, False
 
     def _batch(self, batch: StreamBatch, arrays: bool) -> Flow[list[Any]]:
-        def send(sent: list[str], positions: list[int]) -> Flow[list[Any]]:
-            return self.core.batch_flow(sent, range(len(sent)), arrays, splittable=True)
-
-        return self._cached(list(batch.inputs), arrays, False, send, _no_hits)
+        float32 = self.options.wire_format == "base64"
+        return self._cached(
+            list(batch.inputs),
+            lambda sent: self.core.cache_keys(sent, False),
+            lambda sent, _: self.core.batch_flow(sent, range(len(sent)), arrays, splittable=True),
+            float32=float32,
+            as_array=arrays and float32,
+        )
 
     @staticmethod
     def _settle(

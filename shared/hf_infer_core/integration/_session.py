@@ -258,22 +258,19 @@ class Session(Generic[S, A]):
         """The asyncio client (created on first use); a call should hold it with :meth:`ausing`."""
         return self._held_async().client
 
+    def _clients(self) -> list[S | A]:
+        """The clients made so far (none are made here)."""
+        return [held.client for held in (self._sync, self._async) if held is not None]
+
     @property
     def cache_stats(self) -> CacheStats:
         """The cache's hits, misses and failures of this session's current clients, together."""
-        total = CacheStats()
-        for held in (self._sync, self._async):
-            if held is not None:
-                total += held.client.cache_stats
-        return total
+        return sum((client.cache_stats for client in self._clients()), CacheStats())
 
     @property
     def server_info(self) -> dict[str, Any] | None:
         """TEI's ``/info`` fields as either client discovered them (``None`` before a first call)."""
-        for held in (self._sync, self._async):
-            if held is not None and held.client.server_info is not None:
-                return held.client.server_info
-        return None
+        return next((c.server_info for c in self._clients() if c.server_info is not None), None)
 
     def close(self) -> None:
         """Detach the clients (the session stays usable): each is closed now, or when its last call ends.
@@ -363,7 +360,5 @@ class EmbeddingSession(Session[EmbeddingClient, AsyncEmbeddingClient]):
     @property
     def dimensions(self) -> int | None:
         """The vector size: configured, or learnt by either client (discovery or a first call)."""
-        for held in (self._sync, self._async):
-            if held is not None and held.client.dimensions is not None:
-                return held.client.dimensions
-        return self.endpoint.service_settings.dimensions
+        learnt = (client.dimensions for client in self._clients() if client.dimensions is not None)
+        return next(learnt, self.endpoint.service_settings.dimensions)
