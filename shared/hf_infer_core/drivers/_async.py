@@ -19,7 +19,7 @@ from collections.abc import (
     Iterable,
 )
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Never, Self
+from typing import Any, Never, Self
 
 import httpx
 
@@ -48,9 +48,6 @@ from ..protocol._steps import (
 )
 from ._client import _INHERITED, ATTEMPT_ERRORS, J, T, _ClientBase, _log, _reader, _result, attempt_outcome
 from ._transports import close_with_loop, fast_async_transport, proxy_mounts, release_on_close
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = ["AsyncDriver"]
 
@@ -241,10 +238,9 @@ class AsyncDriver(_ClientBase[J]):
             case Discover():
                 return await self._discover_once()
             case Lookup(keys):
-                # The store's own I/O (a file, Redis) runs off the loop.
-                return await asyncio.to_thread(self._cache.get, keys) if self._cache is not None else [None] * len(keys)
+                return await asyncio.to_thread(self._lookup, keys)  # the store's I/O (a file, Redis) off the loop
             case Store(pairs):
-                return await asyncio.to_thread(self._cache.put, pairs) if self._cache is not None else None
+                return await asyncio.to_thread(self._store, pairs)
             case Read():
                 return END if call.texts is None else await anext(call.texts, END)
             case Start(flow):

@@ -15,8 +15,8 @@ import os
 import socket
 import time
 import weakref
-from collections.abc import Callable, Generator, Mapping
-from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar
+from collections.abc import Callable, Generator, Mapping, Sequence
+from typing import Any, Generic, Self, TypeVar
 
 import httpx
 from pydantic import SecretStr
@@ -41,9 +41,6 @@ from ..protocol._body import BoundedBody
 from ..protocol._request import RequestCore
 from ..protocol._steps import HttpResult, Parallel, Send
 from ..protocol._task import TaskArgs, TaskJobs
-
-if TYPE_CHECKING:
-    pass
 
 __all__: list[str] = []  # shared by _sync.py and _async.py; nothing public
 
@@ -276,6 +273,15 @@ class _ClientBase(Generic[J]):
         """
         wanted = min(step.window, step.size)
         return wanted if self._adaptive is None else min(wanted, self._adaptive.limit)
+
+    def _lookup(self, keys: Sequence[str]) -> list[bytes | None]:
+        """A Lookup step's answer: the cache's values, or none without a cache."""
+        return self._cache.get(keys) if self._cache is not None else [None] * len(keys)
+
+    def _store(self, pairs: Sequence[tuple[str, bytes]]) -> None:
+        """A Store step: the values cached (nothing without a cache)."""
+        if self._cache is not None:
+            self._cache.put(pairs)
 
     @property
     def cache_stats(self) -> CacheStats:

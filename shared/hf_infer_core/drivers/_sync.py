@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Never, Self
+from typing import Any, Never, Self
 
 import httpx
 
@@ -45,9 +45,6 @@ from ._client import _INHERITED, ATTEMPT_ERRORS, J, T, _ClientBase, _log, _reade
 from ._deadline import attempt_deadline, deadline_transport, watch
 from ._threads import IN_WORKER, Abort, Aborted, Call, Shared, as_worker
 from ._transports import proxy_mounts
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = ["SyncDriver"]
 
@@ -190,9 +187,9 @@ class SyncDriver(_ClientBase[J]):
             case Discover():
                 return self._discover_once()
             case Lookup(keys):
-                return self._cache.get(keys) if self._cache is not None else [None] * len(keys)
+                return self._lookup(keys)
             case Store(pairs):
-                return self._cache.put(pairs) if self._cache is not None else None
+                return self._store(pairs)
             case Read():
                 return next(call.texts, END)
             case Start(flow):

@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextvars
 import os
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, Self
+from typing import Any, ClassVar, Self
 
 import httpx
 from pydantic import (
@@ -35,9 +35,6 @@ from ..config._options import ClientOptions, config_error
 from ..text._fit import open_tokenizer
 from ._embedding import EmbeddingMethods
 from ._session import EmbeddingSession
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = ["AdapterOptions"]
 
