@@ -4,8 +4,8 @@ The core never imports LangChain, LlamaIndex or the model server; the adapters i
 ``langchain_hf_infer`` and ``llama_index_hf_infer`` are thin layers over it, and the local
 TEI-compatible server lives in ``hf_infer_server`` (extra ``server``). Its sub-packages are
 layers, each importing only those below it (checked by import-linter; docs/architecture.md):
-``integration`` (what the adapters and Ray share), ``embeddings`` (the embedding task's
-flows and clients), ``drivers`` (the threaded and asyncio drivers), ``protocol`` (the I/O-free
+``integration`` (what the adapters and Ray share), ``embeddings`` and ``rerank`` (each task's
+flows and clients, side by side), ``drivers`` (the threaded and asyncio drivers), ``protocol`` (the I/O-free
 steps, retry loop, discovery) beside ``limits`` (rate and concurrency limits), ``text`` (words,
 chunks, token fitting), ``config`` (Elasticsearch's schema, the options), ``cache`` (the
 chunk-level vector cache), ``base`` (errors, secrets).
@@ -44,11 +44,15 @@ from .config import (
     HuggingFaceServiceSettings,
     InferenceEndpoint,
     RateLimitSettings,
+    RerankOptionArgs,
+    RerankOptions,
+    RerankTaskSettings,
     env_api_key,
 )
 from .embeddings import AsyncEmbeddingClient, EmbeddingClient
 from .limits import RateLimiter, RedisRateLimiter, shared_rate_limiter
 from .protocol import RetryDecision, RetryPolicy, decide, is_transient
+from .rerank import AsyncRerankClient, RerankClient, RerankResult
 from .text import Chunk, ChunkEmbedding, chunk_text, count_words, resolve_chunking_settings
 
 try:  # one version source: the installed distribution's metadata (pyproject.toml)
@@ -59,6 +63,12 @@ except _PackageNotFoundError:  # pragma: no cover - a source tree on sys.path wi
 __all__ = [
     "CacheStats",
     "AsyncEmbeddingClient",
+    "AsyncRerankClient",
+    "RerankClient",
+    "RerankOptionArgs",
+    "RerankOptions",
+    "RerankResult",
+    "RerankTaskSettings",
     "ChunkEmbedding",
     "ClientOptionArgs",
     "ClientOptions",

@@ -106,7 +106,7 @@ def test_console_form() -> None:
     [
         ("GET _inference/text_embedding/x\n{}", "expected a first line like"),
         ("PUT _inference/x\n{}", "must name the task type"),
-        ("PUT _inference/rerank/x\n" + SEED_BODY, "does not support task type [rerank]"),
+        ("PUT _inference/completion/x\n" + SEED_BODY, "does not support task type [completion]"),
     ],
 )
 def test_console_form_errors(text: str, message: str) -> None:
@@ -114,18 +114,19 @@ def test_console_form_errors(text: str, message: str) -> None:
         InferenceEndpoint.from_console(text)
 
 
-@pytest.mark.parametrize("task_type", ["sparse_embedding", "rerank", "completion", "chat_completion"])
-def test_other_task_types_name_the_supported_one(task_type: str) -> None:
+@pytest.mark.parametrize("task_type", ["sparse_embedding", "completion", "chat_completion"])
+def test_other_task_types_name_the_supported_ones(task_type: str) -> None:
     (error,) = errors_of(task_type=task_type)
     assert error == (
-        f"The [hugging_face] service does not support task type [{task_type}]; supported task types: [text_embedding]"
+        f"The [hugging_face] service does not support task type [{task_type}]; "
+        "supported task types: [text_embedding, rerank]"
     )
 
 
 def test_unknown_task_type() -> None:
     (error,) = errors_of(task_type="embeddings")
     assert "Unknown task_type [embeddings]" in error
-    assert "[text_embedding]" in error
+    assert "[text_embedding, rerank]" in error
 
 
 @pytest.mark.parametrize("inference_id", ["", "Upper", "-dash", "dash-", "sp ace", "a/b"])
@@ -204,7 +205,7 @@ def test_similarity_is_case_insensitive() -> None:
 def test_all_errors_reported_together() -> None:
     with pytest.raises(ConfigError) as info:
         InferenceEndpoint.from_request(
-            "rerank",
+            "completion",
             "Bad",
             {
                 "service": "openai",

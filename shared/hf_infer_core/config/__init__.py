@@ -9,12 +9,13 @@ from ._es_rules import (
     PositiveLong,
     is_positive_long,
 )
-from ._options import ClientOptionArgs, ClientOptions
+from ._options import ClientOptionArgs, ClientOptions, RerankOptionArgs, RerankOptions
 from ._settings import (
     DEFAULT_CHUNKING_SETTINGS,
     ChunkingSettings,
     HuggingFaceServiceSettings,
     RateLimitSettings,
+    RerankTaskSettings,
     env_api_key,
 )
 
@@ -29,6 +30,9 @@ __all__ = [
     "InferenceEndpoint",
     "PositiveLong",
     "RateLimitSettings",
+    "RerankOptionArgs",
+    "RerankOptions",
+    "RerankTaskSettings",
     "env_api_key",
     "is_positive_long",
 ]

@@ -12,7 +12,7 @@ import json
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, model_validator
 
 from ..base._errors import ConfigError
 from ..base._secret import REDACTED, key_problem, redact
@@ -37,13 +37,22 @@ from ._es_rules import (
     _wrong_type,
     is_positive_long,
 )
-from ._settings import ChunkingSettings, HuggingFaceServiceSettings, RateLimitSettings, env_api_key
+from ._settings import (
+    ChunkingSettings,
+    HuggingFaceServiceSettings,
+    RateLimitSettings,
+    RerankTaskSettings,
+    env_api_key,
+)
 
 __all__ = ["InferenceEndpoint"]
 
 
 class InferenceEndpoint(BaseModel):
-    """One ``PUT _inference/text_embedding/<inference_id>`` configuration of the ``hugging_face`` service.
+    """One ``PUT _inference/<task_type>/<inference_id>`` configuration of the ``hugging_face`` service.
+
+    ``task_type`` is ``text_embedding`` (chunking settings, vector settings) or ``rerank``
+    (``task_settings``: ``top_n``, ``return_documents``; no chunking, as in Elasticsearch).
 
     Example:
         >>> endpoint = InferenceEndpoint.from_request(
@@ -59,10 +68,21 @@ class InferenceEndpoint(BaseModel):
     model_config = _FROZEN
 
     inference_id: str
-    task_type: Literal["text_embedding"] = "text_embedding"
+    task_type: Literal["text_embedding", "rerank"] = "text_embedding"
     service: Literal["hugging_face"] = "hugging_face"
     service_settings: HuggingFaceServiceSettings
     chunking_settings: ChunkingSettings = Field(default_factory=ChunkingSettings)
+    # A rerank endpoint's task settings (always set for one, never for text_embedding).
+    task_settings: RerankTaskSettings | None = None
+
+    @model_validator(mode="after")
+    def _task_settings_of_task(self) -> InferenceEndpoint:
+        # A rerank endpoint always has its task settings (empty by default); an embedding one none.
+        if self.task_type == "rerank" and self.task_settings is None:
+            object.__setattr__(self, "task_settings", RerankTaskSettings())
+        elif self.task_type != "rerank" and self.task_settings is not None:
+            raise ValueError(f"task_settings are for rerank endpoints, not [{self.task_type}]")
+        return self
 
     @property
     def url(self) -> str:
@@ -86,7 +106,7 @@ class InferenceEndpoint(BaseModel):
         """Parse an Elasticsearch ``PUT _inference/<task_type>/<inference_id>`` request.
 
         Args:
-            task_type: The path's task type; only ``text_embedding`` is supported.
+            task_type: The path's task type: ``text_embedding`` or ``rerank``.
             inference_id: The path's endpoint id (lowercase letters, digits, ``-``, ``_``).
             body: The request body, as a mapping or as JSON text.
 
@@ -126,6 +146,8 @@ class InferenceEndpoint(BaseModel):
         inference_id: str = DEFAULT_INFERENCE_ID,
         requests_per_minute: int | None = DEFAULT_REQUESTS_PER_MINUTE,
         chunking_settings: Mapping[str, Any] | ChunkingSettings | None = None,
+        task_type: str = "text_embedding",
+        task_settings: Mapping[str, Any] | None = None,
         **service_settings: Any,
     ) -> InferenceEndpoint:
         """Build an endpoint from a URL; the api key defaults to ``HF_TOKEN``, then ``HUGGINGFACEHUB_API_TOKEN``.
@@ -134,6 +156,8 @@ class InferenceEndpoint(BaseModel):
         header, as a local TEI server expects. ``requests_per_minute=None``: no client-side limit
         (a local server that sheds load itself). :meth:`from_request` stays as strict as
         Elasticsearch: ``api_key`` required, ``requests_per_minute`` a positive long.
+        ``task_type="rerank"`` builds a rerank endpoint (``task_settings``: ``top_n``,
+        ``return_documents``); the task's rules are Elasticsearch's, as for :meth:`from_request`.
 
         Raises:
             ConfigError: if any setting is invalid.
@@ -169,9 +193,11 @@ class InferenceEndpoint(BaseModel):
         }
         if chunking is not None:
             body["chunking_settings"] = dict(chunking)
+        if task_settings is not None:
+            body["task_settings"] = task_settings
         # The body goes through Elasticsearch's checks with a placeholder key, then drops it:
         # one parser, and "no key" stays a choice of the URL path only.
-        endpoint = _parse_request(cls, "text_embedding", inference_id, body)
+        endpoint = _parse_request(cls, task_type, inference_id, body)
         update: dict[str, Any] = {}
         if keyless:
             update["api_key"] = None
@@ -184,42 +210,30 @@ class InferenceEndpoint(BaseModel):
 
     def to_dict(self) -> dict[str, Any]:
         """Return the endpoint as Elasticsearch's ``GET _inference`` shows it (no ``api_key``)."""
-        return {
+        out = {
             "inference_id": self.inference_id,
             "task_type": self.task_type,
             "service": self.service,
             "service_settings": self.service_settings.to_dict(),
-            "chunking_settings": self.chunking_settings.to_dict(),
         }
+        if self.task_settings is not None:
+            out["task_settings"] = self.task_settings.to_dict()
+        else:
+            out["chunking_settings"] = self.chunking_settings.to_dict()
+        return out
 
 
 def _parse_request(cls: type[InferenceEndpoint], task_type: Any, inference_id: Any, body: Any) -> InferenceEndpoint:
-    if isinstance(body, bytes):
-        try:
-            body = body.decode("utf-8")
-        except UnicodeDecodeError as err:
-            raise ConfigError([f"request body is not valid UTF-8: {err}"]) from None
-    if isinstance(body, str):
-        try:
-            body = json.loads(body, object_pairs_hook=_unique_keys)
-        except json.JSONDecodeError as err:
-            raise ConfigError(
-                [f"request body is not valid JSON: {err.msg} (line {err.lineno}, column {err.colno})"]
-            ) from None
-        except RecursionError:
-            raise ConfigError(["request body is nested too deeply to be an inference endpoint"]) from None
-        except ValueError as err:  # a duplicate key, or an integer of over 4,300 digits
-            raise ConfigError([f"request body is not valid JSON: {str(err)[:200]}"]) from None
-    if not isinstance(body, Mapping):
-        raise ConfigError([f"request body must be a JSON object, got {_type_name(body)}"])
-
+    body = _load_body(body)
     errors: list[str] = []
+    supported = ", ".join(SUPPORTED_TASK_TYPES)
     if not isinstance(task_type, str) or task_type not in KNOWN_TASK_TYPES:
-        errors.append(f"Unknown task_type [{_show(task_type)}]; the [hugging_face] service supports [text_embedding]")
+        errors.append(f"Unknown task_type [{_show(task_type)}]; the [hugging_face] service supports [{supported}]")
     elif task_type not in SUPPORTED_TASK_TYPES:
         errors.append(
-            f"The [{SERVICE_NAME}] service does not support task type [{task_type}]; supported task types: [text_embedding]"
+            f"The [{SERVICE_NAME}] service does not support task type [{task_type}]; supported task types: [{supported}]"
         )
+    rerank = task_type == "rerank"
     if not isinstance(inference_id, str) or not _INFERENCE_ID.fullmatch(inference_id):
         errors.append(
             f"Invalid inference_id [{_show(inference_id)}]; it must contain only lowercase alphanumeric "
@@ -240,20 +254,26 @@ def _parse_request(cls: type[InferenceEndpoint], task_type: Any, inference_id: A
     elif not isinstance(raw_service, Mapping):
         errors.append(f"[service_settings] must be an object, got {_type_name(raw_service)}")
     else:
-        service_settings = _parse_service_settings(raw_service, errors)
+        service_settings = _parse_service_settings(raw_service, errors, rerank=rerank)
 
     task_settings = body.pop("task_settings", None)
-    if task_settings not in (None, {}):
+    rerank_settings: dict[str, Any] = {}
+    if rerank and task_settings is not None:
+        rerank_settings = _parse_rerank_task_settings(task_settings, errors)
+    elif task_settings not in (None, {}):
         errors.append(
             f"Model configuration contains settings {_keys(task_settings)} unknown to the [{SERVICE_NAME}] service"
         )
 
     chunking: ChunkingSettings | None = None
-    raw_chunking = body.pop("chunking_settings", None)
-    try:
-        chunking = ChunkingSettings.from_dict(raw_chunking)
-    except ConfigError as err:
-        errors.extend(err.errors)
+    if not rerank:
+        # Elasticsearch reads chunking_settings for the embedding tasks only: on a rerank
+        # endpoint it stays in the body and is reported below as an unknown setting.
+        raw_chunking = body.pop("chunking_settings", None)
+        try:
+            chunking = ChunkingSettings.from_dict(raw_chunking)
+        except ConfigError as err:
+            errors.extend(err.errors)
 
     if body:
         errors.append(f"Model configuration contains settings {_keys(body)} unknown to the [{SERVICE_NAME}] service")
@@ -262,19 +282,48 @@ def _parse_request(cls: type[InferenceEndpoint], task_type: Any, inference_id: A
         key = raw_service.get("api_key") if isinstance(raw_service, Mapping) else None
         raise ConfigError([redact(e, [key if isinstance(key, str) else None]) for e in errors])
     settings = _build(HuggingFaceServiceSettings, service_settings)
-    return _build(
-        cls,
-        {
-            "inference_id": inference_id,
-            "task_type": task_type,
-            "service": SERVICE_NAME,
-            "service_settings": settings,
-            "chunking_settings": chunking,
-        },
-    )
+    fields: dict[str, Any] = {
+        "inference_id": inference_id,
+        "task_type": task_type,
+        "service": SERVICE_NAME,
+        "service_settings": settings,
+    }
+    if rerank:
+        fields["task_settings"] = _build(RerankTaskSettings, rerank_settings)
+    else:
+        fields["chunking_settings"] = chunking
+    return _build(cls, fields)
 
 
-def _parse_service_settings(raw: Mapping[str, Any], errors: list[str]) -> dict[str, Any]:
+def _parse_rerank_task_settings(raw: Any, errors: list[str]) -> dict[str, Any]:
+    """A rerank endpoint's ``task_settings``: ``top_n`` a positive integer, ``return_documents`` a boolean."""
+    if not isinstance(raw, Mapping):
+        errors.append(f"[task_settings] must be an object, got {_type_name(raw)}")
+        return {}
+    settings = dict(raw)
+    out: dict[str, Any] = {}
+    top_n = settings.pop("top_n", None)
+    if top_n is not None:
+        if not _is_int(top_n) or top_n > _MAX_INT:
+            errors.append(_wrong_type("task_settings", "top_n", top_n, "Integer"))
+        elif top_n <= 0:
+            errors.append(f"[task_settings] Invalid value [{_show(top_n)}]. [top_n] must be a positive integer")
+        else:
+            out["top_n"] = top_n
+    return_documents = settings.pop("return_documents", None)
+    if return_documents is not None:
+        if not isinstance(return_documents, bool):
+            errors.append(_wrong_type("task_settings", "return_documents", return_documents, "Boolean"))
+        else:
+            out["return_documents"] = return_documents
+    if settings:
+        errors.append(
+            f"Model configuration contains settings {_keys(settings)} unknown to the [{SERVICE_NAME}] service"
+        )
+    return out
+
+
+def _parse_service_settings(raw: Mapping[str, Any], errors: list[str], *, rerank: bool = False) -> dict[str, Any]:
     settings = dict(raw)
     out: dict[str, Any] = {}
 
@@ -304,23 +353,17 @@ def _parse_service_settings(raw: Mapping[str, Any], errors: list[str]) -> dict[s
         out["api_key"] = SecretStr(key)
 
     rate_limit = settings.pop("rate_limit", None)
-    if rate_limit is not None:
-        if not isinstance(rate_limit, Mapping):
-            errors.append(f"[rate_limit] must be an object, got {_type_name(rate_limit)}")
-        else:
-            rate_limit = dict(rate_limit)
-            rpm = rate_limit.pop("requests_per_minute", None)
-            if rpm is not None:
-                if not is_positive_long(rpm):
-                    errors.append(
-                        f"[rate_limit] Invalid value [{_show(rpm)}]. [requests_per_minute] must be a positive long"
-                    )
-                else:
-                    out["rate_limit"] = RateLimitSettings(requests_per_minute=rpm)
-            if rate_limit:
-                errors.append(
-                    f"[rate_limit] contains settings {_keys(rate_limit)} unknown to the [{SERVICE_NAME}] service"
-                )
+    if rate_limit is not None and (parsed := _parse_rate_limit(rate_limit, errors)) is not None:
+        out["rate_limit"] = parsed
+
+    if rerank:
+        # Elasticsearch's rerank service settings are the url and the rate limit: the vector
+        # settings below are unknown settings there.
+        if settings:
+            errors.append(
+                f"Model configuration contains settings {_keys(settings)} unknown to the [{SERVICE_NAME}] service"
+            )
+        return out
 
     similarity = settings.pop("similarity", None)
     if similarity is not None:
@@ -353,3 +396,44 @@ def _parse_service_settings(raw: Mapping[str, Any], errors: list[str]) -> dict[s
             f"Model configuration contains settings {_keys(settings)} unknown to the [{SERVICE_NAME}] service"
         )
     return out
+
+
+def _load_body(body: Any) -> Mapping[str, Any]:
+    """The request body as a mapping: JSON text decoded (duplicate keys refused), anything else refused."""
+    if isinstance(body, bytes):
+        try:
+            body = body.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise ConfigError([f"request body is not valid UTF-8: {err}"]) from None
+    if isinstance(body, str):
+        try:
+            body = json.loads(body, object_pairs_hook=_unique_keys)
+        except json.JSONDecodeError as err:
+            raise ConfigError(
+                [f"request body is not valid JSON: {err.msg} (line {err.lineno}, column {err.colno})"]
+            ) from None
+        except RecursionError:
+            raise ConfigError(["request body is nested too deeply to be an inference endpoint"]) from None
+        except ValueError as err:  # a duplicate key, or an integer of over 4,300 digits
+            raise ConfigError([f"request body is not valid JSON: {str(err)[:200]}"]) from None
+    if not isinstance(body, Mapping):
+        raise ConfigError([f"request body must be a JSON object, got {_type_name(body)}"])
+    return body
+
+
+def _parse_rate_limit(raw: Any, errors: list[str]) -> RateLimitSettings | None:
+    """``rate_limit``: ``requests_per_minute`` a positive long, nothing else."""
+    if not isinstance(raw, Mapping):
+        errors.append(f"[rate_limit] must be an object, got {_type_name(raw)}")
+        return None
+    rate_limit = dict(raw)
+    parsed = None
+    rpm = rate_limit.pop("requests_per_minute", None)
+    if rpm is not None:
+        if not is_positive_long(rpm):
+            errors.append(f"[rate_limit] Invalid value [{_show(rpm)}]. [requests_per_minute] must be a positive long")
+        else:
+            parsed = RateLimitSettings(requests_per_minute=rpm)
+    if rate_limit:
+        errors.append(f"[rate_limit] contains settings {_keys(rate_limit)} unknown to the [{SERVICE_NAME}] service")
+    return parsed

@@ -22,7 +22,7 @@ from ..base._errors import ConfigError
 from ..base._secret import redact
 
 SERVICE_NAME = "hugging_face"
-SUPPORTED_TASK_TYPES = ("text_embedding",)
+SUPPORTED_TASK_TYPES = ("text_embedding", "rerank")
 # Task types Elasticsearch knows; any other string is an unknown task type, not an unsupported one.
 KNOWN_TASK_TYPES = ("text_embedding", "sparse_embedding", "rerank", "completion", "chat_completion")
 DEFAULT_REQUESTS_PER_MINUTE = 3000

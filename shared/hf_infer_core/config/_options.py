@@ -27,6 +27,9 @@ from ..cache._stores import ByteStore
 __all__ = [
     "ClientOptionArgs",
     "ClientOptions",
+    "LongPassages",
+    "RerankOptionArgs",
+    "RerankOptions",
     "RequestOptionArgs",
     "RequestOptions",
     "Pooling",
@@ -38,6 +41,7 @@ __all__ = [
 Pooling = Literal["mean", "first"]
 TruncationDirection = Literal["left", "right", "Left", "Right"]
 WireFormat = Literal["json", "base64"]
+LongPassages = Literal["truncate", "best_chunk"]
 
 # Longer than any sane wait, short enough that every timer API accepts it (threading's
 # TIMEOUT_MAX, asyncio, socket timeouts): a year-long timeout is a typo, not a setting.
@@ -229,6 +233,32 @@ class ClientOptions(RequestOptions):
         return self
 
 
+class RerankOptions(RequestOptions):
+    """The rerank clients' options: :class:`RequestOptions`, and how a passage over the model's limit is scored.
+
+    ``long_passages="truncate"`` (default): TEI cuts the pair to the model's input limit
+    (``truncate``); ``"best_chunk"``: the passage is split with Elasticsearch's rerank chunking
+    (sentences, sized to the limit left by the query) and scored as its best chunk. ``raw_scores``
+    and ``truncation_direction`` are TEI's request options. The rerank clients keep no cache: a
+    score belongs to a query and a passage, which a re-ingestion does not repeat.
+    """
+
+    long_passages: LongPassages = Field(
+        default="truncate",
+        description="'truncate' (TEI cuts a pair over the model's limit) or 'best_chunk' (scored as its best chunk).",
+    )
+    raw_scores: bool = Field(default=False, strict=True, description="TEI request option: logits, not sigmoid.")
+    truncation_direction: TruncationDirection | None = Field(default=None, description="TEI request option.")
+
+    @model_validator(mode="after")
+    def _no_cache(self) -> Self:
+        if self.cache is not None:
+            raise ValueError(
+                "cache: the rerank clients keep no cache (a score belongs to one query and one passage); leave it unset"
+            )
+        return self
+
+
 # TEI request options that only the JSON route takes.
 _JSON_ONLY = (
     "normalize",
@@ -275,6 +305,14 @@ class RequestOptionArgs(TypedDict, total=False):
     max_response_bytes: int | None
     cache: str | os.PathLike[str] | ByteStore | None
     cache_max_bytes: int
+
+
+class RerankOptionArgs(RequestOptionArgs, total=False):
+    """The options as keyword arguments of the rerank clients (same names and types as :class:`RerankOptions`)."""
+
+    long_passages: LongPassages
+    raw_scores: bool
+    truncation_direction: TruncationDirection | None
 
 
 class ClientOptionArgs(RequestOptionArgs, total=False):

@@ -35,6 +35,7 @@ __all__ = [
     "ChunkingSettings",
     "HuggingFaceServiceSettings",
     "RateLimitSettings",
+    "RerankTaskSettings",
     "env_api_key",
 ]
 
@@ -166,6 +167,24 @@ class HuggingFaceServiceSettings(BaseModel):
                 out[key] = value
         out["rate_limit"] = {"requests_per_minute": self.rate_limit.requests_per_minute}
         return out
+
+
+class RerankTaskSettings(BaseModel):
+    """``task_settings`` of a ``rerank`` endpoint: how many results, and whether they carry their text.
+
+    ``top_n``: the most results a call returns (``None``: every text); ``return_documents``:
+    whether each result carries its text. A call's own arguments take precedence, as in
+    Elasticsearch's ``POST _inference/rerank/<id>``.
+    """
+
+    model_config = _FROZEN
+
+    top_n: int | None = Field(default=None, gt=0, le=2**31 - 1, strict=True)
+    return_documents: bool | None = Field(default=None, strict=True)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings as Elasticsearch shows them: only those set."""
+        return {k: v for k, v in (("top_n", self.top_n), ("return_documents", self.return_documents)) if v is not None}
 
 
 def env_api_key() -> SealedSecretStr | None:

@@ -16,7 +16,9 @@ __all__ = ["TqdmProgress"]
 class TqdmProgress:
     """Counts texts done for an optional tqdm bar; a text is done when all its chunks are (batches finish on several threads)."""
 
-    def __init__(self, enabled: bool, total: int, owners: Sequence[int] | None = None) -> None:
+    def __init__(
+        self, enabled: bool, total: int, owners: Sequence[int] | None = None, *, desc: str = "Embedding"
+    ) -> None:
         self._bar: Any = None
         self._owners = owners
         self._lock = threading.Lock()  # batches finish on several threads
@@ -29,7 +31,7 @@ class TqdmProgress:
                 from tqdm.auto import tqdm
             except ImportError as err:  # pragma: no cover - tqdm ships with the dev and all extras
                 raise ImportError("show_progress=True needs tqdm: pip install 'hf-infer[progress]'") from err
-            self._bar = tqdm(total=total, unit="text", desc="Embedding")
+            self._bar = tqdm(total=total, unit="text", desc=desc)
 
     def done(self, indices: Sequence[int]) -> None:
         if self._bar is None:

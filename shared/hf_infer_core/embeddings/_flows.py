@@ -9,15 +9,14 @@ info and tokenize flows of :class:`~._core.ClientCore` share one retry loop); th
 
 from __future__ import annotations
 
-import contextlib
 from collections import deque
-from collections.abc import AsyncIterable, Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from ..base._errors import HFInferError
 from ..cache._keys import decode_vector, encode_vector
 from ..config._options import ClientOptions
-from ..protocol._plan import assemble, check_texts
+from ..protocol._plan import assemble, check_texts, texts_named
 from ..protocol._steps import Emit, End, Flow, Lookup, Parallel, Read, Settle, Start, Store, ask
 from ..protocol._task import Progress, ProgressFactory, TaskArgs, TaskJobs, no_progress
 from ..protocol._wire import TOKENIZE_BYTES
@@ -40,16 +39,6 @@ R = TypeVar("R")
 _READ: Final = Read()
 # A stream's batches return their vectors (BatchFlow): Settle sends back one batch's.
 _SETTLE: Final[Settle[list[Any]]] = Settle()
-
-
-@contextlib.contextmanager
-def texts_named(owners: Sequence[int]) -> Iterator[None]:
-    """Make a failed call's ``indices`` name texts (the caller's positions), not their chunks."""
-    try:
-        yield
-    except HFInferError as err:
-        err.indices = tuple(sorted({owners[i] for i in err.indices if 0 <= i < len(owners)}))
-        raise
 
 
 def check_iterable(texts: object) -> None:

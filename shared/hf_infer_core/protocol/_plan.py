@@ -6,15 +6,16 @@ same grouping of similar lengths into a batch, the same reassembly by position.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 
-from ..base._errors import InvalidInputError
+from ..base._errors import HFInferError, InvalidInputError
 from ..config import ChunkingSettings
 from ..text._chunking import Chunk, chunk_text
 from ..text._words import word_ends_within
 from ._wire import TOKENIZE_BYTES
 
-__all__ = ["assemble", "check_texts", "chunk_all", "plan", "split_in_two", "tokenize_groups"]
+__all__ = ["assemble", "check_texts", "chunk_all", "plan", "split_in_two", "texts_named", "tokenize_groups"]
 
 
 def check_texts(texts: Sequence[str], first: int = 0) -> list[str]:
@@ -115,3 +116,13 @@ def tokenize_groups(texts: Sequence[str], batch_size: int) -> list[range]:
     if start < len(texts):
         groups.append(range(start, len(texts)))
     return groups
+
+
+@contextlib.contextmanager
+def texts_named(owners: Sequence[int]) -> Iterator[None]:
+    """Make a failed call's ``indices`` name texts (the caller's positions), not their chunks."""
+    try:
+        yield
+    except HFInferError as err:
+        err.indices = tuple(sorted({owners[i] for i in err.indices if 0 <= i < len(owners)}))
+        raise

@@ -1,0 +1,169 @@
+"""The rerank task's I/O-free core: TEI's ``/rerank`` request, its answer checked, batch-size halving.
+
+:class:`RerankCore` is the rerank task's :class:`~..protocol._request.RequestCore`: the same retry
+loop, deadlines, status errors and discovery as the embeddings', and only what differs here.
+A batch is one ``POST /rerank`` of the query and up to ``batch_size`` passages; a cross-encoder
+scores each pair alone, so batches of one call are merged exactly.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import re
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from ..base._errors import InvalidRequestError, PayloadTooLargeError, ResponseFormatError, body_excerpt
+from ..config import InferenceEndpoint
+from ..config._options import RerankOptions
+from ..protocol._request import RequestCore
+from ..protocol._steps import Flow, HttpResult, Parallel, ask
+from ..protocol._wire import dumps, plain_loads
+
+__all__ = ["RerankCore", "rerank_url"]
+
+# TEI's refusal of a batch over --max-client-batch-size: "batch size 40 > maximum allowed batch size 32".
+_BATCH_LIMIT = re.compile(r"batch size \d+ > maximum allowed batch size (\d{1,9})")
+# Elasticsearch's rerank chunking (RerankRequestChunker): words per token, and tokens the pair's
+# special tokens take.
+WORDS_PER_TOKEN = 0.75
+EXTRA_TOKENS = 5
+# The model limit assumed when /info gave none (Elasticsearch's reranker's).
+DEFAULT_TOKEN_LIMIT = 512
+
+
+def rerank_url(url: str) -> str:
+    """Where a rerank batch is sent: the URL as configured, or TEI's ``/rerank`` when it names only the server.
+
+    TEI answers ``POST /`` with ``/predict`` for a reranker, not with ``/rerank``: a URL with no
+    path (``http://host:8080``) means the server, whose rerank route is ``/rerank``.
+    """
+    parts = urlsplit(url)
+    if parts.path in ("", "/"):
+        return urlunsplit((parts.scheme, parts.netloc, "/rerank", parts.query, ""))
+    return url
+
+
+class RerankCore(RequestCore):
+    """The rerank task's core: the request body, the answer's scores, and batch-size halving; no I/O."""
+
+    route = "/rerank"
+    options: RerankOptions
+
+    def __init__(
+        self,
+        endpoint: InferenceEndpoint,
+        options: RerankOptions,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+    ) -> None:
+        super().__init__(endpoint, options, clock=clock, rng=rng)
+        self.url = rerank_url(endpoint.url)
+        # truncate: a pair over the model's limit is cut, never refused (best_chunk's chunks are
+        # sized by words, so one may still be a little long).
+        self.extras: dict[str, Any] = {"truncate": True}
+        if options.raw_scores:
+            self.extras["raw_scores"] = True
+        if options.truncation_direction is not None:
+            self.extras["truncation_direction"] = options.truncation_direction
+
+    def body(self, query: str, texts: Sequence[str]) -> bytes:
+        """TEI's ``/rerank`` request; the texts are not asked back (``return_text``): the caller has them."""
+        return dumps({"query": query, "texts": list(texts), "return_text": False, **self.extras})
+
+    def parse(self, result: HttpResult, count: int) -> list[float]:
+        """The score of each of the ``count`` texts sent, in the order sent, from TEI's ``[{index, score}]``.
+
+        Every index must come back exactly once with a finite score: a missing, repeated or
+        out-of-range index, or a NaN, is a :class:`ResponseFormatError`, never a wrong ranking.
+        """
+        try:
+            ranks = plain_loads(result.body)
+        except (ValueError, UnicodeDecodeError):
+            raise ResponseFormatError(
+                f"the endpoint's /rerank answered {result.status_code} with a body that is not JSON: "
+                f"{body_excerpt(self._redact(result.body))!r}",
+                transient=True,
+            ) from None
+        scores: list[float | None] = [None] * count
+        problem = None if isinstance(ranks, list) else "not a list of ranks"
+        for rank in ranks if problem is None else ():
+            index = rank.get("index") if isinstance(rank, dict) else None
+            score = rank.get("score") if isinstance(rank, dict) else None
+            if type(index) is not int or not 0 <= index < count:
+                problem = f"an index out of 0..{count - 1}: {rank!r}"[:200]
+            elif isinstance(score, bool) or not isinstance(score, int | float) or not math.isfinite(score):
+                problem = f"a score that is not a finite number: {rank!r}"[:200]
+            elif scores[index] is not None:
+                problem = f"index {index} twice"
+            else:
+                scores[index] = float(score)
+                continue
+            break
+        if problem is None and None in scores:
+            problem = f"no score for text {scores.index(None)} of {count}"
+        if problem is not None:
+            raise ResponseFormatError(
+                f"the endpoint's /rerank answer is not one score per text sent ({count}): {problem}"
+            )
+        return scores  # type: ignore[return-value]  # every entry was checked above
+
+    def batch_flow(
+        self, query: str, texts: Sequence[str], indices: Sequence[int], started: float | None = None
+    ) -> Flow[list[float]]:
+        """Score one batch, as a generator of steps: its scores, in the order of ``texts``.
+
+        A refusal of the batch's size (TEI's 413, or a 422 stating the limit) halves it, the
+        halves sent side by side within ``max_concurrency`` and the batch's ``retry_deadline``,
+        and lowers ``batch_size`` for the calls after (to the stated limit, else the half). A
+        single passage refused names its index. Other failures are the retry loop's.
+        """
+        started = self.clock() if started is None else started
+        try:
+            scores: list[float] = yield from self.attempts(
+                self.url,
+                body=self.body(query, texts),
+                indices=indices,
+                max_bytes=self.response_limit(len(texts)),
+                started=started,
+                read=lambda answer: self.parse(answer, len(texts)),
+            )
+            return scores
+        except (PayloadTooLargeError, InvalidRequestError) as err:
+            stated = _BATCH_LIMIT.search(f"{err.message} {err.body}")
+            if isinstance(err, InvalidRequestError) and stated is None:
+                raise  # a 400/422 about something else than the batch's size: retrying cannot help
+            if len(texts) == 1:
+                if isinstance(err, PayloadTooLargeError):
+                    err.index = indices[0]
+                err.message = f"passage {indices[0]} alone is too large for the endpoint: {err.message}"
+                raise err from err.__cause__
+            mid = len(texts) // 2
+            self.batch_size = max(1, min(self.batch_size, int(stated.group(1)) if stated else mid))
+            halves = [(texts[:mid], indices[:mid]), (texts[mid:], indices[mid:])]
+            flows = (self.batch_flow(query, t, i, started) for t, i in halves)
+            left, right = yield from ask(Parallel(flows, 2, self.options.window))
+            return left + right
+
+    @property
+    def token_limit(self) -> int:
+        """The model's input limit: ``/info``'s ``max_input_length``, else Elasticsearch's reranker's 512."""
+        stated = (self.server_info or {}).get("max_input_length")
+        if isinstance(stated, int) and not isinstance(stated, bool) and stated > 0:
+            return stated
+        return DEFAULT_TOKEN_LIMIT
+
+    def chunk_words(self, query_words: int) -> int:
+        """Words per chunk for ``long_passages="best_chunk"``: Elasticsearch's rerank chunk size for this model.
+
+        The limit less the pair's special tokens and the query's tokens (words / 0.75), but at
+        least half the limit; in words, within what sentence chunking accepts (20..300).
+        """
+        limit = self.token_limit
+        with_query = limit - EXTRA_TOKENS - math.ceil(query_words / WORDS_PER_TOKEN)
+        tokens = max(math.floor(limit / 2), with_query)
+        return min(300, max(20, int(tokens * WORDS_PER_TOKEN)))
