@@ -13,7 +13,12 @@ Routes, as TEI answers them:
   ``--auto-truncate``.
 - ``POST /tokenize``: ``{"inputs": str | [str], "add_special_tokens": bool = true}`` ->
   ``[[{"id", "text", "special", "start", "stop"}, ...], ...]``.
-- ``GET /info``: ``model_id``, ``max_input_length``, ``max_client_batch_size``, ...
+- ``POST /rerank``: ``{"query": str, "texts": [str], "raw_scores", "return_text", "truncate",
+  "truncation_direction"}`` -> ``[{"index", "score", "text"?}]``, highest score first. Scored by the
+  cross-encoder given with ``--rerank-model DIR``; without one, by the cosine similarity of the
+  embedding model's vectors: a stand-in for development, not a cross-encoder (``/info`` says which).
+- ``GET /info``: ``model_id``, ``max_input_length``, ``max_client_batch_size``, ... and ``rerank``
+  (how ``/rerank`` scores).
 - ``GET /health``: 200 once the model is loaded, 503 before.
 
 Errors use TEI's JSON shape ``{"error": ..., "error_type": ...}``: 401 without the right Bearer
@@ -44,20 +49,26 @@ def create_app(
     auto_truncate: bool = False,
     model_id: str | None = None,
     max_concurrent_requests: int = 512,
+    rerank_model: str | None = None,
 ) -> Any:
     """Build the starlette app; the model starts loading in the background at once."""
     from starlette.applications import Starlette
 
     from ._auth import bearer_only
     from ._context import Context
+    from ._rerank import Reranker
     from ._routes_embed import embed_routes
     from ._routes_meta import meta_routes
+    from ._routes_rerank import rerank_routes
 
     gate = bearer_only(api_key)  # an empty key is refused before the model starts loading
     path = model_path or default_model_path()
     name = model_id or ("sentence-transformers/all-MiniLM-L6-v2" if model_path is None else os.path.basename(path))
-    ctx = Context(Model(path), name, max_batch_size, auto_truncate, max_concurrent_requests)
-    return Starlette(routes=[*embed_routes(ctx), *meta_routes(ctx)], middleware=[gate])
+    model = Model(path)
+    ctx = Context(model, name, max_batch_size, auto_truncate, max_concurrent_requests)
+    reranker = Reranker(model, rerank_model)
+    routes = [*embed_routes(ctx), *rerank_routes(ctx, reranker), *meta_routes(ctx, reranker)]
+    return Starlette(routes=routes, middleware=[gate])
 
 
 def serve(
@@ -68,11 +79,18 @@ def serve(
     max_batch_size: int = 32,
     auto_truncate: bool = False,
     header_timeout: float = HEADER_TIMEOUT,
+    rerank_model: str | None = None,
 ) -> None:
     """Run the endpoint with uvicorn until interrupted."""
     import uvicorn
 
-    app = create_app(model_path, api_key=api_key, max_batch_size=max_batch_size, auto_truncate=auto_truncate)
+    app = create_app(
+        model_path,
+        api_key=api_key,
+        max_batch_size=max_batch_size,
+        auto_truncate=auto_truncate,
+        rerank_model=rerank_model,
+    )
     uvicorn.run(
         app,
         host=host,

@@ -55,6 +55,14 @@ def main(argv: list[str] | None = None) -> int:
         help="cut inputs above the model's token limit (as TEI: by default they get a 413 unless the request "
         "sets truncate)",
     )
+    serve.add_argument(
+        "--rerank-model",
+        default=None,
+        metavar="DIR",
+        help="a sentence-transformers CrossEncoder directory that POST /rerank scores with; without one, /rerank "
+        "scores by the cosine similarity of the embedding model's vectors: a stand-in for development and tests, "
+        "not a cross-encoder's relevance (GET /info says which)",
+    )
     args = parser.parse_args(argv)
     if args.command == "serve" and args.api_key is not None and not args.api_key.strip():
         # An empty key would mean "no check": a typo or an unset variable must not open the server.
@@ -76,13 +84,24 @@ def main(argv: list[str] | None = None) -> int:
             )
             return 2
         from ._app import serve as run
+        from ._rerank import STAND_IN
 
         print(
-            f"hf-infer: serving on http://{args.host}:{args.port} (POST /embed, POST /tokenize, GET /info, GET /health)",
+            f"hf-infer: serving on http://{args.host}:{args.port} (POST /embed, POST /rerank, POST /tokenize, "
+            "GET /info, GET /health)",
             flush=True,
         )
+        if args.rerank_model is None:
+            print("hf-infer: /rerank scores with a stand-in: " + STAND_IN, flush=True)
         run(
-            args.host, args.port, args.model, args.api_key, args.max_batch_size, args.auto_truncate, args.header_timeout
+            args.host,
+            args.port,
+            args.model,
+            args.api_key,
+            args.max_batch_size,
+            args.auto_truncate,
+            args.header_timeout,
+            rerank_model=args.rerank_model,
         )
     return 0
 

@@ -11,12 +11,13 @@ from starlette.routing import Route
 
 from ._context import Context, handler
 from ._model import MAX_TOKENIZE_TOKENS
+from ._rerank import Reranker
 
 __all__ = ["meta_routes"]
 
 
-def meta_routes(ctx: Context) -> list[Route]:
-    """The tokenizer, information, health and metrics routes over ``ctx``'s model."""
+def meta_routes(ctx: Context, reranker: Reranker) -> list[Route]:
+    """The tokenizer, information, health and metrics routes over ``ctx``'s model (and ``reranker``'s)."""
     model = ctx.model
 
     async def tokenize(request: Request) -> Response:
@@ -48,11 +49,22 @@ def meta_routes(ctx: Context) -> list[Route]:
                 "version": _version(),
                 "sha": None,
                 "docker_label": None,
+                # Not TEI's: this server answers /embed and /rerank, and says how /rerank scores.
+                "rerank": {
+                    "route": "/rerank",
+                    "model_id": reranker.model_id,
+                    "scoring": reranker.scoring,
+                    "max_input_length": reranker.max_input_length,
+                    "error": reranker.error,
+                },
             }
         )
 
     async def health(request: Request) -> Response:
         ctx.ready()
+        if reranker.error is not None or reranker.loading:
+            state = "failed to load" if reranker.error else "is currently loading"
+            raise ctx.error(503, f"Rerank model {reranker.model_id} {state}", "unhealthy")
         return Response(status_code=200)
 
     async def metrics(request: Request) -> Response:

@@ -16,9 +16,11 @@ import httpx
 import pytest
 
 from hf_infer_core import (
+    AsyncEmbeddingClient,
     AsyncRerankClient,
     ClientOptions,
     ConfigError,
+    EmbeddingClient,
     InferenceEndpoint,
     InvalidInputError,
     InvalidRequestError,
@@ -423,6 +425,12 @@ def test_chunk_size_follows_elasticsearch_rerank_chunking() -> None:
 
 
 # ------------------------------------------------------------------ construction
+
+
+def test_an_embedding_client_refuses_a_rerank_endpoint() -> None:
+    for client in (EmbeddingClient, AsyncEmbeddingClient):
+        with pytest.raises(TypeError, match=r"is a \[rerank\] endpoint; the embedding clients need"):
+            client(rerank_endpoint())
 
 
 def test_a_rerank_client_needs_a_rerank_endpoint() -> None:

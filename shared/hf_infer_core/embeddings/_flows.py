@@ -75,6 +75,11 @@ def open_jobs(args: TaskArgs, progress: ProgressFactory) -> Jobs:
     """Both embedding clients' flows: their options built and checked, the core, a local tokenizer if given."""
     if args.options is not None and not isinstance(args.options, ClientOptions):
         raise TypeError(f"options must be a ClientOptions, got {type(args.options).__name__}")
+    if args.endpoint.task_type != "text_embedding":
+        raise TypeError(
+            f"the endpoint [{args.endpoint.inference_id}] is a [{args.endpoint.task_type}] endpoint; the embedding "
+            "clients need a [text_embedding] one (a rerank endpoint goes to RerankClient)"
+        )
     core = ClientCore(args.endpoint, ClientOptions.build(args.options, args.overrides), clock=args.clock, rng=args.rng)
     return Jobs(core, load_tokenizer(args.tokenizer) if args.tokenizer is not None else None, progress)
 

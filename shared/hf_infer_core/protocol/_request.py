@@ -101,13 +101,13 @@ class RequestCore:
         except (ValueError, UnicodeDecodeError):
             return
         if isinstance(info, dict):
-            self._use_info(
-                {
-                    k: info.get(k)
-                    for k in ("model_id", "model_sha", "max_input_length", "max_client_batch_size")
-                    if k in info
-                }
-            )
+            self._use_info(self.info_fields(info))
+
+    def info_fields(self, info: dict[str, Any]) -> dict[str, Any]:
+        """What a task keeps of ``/info``: the model, its input limit, the batch limit."""
+        return {
+            k: info.get(k) for k in ("model_id", "model_sha", "max_input_length", "max_client_batch_size") if k in info
+        }
 
     def _use_info(self, info: dict[str, Any]) -> None:
         self.server_info = info

@@ -71,6 +71,18 @@ class RerankCore(RequestCore):
         if options.truncation_direction is not None:
             self.extras["truncation_direction"] = options.truncation_direction
 
+    def info_fields(self, info: dict[str, Any]) -> dict[str, Any]:
+        """``/info``'s fields, the reranker's own where the server says them apart.
+
+        hf-infer's local server answers ``/embed`` and ``/rerank`` with two models, and names the
+        reranker's in a ``rerank`` object; a TEI reranker's ``/info`` is about the reranker only.
+        """
+        fields = super().info_fields(info)
+        rerank = info.get("rerank")
+        if isinstance(rerank, dict):
+            fields.update({k: rerank[k] for k in ("model_id", "max_input_length") if rerank.get(k) is not None})
+        return fields
+
     def body(self, query: str, texts: Sequence[str]) -> bytes:
         """TEI's ``/rerank`` request; the texts are not asked back (``return_text``): the caller has them."""
         return dumps({"query": query, "texts": list(texts), "return_text": False, **self.extras})
