@@ -6,7 +6,8 @@
 
 from __future__ import annotations
 
-from ._adapter import AdapterOptions
-from ._session import EmbeddingSession
+from ._adapter import AdapterOptions, EndpointAdapter
+from ._rerank import RerankAdapterOptions
+from ._session import EmbeddingSession, RerankSession
 
-__all__ = ["AdapterOptions", "EmbeddingSession"]
+__all__ = ["AdapterOptions", "EmbeddingSession", "EndpointAdapter", "RerankAdapterOptions", "RerankSession"]

@@ -1,13 +1,17 @@
-"""What both framework adapters share, declared once: their fields, key handling and session.
+"""What every framework adapter shares, declared once: the endpoint fields, key handling and session.
 
-:class:`AdapterOptions` is a pydantic mixin. Its client options are inherited from
-:class:`ClientOptions` (one declaration, one set of defaults and checks); it adds the endpoint
-fields (``url``, ``api_key``, ``inference_id``, ...) and builds the endpoint and its
-:class:`~hf_infer_core._session.EmbeddingSession` when the adapter is created, so a bad setting
-fails there. ``HFInferEmbeddings`` (LangChain) and ``HFInferEmbedding`` (LlamaIndex) add only
-their framework's base class and methods; the embedding methods both share are
-:class:`~._embedding.EmbeddingMethods`. Elasticsearch's ``similarity`` is not here:
-LlamaIndex's ``BaseEmbedding.similarity`` is a method, so each adapter names that field itself.
+:class:`EndpointAdapter` is the pydantic mixin of any task's adapters: the endpoint fields
+(``url``, ``api_key``, ``inference_id``, ``requests_per_minute``, the HTTP clients) and the
+building of the endpoint and its :class:`~._session.Session` when the adapter is created or a
+field changes, so a bad setting fails there and calls in flight finish on the old clients. A
+task says its options class, session class and task fields (the ``ClassVar`` hooks below).
+
+:class:`AdapterOptions` is the embedding task's: its client options are inherited from
+:class:`ClientOptions` (one declaration, one set of defaults and checks). ``HFInferEmbeddings``
+(LangChain) and ``HFInferEmbedding`` (LlamaIndex) add only their framework's base class and
+methods; the embedding methods both share are :class:`~._embedding.EmbeddingMethods`.
+Elasticsearch's ``similarity`` is not here: LlamaIndex's ``BaseEmbedding.similarity`` is a
+method, so each adapter names that field itself. The rerank task's is in :mod:`._rerank`.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import Any, ClassVar, Self
 
 import httpx
 from pydantic import (
+    BaseModel,
     ConfigDict,
     Field,
     PrivateAttr,
@@ -31,16 +36,24 @@ from pydantic import (
 from ..base._errors import ConfigError
 from ..base._secret import checked_key, seal_secret, shown_url
 from ..config import DEFAULT_INFERENCE_ID, DEFAULT_REQUESTS_PER_MINUTE, InferenceEndpoint, PositiveLong, env_api_key
-from ..config._options import ClientOptions, config_error
+from ..config._options import ClientOptions, RequestOptions, config_error
 from ..text._fit import open_tokenizer
 from ._embedding import EmbeddingMethods
-from ._session import EmbeddingSession
+from ._session import EmbeddingSession, Session
 
-__all__ = ["AdapterOptions"]
+__all__ = ["ADAPTER_CONFIG", "AdapterOptions", "EndpointAdapter"]
 
 # The endpoint from_endpoint was given, for the validation it runs (pydantic hands a custom
 # __init__ no validation context).
 _GIVEN: contextvars.ContextVar[InferenceEndpoint | None] = contextvars.ContextVar("hf_infer_endpoint", default=None)
+
+# hide_input_in_errors: a validation error must never print the inputs, the key among them.
+# validate_assignment: a setting assigned after construction is checked and takes effect on the
+# next call (the session is rebuilt), never silently ignored. Declared again by each task's
+# adapter class: pydantic lets the last base's config win, and the options' is frozen.
+ADAPTER_CONFIG = ConfigDict(
+    frozen=False, hide_input_in_errors=True, arbitrary_types_allowed=True, validate_assignment=True
+)
 
 # Fields that hold live objects: shared by copies, never dumped or pickled.
 _LIVE_FIELDS = ("http_client", "http_async_client")
@@ -56,15 +69,15 @@ def default_model(endpoint: InferenceEndpoint) -> str:
     return f"{endpoint.inference_id}@{shown_url(endpoint.url)}"
 
 
-class AdapterOptions(EmbeddingMethods, ClientOptions):
-    """Endpoint and client options of the framework adapters (see the README for each)."""
+class EndpointAdapter(BaseModel):
+    """The endpoint fields and session of a task's framework adapters (see the README for each)."""
 
-    # hide_input_in_errors: a validation error must never print the inputs, the key among them.
-    # validate_assignment: a setting assigned after construction is checked and takes effect on
-    # the next call (the session is rebuilt), never silently ignored.
-    model_config = ConfigDict(
-        frozen=False, hide_input_in_errors=True, arbitrary_types_allowed=True, validate_assignment=True
-    )
+    # The task's options class (its fields are the adapter's too), session class and task type.
+    options_type: ClassVar[type[RequestOptions]] = RequestOptions
+    session_type: ClassVar[type[Session[Any, Any]]] = Session
+    task_type: ClassVar[str] = "text_embedding"
+
+    model_config = ADAPTER_CONFIG
 
     url: str | None = Field(default_factory=lambda: os.environ.get("HF_INFER_URL"), description="Endpoint URL.")
     api_key: SecretStr | None = Field(
@@ -74,9 +87,6 @@ class AdapterOptions(EmbeddingMethods, ClientOptions):
     # Strict: True is not 1/min and "3000" is not 3000 (Elasticsearch reads a JSON long).
     # None: no client-side limit (a keyless local TEI server).
     requests_per_minute: PositiveLong | None = DEFAULT_REQUESTS_PER_MINUTE
-    chunking_settings: dict[str, Any] | None = None
-    dimensions: int | None = None
-    max_input_tokens: int | None = None
     model: str | None = Field(
         default=None,
         description="What the vectors come from, for cache namespaces and tracing: given, else "
@@ -88,19 +98,8 @@ class AdapterOptions(EmbeddingMethods, ClientOptions):
     http_async_client: httpx.AsyncClient | None = Field(
         default=None, exclude=True, repr=False, description="An httpx.AsyncClient for async calls (not closed here)."
     )
-    tokenizer: Any = Field(
-        default=None,
-        exclude=True,
-        repr=False,
-        description="A tokenizers.Tokenizer or tokenizer.json path to count tokens locally when fitting chunks.",
-    )
 
-    _session: EmbeddingSession = PrivateAttr()
-    # The tokenizer field the session's tokenizer was opened from.
-    _tokenizer_source: Any = PrivateAttr(default=None)
-
-    # The adapter field that carries Elasticsearch's service_settings.similarity.
-    similarity_field: ClassVar[str] = "similarity"
+    _session: Session[Any, Any] = PrivateAttr()
 
     @field_validator("api_key")
     @classmethod
@@ -143,12 +142,9 @@ class AdapterOptions(EmbeddingMethods, ClientOptions):
             endpoint = given  # from_endpoint, no setting of the endpoint overridden: used as it is
         else:
             endpoint = self._endpoint_from_fields()
-        old: EmbeddingSession | None = getattr(self, "_session", None)
-        if old is not None and self.tokenizer is self._tokenizer_source:
-            tokenizer = old.tokenizer  # opened once: a path is not read again on every assignment
-        else:
-            tokenizer = open_tokenizer(self.tokenizer) if self.tokenizer is not None else None
-        options = ClientOptions.pick(self)
+        old: Session[Any, Any] | None = getattr(self, "_session", None)
+        tokenizer = self._session_tokenizer(old)
+        options = self.options_type.pick(self)
         if (
             old is not None
             and tokenizer is old.tokenizer
@@ -157,7 +153,7 @@ class AdapterOptions(EmbeddingMethods, ClientOptions):
             # Nothing a request depends on changed (LlamaIndex assigns callback_manager on every
             # read of Settings.embed_model): the session, its clients and calls in flight stay.
             return self
-        session = EmbeddingSession(
+        session = self.session_type(
             endpoint,
             options,
             http_client=self.http_client,
@@ -167,10 +163,21 @@ class AdapterOptions(EmbeddingMethods, ClientOptions):
         if old is not None:
             session.follow(old)  # calls in flight finish on the old clients, which close after them
         self._session = session
-        self._tokenizer_source = self.tokenizer
+        self._opened(tokenizer)
         if "model" not in self.model_fields_set:  # not given (pydantic tracks what was): derived
             self.__dict__["model"] = default_model(endpoint)
         return self
+
+    def _session_tokenizer(self, old: Session[Any, Any] | None) -> Any:
+        """The tokenizer the session is built with (a task that counts tokens locally says; none by default)."""
+        return None
+
+    def _opened(self, tokenizer: Any) -> None:
+        """The session was built with ``tokenizer`` (a task that opens one remembers from what)."""
+
+    def _task_settings(self) -> dict[str, Any]:
+        """The task's settings from the fields, for :meth:`InferenceEndpoint.from_url` (unset ones left out)."""
+        return {}
 
     def _endpoint_from_fields(self) -> InferenceEndpoint:
         """Check the fields with Elasticsearch's rules; unset optional settings are left out."""
@@ -178,18 +185,13 @@ class AdapterOptions(EmbeddingMethods, ClientOptions):
             raise ConfigError(
                 ["[service_settings] does not contain the required setting [url] (pass url= or set HF_INFER_URL)"]
             )
-        service_settings = {
-            "similarity": getattr(self, self.similarity_field),
-            "dimensions": self.dimensions,
-            "max_input_tokens": self.max_input_tokens,
-        }
         return InferenceEndpoint.from_url(
             self.url,
             self.api_key,
             inference_id=self.inference_id,
             requests_per_minute=self.requests_per_minute,
-            chunking_settings=self.chunking_settings,
-            **{k: v for k, v in service_settings.items() if v is not None},
+            task_type=self.task_type,
+            **{k: v for k, v in self._task_settings().items() if v is not None},
         )
 
     @classmethod
@@ -198,7 +200,7 @@ class AdapterOptions(EmbeddingMethods, ClientOptions):
         body: Mapping[str, Any] | str,
         *,
         inference_id: str,
-        task_type: str = "text_embedding",
+        task_type: str | None = None,
         **options: Any,
     ) -> Self:
         """Build from an Elasticsearch ``PUT _inference/<task_type>/<inference_id>`` body (dict or JSON).
@@ -206,7 +208,7 @@ class AdapterOptions(EmbeddingMethods, ClientOptions):
         The body is parsed once, with Elasticsearch's rules (``api_key`` required); ``options``
         are the client options (``batch_size``, ``max_concurrency``, prefixes, ...).
         """
-        endpoint = InferenceEndpoint.from_request(task_type, inference_id, body)
+        endpoint = InferenceEndpoint.from_request(task_type or cls.task_type, inference_id, body)
         return cls.from_endpoint(endpoint, **options)
 
     @classmethod
@@ -217,11 +219,13 @@ class AdapterOptions(EmbeddingMethods, ClientOptions):
             "api_key": settings.api_key,
             "inference_id": endpoint.inference_id,
             "requests_per_minute": settings.rate_limit.requests_per_minute,
-            "chunking_settings": endpoint.chunking_settings.to_dict(),
-            "dimensions": settings.dimensions,
-            "max_input_tokens": settings.max_input_tokens,
-            cls.similarity_field: settings.similarity,
+            **cls._task_fields(endpoint),
         }
+
+    @classmethod
+    def _task_fields(cls, endpoint: InferenceEndpoint) -> dict[str, Any]:
+        """The task's adapter fields that ``endpoint`` sets."""
+        return {}
 
     @classmethod
     def from_endpoint(cls, endpoint: InferenceEndpoint, **options: Any) -> Self:
@@ -248,7 +252,7 @@ class AdapterOptions(EmbeddingMethods, ClientOptions):
         return model_id if isinstance(model_id, str) else None
 
     @property
-    def client_options(self) -> ClientOptions:
+    def client_options(self) -> RequestOptions:
         """The client options, as the clients use them."""
         return self._session.options
 
@@ -293,3 +297,59 @@ class AdapterOptions(EmbeddingMethods, ClientOptions):
             if value is not None:
                 memo[id(value)] = value
         return super().__deepcopy__(memo)
+
+
+class AdapterOptions(EmbeddingMethods, EndpointAdapter, ClientOptions):
+    """Endpoint and client options of the embedding adapters (see the README for each)."""
+
+    model_config = ADAPTER_CONFIG
+    options_type: ClassVar[type[RequestOptions]] = ClientOptions
+    session_type: ClassVar[type[Session[Any, Any]]] = EmbeddingSession
+
+    chunking_settings: dict[str, Any] | None = None
+    dimensions: int | None = None
+    max_input_tokens: int | None = None
+    tokenizer: Any = Field(
+        default=None,
+        exclude=True,
+        repr=False,
+        description="A tokenizers.Tokenizer or tokenizer.json path to count tokens locally when fitting chunks.",
+    )
+
+    _session: EmbeddingSession = PrivateAttr()
+    # The tokenizer field the session's tokenizer was opened from.
+    _tokenizer_source: Any = PrivateAttr(default=None)
+
+    # The adapter field that carries Elasticsearch's service_settings.similarity.
+    similarity_field: ClassVar[str] = "similarity"
+
+    def _session_tokenizer(self, old: Session[Any, Any] | None) -> Any:
+        if old is not None and self.tokenizer is self._tokenizer_source:
+            return old.tokenizer  # opened once: a path is not read again on every assignment
+        return open_tokenizer(self.tokenizer) if self.tokenizer is not None else None
+
+    def _opened(self, tokenizer: Any) -> None:
+        self._tokenizer_source = self.tokenizer
+
+    def _task_settings(self) -> dict[str, Any]:
+        return {
+            "chunking_settings": self.chunking_settings,
+            "similarity": getattr(self, self.similarity_field),
+            "dimensions": self.dimensions,
+            "max_input_tokens": self.max_input_tokens,
+        }
+
+    @classmethod
+    def _task_fields(cls, endpoint: InferenceEndpoint) -> dict[str, Any]:
+        settings = endpoint.service_settings
+        return {
+            "chunking_settings": endpoint.chunking_settings.to_dict(),
+            "dimensions": settings.dimensions,
+            "max_input_tokens": settings.max_input_tokens,
+            cls.similarity_field: settings.similarity,
+        }
+
+    @property
+    def client_options(self) -> ClientOptions:
+        """The client options, as the clients use them."""
+        return self._session.options

@@ -30,13 +30,15 @@ import httpx
 from ..base._secret import shown_url
 from ..cache._cache import CacheStats
 from ..config import InferenceEndpoint
-from ..config._options import ClientOptions
+from ..config._options import ClientOptions, RequestOptions, RerankOptions
 from ..drivers._async import AsyncDriver
 from ..drivers._sync import SyncDriver
 from ..embeddings._async import AsyncEmbeddingClient
 from ..embeddings._sync import EmbeddingClient
+from ..rerank._async import AsyncRerankClient
+from ..rerank._sync import RerankClient
 
-__all__ = ["EmbeddingSession", "Session"]
+__all__ = ["EmbeddingSession", "RerankSession", "Session"]
 
 _SESSIONS: weakref.WeakSet[Session[Any, Any]] = weakref.WeakSet()
 
@@ -101,7 +103,7 @@ class Session(Generic[S, A]):
     def __init__(
         self,
         endpoint: InferenceEndpoint,
-        options: ClientOptions,
+        options: RequestOptions,
         *,
         http_client: httpx.Client | None = None,
         http_async_client: httpx.AsyncClient | None = None,
@@ -122,7 +124,7 @@ class Session(Generic[S, A]):
     def same_as(
         self,
         endpoint: InferenceEndpoint,
-        options: ClientOptions,
+        options: RequestOptions,
         http_client: httpx.Client | None,
         http_async_client: httpx.AsyncClient | None,
     ) -> bool:
@@ -339,13 +341,15 @@ async def _held_astream(held: _Held[A], stream: AsyncIterator[T]) -> AsyncIterat
 
 
 def _rebuild(
-    kind: type[Session[Any, Any]], endpoint: InferenceEndpoint, options: ClientOptions, tokenizer: Any
+    kind: type[Session[Any, Any]], endpoint: InferenceEndpoint, options: RequestOptions, tokenizer: Any
 ) -> Session[Any, Any]:
     return kind(endpoint, options, tokenizer=tokenizer)
 
 
 class EmbeddingSession(Session[EmbeddingClient, AsyncEmbeddingClient]):
     """The embedding task's session: an :class:`EmbeddingClient` and an :class:`AsyncEmbeddingClient`."""
+
+    options: ClientOptions
 
     def _new_sync(self) -> EmbeddingClient:
         return EmbeddingClient(
@@ -362,3 +366,15 @@ class EmbeddingSession(Session[EmbeddingClient, AsyncEmbeddingClient]):
         """The vector size: configured, or learnt by either client (discovery or a first call)."""
         learnt = (client.dimensions for client in self._clients() if client.dimensions is not None)
         return next(learnt, self.endpoint.service_settings.dimensions)
+
+
+class RerankSession(Session[RerankClient, AsyncRerankClient]):
+    """The rerank task's session: a :class:`RerankClient` and an :class:`AsyncRerankClient`."""
+
+    options: RerankOptions
+
+    def _new_sync(self) -> RerankClient:
+        return RerankClient(self.endpoint, options=self.options, http_client=self._http_client)
+
+    def _new_async(self) -> AsyncRerankClient:
+        return AsyncRerankClient(self.endpoint, options=self.options, http_client=self._http_async_client)
