@@ -1,9 +1,10 @@
-"""LangChain integration of hf-infer: Hugging Face endpoint embeddings configured like Elasticsearch."""
+"""LangChain integration of hf-infer: Hugging Face endpoint embeddings and reranking configured like Elasticsearch."""
 
 from __future__ import annotations
 
 try:
     from ._embeddings import HFInferEmbeddings
+    from ._rerank import HFInferRerank
     from ._splitter import HFInferTextSplitter
 except ImportError as err:  # a bare "No module named 'langchain_core'" does not say what to install
     if err.name is None or not err.name.startswith(("langchain_core", "langchain_text_splitters")):
@@ -13,4 +14,4 @@ except ImportError as err:  # a bare "No module named 'langchain_core'" does not
         name=err.name,
     ) from err
 
-__all__ = ["HFInferEmbeddings", "HFInferTextSplitter"]
+__all__ = ["HFInferEmbeddings", "HFInferRerank", "HFInferTextSplitter"]

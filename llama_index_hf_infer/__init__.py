@@ -1,10 +1,11 @@
-"""LlamaIndex integration of hf-infer: Hugging Face endpoint embeddings configured like Elasticsearch."""
+"""LlamaIndex integration of hf-infer: Hugging Face endpoint embeddings and reranking configured like Elasticsearch."""
 
 from __future__ import annotations
 
 try:
     from ._embedding import HFInferEmbedding
     from ._node_parser import HFInferNodeParser
+    from ._rerank import HFInferRerank
 except ImportError as err:  # a bare "No module named 'llama_index'" does not say what to install
     if err.name is None or not err.name.startswith("llama_index"):
         raise
@@ -13,4 +14,4 @@ except ImportError as err:  # a bare "No module named 'llama_index'" does not sa
         name=err.name,
     ) from err
 
-__all__ = ["HFInferEmbedding", "HFInferNodeParser"]
+__all__ = ["HFInferEmbedding", "HFInferNodeParser", "HFInferRerank"]

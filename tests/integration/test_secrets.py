@@ -22,11 +22,14 @@ from hf_infer_core import (
     HFInferError,
     InferenceEndpoint,
     RateLimiter,
+    RerankClient,
     chunk_text,
 )
 from hf_infer_core.integration._session import EmbeddingSession
 from langchain_hf_infer import HFInferEmbeddings, HFInferTextSplitter
+from langchain_hf_infer import HFInferRerank as LangChainRerank
 from llama_index_hf_infer import HFInferEmbedding, HFInferNodeParser
+from llama_index_hf_infer import HFInferRerank as LlamaIndexRerank
 
 from ..fake_endpoint import fake_endpoint
 
@@ -128,6 +131,19 @@ def test_canary_appears_nowhere(debug_logs: pytest.LogCaptureFixture) -> None:
             client.close()
 
             asyncio.run(embed_async_expecting_failure(ep, objects, errors))
+            rerank_ep = InferenceEndpoint.from_url(server.embed_url, CANARY, inference_id="canary", task_type="rerank")
+            reranker = RerankClient(rerank_ep, rate_limiter=RateLimiter(10**9), **FAST)
+            objects += [rerank_ep, reranker]
+            with pytest.raises(HFInferError) as info:
+                reranker.rerank("q", ["a", "b"])
+            errors.append(info.value)
+            reranker.close()
+            for kind in (LangChainRerank, LlamaIndexRerank):
+                adapter = kind(url=server.embed_url, api_key=CANARY, requests_per_minute=10**9, **FAST)
+                objects += [adapter, adapter._session, copy.deepcopy(adapter)]
+                with pytest.raises(HFInferError) as info:
+                    adapter.rank("q", ["a"])
+                errors.append(info.value)
             for cls in (HFInferEmbeddings, HFInferEmbedding):
                 model = cls(url=server.embed_url, api_key=CANARY, requests_per_minute=10**9, **FAST)
                 objects += [model, model._session, copy.deepcopy(model)]
