@@ -8,7 +8,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hf_infer_core import AsyncEmbeddingClient, AuthenticationError, EmbeddingClient, InferenceEndpoint, RateLimiter
+from hf_infer_core import (
+    AsyncEmbeddingClient,
+    AsyncRerankClient,
+    AuthenticationError,
+    EmbeddingClient,
+    InferenceEndpoint,
+    RateLimiter,
+    RerankClient,
+)
 from langchain_hf_infer import HFInferEmbeddings
 from llama_index_hf_infer import HFInferEmbedding
 
@@ -74,6 +82,20 @@ def test_langchain_and_llama_index_adapters(cassette_server: str) -> None:
     lc = HFInferEmbeddings(url=cassette_server + "/embed", api_key=SERVER_KEY, max_concurrency=1)
     li = HFInferEmbedding(url=cassette_server + "/embed", api_key=SERVER_KEY, max_concurrency=1)
     assert lc.embed_documents(DOCS[:2]) == li.get_text_embedding_batch(DOCS[:2])
+
+
+@pytest.mark.vcr
+async def test_rerank_replays_real_scores(cassette_server: str) -> None:
+    endpoint = InferenceEndpoint.from_url(cassette_server, SERVER_KEY, task_type="rerank")
+    query = "How do I bake bread at home?"
+    with RerankClient(endpoint, rate_limiter=RateLimiter(10**9), max_concurrency=1, batch_size=2) as c:
+        results = c.rerank(query, DOCS, return_documents=True)
+    assert results[0].index == 1  # the bread passage first, by the server's stand-in
+    assert results[0].text == DOCS[1]
+    assert [r.relevance_score for r in results] == sorted((r.relevance_score for r in results), reverse=True)
+    async with AsyncRerankClient(endpoint, rate_limiter=RateLimiter(10**9), max_concurrency=1, batch_size=2) as a:
+        again = await a.rerank(query, DOCS, top_n=1)
+    assert [(r.index, r.relevance_score) for r in again] == [(results[0].index, results[0].relevance_score)]
 
 
 def test_cassettes_hold_no_secret() -> None:

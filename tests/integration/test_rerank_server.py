@@ -7,6 +7,7 @@ import math
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -213,3 +214,22 @@ def test_serve_help_says_what_rerank_scores_with() -> None:
     flat = " ".join(shown.split())
     assert "--rerank-model DIR" in flat
     assert "cosine similarity of the embedding model's vectors: a stand-in for development and tests" in flat
+
+
+def test_the_rerank_client_draws_on_the_shared_redis_budget(local_server: LocalServer, redis_server: Any) -> None:
+    import redis
+
+    from hf_infer_core import RateLimitBackendError, RedisRateLimiter
+
+    endpoint = InferenceEndpoint.from_url(local_server.url, local_server.api_key, task_type="rerank")
+    with RerankClient(endpoint, rate_limit_backend=redis_server.url, batch_size=8) as client:
+        assert isinstance(client.rate_limiter, RedisRateLimiter)
+        assert len(client.rerank(QUERY, PASSAGES * 4)) == 20
+    assert redis.Redis.from_url(redis_server.url).keys("hf-infer*")  # the budget lives in Redis
+    with (
+        RerankClient(
+            endpoint, rate_limit_backend="redis://127.0.0.1:1/0", connect_retry_deadline=0.5, retry_deadline=2.0
+        ) as unreachable,
+        pytest.raises(RateLimitBackendError),
+    ):
+        unreachable.rerank(QUERY, PASSAGES)
