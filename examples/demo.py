@@ -8,7 +8,12 @@
 4. LlamaIndex: parses the same corpus with ``HFInferNodeParser`` into a ``VectorStoreIndex``
    embedded by ``HFInferEmbedding``.
 5. Answers two queries with both, printing the top chunks with their offsets and scores.
-6. Stops the server.
+6. Retrieves, then reranks: eight candidates each, the best three kept by ``HFInferRerank`` (a
+   LangChain ``ContextualCompressionRetriever``, a LlamaIndex node postprocessor) through the
+   server's ``/rerank``, configured like ``PUT _inference/rerank/<id>``. The local server scores
+   with a stand-in (the embedding model's cosine similarity) unless started with
+   ``--rerank-model DIR``: the demo shows the wiring, not a cross-encoder's judgement.
+7. Stops the server.
 
 Run it with ``make demo``.
 """
@@ -20,14 +25,16 @@ import os
 import time
 from pathlib import Path
 
+from langchain_classic.retrievers import ContextualCompressionRetriever
 from langchain_core.documents import Document as LCDocument
 from langchain_core.vectorstores import InMemoryVectorStore
 from llama_index.core import Document, VectorStoreIndex
 
 from hf_infer_core import InferenceEndpoint
 from hf_infer_server import run_local_server
-from langchain_hf_infer import HFInferEmbeddings, HFInferTextSplitter
+from langchain_hf_infer import HFInferEmbeddings, HFInferRerank, HFInferTextSplitter
 from llama_index_hf_infer import HFInferEmbedding, HFInferNodeParser
+from llama_index_hf_infer import HFInferRerank as LlamaIndexRerank
 
 HERE = Path(__file__).resolve().parent
 
@@ -106,7 +113,52 @@ def main() -> None:
                     for r in results
                 ],
             )
+        rerank_demo(server.url, store, index)
     print("\nServer stopped. Done.")
+
+
+def rerank_demo(url: str, store: InMemoryVectorStore, index: VectorStoreIndex) -> None:
+    """Retrieve eight candidates, keep the best three by the endpoint's /rerank."""
+    body = {
+        "service": "hugging_face",
+        "service_settings": {"api_key": API_KEY, "url": url + "/rerank"},
+        "task_settings": {"top_n": 3},
+    }
+    print("\nRetrieve, then rerank (PUT _inference/rerank/demo-reranker; the local server's stand-in scores)")
+    reranker = HFInferRerank.from_inference_endpoint(body, inference_id="demo-reranker")
+    retriever = ContextualCompressionRetriever(
+        base_compressor=reranker, base_retriever=store.as_retriever(search_kwargs={"k": 8})
+    )
+    postprocessor = LlamaIndexRerank.from_inference_endpoint(body, inference_id="demo-reranker")
+    for query in QUERIES:
+        print(f"\nQuery: {query}")
+        show(
+            "LangChain ContextualCompressionRetriever(HFInferRerank)",
+            [
+                (
+                    d.metadata["source"],
+                    d.metadata["start_index"],
+                    d.metadata["end_index"],
+                    d.metadata["relevance_score"],
+                    d.page_content,
+                )
+                for d in retriever.invoke(query)
+            ],
+        )
+        candidates = index.as_retriever(similarity_top_k=8).retrieve(query)
+        show(
+            "LlamaIndex HFInferRerank.postprocess_nodes",
+            [
+                (
+                    r.node.metadata["source"],
+                    r.node.start_char_idx or 0,
+                    r.node.end_char_idx or 0,
+                    r.score or 0.0,
+                    r.node.get_content(),
+                )
+                for r in postprocessor.postprocess_nodes(candidates, query_str=query)
+            ],
+        )
 
 
 if __name__ == "__main__":
