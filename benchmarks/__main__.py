@@ -9,6 +9,7 @@
 7. Ray Data: rows/s with 1, 2 and 4 actors; the endpoint's share of a binding budget.
 8. Adaptive concurrency: max_concurrency="auto" beside fixed 4, 12 and 32 (issue #23).
 9. Re-ingestion with the chunk-level cache beside the peers' ways (issue #29).
+10. Reranking: 1,000 passages against a 25 ms x 8-slot /rerank, batch limit 32 (issue #30).
 And the README's reliability figures: 2,000 texts per client under 30% injected faults.
 """
 
@@ -25,6 +26,7 @@ from . import (
     concurrency,
     fitting,
     ratelimit,
+    rerank,
     ray_scaling,
     real_model,
     reliability,
@@ -98,6 +100,7 @@ def main() -> None:
         + concurrency.render_fast(concurrency.fast_runs()),
     )
     emit("9. Re-ingestion with the chunk-level cache (issue #29)", cache.run())
+    emit("10. Reranking: 1,000 passages, batch limit 32 (issue #30)", rerank.render(rerank.run()))
     emit("Reliability under injected faults (README figures)", reliability.render(reliability.run()))
     elapsed = time.monotonic() - started
     sections.append(f"Total benchmark time: {elapsed:.0f} s\n")

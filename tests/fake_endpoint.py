@@ -37,6 +37,7 @@ import collections
 import gzip
 import hashlib
 import json
+import zlib
 import os
 import random
 import struct
@@ -84,6 +85,11 @@ def expected_vector(text: str) -> list[float]:
     return [round(v / 2**32, 6) for v in struct.unpack("8I", digest)]
 
 
+def rerank_score(query: str, text: str) -> float:
+    """The fake ``/rerank``'s score of a pair: fixed per pair, in [0, 1)."""
+    return (zlib.crc32(f"{query}\x00{text}".encode()) % 100_000) / 100_000
+
+
 @dataclass
 class Logged:
     """One request as the endpoint saw it."""
@@ -123,6 +129,7 @@ class Config:
     cold_start: float = 0.0  # seconds of 503 (loading) after the first request
     latency_per_word: float = 0.0
     info: str = "ok"  # GET /info: "ok", an HTTP status to answer ("500", "403", ...), or "hang" (never answers)
+    info_batch: int = 1024  # GET /info's max_client_batch_size
 
 
 def _http(status: str, body: bytes, content_type: str = "application/json", extra: str = "") -> bytes:
@@ -298,7 +305,10 @@ class _Connection(asyncio.Protocol):
             if method == "GET":
                 self.get(path)
             else:
-                self.answer(body, headers.get("authorization"), openai=path.endswith("/embeddings"))
+                if path.endswith("/rerank"):
+                    self.rerank(body, headers.get("authorization"))
+                else:
+                    self.answer(body, headers.get("authorization"), openai=path.endswith("/embeddings"))
 
     def get(self, path: str) -> None:
         server = self.server
@@ -321,9 +331,29 @@ class _Connection(asyncio.Protocol):
                 status = f"{server.config.info} Error"
                 self.transport.write(_json(status, {"error": "no info here", "error_type": "backend"}))
                 return
-            self.transport.write(_json("200 OK", {"model_id": "fake/model", "max_client_batch_size": 1024}))
+            info = {"model_id": "fake/model", "max_client_batch_size": server.config.info_batch}
+            self.transport.write(_json("200 OK", info))
         else:
             self.transport.write(_json("404 Not Found", {"error": "not found"}))
+
+    def rerank(self, body: bytes, authorization: str | None) -> None:
+        """TEI's ``/rerank``: ``[{index, score}]`` sorted by score (a score fixed per text), after the latency and slots.
+
+        Above ``max_batch`` texts, TEI's 413 stating the limit.
+        """
+        server = self.server
+        request = json.loads(body)
+        texts = request["texts"]
+        limit = server.config.max_batch
+        if limit is not None and len(texts) > limit:
+            message = f"batch size {len(texts)} > maximum allowed batch size {limit}"
+            server.log.append(Logged(time.monotonic(), [], "tei_413", authorization))
+            self.transport.write(_json("413 Payload Too Large", {"error": message, "error_type": "validation"}))
+            return
+        server.log.append(Logged(time.monotonic(), texts if server.config.log_inputs else [], "ok", authorization))
+        ranks = [{"index": i, "score": rerank_score(request["query"], t)} for i, t in enumerate(texts)]
+        ranks.sort(key=lambda r: -r["score"])
+        server.respond(self.transport, _http("200 OK", json.dumps(ranks).encode()))
 
     def answer(self, body: bytes, authorization: str | None, openai: bool = False) -> None:
         server = self.server

@@ -18,6 +18,7 @@ from ..text._fit import Tokens
 __all__ = [
     "TOKENIZE_BYTES",
     "dumps",
+    "fast_loads",
     "loads",
     "plain_loads",
     "tei_tokens",
@@ -107,3 +108,23 @@ except ImportError:  # pragma: no cover - exercised where orjson is not installe
             return json.loads(body, parse_int=float)
         except RecursionError:
             raise ValueError("nested too deeply") from None
+
+
+def fast_loads(body: bytes) -> Any:
+    """JSON with integers kept integers (a rerank answer's indices), by orjson when installed.
+
+    :func:`loads` reads integers as floats (vectors), which an index must not be. NaN and
+    Infinity, which orjson refuses, are read by ``json`` for the caller's checks to name.
+    """
+    if _orjson is not None:
+        try:
+            return _orjson.loads(body)
+        except _orjson.JSONDecodeError:
+            pass
+    return plain_loads(body)
+
+
+try:
+    import orjson as _orjson
+except ImportError:  # pragma: no cover - exercised where orjson is not installed
+    _orjson = None  # type: ignore[assignment]

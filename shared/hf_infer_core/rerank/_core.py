@@ -21,7 +21,7 @@ from ..config import InferenceEndpoint
 from ..config._options import RerankOptions
 from ..protocol._request import RequestCore
 from ..protocol._steps import Flow, HttpResult, Parallel, ask
-from ..protocol._wire import dumps, plain_loads
+from ..protocol._wire import dumps, fast_loads
 
 __all__ = ["RerankCore", "rerank_url"]
 
@@ -94,7 +94,7 @@ class RerankCore(RequestCore):
         out-of-range index, or a NaN, is a :class:`ResponseFormatError`, never a wrong ranking.
         """
         try:
-            ranks = plain_loads(result.body)
+            ranks = fast_loads(result.body)
         except (ValueError, UnicodeDecodeError):
             raise ResponseFormatError(
                 f"the endpoint's /rerank answered {result.status_code} with a body that is not JSON: "
@@ -104,11 +104,14 @@ class RerankCore(RequestCore):
         scores: list[float | None] = [None] * count
         problem = None if isinstance(ranks, list) else "not a list of ranks"
         for rank in ranks if problem is None else ():
-            index = rank.get("index") if isinstance(rank, dict) else None
-            score = rank.get("score") if isinstance(rank, dict) else None
+            try:
+                index, score = rank["index"], rank["score"]
+            except (TypeError, KeyError):
+                problem = f"a rank without index and score: {rank!r}"[:200]
+                break
             if type(index) is not int or not 0 <= index < count:
                 problem = f"an index out of 0..{count - 1}: {rank!r}"[:200]
-            elif isinstance(score, bool) or not isinstance(score, int | float) or not math.isfinite(score):
+            elif (type(score) is not float and type(score) is not int) or not math.isfinite(score):
                 problem = f"a score that is not a finite number: {rank!r}"[:200]
             elif scores[index] is not None:
                 problem = f"index {index} twice"
