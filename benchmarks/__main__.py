@@ -26,10 +26,10 @@ from . import (
     concurrency,
     fitting,
     ratelimit,
-    rerank,
     ray_scaling,
     real_model,
     reliability,
+    rerank,
     streaming,
     throughput,
 )

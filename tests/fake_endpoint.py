@@ -37,13 +37,13 @@ import collections
 import gzip
 import hashlib
 import json
-import zlib
 import os
 import random
 import struct
 import subprocess
 import sys
 import time
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass

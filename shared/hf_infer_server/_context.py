@@ -140,6 +140,18 @@ class Context:
                     raise self.error(413, message, "validation")
         return truncate
 
+    def dimensions_of(self, body: dict[str, Any]) -> int | None:
+        """The request's ``dimensions`` (TEI's Matryoshka truncation), at most the model's size."""
+        value = body.get("dimensions")
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise self.undecodable("dimensions: invalid value: expected a positive integer")
+        size = int(self.model.model.get_sentence_embedding_dimension() or 0)
+        if value > size:
+            raise self.error(422, f"`dimensions` ({value}) is larger than the model's {size}", "validation")
+        return value
+
     def prompt_of(self, body: dict[str, Any]) -> str | None:
         """The request's ``prompt_name``, one the model has."""
         prompt = body.get("prompt_name")

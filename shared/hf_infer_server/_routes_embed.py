@@ -25,8 +25,10 @@ def embed_routes(ctx: Context) -> list[Route]:
         body = await ctx.read(request)
         texts = ctx.texts_of(body, "inputs")
         normalize = ctx.flag(body, "normalize", True)
+        dimensions = ctx.dimensions_of(body)
         truncate = await ctx.check_length(texts, ctx.flag(body, "truncate", None))
         vectors = await asyncio.to_thread(model.encode, texts, bool(normalize), ctx.prompt_of(body), truncate)
+        vectors = truncated(vectors, dimensions, bool(normalize))
         ctx.counted("embed", texts)
         return Response(dumps(vectors), media_type="application/json")
 
@@ -48,11 +50,14 @@ def embed_routes(ctx: Context) -> list[Route]:
             encoding = body.get("encoding_format", "float")
             if encoding not in ("float", "base64"):
                 raise ctx.undecodable("encoding_format: unknown variant, expected `float` or `base64`")
+            dimensions = ctx.dimensions_of(body)
             await ctx.check_length(texts, None)
         except Rejected as rejected:
             converted: Response = _openai_error(rejected.response)
             return converted
-        vectors = await asyncio.to_thread(model.encode, texts, True, None, ctx.auto_truncate)
+        vectors = truncated(
+            await asyncio.to_thread(model.encode, texts, True, None, ctx.auto_truncate), dimensions, True
+        )
         counts = await asyncio.to_thread(model.token_counts, texts)
         ctx.counted("embed", texts)
         data = [
@@ -88,3 +93,16 @@ def _b64(vector: Any) -> str:
     import numpy as np
 
     return base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode("ascii")
+
+
+def truncated(vectors: Any, dimensions: int | None, normalize: bool) -> Any:
+    """The first ``dimensions`` values of each vector (Matryoshka), renormalised when the request normalises, as TEI."""
+    if dimensions is None or dimensions >= vectors.shape[1]:
+        return vectors
+    import numpy as np
+
+    cut = np.ascontiguousarray(vectors[:, :dimensions])
+    if normalize:
+        norms = np.linalg.norm(cut, axis=1, keepdims=True)
+        cut = cut / np.where(norms == 0, 1.0, norms)
+    return cut

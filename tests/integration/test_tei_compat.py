@@ -187,3 +187,36 @@ def test_an_input_over_the_limit_is_refused_while_truncating_requests_run(local_
         for worker in workers:
             worker.join()
     assert statuses == [413] * 100
+
+
+def test_dimensions_truncate_and_renormalise_as_tei_does(local_server: LocalServer) -> None:
+    url, headers = local_server.url, auth(local_server)
+    full = httpx.post(url + "/embed", json={"inputs": ["a sentence"]}, headers=headers).json()[0]
+    cut = httpx.post(url + "/embed", json={"inputs": ["a sentence"], "dimensions": 128}, headers=headers).json()[0]
+    assert len(cut) == 128 and abs(norm(cut) - 1) < 1e-5
+    head = np.asarray(full[:128]) / np.linalg.norm(full[:128])
+    assert np.allclose(cut, head, atol=1e-6)
+    raw = httpx.post(
+        url + "/embed", json={"inputs": ["a sentence"], "dimensions": 128, "normalize": False}, headers=headers
+    ).json()[0]
+    assert len(raw) == 128 and abs(norm(raw) - 1) > 1e-3  # not renormalised when not normalising
+    openai = httpx.post(url + "/v1/embeddings", json={"input": ["a sentence"], "dimensions": 64}, headers=headers)
+    assert len(openai.json()["data"][0]["embedding"]) == 64
+    too_big = httpx.post(url + "/embed", json={"inputs": ["x"], "dimensions": 1000}, headers=headers)
+    assert too_big.status_code == 422 and "larger than the model's 384" in too_big.json()["error"]
+    assert httpx.post(url + "/embed", json={"inputs": ["x"], "dimensions": 0}, headers=headers).status_code == 422
+
+
+def test_the_clients_dimensions_option_end_to_end(local_server: LocalServer) -> None:
+    from hf_infer_core import EmbeddingClient, InferenceEndpoint, InvalidRequestError
+
+    endpoint = InferenceEndpoint.from_url(local_server.embed_url, local_server.api_key, dimensions=128)
+    with EmbeddingClient(endpoint) as client:
+        (vector,) = client.embed_documents(["a sentence about the sea"])
+        assert len(vector) == 128 and client.dimensions == 128
+    too_big = InferenceEndpoint.from_url(local_server.embed_url, local_server.api_key, dimensions=999)
+    with (
+        EmbeddingClient(too_big) as c,
+        pytest.raises(InvalidRequestError, match=r"the request carried dimensions=999 \(service_settings"),
+    ):
+        c.embed(["x"])

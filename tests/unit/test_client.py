@@ -456,7 +456,7 @@ def test_413_plain_text_for_one_input_names_its_index(driver: str) -> None:
         ("[[0.1, 0.2]]", "sent 2 inputs but received 1 vectors"),
         ("[[0.1, NaN], [0.1, 0.2]]", "vector 0 of the batch holds NaN or infinite values"),
         ("[[0.1, Infinity], [0.1, 0.2]]", "NaN or infinite"),
-        ("[[0.1, 0.2], [0.1]]", "vector 1 of the batch has 1 dimensions, expected 2"),
+        ("[[0.1, 0.2], [0.1]]", "vector 1 of the batch has 1 dimensions, the others 2"),
         ('[[0.1, "x"], [0.1, 0.2]]', "non-numeric value 'x'"),
         ("[[0.1, true], [0.1, 0.2]]", "non-numeric value True"),
         ("[[], [0.1]]", "vector 0 of the batch is not a non-empty array"),
@@ -475,13 +475,60 @@ def test_wrong_but_well_formed_answers_are_not_retried(driver: str, body: str, m
 
 
 @pytest.mark.parametrize("driver", DRIVERS)
-def test_configured_dimensions_are_enforced(driver: str) -> None:
-    fake = FakeEndpoint()
+def test_configured_dimensions_are_sent_and_enforced(driver: str) -> None:
+    fake = FakeEndpoint()  # answers 4-dimensional vectors whatever is asked
     with (
         client_for(driver, fake, endpoint=endpoint(dimensions=8)) as client,
-        pytest.raises(ResponseFormatError, match="expected 8"),
+        pytest.raises(ResponseFormatError) as info,
     ):
         client.embed(["a"])
+    assert fake.requests[0] == {"inputs": ["a"], "dimensions": 8}  # TEI's `dimensions`
+    assert str(info.value).startswith(
+        "dimensions=8 was asked for (sent as TEI's `dimensions`), but the endpoint returned 4-dimensional vectors"
+    )
+    assert "ragged" not in str(info.value)
+
+
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_an_endpoint_refusing_dimensions_gets_an_error_naming_the_option(driver: str) -> None:
+    refusal = {"error": "`dimensions` is not supported by this model", "error_type": "validation"}
+    fake = FakeEndpoint(script=answer(422, refusal))
+    with (
+        client_for(driver, fake, endpoint=endpoint(dimensions=8)) as client,
+        pytest.raises(InvalidRequestError) as info,
+    ):
+        client.embed(["a"])
+    assert "the request carried dimensions=8 (service_settings.dimensions, sent as TEI's `dimensions`)" in str(
+        info.value
+    )
+    plain = FakeEndpoint(script=answer(422, {"error": "Input validation error", "error_type": "validation"}))
+    with (
+        client_for(driver, plain, endpoint=endpoint(dimensions=8)) as client,
+        pytest.raises(InvalidRequestError) as info,
+    ):
+        client.embed(["a"])
+    assert "dimensions=8" not in str(info.value)  # a refusal that is not about it says nothing of it
+
+
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_dimensions_ride_the_base64_route_too(driver: str) -> None:
+    import base64 as b64
+
+    import numpy as np
+
+    seen: list[dict[str, Any]] = []
+
+    def openai(request: httpx.Request) -> httpx.Response:
+        payload = json.loads(request.content)
+        seen.append(payload)
+        rows = [b64.b64encode(np.ones(payload["dimensions"], "<f4").tobytes()).decode() for _ in payload["input"]]
+        return httpx.Response(200, json={"data": [{"index": i, "embedding": e} for i, e in enumerate(rows)]})
+
+    client = EmbeddingClient(
+        endpoint(dimensions=3), transport=httpx.MockTransport(openai), wire_format="base64", discover=False
+    )
+    assert client.embed(["a", "b"]) == [[1.0, 1.0, 1.0]] * 2
+    assert seen[0]["dimensions"] == 3
 
 
 @pytest.mark.parametrize("driver", DRIVERS)

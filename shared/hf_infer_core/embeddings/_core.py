@@ -66,7 +66,7 @@ class ClientCore(RequestCore):
         rng: random.Random | None = None,
     ) -> None:
         super().__init__(endpoint, options, clock=clock, rng=rng)
-        shared = {
+        shared: dict[str, Any] = {
             k: v
             for k, v in (
                 ("normalize", options.normalize),
@@ -75,6 +75,10 @@ class ClientCore(RequestCore):
             )
             if v is not None
         }
+        # dimensions: TEI truncates (and renormalises) Matryoshka vectors to it (from 1.8).
+        self.asked_dimensions = endpoint.service_settings.dimensions
+        if self.asked_dimensions is not None:
+            shared["dimensions"] = self.asked_dimensions
         # TEI's prompts are per kind (e5's "query: " / "passage: "): each kind its own prompt_name.
         document_prompt = options.document_prompt_name or options.prompt_name
         query_prompt = options.query_prompt_name or options.prompt_name
@@ -102,7 +106,7 @@ class ClientCore(RequestCore):
         ``query``: the texts are queries (``query_prompt_name``).
         """
         if self.options.wire_format == "base64":
-            return base64_body(texts, self.endpoint.inference_id)
+            return base64_body(texts, self.endpoint.inference_id, self.asked_dimensions)
         return json_body(texts, self.query_extras if query else self.extras)
 
     @property
@@ -131,10 +135,12 @@ class ClientCore(RequestCore):
             raise self._status_error(result)
         if self.options.wire_format == "base64":
             vectors, dims = base64_vectors(
-                result.status_code, result.body, count, self.dimensions, arrays, self._redact
+                result.status_code, result.body, count, self.dimensions, arrays, self._redact, self.asked_dimensions
             )
         else:
-            vectors, dims = json_vectors(result.status_code, result.body, count, self.dimensions, self._redact)
+            vectors, dims = json_vectors(
+                result.status_code, result.body, count, self.dimensions, self._redact, self.asked_dimensions
+            )
         self.dimensions = dims
         return vectors
 
@@ -182,6 +188,22 @@ class ClientCore(RequestCore):
             "kind": "document vector",
         }
         return keys_for(namespace_of(parts), texts)
+
+    def _status_error(self, result: HttpResult) -> EndpointError:
+        error = super()._status_error(result)
+        if (
+            self.asked_dimensions is not None
+            and 400 <= error.status_code < 500
+            and error.status_code not in (401, 403, 404, 408, 413, 429)
+            and "dimension" in f"{error.message} {error.body}".lower()
+        ):
+            # An endpoint that refuses TEI's `dimensions` (not TEI, an older TEI, a model not
+            # trained for it): the option is what to change, so the message names it.
+            error.message += (
+                f"; the request carried dimensions={self.asked_dimensions} (service_settings.dimensions, sent as "
+                "TEI's `dimensions`): leave it unset for this endpoint, or set it to a size the model allows"
+            )
+        return error
 
     def error_route(self) -> str | None:
         """The base64 route, which an endpoint that is not TEI lacks: its 404 names it."""

@@ -25,18 +25,41 @@ def json_body(texts: Sequence[str], extras: Mapping[str, Any]) -> bytes:
     return dumps({"inputs": list(texts), **extras})
 
 
-def base64_body(texts: Sequence[str], model: str) -> bytes:
-    """TEI's OpenAI-shaped request (``/v1/embeddings``), asking for base64 float32 vectors."""
-    return dumps({"input": list(texts), "encoding_format": "base64", "model": model})
+def base64_body(texts: Sequence[str], model: str, dimensions: int | None = None) -> bytes:
+    """TEI's OpenAI-shaped request (``/v1/embeddings``), asking for base64 float32 vectors (of ``dimensions``)."""
+    extra = {"dimensions": dimensions} if dimensions is not None else {}
+    return dumps({"input": list(texts), "encoding_format": "base64", "model": model, **extra})
+
+
+def size_problem(i: int, size: int, dims: int, asked: int | None) -> ResponseFormatError:
+    """The error for vector ``i`` of ``size`` values where ``dims`` were expected.
+
+    ``asked``: the configured ``dimensions``, sent to the endpoint; an endpoint that ignores it
+    answers every vector at the model's size, which is no ragged answer but an option not honoured.
+    """
+    if asked is not None and dims == asked:
+        return ResponseFormatError(
+            f"dimensions={asked} was asked for (sent as TEI's `dimensions`), but the endpoint returned "
+            f"{size}-dimensional vectors: it does not truncate them (TEI does from 1.8, for models trained to "
+            f"allow it); leave dimensions unset, or set it to {size}"
+        )
+    return ResponseFormatError(
+        f"vector {i} of the batch has {size} dimensions, the others {dims}: vectors of different sizes (ragged)"
+    )
 
 
 def json_vectors(
-    status_code: int, body: bytes, count: int, dims: int | None, shown: Callable[[bytes], str]
+    status_code: int,
+    body: bytes,
+    count: int,
+    dims: int | None,
+    shown: Callable[[bytes], str],
+    asked: int | None = None,
 ) -> tuple[list[list[float]], int]:
     """The ``count`` vectors of a JSON answer (``[[...]]`` or ``{"embeddings": [[...]]}``) and their size.
 
     ``dims``: the size every vector must have (``None``: learnt from the first). ``shown``: the
-    body as a message may show it (the key redacted).
+    body as a message may show it (the key redacted). ``asked``: the ``dimensions`` configured.
     """
     try:
         data = loads(body)
@@ -71,15 +94,19 @@ def json_vectors(
         if dims is None:
             dims = len(vector)
         elif len(vector) != dims:
-            raise ResponseFormatError(
-                f"vector {i} of the batch has {len(vector)} dimensions, expected {dims} (ragged vectors)"
-            )
+            raise size_problem(i, len(vector), dims, asked)
     assert dims is not None  # a batch has at least one input, so one vector was checked
     return data, dims
 
 
 def base64_vectors(
-    status_code: int, body: bytes, count: int, dims: int | None, arrays: bool, shown: Callable[[bytes], str]
+    status_code: int,
+    body: bytes,
+    count: int,
+    dims: int | None,
+    arrays: bool,
+    shown: Callable[[bytes], str],
+    asked: int | None = None,
 ) -> tuple[list[list[float]], int]:
     """TEI's OpenAI answer with ``encoding_format: base64``: little-endian float32 bytes per vector."""
     try:
@@ -115,9 +142,7 @@ def base64_vectors(
         if dims is None:
             dims = size // 4
         elif size != dims * 4:
-            raise ResponseFormatError(
-                f"vector {i} of the batch has {size // 4} dimensions, expected {dims} (ragged vectors)"
-            )
+            raise size_problem(i, size // 4, dims, asked)
     if dims is None:  # pragma: no cover - a batch has at least one input, so one vector was checked
         raise ResponseFormatError("the batch has no vectors")
     return _float32_rows(raw, count, dims, arrays), dims
