@@ -53,7 +53,9 @@ def create_app(
 ) -> Any:
     """Build the starlette app; the model starts loading in the background at once."""
     from starlette.applications import Starlette
+    from starlette.middleware import Middleware
 
+    from ._access import AccessLog
     from ._auth import bearer_only
     from ._context import Context
     from ._rerank import Reranker
@@ -68,7 +70,7 @@ def create_app(
     ctx = Context(model, name, max_batch_size, auto_truncate, max_concurrent_requests)
     reranker = Reranker(model, rerank_model)
     routes = [*embed_routes(ctx), *rerank_routes(ctx, reranker), *meta_routes(ctx, reranker)]
-    return Starlette(routes=routes, middleware=[gate])
+    return Starlette(routes=routes, middleware=[Middleware(AccessLog), gate])
 
 
 def serve(
@@ -80,10 +82,14 @@ def serve(
     auto_truncate: bool = False,
     header_timeout: float = HEADER_TIMEOUT,
     rerank_model: str | None = None,
+    log_level: str = "info",
 ) -> None:
-    """Run the endpoint with uvicorn until interrupted."""
+    """Run the endpoint with uvicorn until interrupted; ``log_level`` ``info`` logs a line per request."""
     import uvicorn
 
+    from ._access import configure_logging
+
+    configure_logging(log_level)
     app = create_app(
         model_path,
         api_key=api_key,
@@ -95,8 +101,8 @@ def serve(
         app,
         host=host,
         port=port,
-        log_level="warning",
-        access_log=False,
+        log_level="warning" if log_level == "info" else log_level,  # uvicorn's own lines: problems only
+        access_log=False,  # ours (_access.py) has the inputs and never the query string
         http=_header_timed_protocol(header_timeout),
     )
 

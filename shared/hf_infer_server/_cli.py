@@ -1,4 +1,4 @@
-"""The ``hf-infer`` command: ``hf-infer serve`` runs a local embedding endpoint; ``--version``."""
+"""The ``hf-infer`` command: ``serve`` runs a local TEI-compatible endpoint, ``embed`` embeds files into Parquet."""
 
 from __future__ import annotations
 
@@ -6,6 +6,9 @@ import argparse
 import importlib.util
 import os
 import sys
+from typing import Any
+
+from ._embed import add_embed_parser, run_embed
 
 __all__ = ["main"]
 
@@ -26,11 +29,28 @@ def missing_server_modules() -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``hf-infer`` console script."""
-    parser = argparse.ArgumentParser(prog="hf-infer", description="hf-infer tools")
+    parser = argparse.ArgumentParser(
+        prog="hf-infer",
+        description="hf-infer tools: serve a local TEI-compatible endpoint, embed files into Parquet",
+    )
     parser.add_argument("--version", action="version", version=f"hf-infer {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
+    _add_serve_parser(commands)
+    add_embed_parser(commands)
+    args = parser.parse_args(argv)
+    if args.command == "embed":
+        return run_embed(args)
+    return _serve(args)
+
+
+def _add_serve_parser(commands: Any) -> None:
     serve = commands.add_parser(
-        "serve", help="serve a sentence-transformers model over the Hugging Face / TEI embedding protocol"
+        "serve",
+        help="serve a sentence-transformers model over the Hugging Face / TEI protocol (/embed, /rerank, ...)",
+        description="Serve a sentence-transformers model over TEI's HTTP protocol on 127.0.0.1, as a local "
+        "stand-in for a text-embeddings-inference server or a Hugging Face Inference Endpoint. GET /metrics "
+        "answers Prometheus counters: te_request_count, te_request_success, te_request_failure (by err), "
+        "te_embed_inputs_total, te_embed_all_inputs_total, te_rerank_inputs_total.",
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8080, help="port (default 8080)")
@@ -63,7 +83,16 @@ def main(argv: list[str] | None = None) -> int:
         "scores by the cosine similarity of the embedding model's vectors: a stand-in for development and tests, "
         "not a cross-encoder's relevance (GET /info says which)",
     )
-    args = parser.parse_args(argv)
+    serve.add_argument(
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
+        help="info (default) logs one access line per request (method, path, status, inputs, ms; never a "
+        "header); warning logs only problems",
+    )
+
+
+def _serve(args: argparse.Namespace) -> int:
     if args.command == "serve" and args.api_key is not None and not args.api_key.strip():
         # An empty key would mean "no check": a typo or an unset variable must not open the server.
         print(
@@ -79,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
         if missing:
             print(
                 f"hf-infer serve needs the server extra (missing: {', '.join(missing)}): "
-                "pip install 'hf-infer[server]'",
+                "pip install 'hf-infer[server]'. Install PyTorch's CPU build first, or pip takes a "
+                "multi-GB CUDA build: pip install torch --index-url https://download.pytorch.org/whl/cpu",
                 file=sys.stderr,
             )
             return 2
@@ -102,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
             args.auto_truncate,
             args.header_timeout,
             rerank_model=args.rerank_model,
+            log_level=args.log_level,
         )
     return 0
 

@@ -18,6 +18,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
+from ._access import record_inputs
 from ._model import PAYLOAD_LIMIT, Model
 
 __all__ = ["Context", "Rejected", "handler"]
@@ -115,6 +116,7 @@ class Context:
                 text.encode("utf-8")
             except UnicodeEncodeError:  # "\ud800" decodes in Python's JSON; serde refuses a lone surrogate
                 raise self.undecodable(f"{key}: lone leading surrogate in hex escape") from None
+        record_inputs(len(texts))
         if not texts:
             raise self.error(413, "`inputs` cannot be empty", "validation")
         if len(texts) > self.max_batch_size:

@@ -77,6 +77,9 @@ def run_local_server(
         str(port),
         "--max-batch-size",
         str(max_batch_size),
+        # stderr is a pipe read only if the server fails to start: an access line per request
+        # would fill it and block the server.
+        *(() if "--log-level" in extra_args else ("--log-level", "warning")),
         *extra_args,
     ]
     proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # noqa: S603

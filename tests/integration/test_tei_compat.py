@@ -220,3 +220,43 @@ def test_the_clients_dimensions_option_end_to_end(local_server: LocalServer) -> 
         pytest.raises(InvalidRequestError, match=r"the request carried dimensions=999 \(service_settings"),
     ):
         c.embed(["x"])
+
+
+def test_the_access_log_has_a_line_per_request_and_never_the_key(tmp_path: object) -> None:
+    import os
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from hf_infer_server import free_port
+
+    port, key = free_port(), "hf_access_log_canary_123"
+    log = Path(str(tmp_path)) / "server.log"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_INFER_SERVER_API_KEY": key}
+    with log.open("w") as sink:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "hf_infer_server._cli", "serve", "--port", str(port)], env=env, stderr=sink
+        )
+        try:
+            url, headers = f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {key}"}
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                try:
+                    if httpx.get(url + "/health", headers=headers, timeout=2).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.3)
+            httpx.post(url + "/embed", json={"inputs": ["a", "b"]}, headers=headers)
+            httpx.post(url + "/rerank?token=x", json={"query": "q", "texts": ["a", "b", "c"]}, headers=headers)
+            httpx.post(url + "/embed", json={"inputs": ["a"]}, headers={"Authorization": "Bearer wrong"})
+            time.sleep(0.5)
+        finally:
+            proc.terminate()
+            proc.wait(15)
+    text = log.read_text()
+    assert re.search(r'127\.0\.0\.1 "POST /embed" 200 2 inputs \d+\.\d ms', text), text[-2000:]
+    assert re.search(r'"POST /rerank" 200 3 inputs', text)
+    assert re.search(r'"POST /embed" 401 - inputs', text)
+    assert key not in text and "wrong" not in text and "token=x" not in text

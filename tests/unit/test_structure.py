@@ -66,6 +66,8 @@ def test_serve_without_the_server_extra_says_which_extra_before_anything() -> No
     assert result.stdout == ""  # nothing printed as if it were serving
     assert "pip install 'hf-infer[server]'" in result.stderr
     assert "uvicorn" in result.stderr
+    # the README's advice: the CPU build of torch first, or pip takes a multi-GB CUDA build
+    assert "pip install torch --index-url https://download.pytorch.org/whl/cpu" in result.stderr
 
 
 def test_cli_version() -> None:
