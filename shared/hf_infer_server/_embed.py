@@ -1,7 +1,8 @@
 """``hf-infer embed``: a folder of text or markdown files, a JSONL file or a Parquet file, embedded into Parquet.
 
 Every input column is kept and an ``embedding`` column added (float32); with ``--chunks``, a row
-per chunk with its offsets instead. The input is read and checked whole before anything is sent,
+per chunk with its offsets instead. The input is read and checked whole before anything is sent
+(its rows are held in memory: about the input's size; the vectors of one part at a time),
 so bad input (a missing field, a binary file, invalid UTF-8, an unreadable path) stops the job with
 exit status 2, naming the file and row, and nothing written. Rows are embedded and written in
 parts (``OUTPUT.partial/part-<first row>.parquet``, each written whole or not at all); after Ctrl-C
@@ -39,7 +40,8 @@ EXAMPLES = """examples:
 
 Interrupted (Ctrl-C, a crash)? Run the same command again: rows already written are not sent again.
 The api key comes from the --endpoint body, else HF_TOKEN, else HUGGINGFACEHUB_API_TOKEN (never from
-the command line, which other users can read).
+the command line, which other users can read). The input's rows are held in memory (about its size);
+vectors are written one part (--rows-per-part rows) at a time.
 """
 
 
