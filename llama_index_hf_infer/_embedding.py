@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator, Sequence
 from typing import Any, ClassVar, Self
 
@@ -86,8 +87,8 @@ class HFInferEmbedding(BaseEmbedding, AdapterOptions):
         if self._base_loop_needed():
             return super().get_text_embedding_batch(texts, show_progress, **kwargs)
         model_dict = self._event_model_dict()
-        stream = self._session.iterate(lambda client: client.embed_iter(texts))
-        bar = _progress_bar(show_progress, len(texts))
+        bar = ProgressBar(show_progress or self.show_progress, len(texts))
+        stream = self._session.iterate(lambda client: client.embed_iter(bar.watching(client, texts)))
         result: list[Embedding] = []
         try:
             for group in _groups(texts, self.embed_batch_size):
@@ -95,17 +96,14 @@ class HFInferEmbedding(BaseEmbedding, AdapterOptions):
                 with self.callback_manager.event(
                     CBEventType.EMBEDDING, payload={EventPayload.SERIALIZED: model_dict}
                 ) as event:
-                    embeddings = _whole(list(itertools.islice(stream, len(group))), group)
+                    embeddings = _whole(list(bar.counted(itertools.islice(stream, len(group)))), group)
                     result.extend(embeddings)
                     event.on_end(payload={EventPayload.CHUNKS: group, EventPayload.EMBEDDINGS: embeddings})
                 dispatcher.event(_end_event(group, embeddings))
-                if bar is not None:
-                    bar.update(len(group))
         finally:
             if isinstance(stream, Generator):  # an error or an interrupted caller: nothing more is sent
                 stream.close()
-            if bar is not None:
-                bar.close()
+            bar.close()
         return result
 
     async def aget_text_embedding_batch(
@@ -117,8 +115,8 @@ class HFInferEmbedding(BaseEmbedding, AdapterOptions):
         model_dict = self._event_model_dict()
         # BaseEmbedding would gather every group at once, max_concurrency requests each: one
         # stream keeps the whole call within max_concurrency.
-        stream = self._session.aiterate(lambda client: client.aembed_iter(texts))
-        bar = _progress_bar(show_progress, len(texts))
+        bar = ProgressBar(show_progress or self.show_progress, len(texts))
+        stream = self._session.aiterate(lambda client: client.aembed_iter(bar.watching(client, texts)))
         result: list[Embedding] = []
         try:
             for group in _groups(texts, self.embed_batch_size):
@@ -126,7 +124,7 @@ class HFInferEmbedding(BaseEmbedding, AdapterOptions):
                 event_id = self.callback_manager.on_event_start(
                     CBEventType.EMBEDDING, payload={EventPayload.SERIALIZED: model_dict}
                 )
-                embeddings = _whole(await _take(stream, len(group)), group)
+                embeddings = _whole(await _take(stream, len(group), bar), group)
                 result.extend(embeddings)
                 dispatcher.event(_end_event(group, embeddings))
                 self.callback_manager.on_event_end(
@@ -134,13 +132,10 @@ class HFInferEmbedding(BaseEmbedding, AdapterOptions):
                     payload={EventPayload.CHUNKS: group, EventPayload.EMBEDDINGS: embeddings},
                     event_id=event_id,
                 )
-                if bar is not None:
-                    bar.update(len(group))
         finally:
             if isinstance(stream, AsyncGenerator):
                 await stream.aclose()
-            if bar is not None:
-                bar.close()
+            bar.close()
         return result
 
     def _base_loop_needed(self) -> bool:
@@ -169,10 +164,11 @@ def _groups(texts: Sequence[str], size: int) -> Iterator[list[str]]:
         yield list(texts[start : start + size])
 
 
-async def _take(stream: AsyncIterator[list[float]], count: int) -> list[list[float]]:
+async def _take(stream: AsyncIterator[list[float]], count: int, bar: ProgressBar) -> list[list[float]]:
     out: list[list[float]] = []
     async for vector in stream:
         out.append(vector)
+        bar.update()
         if len(out) == count:
             break
     return out
@@ -184,12 +180,59 @@ def _whole(embeddings: list[list[float]], group: list[str]) -> list[list[float]]
     return embeddings
 
 
-def _progress_bar(show: bool, total: int) -> Any:
-    """A tqdm bar of texts embedded, as BaseEmbedding shows one; ``None`` when not asked or without tqdm."""
-    if not show:
-        return None
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:
-        return None
-    return tqdm(total=total, desc="Generating embeddings")
+class ProgressBar:
+    """The batch methods' tqdm bar: texts done as their vectors arrive, the chunks sent and the rate-limit waits beside.
+
+    Shown with ``show_progress=True`` (the method's argument, as ``BaseEmbedding`` takes it, or the
+    field) for more than one text; nothing without tqdm.
+    """
+
+    def __init__(self, show: bool, total: int) -> None:
+        self._bar: Any = None
+        self._client: Any = None
+        self._start = (0, 0.0)
+        self._shown_at = 0.0
+        if show and total > 1:
+            try:
+                from tqdm.auto import tqdm
+            except ImportError:  # pragma: no cover - tqdm ships with the progress extra
+                return
+            self._bar = tqdm(total=total, desc="Embedding", unit="text")
+
+    def watching(self, client: Any, texts: Sequence[str]) -> Sequence[str]:
+        """Follow ``client``'s activity (chunks sent, rate-limit waits) from now; returns ``texts``."""
+        self._client = client
+        activity = client.activity
+        self._start = (activity.inputs, activity.rate_limit_wait)
+        return texts
+
+    def counted(self, vectors: Iterator[list[float]]) -> Iterator[list[float]]:
+        """``vectors``, each counted as it arrives."""
+        for vector in vectors:
+            self.update()
+            yield vector
+
+    def update(self) -> None:
+        """One more text done."""
+        if self._bar is None:
+            return
+        self._bar.update(1)
+        now = time.monotonic()
+        if now - self._shown_at >= 0.5:
+            self._shown_at = now
+            self._postfix()
+
+    def _postfix(self) -> None:
+        if self._client is not None:
+            activity = self._client.activity
+            self._bar.set_postfix(
+                chunks=activity.inputs - self._start[0],
+                rate_limit_wait=f"{activity.rate_limit_wait - self._start[1]:.1f}s",
+                refresh=False,
+            )
+
+    def close(self) -> None:
+        """The call ended, however it ended."""
+        if self._bar is not None:
+            self._postfix()
+            self._bar.close()

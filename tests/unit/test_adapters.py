@@ -340,4 +340,18 @@ def test_llama_index_batch_progress_bar_counts_texts(use_async: bool, capsys: py
     vectors = llama_batch(model, [f"t{i}" for i in range(16)], use_async, show_progress=True)
     assert len(vectors) == 16
     err = capsys.readouterr().err
-    assert "Generating embeddings" in err and "16/16" in err
+    assert "Embedding" in err and "16/16" in err
+    assert "chunks=16" in err and "rate_limit_wait=" in err  # chunks sent and rate-limit waits beside the texts
+
+
+@pytest.mark.parametrize("use_async", [False, True])
+def test_llama_index_show_progress_field_shows_a_bar_for_a_batch_and_none_for_one_text(
+    use_async: bool, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = llama_over(numbered([]), batch_size=4, show_progress=True)
+    llama_batch(model, [f"t{i}" for i in range(200)], use_async)
+    err = capsys.readouterr().err
+    assert "200/200" in err  # one bar, counting every text as its vector arrives
+    model.get_text_embedding("t1")
+    model.get_query_embedding("t2")
+    assert capsys.readouterr().err == ""  # no bar for a single text

@@ -292,7 +292,7 @@ class AsyncDriver(_ClientBase[J]):
         http = await self._http()
         async with call.slots:
             try:
-                await self.rate_limiter.aacquire(self._sleep)
+                waited = await self.rate_limiter.aacquire(self._sleep)
             except RateLimitBackendError as err:
                 return err
             ticket = await self._slot()
@@ -301,6 +301,7 @@ class AsyncDriver(_ClientBase[J]):
                 outcome = await self._attempt(step, http)
             finally:
                 self._release(ticket, outcome)
+                self.activity.note(step, waited, outcome)
             return outcome
 
     async def _slot(self) -> Ticket | None:

@@ -13,6 +13,7 @@ import builtins
 import logging
 import os
 import socket
+import threading
 import time
 import weakref
 from collections.abc import Callable, Generator, Mapping, Sequence
@@ -192,6 +193,23 @@ def _log(step: Send, url: httpx.URL, outcome: HttpResult | HFInferError, started
 J = TypeVar("J", bound=TaskJobs[RequestCore])
 
 
+class Activity:
+    """What a client has done since it was made: inputs answered, seconds waited on the rate limit (for progress bars)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.inputs = 0
+        self.rate_limit_wait = 0.0
+
+    def note(self, step: Send, waited: float, outcome: HttpResult | HFInferError | None) -> None:
+        """One attempt: the seconds it waited for its rate-limit token; its inputs when answered."""
+        answered = isinstance(outcome, HttpResult) and outcome.status_code < 300
+        with self._lock:
+            self.rate_limit_wait += waited or 0.0  # (an injected limiter may return nothing)
+            if answered:
+                self.inputs += len(step.indices)
+
+
 class _ClientBase(Generic[J]):
     """What both drivers share, for any task: options, rate limiter, adaptive limit, auth, fork handling.
 
@@ -245,6 +263,7 @@ class _ClientBase(Generic[J]):
         connections = max(concurrency, 10)
         self._limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
         self._adaptive = self._adaptive_limit()
+        self.activity = Activity()
         _CLIENTS.add(self)
 
     def _open_jobs(self, args: TaskArgs) -> J:

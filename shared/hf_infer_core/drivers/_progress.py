@@ -26,7 +26,7 @@ class TqdmProgress:
             self._remaining = [0] * total
             for owner in owners:
                 self._remaining[owner] += 1
-        if enabled:
+        if enabled and total > 1:  # a bar for one text (LlamaIndex's get_text_embedding) is noise
             try:
                 from tqdm.auto import tqdm
             except ImportError as err:  # pragma: no cover - tqdm ships with the dev and all extras

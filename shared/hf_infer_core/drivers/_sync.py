@@ -268,7 +268,7 @@ class SyncDriver(_ClientBase[J]):
 
     def _send(self, step: Send, abort: Abort) -> HttpResult | HFInferError:
         try:
-            self.rate_limiter.acquire(lambda seconds: self._wait(seconds, abort))
+            waited = self.rate_limiter.acquire(lambda seconds: self._wait(seconds, abort))
         except RateLimitBackendError as err:
             return err  # the flow names the batch's inputs on it
         ticket = self._slot(abort)
@@ -277,6 +277,7 @@ class SyncDriver(_ClientBase[J]):
             outcome = self._attempt(step)
         finally:
             self._release(ticket, outcome)
+            self.activity.note(step, waited, outcome)
         return outcome
 
     def _slot(self, abort: Abort) -> Ticket | None:
