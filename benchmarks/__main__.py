@@ -10,6 +10,7 @@
 8. Adaptive concurrency: max_concurrency="auto" beside fixed 4, 12 and 32 (issue #23).
 9. Re-ingestion with the chunk-level cache beside the peers' ways (issue #29).
 10. Reranking: 1,000 passages against a 25 ms x 8-slot /rerank, batch limit 32 (issue #30).
+11. One 5,000-word text through hf-infer and each peer, against the real model (issue #31).
 And the README's reliability figures: 2,000 texts per client under 30% injected faults.
 """
 
@@ -25,6 +26,7 @@ from . import (
     chunking,
     concurrency,
     fitting,
+    long_document,
     ratelimit,
     ray_scaling,
     real_model,
@@ -101,6 +103,7 @@ def main() -> None:
     )
     emit("9. Re-ingestion with the chunk-level cache (issue #29)", cache.run())
     emit("10. Reranking: 1,000 passages, batch limit 32 (issue #30)", rerank.render(rerank.run()))
+    emit("11. A 5,000-word text, hf-infer and the peers (issue #31)", long_document.render(long_document.run()))
     emit("Reliability under injected faults (README figures)", reliability.render(reliability.run()))
     elapsed = time.monotonic() - started
     sections.append(f"Total benchmark time: {elapsed:.0f} s\n")
