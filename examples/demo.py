@@ -29,6 +29,7 @@ from langchain_classic.retrievers import ContextualCompressionRetriever
 from langchain_core.documents import Document as LCDocument
 from langchain_core.vectorstores import InMemoryVectorStore
 from llama_index.core import Document, VectorStoreIndex
+from llama_index.core.schema import NodeWithScore
 
 from hf_infer_core import InferenceEndpoint
 from hf_infer_server import run_local_server
@@ -46,11 +47,28 @@ def corpus() -> dict[str, str]:
     return {path.name: path.read_text() for path in sorted((HERE / "corpus").glob("*.md"))}
 
 
-def show(title: str, hits: list[tuple[str, int, int, float, str]]) -> None:
+Hit = tuple[str, int, int, float, str]
+
+
+def show(title: str, hits: list[Hit]) -> None:
     print(f"  {title}")
     for source, start, end, score, text in hits:
         snippet = " ".join(text.split())[:90]
         print(f"    {score:.3f}  {source}[{start}:{end}]  {snippet}...")
+
+
+def langchain_hit(document: LCDocument, score: float | None = None) -> Hit:
+    """A LangChain document as a printed hit; the score given, else its rerank score."""
+    meta = document.metadata
+    shown = meta["relevance_score"] if score is None else score
+    return meta["source"], meta["start_index"], meta["end_index"], shown, document.page_content
+
+
+def llama_index_hit(result: NodeWithScore) -> Hit:
+    """A LlamaIndex node as a printed hit."""
+    node = result.node
+    start, end = getattr(node, "start_char_idx", None) or 0, getattr(node, "end_char_idx", None) or 0  # text nodes'
+    return node.metadata["source"], start, end, result.score or 0.0, node.get_content()
 
 
 def main() -> None:
@@ -92,27 +110,9 @@ def main() -> None:
         for query in QUERIES:
             print(f"\nQuery: {query}")
             hits = store.similarity_search_with_score(query, k=3)
-            show(
-                "LangChain InMemoryVectorStore",
-                [
-                    (d.metadata["source"], d.metadata["start_index"], d.metadata["end_index"], s, d.page_content)
-                    for d, s in hits
-                ],
-            )
+            show("LangChain InMemoryVectorStore", [langchain_hit(d, s) for d, s in hits])
             results = index.as_retriever(similarity_top_k=3).retrieve(query)
-            show(
-                "LlamaIndex VectorStoreIndex",
-                [
-                    (
-                        r.node.metadata["source"],
-                        r.node.start_char_idx or 0,
-                        r.node.end_char_idx or 0,
-                        r.score or 0.0,
-                        r.node.get_content(),
-                    )
-                    for r in results
-                ],
-            )
+            show("LlamaIndex VectorStoreIndex", [llama_index_hit(r) for r in results])
         rerank_demo(server.url, store, index)
     print("\nServer stopped. Done.")
 
@@ -132,33 +132,11 @@ def rerank_demo(url: str, store: InMemoryVectorStore, index: VectorStoreIndex) -
     postprocessor = LlamaIndexRerank.from_inference_endpoint(body, inference_id="demo-reranker")
     for query in QUERIES:
         print(f"\nQuery: {query}")
-        show(
-            "LangChain ContextualCompressionRetriever(HFInferRerank)",
-            [
-                (
-                    d.metadata["source"],
-                    d.metadata["start_index"],
-                    d.metadata["end_index"],
-                    d.metadata["relevance_score"],
-                    d.page_content,
-                )
-                for d in retriever.invoke(query)
-            ],
-        )
+        reranked = retriever.invoke(query)
+        show("LangChain ContextualCompressionRetriever(HFInferRerank)", [langchain_hit(d) for d in reranked])
         candidates = index.as_retriever(similarity_top_k=8).retrieve(query)
-        show(
-            "LlamaIndex HFInferRerank.postprocess_nodes",
-            [
-                (
-                    r.node.metadata["source"],
-                    r.node.start_char_idx or 0,
-                    r.node.end_char_idx or 0,
-                    r.score or 0.0,
-                    r.node.get_content(),
-                )
-                for r in postprocessor.postprocess_nodes(candidates, query_str=query)
-            ],
-        )
+        kept = postprocessor.postprocess_nodes(candidates, query_str=query)
+        show("LlamaIndex HFInferRerank.postprocess_nodes", [llama_index_hit(r) for r in kept])
 
 
 if __name__ == "__main__":
