@@ -59,6 +59,13 @@ def test_the_contracts_hold_on_the_code_as_it_is(tree: Path) -> None:
             "The protocol and the tasks' flows perform no I/O",
         ),
         ("shared/hf_infer_core/drivers/_sync.py", "from ..embeddings import _flows", "The core's layers"),
+        # The rerank task likewise; and the two tasks are siblings, neither importing the other.
+        (
+            "shared/hf_infer_core/rerank/_flows.py",
+            "import threading",
+            "The protocol and the tasks' flows perform no I/O",
+        ),
+        ("shared/hf_infer_core/embeddings/_core.py", "from ..rerank import _core", "The core's layers"),
         ("shared/hf_infer_core/base/_errors.py", "import langchain_core", "The core imports no framework"),
         ("langchain_hf_infer/_splitter.py", "import llama_index_hf_infer", "The adapters do not know each other"),
     ],

@@ -178,6 +178,15 @@ def test_info_caps_the_batch_and_a_bare_server_url_gets_the_rerank_route(driver:
 
 
 @pytest.mark.parametrize("driver", DRIVERS)
+def test_adaptive_concurrency_serves_the_rerank_client_too(driver: str) -> None:
+    fake = FakeReranker()
+    client = client_for(driver, fake, batch_size=4, max_concurrency="auto", max_concurrency_limit=6)
+    results = client.rerank("q", PASSAGES)
+    assert [(r.index, r.relevance_score) for r in results] == expected("q", PASSAGES)
+    assert 1 <= client.concurrency <= 6 and len(fake.requests) == 6
+
+
+@pytest.mark.parametrize("driver", DRIVERS)
 def test_an_empty_list_sends_nothing(driver: str) -> None:
     fake = FakeReranker()
     assert client_for(driver, fake).rerank("q", []) == []
