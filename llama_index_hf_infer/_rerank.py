@@ -63,6 +63,21 @@ class HFInferRerank(BaseNodePostprocessor, RerankAdapterOptions):
                 return done([])
             return done(_scored(nodes, await self.arank(query_bundle.query_str, _texts(nodes))))
 
+    if not hasattr(BaseNodePostprocessor, "apostprocess_nodes"):  # llama-index-core before 0.12.x has none
+
+        async def apostprocess_nodes(
+            self,
+            nodes: list[NodeWithScore],
+            query_bundle: QueryBundle | None = None,
+            query_str: str | None = None,
+        ) -> list[NodeWithScore]:
+            """:meth:`postprocess_nodes` with asyncio (native), as newer ``BaseNodePostprocessor`` has it."""
+            if query_str is not None and query_bundle is not None:
+                raise ValueError("Cannot specify both query_str and query_bundle")
+            return await self._apostprocess_nodes(
+                nodes, QueryBundle(query_str) if query_str is not None else query_bundle
+            )
+
     @contextmanager
     def _events(self, nodes: list[NodeWithScore], query: QueryBundle) -> Iterator[_Done]:
         """LlamaIndex's reranker events around one call; ``done(nodes)`` records its result and returns it."""
