@@ -65,7 +65,20 @@ def test_1_a_client_in_use_hands_its_connections_on_when_the_endpoint_stays() ->
         assert not connections.is_closed
     new = emb._session.client
     assert new is not client and new.options.batch_size == 9
-    assert new._http is connections and not connections.is_closed and not client._owns_http
+    assert new._http is connections and not connections.is_closed  # shared: the old client's call ended
+
+
+def test_1_connections_a_call_still_reads_from_outlive_the_client_that_adopted_them() -> None:
+    """The CI failure: a call on the old client, its connections adopted, the new client closed mid-call."""
+    emb = HFInferEmbeddings(url="http://endpoint.test/embed", api_key="k")
+    with emb._session.using() as old:
+        connections = old._http
+        emb.batch_size = 9  # the new client shares the old one's connections
+        new = emb._session.client
+        assert new._http is connections
+        emb.close()  # closes the new client while the old one's call is still in flight
+        assert not connections.is_closed  # the call in flight can still read its answer
+    assert connections.is_closed  # the old client's last call ended: nothing uses them now
 
 
 def test_1_a_rebuild_that_keeps_the_endpoint_keeps_discovery_connections_and_bucket() -> None:
@@ -79,7 +92,7 @@ def test_1_a_rebuild_that_keeps_the_endpoint_keeps_discovery_connections_and_buc
     assert new._jobs.discovered and new.server_info == {"model_id": "m", "max_client_batch_size": 5}
     assert new.batch_size == 5  # /info's cap applies to the new batch size too
     assert new.rate_limiter is old.rate_limiter  # no fresh burst
-    assert new._http is not None and not new._http.is_closed and not old._owns_http  # connections handed over
+    assert new._http is old._http and not new._http.is_closed  # connections shared
 
 
 # ------------------------------------------------------------------ 5. the event loop is wrapped once
@@ -333,3 +346,18 @@ def test_a_fanout_keeps_the_order_and_stops_at_the_first_failure() -> None:
     assert stopped.take(stopped=True) is None  # the caller left: nothing more starts
     with pytest.raises(RuntimeError, match="before its flows ended"):
         Fanout(Parallel(_flows(1), 1, 1)).outcome()
+
+
+async def test_1_an_asyncio_client_in_use_keeps_its_connections_and_an_idle_one_hands_them_on() -> None:
+    emb = HFInferEmbeddings(url="http://endpoint.test/embed", api_key="k")
+    loop = asyncio.get_running_loop()
+    async with emb._session.ausing() as old:
+        await old._http()  # this loop's connections
+        emb.batch_size = 9
+        new = emb._session.aclient
+        assert loop in old._by_loop and loop not in new._by_loop  # they move, so not from a call in flight
+    idle = emb._session.aclient
+    await idle._http()
+    emb.batch_size = 10
+    assert loop in emb._session.aclient._by_loop and loop not in idle._by_loop  # an idle client's move
+    await emb.aclose()

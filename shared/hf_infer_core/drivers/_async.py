@@ -177,10 +177,14 @@ class AsyncDriver(_ClientBase[J]):
             release_on_close(loop, self)
         return entry[0]
 
-    def adopt(self, other: Self) -> None:
-        """Take over what ``other`` (same endpoint, older options) learnt, and its per-loop connections if they fit."""
+    def adopt(self, other: Self, connections: bool = True) -> None:
+        """Take over what ``other`` (same endpoint, older options) learnt, and its per-loop connections if they fit.
+
+        The connections move: ``connections`` must be False while ``other`` has a call in flight,
+        whose reads would otherwise end when this client closes them.
+        """
         super().adopt(other)
-        own = self._injected is None and self._transport is None
+        own = connections and self._injected is None and self._transport is None
         if own and other._injected is None and other._transport is None and self._limits == other._limits:
             for loop, entry in list(other._by_loop.items()):
                 if loop not in self._by_loop:

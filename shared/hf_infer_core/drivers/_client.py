@@ -326,8 +326,11 @@ class _ClientBase(Generic[J]):
     def on_info(self, callback: Callable[[dict[str, Any]], None] | None) -> None:
         self._jobs.on_info = callback
 
-    def adopt(self, other: Self) -> None:
-        """Take over what ``other`` (a client of the same endpoint) learnt: discovery, vector size, limits."""
+    def adopt(self, other: Self, connections: bool = True) -> None:
+        """Take over what ``other`` (a client of the same endpoint) learnt: discovery, vector size, limits.
+
+        ``connections``: its connections too, where the driver can (see each driver's ``adopt``).
+        """
         self._jobs.adopt(other._jobs)
 
     def _reset_after_fork(self) -> None:

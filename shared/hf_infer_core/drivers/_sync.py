@@ -79,6 +79,8 @@ class SyncDriver(_ClientBase[J]):
         # Every read of our own connections waits at most what is left of its attempt.
         self._bounded = http_client is None and transport is None
         self._http = http_client or self._new_http()
+        # Our own connections, shared with a client that adopts them (see adopt).
+        self._shared = _Shared(self._http) if self._owns_http else None
         self._discover_lock = threading.Lock()
         # The worker threads, started on demand and kept for the client's next calls.
         self._pool: ThreadPoolExecutor | None = None
@@ -108,6 +110,7 @@ class SyncDriver(_ClientBase[J]):
         if self._owns_http:
             _INHERITED.append(self._http)
             self._http = self._new_http()
+            self._shared = _Shared(self._http)
 
     def __enter__(self) -> Self:
         return self
@@ -123,21 +126,25 @@ class SyncDriver(_ClientBase[J]):
             pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
-        if self._owns_http:
-            self._http.close()
+        shared, self._shared = self._shared, None
+        if shared is not None:
+            shared.leave()  # closed when every client using these connections has let them go
         if self._cache is not None:
             self._cache.close()  # a cache file's connection (reopened if the client is used again)
 
-    def adopt(self, other: Self) -> None:
+    def adopt(self, other: Self, connections: bool = True) -> None:
         """Take over what ``other`` (same endpoint, older options) learnt, and its connections if they fit.
 
         Used when an adapter's setting changed: the new client neither asks ``/info`` again nor
         opens new connections. ``other`` keeps working for its calls in flight.
         """
         super().adopt(other)
-        if self._bounded and other._bounded and self._limits == other._limits and not other._http.is_closed:
-            self._http.close()
-            self._http, other._owns_http = other._http, False
+        fits = connections and self._bounded and other._bounded and self._limits == other._limits
+        if fits and self._shared is not None and other._shared is not None and other._shared.join():
+            # Shared, not handed over: ``other``'s calls in flight still read from them, so they
+            # are closed when both clients have let them go, whichever closes last.
+            self._shared.leave()
+            self._http, self._shared = other._http, other._shared
 
     # ------------------------------------------------------------------ the driver
 
@@ -330,3 +337,28 @@ class SyncDriver(_ClientBase[J]):
         if self._jobs.discovery_due:
             with self._discover_lock:
                 self._run(self._jobs.info())
+
+
+class _Shared:
+    """An ``httpx.Client`` and how many clients use it; closed when the last one leaves."""
+
+    def __init__(self, http: httpx.Client) -> None:
+        self.http = http
+        self._users = 1
+        self._lock = threading.Lock()
+
+    def join(self) -> bool:
+        """One more client uses the connections; False when they are closed already."""
+        with self._lock:
+            if self._users == 0 or self.http.is_closed:
+                return False
+            self._users += 1
+            return True
+
+    def leave(self) -> None:
+        """A client lets them go; the last one closes them."""
+        with self._lock:
+            self._users -= 1
+            last = self._users == 0
+        if last:
+            self.http.close()

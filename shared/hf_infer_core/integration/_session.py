@@ -86,6 +86,11 @@ class _Held(Generic[C]):
             self.calls -= 1
             return self.detached and self.calls == 0
 
+    def idle(self) -> bool:
+        """True when no call uses the client (one detached from its session gets no new call)."""
+        with _CALLS_LOCK:
+            return self.calls == 0
+
     def detach(self) -> bool:
         """No new call will take this client; True when none is using it (close it now)."""
         with _CALLS_LOCK:
@@ -156,7 +161,8 @@ class Session(Generic[S, A]):
             if sync is not None:
                 self._held_sync().client.adopt(sync.client)
             if aclient is not None:
-                self._held_async().client.adopt(aclient.client)
+                # An asyncio client's per-loop connections move, not shared: only an idle one's.
+                self._held_async().client.adopt(aclient.client, connections=aclient.idle())
         _close_unused(sync)
         if aclient is not None:
             aclient.detach()  # closed by its last call, or with its loops (those handed over are not its own)
