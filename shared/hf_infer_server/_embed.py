@@ -103,7 +103,7 @@ def run_embed(args: argparse.Namespace) -> int:
     try:
         endpoint = _endpoint(args)
         rows = read_input(Path(args.input), args.text_field)
-        concurrency: Any = "auto" if args.max_concurrency == "auto" else _positive(args.max_concurrency)
+        concurrency: Any = "auto" if args.max_concurrency == "auto" else _integer(args.max_concurrency)
         client = EmbeddingClient(
             endpoint,
             batch_size=args.batch_size,
@@ -134,7 +134,7 @@ def run_embed(args: argparse.Namespace) -> int:
     return 0
 
 
-def _positive(value: str) -> int:
+def _integer(value: str) -> int:
     try:
         number = int(value)
     except ValueError:

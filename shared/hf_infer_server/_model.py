@@ -13,7 +13,15 @@ import time
 from itertools import accumulate
 from typing import Any
 
-__all__ = ["MAX_ANSWER_FLOATS", "MAX_TOKENIZE_TOKENS", "PAYLOAD_LIMIT", "Model", "default_model_path", "dumps"]
+__all__ = [
+    "MAX_ANSWER_FLOATS",
+    "MAX_TOKENIZE_TOKENS",
+    "PAYLOAD_LIMIT",
+    "Model",
+    "default_model_path",
+    "dumps",
+    "untruncated_copy",
+]
 
 PAYLOAD_LIMIT = 2_000_000  # TEI's default --payload-limit
 # The largest answers: /tokenize's is about 80 bytes a token (32 MiB), /embed_all's about 12
@@ -128,12 +136,7 @@ class Model:
     def _untruncated(self) -> Any:
         """The model's Rust tokenizer without its truncation and padding (a copy, made once)."""
         if self._backend is None:
-            from tokenizers import Tokenizer
-
-            backend = Tokenizer.from_str(self.model.tokenizer.backend_tokenizer.to_str())
-            backend.no_truncation()
-            backend.no_padding()
-            self._backend = backend
+            self._backend = untruncated_copy(self.model.tokenizer)
         return self._backend
 
     def token_counts(self, texts: list[str]) -> list[int]:
@@ -194,6 +197,16 @@ class Model:
                 prompt_name=prompt_name,
             )
         return dumps([t.float().numpy() for t in out])
+
+
+def untruncated_copy(tokenizer: Any) -> Any:
+    """A copy of a Hugging Face tokenizer's Rust tokenizer that neither truncates nor pads (token counts)."""
+    from tokenizers import Tokenizer
+
+    backend = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
+    backend.no_truncation()
+    backend.no_padding()
+    return backend
 
 
 def dumps(vectors: Any) -> bytes:

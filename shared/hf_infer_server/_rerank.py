@@ -15,7 +15,7 @@ import threading
 import time
 from typing import Any
 
-from ._model import Model
+from ._model import Model, untruncated_copy
 
 __all__ = ["STAND_IN", "Reranker"]
 
@@ -75,13 +75,9 @@ class Reranker:
     def pair_token_counts(self, query: str, texts: list[str]) -> list[int]:
         """Tokens of each (query, passage) pair, untruncated, special tokens included."""
         if self._backend is None:
-            from tokenizers import Tokenizer
-
-            source = self.model.tokenizer if self.model is not None else self.embedding.model.tokenizer
-            backend = Tokenizer.from_str(source.backend_tokenizer.to_str())
-            backend.no_truncation()
-            backend.no_padding()
-            self._backend = backend
+            self._backend = untruncated_copy(
+                self.model.tokenizer if self.model is not None else self.embedding.model.tokenizer
+            )
         encodings = self._backend.encode_batch([(query, text) for text in texts], add_special_tokens=True)
         return [len(encoding.ids) for encoding in encodings]
 

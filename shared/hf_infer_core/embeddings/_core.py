@@ -243,12 +243,11 @@ class ClientCore(RequestCore):
         except PayloadTooLargeError as err:
             if len(texts) > 1:
                 # Never truncate (Elasticsearch halves every input): halve the batch instead.
-                mid = len(texts) // 2
-                halves = [(texts[:mid], indices[:mid]), (texts[mid:], indices[mid:])]
-                flows = (self.batch_flow(t, i, arrays, splittable, query, started) for t, i in halves)
-                left, right = yield from ask(Parallel(flows, 2, self.options.window))
-                joined: list[Any] = left + right
-                return joined
+                return (
+                    yield from self.in_halves(
+                        texts, indices, lambda t, i: self.batch_flow(t, i, arrays, splittable, query, started)
+                    )
+                )
             self._learn_limit(err)
             pieces = split_in_two(texts[0], self.options.document_prefix) if splittable else None
             if pieces is None:
@@ -284,12 +283,9 @@ class ClientCore(RequestCore):
         if not self.options.fit_chunks_to_model:
             return None
         configured = self.endpoint.service_settings.max_input_tokens
-        discovered = (self.server_info or {}).get("max_input_length")
         if configured is not None:
             return configured
-        if isinstance(discovered, int) and not isinstance(discovered, bool) and discovered > 0:
-            return discovered
-        return self.learned_limit
+        return self.discovered_input_length or self.learned_limit
 
     def fit_flow(
         self, items: Sequence[str], chunks: list[list[Chunk]], local: bool, count: Counter[Step, object]

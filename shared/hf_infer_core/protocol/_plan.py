@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Sequence
+from typing import TypeVar
 
 from ..base._errors import HFInferError, InvalidInputError
 from ..config import ChunkingSettings
@@ -16,6 +17,8 @@ from ..text._words import word_ends_within
 from ._wire import TOKENIZE_BYTES
 
 __all__ = ["assemble", "check_texts", "chunk_all", "plan", "split_in_two", "texts_named", "tokenize_groups"]
+
+T = TypeVar("T")
 
 
 def check_texts(texts: Sequence[str], first: int = 0) -> list[str]:
@@ -62,14 +65,14 @@ def plan(texts: Sequence[str], size: int) -> list[list[int]]:
     return [sorted(order[start : start + size]) for start in range(0, len(order), size)]
 
 
-def assemble(count: int, batches: Sequence[Sequence[int]], results: Sequence[list[list[float]]]) -> list[list[float]]:
-    """Put each batch's vectors back at their inputs' positions; every position must be filled once."""
-    out: list[list[float] | None] = [None] * count
+def assemble(count: int, batches: Sequence[Sequence[int]], results: Sequence[list[T]]) -> list[T]:
+    """Put each batch's results (vectors, scores) back at their inputs' positions; every position filled once."""
+    out: list[T | None] = [None] * count
     for indices, vectors in zip(batches, results, strict=True):
         for index, vector in zip(indices, vectors, strict=True):
             out[index] = vector
     if any(v is None for v in out):  # pragma: no cover - a bug, never a server's doing
-        raise RuntimeError("internal error: an input got no vector")
+        raise RuntimeError("internal error: an input got no result")
     return out  # type: ignore[return-value]
 
 

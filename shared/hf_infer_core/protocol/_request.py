@@ -24,7 +24,7 @@ from ..config._options import RequestOptions
 from ._body import ACCEPT_ENCODING, default_response_limit
 from ._probes import Probes
 from ._retry import RetryPolicy, decide
-from ._steps import Flow, HttpResult, Send, Sleep, ask
+from ._steps import Flow, HttpResult, Parallel, Send, Sleep, ask
 from ._wire import plain_loads
 
 __all__ = ["RequestCore", "answer"]
@@ -115,6 +115,12 @@ class RequestCore:
         if isinstance(cap, int) and not isinstance(cap, bool) and cap > 0:
             self.batch_size = min(self.batch_size, cap)
 
+    @property
+    def discovered_input_length(self) -> int | None:
+        """``/info``'s ``max_input_length`` (the model's token limit), when it is a positive integer."""
+        stated = (self.server_info or {}).get("max_input_length")
+        return stated if isinstance(stated, int) and not isinstance(stated, bool) and stated > 0 else None
+
     def adopt(self, other: Self) -> None:
         """Take what ``other`` (a core of the same endpoint) learnt: ``/info`` and the probes' state."""
         if other.server_info is not None:
@@ -199,6 +205,21 @@ class RequestCore:
                     # A transport error keeps its httpx cause; the retry loop itself is no context.
                     raise err.with_context(attempts=attempt, indices=indices) from err.__cause__
                 yield from ask(Sleep(decision.wait))
+
+    def in_halves(
+        self,
+        texts: Sequence[str],
+        indices: Sequence[int],
+        send: Callable[[Sequence[str], Sequence[int]], Flow[list[R]]],
+    ) -> Flow[list[R]]:
+        """A batch the endpoint refused whole, sent as its two halves side by side (within ``max_concurrency``).
+
+        ``send(texts, indices)`` is the task's batch flow for one half; the results come back in order.
+        """
+        mid = len(texts) // 2
+        halves = ((texts[:mid], indices[:mid]), (texts[mid:], indices[mid:]))
+        left, right = yield from ask(Parallel((send(t, i) for t, i in halves), 2, self.options.window))
+        return left + right
 
     def info_flow(self) -> Flow[None]:
         """Ask TEI's ``/info`` once (an optional probe: one attempt) and apply its answer.

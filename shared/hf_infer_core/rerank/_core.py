@@ -20,7 +20,7 @@ from ..base._errors import InvalidRequestError, PayloadTooLargeError, ResponseFo
 from ..config import InferenceEndpoint
 from ..config._options import RerankOptions
 from ..protocol._request import RequestCore
-from ..protocol._steps import Flow, HttpResult, Parallel, ask
+from ..protocol._steps import Flow, HttpResult
 from ..protocol._wire import dumps, fast_loads
 
 __all__ = ["RerankCore", "rerank_url"]
@@ -157,20 +157,13 @@ class RerankCore(RequestCore):
                     err.index = indices[0]
                 err.message = f"passage {indices[0]} alone is too large for the endpoint: {err.message}"
                 raise err from err.__cause__
-            mid = len(texts) // 2
-            self.batch_size = max(1, min(self.batch_size, int(stated.group(1)) if stated else mid))
-            halves = [(texts[:mid], indices[:mid]), (texts[mid:], indices[mid:])]
-            flows = (self.batch_flow(query, t, i, started) for t, i in halves)
-            left, right = yield from ask(Parallel(flows, 2, self.options.window))
-            return left + right
+            self.batch_size = max(1, min(self.batch_size, int(stated.group(1)) if stated else len(texts) // 2))
+            return (yield from self.in_halves(texts, indices, lambda t, i: self.batch_flow(query, t, i, started)))
 
     @property
     def token_limit(self) -> int:
         """The model's input limit: ``/info``'s ``max_input_length``, else Elasticsearch's reranker's 512."""
-        stated = (self.server_info or {}).get("max_input_length")
-        if isinstance(stated, int) and not isinstance(stated, bool) and stated > 0:
-            return stated
-        return DEFAULT_TOKEN_LIMIT
+        return self.discovered_input_length or DEFAULT_TOKEN_LIMIT
 
     def chunk_words(self, query_words: int) -> int:
         """Words per chunk for ``long_passages="best_chunk"``: Elasticsearch's rerank chunk size for this model.

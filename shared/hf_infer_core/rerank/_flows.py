@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from ..base._errors import InvalidInputError
 from ..config import ChunkingSettings
 from ..config._options import RerankOptions
-from ..protocol._plan import check_texts, chunk_all, plan, texts_named
+from ..protocol._plan import assemble, check_texts, chunk_all, plan, texts_named
 from ..protocol._steps import Flow, Parallel, ask
 from ..protocol._task import ProgressFactory, TaskArgs, TaskJobs, no_progress
 from ..text._words import count_words
@@ -155,8 +155,4 @@ class RerankJobs(TaskJobs[RerankCore]):
             results = yield from ask(Parallel(flows, len(batches), self.options.window, done))
         finally:
             progress.close()
-        scores = [0.0] * len(texts)
-        for batch, batch_scores in zip(batches, results, strict=True):
-            for i, score in zip(batch, batch_scores, strict=True):
-                scores[i] = score
-        return scores
+        return assemble(len(texts), batches, results)
