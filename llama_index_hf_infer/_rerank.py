@@ -63,7 +63,7 @@ class HFInferRerank(BaseNodePostprocessor, RerankAdapterOptions):
                 return done([])
             return done(_scored(nodes, await self.arank(query_bundle.query_str, _texts(nodes))))
 
-    if not hasattr(BaseNodePostprocessor, "apostprocess_nodes"):  # llama-index-core before 0.12.x has none
+    if not hasattr(BaseNodePostprocessor, "apostprocess_nodes"):  # an older llama-index-core (0.12.0, the floor)
 
         async def apostprocess_nodes(
             self,
