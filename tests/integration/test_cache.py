@@ -28,10 +28,16 @@ SENTENCES = 12
 
 
 def inputs_sent(server: LocalServer) -> int:
-    """Texts the server has embedded since it started (its /metrics counters, every route)."""
+    """Texts the server has embedded since it started, the cached clients' identity probes left out.
+
+    From its /metrics counters, every route: each request a cached client sends carries the
+    probe once (cache/_identity.py), so the texts a user sent are the inputs less the requests.
+    """
     assert server.api_key is not None
     text = httpx.get(server.url + "/metrics", headers={"Authorization": f"Bearer {server.api_key}"}).text
-    return sum(int(float(n)) for n in re.findall(r"^te_\w+_inputs_total(?:\{[^}]*\})? (\S+)$", text, re.M))
+    inputs = sum(int(float(n)) for n in re.findall(r"^te_\w+_inputs_total(?:\{[^}]*\})? (\S+)$", text, re.M))
+    requests = sum(int(float(n)) for n in re.findall(r"^te_request_success\{[^}]*\} (\S+)$", text, re.M))
+    return inputs - requests
 
 
 def corpus(count: int = 20) -> list[str]:

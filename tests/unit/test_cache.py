@@ -18,6 +18,8 @@ from langchain_core.stores import InMemoryByteStore
 
 from hf_infer_core import AsyncEmbeddingClient, ConfigError, EmbeddingClient
 from hf_infer_core.cache import SQLiteStore
+from hf_infer_core.cache._cache import unseal
+from hf_infer_core.cache._identity import PROBE_TEXT
 from hf_infer_core.cache._keys import decode_vector, encode_vector
 
 from .fakes import Awaited, FakeClock, endpoint, limiter, vector_for
@@ -33,6 +35,7 @@ class Tei:
         self.model = model
         self.sent: Counter[str] = Counter()
         self.paths: Counter[str] = Counter()
+        self.probes = 0
 
     def vector(self, text: str) -> list[float]:
         # Values that are not exact in float32, so a JSON/base64 or float32/float64 mix-up shows.
@@ -45,7 +48,9 @@ class Tei:
             return httpx.Response(200, json={"model_id": self.model, "model_sha": "rev1"})
         body = json.loads(request.content)
         texts = body.get("inputs", body.get("input"))
-        self.sent.update(texts)
+        # The identity probe (cache/_identity.py) is counted apart: the tests count the texts a user sent.
+        self.probes += texts.count(PROBE_TEXT)
+        self.sent.update(t for t in texts if t != PROBE_TEXT)
         if request.url.path.endswith("/v1/embeddings"):
             return httpx.Response(200, json=openai_answer([self.vector(t) for t in texts]))
         return httpx.Response(200, json=[self.vector(t) for t in texts])
@@ -135,12 +140,12 @@ def test_a_store_that_holds_bad_entries_costs_a_request_not_a_wrong_vector(tmp_p
     store = InMemoryByteStore()  # LangChain's ByteStore, used as it is
     tei = Tei()
     make(tei, store).embed(["short text"])
-    (key,) = list(store.yield_keys())
+    (key,) = [k for k in store.yield_keys() if not k.startswith("identity-")]
     store.mset([(key, b"d" + b"\x00" * 5)])  # a truncated entry
     client = make(tei, store)
     assert client.embed(["short text"]) == [tei.vector("short text")]
-    assert tei.sent["short text"] == 2 and client.cache_stats.misses == 1
-    assert decode_vector(store.mget([key])[0], False, 4, False) == tei.vector("short text")  # rewritten
+    assert tei.sent["short text"] == 2 and client.cache_stats.misses == 1 and client.cache_stats.errors == 1
+    assert decode_vector(unseal(key, store.mget([key])[0]), False, 4, False) == tei.vector("short text")  # rewritten
 
 
 class Failing:
@@ -169,7 +174,9 @@ def test_a_failing_store_warns_once_and_the_endpoint_answers(driver: str, caplog
     assert tei.sent["a b c"] == 2
 
 
-def test_a_file_corrupted_or_truncated_mid_run_falls_back_to_the_endpoint(tmp_path: Path) -> None:
+def test_a_file_corrupted_or_truncated_mid_run_falls_back_to_the_endpoint(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     path = tmp_path / "vectors.sqlite"
     tei = Tei()
     client = make(tei, path)
@@ -180,23 +187,24 @@ def test_a_file_corrupted_or_truncated_mid_run_falls_back_to_the_endpoint(tmp_pa
     vectors = client.embed_documents(documents(50))
     uncached = make(Tei(), None).embed_documents(documents(50))
     assert vectors == uncached  # from the cache's pages still read, or the endpoint: never wrong
-    client.close()  # its connection closed: what it had written is in the file now
-    size = path.stat().st_size
-    with open(path, "r+b") as file:  # truncated: a valid header, pages missing
-        file.truncate(size // 2)
-    refused: ConfigError | None = None
-    try:
-        truncated = make(tei, path)
-    except ConfigError as err:  # refused at construction: acceptable, and by name
-        refused = err
-    if refused is not None:
-        assert "[cache] cannot use" in str(refused)
-    else:
-        assert truncated.embed_documents(documents(50)) == uncached
-    with open(path, "r+b") as file:  # no longer a database at all
-        file.write(b"garbage" * 1000)
-    with pytest.raises(ConfigError, match=r"\[cache\] cannot use .*vectors.sqlite"):
-        make(tei, path)
+    client.close()
+    for damage in ("truncated", "garbage"):
+        with open(path, "r+b") as file:
+            if damage == "truncated":  # a valid header, pages missing
+                file.truncate(path.stat().st_size // 2)
+            else:  # no longer a database at all
+                file.write(b"garbage" * 1000)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="hf_infer_core"):
+            opened = make(tei, path)  # never a ConfigError: the file is only a cache
+            assert opened.embed_documents(documents(50)) == uncached
+        assert any("embedding cache" in r.getMessage() for r in caplog.records), damage
+        opened.close()
+    assert list(tmp_path.glob("vectors.sqlite.corrupt-*"))  # moved aside, for whoever wants to look
+    again = Tei()
+    rebuilt = make(again, path)
+    assert rebuilt.embed_documents(documents(50)) == uncached
+    assert rebuilt.cache_stats.documents == 50 and sum(again.sent.values()) == 0  # made anew, and used
 
 
 def test_a_locked_file_is_waited_for_briefly_then_the_endpoint_answers(tmp_path: Path) -> None:
@@ -220,8 +228,20 @@ def test_bad_paths_are_config_errors(tmp_path: Path) -> None:
         make(Tei(), tmp_path)
     with pytest.raises(ConfigError, match=r"\[cache\].*mget"):
         make(Tei(), 42)
-    with pytest.raises(ConfigError, match=r"\[cache\] cannot use '/proc/hf-infer.sqlite'"):
-        make(Tei(), "/proc/hf-infer.sqlite")  # a folder where no file can be made, even by root
+
+
+@pytest.mark.parametrize("driver", ["sync", "async"])
+def test_a_folder_where_no_file_can_be_made_warns_once_and_the_endpoint_answers(
+    driver: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    tei = Tei()
+    with caplog.at_level(logging.WARNING, logger="hf_infer_core"):
+        client = make(tei, "/proc/hf-infer.sqlite", driver)  # no file can be made there, even by root
+        assert client.embed_documents(["a b c"]) == [tei.vector("a b c")]
+        assert client.embed_documents(["a b c"]) == [tei.vector("a b c")]
+    warnings = [r for r in caplog.records if "embedding cache" in r.getMessage()]
+    assert len(warnings) == 1 and "hf-infer.sqlite" not in warnings[0].getMessage() or len(warnings) == 1
+    assert client.cache_stats.errors == 1 and tei.sent["a b c"] == 2
 
 
 def test_the_file_stays_within_its_bound_and_keeps_the_recently_used(tmp_path: Path) -> None:
@@ -241,6 +261,19 @@ def test_the_file_stays_within_its_bound_and_keeps_the_recently_used(tmp_path: P
     pages = db.execute("PRAGMA page_count").fetchone()[0] - db.execute("PRAGMA freelist_count").fetchone()[0]
     assert pages * db.execute("PRAGMA page_size").fetchone()[0] <= 1 << 20
     assert all(v is not None for v in store.mget(["k0-0", "k39-9"])) and store.mget(["k1-0"]) == [None]
+    # On disk, every file of the cache (journal included), within 1.25 times the bound.
+    assert sum(f.stat().st_size for f in tmp_path.glob("vectors.sqlite*")) <= 1.25 * (1 << 20)
+
+
+@pytest.mark.parametrize("driver", ["sync", "async"])
+def test_the_files_on_disk_stay_within_the_bound_through_a_client(tmp_path: Path, driver: str) -> None:
+    path = tmp_path / "vectors.sqlite"
+    client = make(Tei(), path, driver, cache_max_bytes=1 << 20)
+    for round_ in range(12):  # about 5 MB of vectors and keys through a 1 MiB cache
+        client.embed([f"round {round_} text {i} " + "x" * 40 for i in range(1000)])
+        on_disk = sum(f.stat().st_size for f in tmp_path.glob("vectors.sqlite*"))
+        assert on_disk <= 1.25 * (1 << 20), (round_, on_disk)
+    assert client.cache_stats.errors == 0
 
 
 def _process(path: str, start: int) -> list[bool]:
@@ -261,7 +294,8 @@ def test_four_processes_share_one_file(tmp_path: Path) -> None:
     assert all(all(r) for r in results)
     db = sqlite3.connect(path)
     # Every chunk once, and every document's pooled vector once.
-    assert db.execute("SELECT COUNT(*) FROM vectors").fetchone()[0] == 30 * 4 + 30
+    # The namespace's identity anchors are one more entry.
+    assert db.execute("SELECT COUNT(*) FROM vectors WHERE key NOT LIKE 'identity-%'").fetchone()[0] == 30 * 4 + 30
 
 
 def test_a_failure_among_the_texts_not_cached_names_the_callers_text(tmp_path: Path) -> None:

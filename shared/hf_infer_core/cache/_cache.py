@@ -1,14 +1,19 @@
 """A client's cache: the store it was given, what it has done, and what happens when it fails.
 
-A store that fails mid-run (a corrupted or locked file, Redis down) never fails a call and never
-gives a wrong vector: the failure is logged once as a WARNING, counted in
-:attr:`CacheStats.errors`, and the call goes to the endpoint as if nothing was cached. After a
-failure the cache rests for :data:`REST` seconds, so a store that is down costs one timeout per
-rest, not one per call.
+A store that fails (a corrupted, locked or read-only file, a full disk, Redis down), when it is
+opened too, never fails a call and never gives a wrong vector: the failure is logged once as a
+WARNING, counted in :attr:`CacheStats.errors`, and the call goes to the endpoint as if nothing was
+cached. After a failure the cache rests for :data:`REST` seconds, so a store that is down costs
+one timeout per rest, not one per call.
+
+Every value is stored with a checksum over its key and its bytes, checked on every read: a value
+whose bits changed, or that was stored under another key, is a miss, deleted, counted as an error
+and warned of once.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import threading
@@ -32,6 +37,22 @@ DEFAULT_CACHE_MAX_BYTES = 1 << 30
 REST = 60.0
 
 _REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+# Bytes of the checksum that ends every stored value.
+_SUM = 8
+
+
+def seal(key: str, value: bytes) -> bytes:
+    """``value`` as stored under ``key``: followed by a checksum of both."""
+    return value + hashlib.blake2b(value, digest_size=_SUM, key=key.encode()[:64]).digest()
+
+
+def unseal(key: str, stored: object) -> bytes | None:
+    """The value ``stored`` holds under ``key``, or ``None`` when its checksum does not match."""
+    if not isinstance(stored, bytes | bytearray | memoryview) or len(stored) <= _SUM:
+        return None
+    raw = bytes(stored)
+    value, checksum = raw[:-_SUM], raw[-_SUM:]
+    return value if hashlib.blake2b(value, digest_size=_SUM, key=key.encode()[:64]).digest() == checksum else None
 
 
 @dataclass(frozen=True)
@@ -65,7 +86,7 @@ class VectorCache:
         self._lock = threading.Lock()
         self._hits = self._misses = self._errors = self._documents = 0
         self._resting_until = float("-inf")
-        self._warned = False
+        self._warned = self._warned_corrupt = False
 
     @property
     def stats(self) -> CacheStats:
@@ -73,17 +94,37 @@ class VectorCache:
             return CacheStats(self._hits, self._misses, self._errors, self._documents)
 
     def get(self, keys: Sequence[str]) -> list[bytes | None]:
-        """The stored value of each key (``None``: not stored, or the store failed)."""
+        """The stored value of each key (``None``: not stored, failed its checksum, or the store failed)."""
         found: list[bytes | None] = [None] * len(keys)
         if keys and not self._resting():
             try:
                 values = list(self.store.mget(list(keys)))
                 if len(values) != len(keys):
                     raise ValueError(f"the store answered {len(values)} values for {len(keys)} keys")
-                found = values
             except Exception as err:  # a store's own errors are many kinds: none may fail the call
                 self._failed("read", err)
+                return found
+            found = [unseal(key, value) if value is not None else None for key, value in zip(keys, values, strict=True)]
+            bad = [key for key, value, ok in zip(keys, values, found, strict=True) if value is not None and ok is None]
+            if bad:
+                self._corrupt(bad)
         return found
+
+    def _corrupt(self, keys: list[str]) -> None:
+        """Values whose checksum failed: deleted (where the store can), counted, warned of once."""
+        with self._lock:
+            self._errors += len(keys)
+            warn, self._warned_corrupt = not self._warned_corrupt, True
+        log = logger.warning if warn else logger.debug
+        log(
+            "embedding cache: %d stored values failed their checksum (changed bits); sent again and replaced", len(keys)
+        )
+        delete = getattr(self.store, "mdelete", None)
+        if callable(delete):
+            try:
+                delete(keys)
+            except Exception as err:
+                self._failed("delete", err)
 
     def count(self, hits: int, misses: int, documents: bool = False) -> None:
         """Count a call's hits and misses (values that did not decode are misses); ``documents``: whole texts."""
@@ -96,9 +137,10 @@ class VectorCache:
         logger.debug("embedding cache: %d %s hits, %d misses", hits, "document" if documents else "chunk", misses)
 
     def put(self, pairs: Sequence[tuple[str, bytes]]) -> None:
+        """Store each value under its key, with its checksum (a failing store is logged, never raised)."""
         if pairs and not self._resting():
             try:
-                self.store.mset(list(pairs))
+                self.store.mset([(key, seal(key, value)) for key, value in pairs])
             except Exception as err:
                 self._failed("write", err)
 
@@ -131,7 +173,7 @@ def check_cache(cache: object) -> object:
 
     Raises:
         ValueError: not a path, a Redis URL or an object with ``mget`` and ``mset``; or a path
-            whose folder does not exist or cannot be written, or that is not a file.
+            whose folder does not exist, or that is not a file.
     """
     if cache is None:
         return None
@@ -146,8 +188,8 @@ def check_cache(cache: object) -> object:
             raise ValueError(f"the folder of {path!r} does not exist")
         if os.path.exists(path) and not os.path.isfile(path):
             raise ValueError(f"{path!r} is not a file")
-        if not os.access(path if os.path.exists(path) else folder, os.W_OK):
-            raise ValueError(f"{path!r} cannot be written (permission)")
+        # A file or folder that cannot be written is not refused here: it is a store fault like a
+        # full disk, a WARNING at first use while the endpoint answers (permissions change).
         return cache
     if callable(getattr(cache, "mget", None)) and callable(getattr(cache, "mset", None)):
         return cache
@@ -160,8 +202,8 @@ def check_cache(cache: object) -> object:
 def open_cache(cache: Any, max_bytes: int) -> VectorCache | None:
     """The cache a client uses for ``cache=`` (checked by :func:`check_cache`); ``None`` for none.
 
-    Raises:
-        ConfigError: the file cannot be opened or written (a corrupted file, a read-only one).
+    Never raises for a store that fails: a file that cannot be opened (locked, corrupted, read-only)
+    is a WARNING when it is first used, and the endpoint answers.
     """
     if cache is None:
         return None

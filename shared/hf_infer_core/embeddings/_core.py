@@ -8,6 +8,7 @@ and halves the batch on a 413, so the two clients are short loops that only perf
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import random
 import re
@@ -17,7 +18,7 @@ from typing import Any, Self
 from urllib.parse import urlsplit
 
 from ..base._errors import ClientClosedError, EndpointError, HFInferError, PayloadTooLargeError
-from ..base._secret import shown_url
+from ..cache._identity import PROBE_TEXT, Identity
 from ..cache._keys import keys_for, namespace_of
 from ..config import InferenceEndpoint
 from ..config._options import ClientOptions
@@ -26,7 +27,7 @@ from ..protocol._request import RequestCore, answer
 from ..protocol._steps import Flow, HttpResult, Parallel, Send, Sleep, Step, ask
 from ..protocol._wire import tei_tokens, tokenize_answer_limit, tokenize_body
 from ..text._chunking import Chunk
-from ..text._fit import Counter, FitFlow, Tokens, fit_texts_flow
+from ..text._fit import Counter, Tokens, fit_texts_flow
 from ..text._pooling import Pieces
 from ._wire import base64_body, base64_vectors, json_body, json_vectors
 
@@ -50,6 +51,10 @@ class NoTokenizeRoute(EndpointError):
 BatchFlow = Flow[list[Any]]
 # The limit a TEI server states in its 413: "`inputs` must have less than 256 tokens. Given: 300".
 _STATED_LIMIT = re.compile(r"less than (\d{1,9}) tokens")
+
+
+def _digest(domain: bytes, value: bytes) -> str:
+    return hashlib.blake2b(value, digest_size=16, person=domain.ljust(16, b"\0")[:16]).hexdigest()
 
 
 class ClientCore(RequestCore):
@@ -87,12 +92,21 @@ class ClientCore(RequestCore):
         self.dimensions: int | None = endpoint.service_settings.dimensions
         # The token limit a 413 stated, when neither the configuration nor /info gave one.
         self.learned_limit: int | None = None
+        # With a cache, every batch whose vectors are stored carries the probe: one place less.
+        self.reserve = 0
+        # The model behind each kind of request (documents, queries): see cache/_identity.py.
+        self._identities: dict[str, Identity] = {}
 
     # ------------------------------------------------------------------ inputs and plans
 
+    @property
+    def send_size(self) -> int:
+        """Texts per request: ``batch_size``, less the place a cached call's probe takes."""
+        return max(1, self.batch_size - self.reserve)
+
     def plan(self, texts: Sequence[str]) -> list[list[int]]:
         """The batches of ``texts`` at this endpoint's (possibly discovered) ``batch_size``: see :func:`plan`."""
-        return plan(texts, self.batch_size)
+        return plan(texts, self.send_size)
 
     def chunk_all(self, texts: Sequence[str]) -> list[list[Chunk]]:
         """Chunk every text with the endpoint's settings: see :func:`chunk_all`."""
@@ -100,11 +114,14 @@ class ClientCore(RequestCore):
 
     # ------------------------------------------------------------------ requests
 
-    def build_body(self, texts: Sequence[str], query: bool = False) -> bytes:
+    def build_body(self, texts: Sequence[str], query: bool = False, probe: bool = False) -> bytes:
         """A batch's body: ``{"inputs": [...]}`` with the request options of its kind, or TEI's base64 request.
 
-        ``query``: the texts are queries (``query_prompt_name``).
+        ``query``: the texts are queries (``query_prompt_name``). ``probe``: the identity probe
+        goes last (its vector certifies the others', see cache/_identity.py).
         """
+        if probe:
+            texts = [*texts, PROBE_TEXT]
         if self.options.wire_format == "base64":
             return base64_body(texts, self.endpoint.inference_id, self.asked_dimensions)
         return json_body(texts, self.query_extras if query else self.extras)
@@ -122,15 +139,28 @@ class ClientCore(RequestCore):
         self.dimensions = self.dimensions or other.dimensions
         self.learned_limit = self.learned_limit or other.learned_limit
 
+    def connection_lost(self) -> None:
+        """A lost connection or a 503 may be a redeploy: hits wait for the model to be verified again."""
+        for identity in self._identities.values():
+            identity.invalidate()
+
     # ------------------------------------------------------------------ responses
 
-    def parse(self, result: HttpResult, count: int, *, arrays: bool = False) -> list[list[float]]:
+    def parse(
+        self, result: HttpResult, count: int, *, arrays: bool = False, certify: Identity | None = None
+    ) -> list[list[float]]:
         """Return the ``count`` vectors of a response, or raise the error class it maps to.
 
         ``arrays``: with ``wire_format="base64"``, each vector is a float32 numpy row over the
         received bytes instead of a list of Python floats (for ``as_numpy=True``). The vector
-        size is learnt from the first answer, as Elasticsearch learns it.
+        size is learnt from the first answer, as Elasticsearch learns it. ``certify``: the
+        request carried the identity probe last; its vector is checked against the identity
+        (a mismatch moves its generation, so nothing of this answer is stored) and dropped.
         """
+        if certify is not None:
+            vectors = self.parse(result, count + 1, arrays=arrays)
+            certify.certify([float(v) for v in vectors.pop()])
+            return vectors
         if not 200 <= result.status_code < 300:
             raise self._status_error(result)
         if self.options.wire_format == "base64":
@@ -144,41 +174,68 @@ class ClientCore(RequestCore):
         self.dimensions = dims
         return vectors
 
-    def cache_keys(self, texts: Sequence[str], query: bool) -> list[str]:
-        """The cache key of each text as sent: the text, and everything else that decides its vector.
+    def identity(self, query: bool) -> Identity:
+        """The identity of the model behind requests of this kind (queries share the documents' when sent alike)."""
+        extras = self.query_extras if query else self.extras
+        if query and extras == self.extras:
+            return self.identity(False)
+        kind = "query" if query else "document"
+        found = self._identities.get(kind)
+        parts = self._static_parts(query)
+        registry = "identity-" + namespace_of(parts).hex()
+        if found is None or found.registry_key != registry:  # /info named another model since
+            found = self._identities[kind] = Identity(registry, self.clock)
+        return found
 
-        The model is ``/info``'s ``model_id`` and ``model_sha`` once discovered, else the endpoint's
-        URL (no credentials, no query string); then TEI's request options and the prompt of the
-        text's kind, the configured vector size, the wire format (JSON and base64 vectors differ
-        in their last bits) and whether it is a query. Never the key.
+    def identities(self) -> list[tuple[bool, Identity]]:
+        """The identities made so far, each with whether its requests are queries."""
+        return [(kind == "query", identity) for kind, identity in self._identities.items()]
+
+    def cache_keys(self, texts: Sequence[str], query: bool) -> list[str] | None:
+        """The cache key of each text as sent, or ``None`` while the model is not verified (no hits, no stores).
+
+        The namespace holds everything besides the text that decides its vector: the model's
+        verified identity (the anchor its probe vector matched, see cache/_identity.py) and what
+        ``/info`` names it; the full URL and the credential (hashed: a key another tenant's
+        endpoint refuses is another namespace); TEI's request options and the prompt of the
+        text's kind, the configured vector size, the wire format (JSON and base64 vectors differ in
+        their last bits) and whether it is a query.
         """
-        return keys_for(namespace_of(self._vector_parts(query)), texts)
+        parts = self._vector_parts(query)
+        return None if parts is None else keys_for(namespace_of(parts), texts)
 
-    def _vector_parts(self, query: bool) -> dict[str, object]:
-        """Everything besides the text that decides a vector the endpoint returns (see :meth:`cache_keys`)."""
+    def _static_parts(self, query: bool) -> dict[str, object]:
+        """What decides a vector besides the text and the model's verified identity."""
         info = self.server_info or {}
-        model: dict[str, object] = (
-            {"model_id": info["model_id"], "model_sha": info.get("model_sha")}
-            if isinstance(info.get("model_id"), str)
-            else {"url": shown_url(self.endpoint.url)}
-        )
+        key = self.endpoint.api_key
         return {
-            "version": 1,
-            "model": model,
+            "version": 2,
+            "model": {"model_id": info.get("model_id"), "model_sha": info.get("model_sha")},
+            # Hashed apart (domain-separated), so no dict of the core ever holds the URL's secrets or the key.
+            "url": _digest(b"url", self.endpoint.url.encode()),
+            "credential": _digest(b"credential", key.get_secret_value().encode()) if key is not None else None,
             "request": self.query_extras if query else self.extras,
             "dimensions": self.endpoint.service_settings.dimensions,
             "wire_format": self.options.wire_format,
             "kind": "query" if query else "document",
         }
 
-    def document_keys(self, texts: Sequence[str], local_tokenizer: bool) -> list[str]:
-        """The cache key of each text's pooled vector (``embed_documents``).
+    def _vector_parts(self, query: bool) -> dict[str, object] | None:
+        """:meth:`_static_parts` and the verified identity; ``None`` while it is not verified."""
+        anchor = self.identity(query).current
+        return None if anchor is None else {**self._static_parts(query), "anchor": anchor}
+
+    def document_keys(self, texts: Sequence[str], local_tokenizer: bool) -> list[str] | None:
+        """The cache key of each text's pooled vector (``embed_documents``), or ``None`` while the model is not verified.
 
         Its chunks' namespace (model, request options, wire), and how they are made and pooled:
         chunking settings, token limit, tokenizer, prefix, pooling.
         """
+        chunks = self._vector_parts(False)
+        if chunks is None:
+            return None
         parts = {
-            "chunks": self._vector_parts(False),  # what decides each chunk's vector: model, options, wire
+            "chunks": chunks,  # what decides each chunk's vector: model, options, wire
             "chunking": self.endpoint.chunking_settings.model_dump(mode="json"),
             "keep_trailing_text": self.options.keep_trailing_text,
             "token_limit": self.token_limit,
@@ -219,6 +276,7 @@ class ClientCore(RequestCore):
         splittable: bool = False,
         query: bool = False,
         started: float | None = None,
+        certify: Identity | None = None,
     ) -> BatchFlow:
         """Drive one batch to its vectors: send, check, retry or split, as a generator of steps.
 
@@ -228,16 +286,17 @@ class ClientCore(RequestCore):
         refuses whole (413) is halved at a word boundary until it takes the pieces, and comes
         back as :class:`Pieces` (see :func:`expand_pieces`) instead of raising. A 413's halves
         run side by side (within ``max_concurrency``) and within the batch's ``retry_deadline``.
+        ``certify``: the request carries the identity probe (its vectors are to be cached).
         """
         started = self.clock() if started is None else started
         try:
             vectors: list[Any] = yield from self.attempts(
                 self.embed_url,
-                body=self.build_body(texts, query),
+                body=self.build_body(texts, query, probe=certify is not None),
                 indices=indices,
-                max_bytes=self.response_limit(len(texts)),
+                max_bytes=self.response_limit(len(texts) + (certify is not None)),
                 started=started,
-                read=lambda answer: self.parse(answer, len(texts), arrays=arrays),
+                read=lambda answer: self.parse(answer, len(texts), arrays=arrays, certify=certify),
             )
             return vectors
         except PayloadTooLargeError as err:
@@ -245,7 +304,7 @@ class ClientCore(RequestCore):
                 # Never truncate (Elasticsearch halves every input): halve the batch instead.
                 return (
                     yield from self.in_halves(
-                        texts, indices, lambda t, i: self.batch_flow(t, i, arrays, splittable, query, started)
+                        texts, indices, lambda t, i: self.batch_flow(t, i, arrays, splittable, query, started, certify)
                     )
                 )
             self._learn_limit(err)
@@ -260,7 +319,9 @@ class ClientCore(RequestCore):
                 )
                 err.message = f"input {indices[0]} alone is too large for the endpoint: {err.message}{hint}"
                 raise err from err.__cause__
-            flows = (self.batch_flow([sent], indices, arrays, splittable, query, started) for _, _, sent in pieces)
+            flows = (
+                self.batch_flow([sent], indices, arrays, splittable, query, started, certify) for _, _, sent in pieces
+            )
             results = yield from ask(Parallel(flows, len(pieces), self.options.window))
             parts: list[tuple[int, int, Any]] = []
             for (start, end, _), (vector,) in zip(pieces, results, strict=True):
@@ -274,6 +335,17 @@ class ClientCore(RequestCore):
         if self.token_limit is None and (stated := _STATED_LIMIT.search(f"{err.message} {err.body}")):
             # TEI says "less than N" but checks `tokens > N`: N itself is the limit.
             self.learned_limit = int(stated.group(1))
+
+    def probe_flow(self, identity: Identity, query: bool) -> Flow[list[float]]:
+        """The identity probe alone, with the request options of its kind: its vector, as floats."""
+        vectors = yield from self.attempts(
+            self.embed_url,
+            body=self.build_body([PROBE_TEXT], query),
+            indices=(),
+            max_bytes=self.response_limit(1),
+            read=lambda answer: self.parse(answer, 1),
+        )
+        return [float(v) for v in vectors[0]]
 
     # ------------------------------------------------------------------ token limits
 
@@ -289,20 +361,27 @@ class ClientCore(RequestCore):
 
     def fit_flow(
         self, items: Sequence[str], chunks: list[list[Chunk]], local: bool, count: Counter[Step, object]
-    ) -> FitFlow[Step, object]:
+    ) -> Flow[tuple[list[list[Chunk]], bool]]:
         """``chunks`` fitted to the model's token limit, texts counted by ``count``'s sub-flows.
 
         ``local``: ``count`` uses a local tokenizer (else TEI's ``/tokenize``). With no limit
         known, or no way to count, the chunks stay as they are: the chunked paths' 413
-        splitting fits what the endpoint refuses.
+        splitting fits what the endpoint refuses. Also returns False when a limit is known but
+        the chunks could not be counted (``/tokenize`` missing or failing): not what a sound
+        endpoint's call makes, so not cached.
         """
         limit = self.token_limit
-        if limit is None or not (local or self.probes.due("tokenize")):
-            return chunks
+        if limit is None:
+            return chunks, True
+        if not (local or self.probes.due("tokenize")):
+            return chunks, False
         try:
-            return (yield from fit_texts_flow(items, chunks, limit, self.options.document_prefix, count))
+            fitted: list[list[Chunk]] = yield from fit_texts_flow(
+                items, chunks, limit, self.options.document_prefix, count
+            )
         except NoTokenizeRoute:  # the endpoint has no /tokenize
-            return chunks
+            return chunks, False
+        return fitted, True
 
     @property
     def tokenize_url(self) -> str:

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from ..base._errors import HFInferError
+from ..cache._identity import Identity
 from ..cache._keys import decode_vector, encode_vector
 from ..config._options import ClientOptions
 from ..protocol._plan import assemble, check_texts, texts_named
@@ -71,6 +72,11 @@ def _no_hits(positions: list[int]) -> None:
     pass
 
 
+# What _cached sends its misses with: (texts, their positions, the identity the requests certify
+# or None, a set it adds the positions of texts not to store to) -> their vectors.
+Send = Callable[[list[str], list[int], Identity | None, set[int]], Flow[list[Any]]]
+
+
 def open_jobs(args: TaskArgs, progress: ProgressFactory) -> Jobs:
     """Both embedding clients' flows: their options built and checked, the core, a local tokenizer if given."""
     if args.options is not None and not isinstance(args.options, ClientOptions):
@@ -92,6 +98,33 @@ class Jobs(TaskJobs[ClientCore]):
         self.options = core.options
         # A local token counter (tokenizer=); without one, TEI's /tokenize counts when needed.
         self.counter = counter
+
+    @property
+    def cache(self) -> bool:
+        """The driver has a cache: batches whose vectors are stored carry the identity probe."""
+        return self.core.reserve > 0
+
+    @cache.setter
+    def cache(self, enabled: bool) -> None:
+        self.core.reserve = 1 if enabled else 0
+
+    @property
+    def checks_due(self) -> bool:
+        """With a cache: an identity a flow asked for must be verified before its hits are served."""
+        return self.cache and any(identity.wanted and identity.due for _, identity in self.core.identities())
+
+    def checks(self) -> Flow[None]:
+        """Verify each identity due: the probe alone, matched against the anchors the store holds.
+
+        A failure fails the call: without a verified model no stored vector may be served, and
+        the call's own requests would meet the same failure.
+        """
+        for query, identity in self.core.identities():
+            if identity.wanted and identity.due:
+                vector = yield from self.core.probe_flow(identity, query)
+                (stored,) = yield from ask(Lookup((identity.registry_key,)))
+                if (anchors := identity.resolve(stored, vector)) is not None:
+                    yield from ask(Store(((identity.registry_key, anchors),)))
 
     # ------------------------------------------------------------------ the public methods' flows
 
@@ -128,12 +161,18 @@ class Jobs(TaskJobs[ClientCore]):
         items = check_texts(texts)
         yield from self._discover()  # the model, the token limit: part of the key
 
-        def pooled(sent: list[str], _: list[int]) -> Flow[list[Any]]:
-            return pool_all(self.options.pooling, *(yield from self._chunked(sent, as_numpy)))
+        def pooled(sent: list[str], _: list[int], certify: Identity | None, degraded: set[int]) -> Flow[list[Any]]:
+            # A document pooled from chunks that were not fitted, or that a 413 split, is returned
+            # but not stored: its vector is not the one a sound endpoint gives (``degraded``).
+            return pool_all(self.options.pooling, *(yield from self._chunked(sent, as_numpy, degraded)))
 
         # Pooled vectors are stored as float64 (a float32 row converts exactly): what the uncached call returns.
         vectors = yield from self._cached(
-            items, lambda sent: self.core.document_keys(sent, self.counter is not None), pooled, documents=True
+            items,
+            lambda sent: self.core.document_keys(sent, self.counter is not None),
+            pooled,
+            query=False,
+            documents=True,
         )
         return to_array(vectors)
 
@@ -158,13 +197,19 @@ class Jobs(TaskJobs[ClientCore]):
 
     # ------------------------------------------------------------------ their parts
 
-    def _chunked(self, texts: Sequence[str], arrays: bool = False) -> Flow[tuple[list[list[Chunk]], list[Any]]]:
+    def _chunked(
+        self, texts: Sequence[str], arrays: bool = False, degraded: set[int] | None = None
+    ) -> Flow[tuple[list[list[Chunk]], list[Any]]]:
         """Chunk, fit to the model and embed: each text's chunks and the flat chunk vectors.
 
-        ``arrays``: base64 vectors stay float32 numpy rows (for ``as_numpy=True``).
+        ``arrays``: base64 vectors stay float32 numpy rows (for ``as_numpy=True``). ``degraded``
+        is given the texts whose chunks were not fitted (no way to count tokens) or were split
+        by a 413: their vectors are the call's answer, not what a sound endpoint gives.
         """
         items = check_texts(texts)
-        chunks = yield from self._fitted(items, self.core.chunk_all(items))
+        chunks, fitted = yield from self._fitted(items, self.core.chunk_all(items))
+        if degraded is not None and not fitted:
+            degraded.update(range(len(items)))
         prefix = self.options.document_prefix
         flat = [prefix + chunk.text for text_chunks in chunks for chunk in text_chunks]
         owners = [i for i, text_chunks in enumerate(chunks) for _ in text_chunks]
@@ -173,12 +218,14 @@ class Jobs(TaskJobs[ClientCore]):
             vectors = yield from self._flat(flat, progress, arrays, splittable=True)
         if not any(isinstance(v, Pieces) for v in vectors):
             return chunks, vectors
+        if degraded is not None:
+            degraded.update(owners[i] for i, v in enumerate(vectors) if isinstance(v, Pieces))
         # Inputs a 413 split come back as pieces: each text's chunks become the pieces sent.
         pairs = [expand_pieces(text_chunks, text_vectors) for text_chunks, text_vectors in per_text(chunks, vectors)]
         return [c for c, _ in pairs], [v for _, vs in pairs for v in vs]
 
-    def _fitted(self, items: list[str], chunks: list[list[Chunk]]) -> Flow[list[list[Chunk]]]:
-        """``chunks``, those over the model's token limit split again."""
+    def _fitted(self, items: list[str], chunks: list[list[Chunk]]) -> Flow[tuple[list[list[Chunk]], bool]]:
+        """``chunks``, those over the model's token limit split again; False when a known limit could not be fitted to."""
         yield from self._discover()  # the limit may come from /info
         return (yield from self.core.fit_flow(items, chunks, self.counter is not None, self._count))
 
@@ -214,7 +261,10 @@ class Jobs(TaskJobs[ClientCore]):
                 yield from self._cached(
                     texts,
                     lambda sent: self.core.cache_keys(sent, query),
-                    lambda sent, positions: self._send_all(sent, positions, progress, arrays, splittable, query),
+                    lambda sent, positions, certify, _: self._send_all(
+                        sent, positions, progress, arrays, splittable, query, certify
+                    ),
+                    query=query,
                     float32=float32,
                     as_array=arrays and float32,
                     hits=progress.done,
@@ -226,9 +276,10 @@ class Jobs(TaskJobs[ClientCore]):
     def _cached(
         self,
         texts: list[str],
-        keys: Callable[[list[str]], list[str]],
-        send: Callable[[list[str], list[int]], Flow[list[Any]]],
+        keys: Callable[[list[str]], list[str] | None],
+        send: Send,
         *,
+        query: bool,
         float32: bool = False,
         as_array: bool = False,
         hits: Callable[[list[int]], None] = _no_hits,
@@ -236,17 +287,29 @@ class Jobs(TaskJobs[ClientCore]):
     ) -> Flow[list[Any]]:
         """``texts``' vectors: with a cache, those it holds under ``keys(texts)``, and ``send`` for the rest.
 
-        ``send(texts, positions)`` is given the texts to send and where each stands in ``texts``.
+        ``send(texts, positions, certify, degraded)`` is given the texts to send, where each stands
+        in ``texts``, the identity its requests certify (their vectors are stored) and a set it
+        adds the positions of texts whose vectors must not be stored.
 
-        The misses' vectors are stored (``float32``: as the base64 route's values; else float64),
-        but for a 413's pieces (not the text's own vector); ``as_array``: hits come back as float32
-        rows. A failure of ``send`` is named by the caller's positions, not the misses'.
+        Nothing is looked up or stored while the model's identity is not verified (``keys``
+        gives ``None``), and the misses' vectors are stored only when the identity did not move
+        while they were sent: every request certified them (see cache/_identity.py). Never
+        stored: a 413's pieces, and what ``send`` calls degraded. Stored as ``float32`` (the
+        base64 route's values) or float64; ``as_array``: hits come back as float32 rows. A
+        failure of ``send`` is named by the caller's positions, not the misses'.
         ``hits(positions)`` is told which texts the cache answered (progress); ``documents``: the
         texts are whole documents (counted apart from chunks).
         """
         if not self.cache:
-            return (yield from send(texts, list(range(len(texts)))))
+            return (yield from send(texts, list(range(len(texts))), None, set()))
+        identity = self.core.identity(query)
+        identity.wanted = True
+        yield from self._discover()  # the model verified (cache/_identity.py, rule 3)
+        generation = identity.generation
         names = keys(texts)
+        if names is None:  # not verified: no hits served, nothing stored
+            self.cache_counts(0, len(texts), documents)
+            return (yield from send(texts, list(range(len(texts))), None, set()))
         found = yield from ask(Lookup(tuple(names)))
         size = self.core.dimensions
         vectors = [decode_vector(blob, float32, size, as_array) for blob in found]
@@ -255,27 +318,38 @@ class Jobs(TaskJobs[ClientCore]):
         if len(misses) < len(texts):
             hits([i for i, vector in enumerate(vectors) if vector is not None])
         if misses:
+            degraded: set[int] = set()
             try:
-                sent = yield from send([texts[i] for i in misses], misses)
+                sent = yield from send([texts[i] for i in misses], misses, identity, degraded)
             except HFInferError as err:  # its indices name the misses: name the caller's texts
                 err.indices = tuple(misses[i] for i in err.indices if 0 <= i < len(misses))
                 raise
             for i, vector in zip(misses, sent, strict=True):
                 vectors[i] = vector
-            pairs = tuple(
-                (names[i], encode_vector(vector, float32))
-                for i, vector in zip(misses, sent, strict=True)
-                if not isinstance(vector, Pieces)
-            )
-            yield from ask(Store(pairs))
+            if identity.generation == generation and self.core.identity(query) is identity:
+                pairs = tuple(
+                    (names[i], encode_vector(vector, float32))
+                    for k, (i, vector) in enumerate(zip(misses, sent, strict=True))
+                    if not isinstance(vector, Pieces) and k not in degraded
+                )
+                yield from ask(Store(pairs))
         return vectors
 
     def _send_all(
-        self, texts: list[str], positions: list[int], progress: Progress, arrays: bool, splittable: bool, query: bool
+        self,
+        texts: list[str],
+        positions: list[int],
+        progress: Progress,
+        arrays: bool,
+        splittable: bool,
+        query: bool,
+        certify: Identity | None,
     ) -> Flow[list[Any]]:
         """Send ``texts`` (``positions``: where each stands in the call's list, for progress) in planned batches."""
         batches = self.core.plan(texts)
-        flows = (self.core.batch_flow([texts[i] for i in b], b, arrays, splittable, query) for b in batches)
+        flows = (
+            self.core.batch_flow([texts[i] for i in b], b, arrays, splittable, query, certify=certify) for b in batches
+        )
 
         def done(k: int) -> None:
             progress.done([positions[i] for i in batches[k]])
@@ -296,7 +370,8 @@ class Jobs(TaskJobs[ClientCore]):
         while not ended:
             items, ended = yield from self._read_group(position)
             position += len(items)
-            for chunks in (yield from self._fitted(items, self.core.chunk_all(items))):
+            fitted, _ = yield from self._fitted(items, self.core.chunk_all(items))
+            for chunks in fitted:
                 for batch in assembler.add(chunks):
                     yield from ask(Start(self._batch(batch, arrays)))
                     started.append(batch)
@@ -330,7 +405,10 @@ class Jobs(TaskJobs[ClientCore]):
         return self._cached(
             list(batch.inputs),
             lambda sent: self.core.cache_keys(sent, False),
-            lambda sent, _: self.core.batch_flow(sent, range(len(sent)), arrays, splittable=True),
+            lambda sent, _, certify, __: self.core.batch_flow(
+                sent, range(len(sent)), arrays, splittable=True, certify=certify
+            ),
+            query=False,
             float32=float32,
             as_array=arrays and float32,
         )

@@ -68,7 +68,7 @@ class StreamAssembler:
         for position, chunk in enumerate(chunks):
             self._current.members.append((record, position))
             self._current.inputs.append(prefix + chunk.text)
-            if len(self._current.inputs) >= self._core.batch_size:
+            if len(self._current.inputs) >= self._core.send_size:
                 full.append(self._current)
                 self._current = StreamBatch(self._current.number + 1)
         return full

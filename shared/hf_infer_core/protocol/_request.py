@@ -193,6 +193,10 @@ class RequestCore:
                     max_bytes=max_bytes or self.response_limit(len(indices)),
                 )
             )
+            if isinstance(outcome, _errors.TransportError | _errors.TimeoutError) or (
+                isinstance(outcome, HttpResult) and outcome.status_code == 503
+            ):
+                self.connection_lost()
             try:
                 if isinstance(outcome, HFInferError):
                     raise outcome
@@ -205,6 +209,9 @@ class RequestCore:
                     # A transport error keeps its httpx cause; the retry loop itself is no context.
                     raise err.with_context(attempts=attempt, indices=indices) from err.__cause__
                 yield from ask(Sleep(decision.wait))
+
+    def connection_lost(self) -> None:
+        """An attempt lost its connection, timed out or met a 503: the endpoint may be another now (a redeploy)."""
 
     def in_halves(
         self,

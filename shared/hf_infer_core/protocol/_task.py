@@ -86,17 +86,36 @@ class TaskJobs(Generic[C]):
 
     @property
     def discovery_due(self) -> bool:
+        """True while :meth:`info` has something to do: ``/info`` to read, or a task's own check."""
+        return self.info_due or self.checks_due
+
+    @property
+    def info_due(self) -> bool:
         """True until ``/info`` was read, except while a failed probe waits to be tried again."""
         return not self.discovered and self.core.probes.due("info")
 
+    @property
+    def checks_due(self) -> bool:
+        """A task's own checks run with discovery (the embeddings' model identity, with a cache); none here."""
+        return False
+
+    def checks(self) -> Flow[None]:
+        """The task's own checks, run behind the driver's discovery lock after ``/info`` (their errors fail the call)."""
+        return
+        yield  # pragma: no cover - an empty generator
+
     def info(self) -> Flow[None]:
-        """Discovery: TEI's ``GET /info`` unless done, one bounded attempt, never a failure of the call.
+        """Discovery: TEI's ``GET /info`` unless done (one bounded attempt, never a failure of the call), then the task's checks.
 
         The driver runs it behind its lock, so one request serves every call that starts at once;
         a failed one is remembered, so the callers waiting behind it go on without it.
         """
-        if not self.discovery_due:
-            return
+        if self.info_due:
+            yield from self._read_info()
+        if self.checks_due:
+            yield from self.checks()
+
+    def _read_info(self) -> Flow[None]:
         try:
             yield from self.core.info_flow()
         except ClientClosedError:
