@@ -1,37 +1,40 @@
 """``hf-infer embed``: a folder of text or markdown files, a JSONL file or a Parquet file, embedded into Parquet.
 
 Every input column is kept and an ``embedding`` column added (float32); with ``--chunks``, a row
-per chunk with its offsets instead. The input is read and checked whole before anything is sent
-(its rows are held in memory: about the input's size; the vectors of one part at a time),
-so bad input (a missing field, a binary file, invalid UTF-8, an unreadable path) stops the job with
-exit status 2, naming the file and row, and nothing written. Rows are embedded and written in
-parts (``OUTPUT.partial/part-<first row>.parquet``, each written whole or not at all); after Ctrl-C
-or a crash the same command resumes from the first row not written, and the parts become the
-output file in one rename at the end: there is never a half-written output file.
+per chunk with its offsets instead. The input is read in two streaming passes (``_embed_input``):
+the first checks every row before anything is sent and digests it, the second embeds; memory
+holds one part of rows (``--rows-per-part``) and their vectors, whatever the input's size. Rows
+are written in parts (``OUTPUT.partial/part-<first row>-<rows>.parquet``, each whole or absent);
+after Ctrl-C or a crash the same command resumes from the first row not written, and only under
+the same job (``_embed_job``): a run under other options stops, naming what changed. The parts
+become the output file in one rename at the end: there is never a half-written output file.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
+import itertools
 import json
+import logging
 import os
-import shutil
 import sys
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ._embed_input import BadInput, Row, rows_of, scan
+from ._embed_job import Job, assemble, check_parts, describe, lock, parts_for, up_to_date, write_part
+
 __all__ = ["EXAMPLES", "BadInput", "add_embed_parser", "run_embed"]
 
-TEXT_SUFFIXES = (".txt", ".md", ".markdown", ".text", ".rst")
+logger = logging.getLogger("hf_infer_server")
+
 EXAMPLES = """examples:
   # a folder of .txt/.md files (columns: path, text) against a local TEI server
   hf-infer embed docs/ -o docs.parquet --url http://127.0.0.1:8080
 
-  # JSONL with a "body" field, configured like Elasticsearch (the key from the body or HF_TOKEN)
+  # JSONL with a "body" field, configured like Elasticsearch (the key from HF_TOKEN)
   hf-infer embed articles.jsonl -o articles.parquet --text-field body --endpoint endpoint.json --inference-id my-e5
 
   # Parquet in, one row per chunk with its offsets out, a cache and a shared Redis budget
@@ -39,22 +42,14 @@ EXAMPLES = """examples:
       --cache ~/.cache/hf-infer.sqlite --rate-limit-backend redis://127.0.0.1:6379/0
 
 Interrupted (Ctrl-C, a crash)? Run the same command again: rows already written are not sent again.
-The api key comes from the --endpoint body, else HF_TOKEN, else HUGGINGFACEHUB_API_TOKEN (never from
-the command line, which other users can read). The input's rows are held in memory (about its size);
-vectors are written one part (--rows-per-part rows) at a time.
+Run it once more when it has finished: the output is up to date, and no text is sent (one probe
+request checks the model). Other options than the interrupted run's stop with exit 2 naming what
+changed (--restart starts over); a finished output of other options is replaced only with --overwrite.
+The endpoint is --url, else --endpoint, else HF_INFER_URL. The api key comes from the --endpoint body,
+else HF_TOKEN, else HUGGINGFACEHUB_API_TOKEN (not from the command line, which other users can read).
+Memory: the input is read in streaming passes; at most --rows-per-part rows and their vectors are held
+at once (about that many times a row's size and its vector's), whatever the input's size.
 """
-
-
-class BadInput(Exception):
-    """The input cannot be embedded as given: the message names the file (and row)."""
-
-
-@dataclass
-class Row:
-    """One input row: its columns, and the text to embed."""
-
-    columns: dict[str, Any]
-    text: str
 
 
 def add_embed_parser(commands: Any) -> None:
@@ -76,8 +71,8 @@ def add_embed_parser(commands: Any) -> None:
         help="a row per chunk (chunk_index, chunk_start, chunk_end, "
         "chunk_text, embedding) instead of one pooled vector per row",
     )
-    where = embed.add_mutually_exclusive_group(required=True)
-    where.add_argument("--url", help="the endpoint URL (a TEI server, a Hugging Face Inference Endpoint)")
+    where = embed.add_mutually_exclusive_group()
+    where.add_argument("--url", help="the endpoint URL (a TEI server, an Inference Endpoint); default HF_INFER_URL")
     where.add_argument("--endpoint", help="an Elasticsearch PUT _inference/text_embedding body: JSON text or a file")
     embed.add_argument("--inference-id", default="hf-infer", help="the endpoint's id (default hf-infer)")
     embed.add_argument("--chunking", help="chunking_settings as JSON, with --url (default: Elasticsearch's)")
@@ -88,6 +83,10 @@ def add_embed_parser(commands: Any) -> None:
     embed.add_argument("--batch-size", type=int, default=32, help="texts per request (default 32)")
     embed.add_argument("--timeout", type=float, default=30.0, help="seconds per attempt (default 30)")
     embed.add_argument("--rows-per-part", type=int, default=1000, help="rows written at a time (default 1000)")
+    embed.add_argument(
+        "--restart", action="store_true", help="discard the parts of an interrupted run of other options"
+    )
+    embed.add_argument("--overwrite", action="store_true", help="embed again into a finished output (even up to date)")
     embed.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -98,31 +97,42 @@ def run_embed(args: argparse.Namespace) -> int:
     except ImportError:
         print("hf-infer embed needs pyarrow: pip install 'hf-infer[ray]' (or pip install pyarrow)", file=sys.stderr)
         return 2
-    from hf_infer_core import ConfigError, EmbeddingClient, HFInferError
+    from hf_infer_core import ConfigError
 
+    output = Path(args.output)
     try:
+        _check_output(output, args)
         endpoint = _endpoint(args)
-        rows = read_input(Path(args.input), args.text_field)
-        concurrency: Any = "auto" if args.max_concurrency == "auto" else _integer(args.max_concurrency)
-        client = EmbeddingClient(
-            endpoint,
-            batch_size=args.batch_size,
-            max_concurrency=concurrency,
-            timeout=args.timeout,
-            rate_limit_backend=args.rate_limit_backend,
-            cache=args.cache,
-        )
+        found = scan(Path(args.input), args.text_field)  # every row checked before any request
+        client = _client(endpoint, args)
     except (BadInput, ConfigError, ValueError) as err:
         print(f"hf-infer embed: {err}", file=sys.stderr)
         return 2
-    output = Path(args.output)
-    job = _fingerprint(args, rows)
     try:
-        with client:
-            written = _embed_parts(client, rows, output, job, args)
+        with client, lock(output):
+            return _run_job(client, endpoint, found.digest, found.rows, output, args)
     except BadInput as err:
         print(f"hf-infer embed: {err}", file=sys.stderr)
         return 2
+
+
+def _run_job(client: Any, endpoint: Any, digest: str, total: int, output: Path, args: argparse.Namespace) -> int:
+    from hf_infer_core import HFInferError
+    from hf_infer_core.cache._identity import PROBE_TEXT
+
+    # Parts of other options stop the run before any request; the model is compared once asked.
+    check_parts(output, describe(digest, args.text_field, args.chunks, endpoint, None), args.restart)
+    try:
+        (probe,) = client.embed([PROBE_TEXT])  # the model's identity, as the cache checks it
+        job = describe(digest, args.text_field, args.chunks, endpoint, probe)
+        if up_to_date(output, job) and not args.overwrite:
+            print(
+                f"hf-infer embed: {output} is up to date ({total} rows, same input, options and model)", file=sys.stderr
+            )
+            return 0
+        if output.exists() and not args.overwrite and not output.with_name(output.name + ".partial").exists():
+            raise BadInput(f"{output} exists, written by another job or another tool; --overwrite replaces it")
+        written = _embed_parts(client, total, output, job, args)
     except HFInferError as err:
         print(f"hf-infer embed: the endpoint failed: {err}", file=sys.stderr)
         print("hf-infer embed: rows written so far are kept; run the same command to resume", file=sys.stderr)
@@ -130,8 +140,34 @@ def run_embed(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("\nhf-infer embed: interrupted; run the same command to resume", file=sys.stderr)
         return 130
-    print(f"hf-infer embed: {len(rows)} rows, {written} written to {output}", file=sys.stderr)
+    print(f"hf-infer embed: {total} rows, {written} written to {output}", file=sys.stderr)
     return 0
+
+
+def _check_output(output: Path, args: argparse.Namespace) -> None:
+    """Every problem of the output path and the numbers, before a row is read or a request sent."""
+    if args.rows_per_part < 1 or args.batch_size < 1:
+        raise ValueError("--rows-per-part and --batch-size must be positive integers")
+    if output.is_dir():
+        raise BadInput(f"{output}: a folder; -o names the Parquet file to write")
+    if not output.parent.is_dir():
+        raise BadInput(f"{output}: its folder {output.parent} does not exist")
+    if not os.access(output.parent, os.W_OK | os.X_OK):
+        raise BadInput(f"{output}: its folder {output.parent} cannot be written")
+
+
+def _client(endpoint: Any, args: argparse.Namespace) -> Any:
+    from hf_infer_core import EmbeddingClient
+
+    concurrency: Any = "auto" if args.max_concurrency == "auto" else _integer(args.max_concurrency)
+    return EmbeddingClient(
+        endpoint,
+        batch_size=args.batch_size,
+        max_concurrency=concurrency,
+        timeout=args.timeout,
+        rate_limit_backend=args.rate_limit_backend,
+        cache=args.cache,
+    )
 
 
 def _integer(value: str) -> int:
@@ -149,12 +185,21 @@ def _endpoint(args: argparse.Namespace) -> Any:
         if args.chunking or args.requests_per_minute:
             raise ValueError("--chunking and --requests-per-minute go with --url; with --endpoint the body says them")
         source = args.endpoint
-        if not source.lstrip().startswith("{"):
+        if source.lstrip().startswith("{"):
+            if '"api_key"' in source:
+                logger.warning(
+                    "hf-infer embed: the --endpoint body on the command line holds an api_key, which other users of "
+                    "this machine can read (ps, shell history): leave it out and set HF_TOKEN instead"
+                )
+        else:
             try:
                 source = Path(source).read_text(encoding="utf-8")
             except (OSError, UnicodeDecodeError) as err:
                 raise BadInput(f"{args.endpoint}: cannot read the endpoint body ({err})") from None
         return InferenceEndpoint.from_request("text_embedding", args.inference_id, source)
+    url = args.url or os.environ.get("HF_INFER_URL")
+    if not url:
+        raise ValueError("no endpoint: give --url or --endpoint, or set HF_INFER_URL (as the adapters read it)")
     chunking = None
     if args.chunking:
         try:
@@ -162,155 +207,21 @@ def _endpoint(args: argparse.Namespace) -> Any:
         except json.JSONDecodeError as err:
             raise ValueError(f"--chunking is not JSON: {err}") from None
     return InferenceEndpoint.from_url(
-        args.url,
+        url,
         inference_id=args.inference_id,
         requests_per_minute=args.requests_per_minute,
         chunking_settings=chunking,
     )
 
 
-# ------------------------------------------------------------------ reading and checking the input
-
-
-def read_input(path: Path, text_field: str) -> list[Row]:
-    """Every row of ``path``, checked; :class:`BadInput` naming the file and row for the first bad one."""
-    if not path.exists():
-        raise BadInput(f"{path}: no such file or folder")
-    if path.is_dir():
-        return _folder(path)
-    suffix = path.suffix.lower()
-    if suffix in (".jsonl", ".ndjson"):
-        return _jsonl(path, text_field)
-    if suffix == ".parquet":
-        return _parquet(path, text_field)
-    raise BadInput(f"{path}: not a folder, a .jsonl or a .parquet file")
-
-
-def _read_bytes(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as err:
-        raise BadInput(f"{path}: cannot be read ({err.strerror or err})") from None
-
-
-def _folder(root: Path) -> list[Row]:
-    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in TEXT_SUFFIXES)
-    if not files:
-        raise BadInput(f"{root}: no {', '.join(TEXT_SUFFIXES)} files in this folder")
-    rows = []
-    for path in files:
-        data = _read_bytes(path)
-        if b"\x00" in data:
-            raise BadInput(f"{path}: a binary file (it holds NUL bytes), not text")
-        rows.append(Row({"path": str(path.relative_to(root))}, _decoded(data, str(path))))
-    return rows
-
-
-def _decoded(data: bytes, where: str) -> str:
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise BadInput(f"{where}: not valid UTF-8 (byte {err.start}: {data[err.start : err.start + 1]!r})") from None
-
-
-def _jsonl(path: Path, field: str) -> list[Row]:
-    rows = []
-    for number, line in enumerate(_read_bytes(path).splitlines(), 1):
-        where = f"{path}, line {number}"
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(_decoded(line, where))
-        except json.JSONDecodeError as err:
-            raise BadInput(f"{where}: not JSON ({err.msg}, column {err.colno})") from None
-        if not isinstance(record, dict):
-            raise BadInput(f"{where}: not a JSON object")
-        rows.append(Row(record, _text_of(record.get(field, _MISSING), field, where)))
-    if not rows:
-        raise BadInput(f"{path}: no rows")
-    return rows
-
-
-_MISSING = object()
-
-
-def _text_of(value: Any, field: str, where: str) -> str:
-    if value is _MISSING:
-        raise BadInput(f"{where}: no field {field!r} (--text-field names the field to embed)")
-    if not isinstance(value, str):
-        raise BadInput(f"{where}: field {field!r} is {type(value).__name__ if value is not None else 'null'}, not text")
-    return value
-
-
-def _parquet(path: Path, field: str) -> list[Row]:
-    import pyarrow.parquet as pq
-
-    try:
-        table = pq.read_table(path)
-    except OSError as err:
-        raise BadInput(f"{path}: cannot be read as Parquet ({err})") from None
-    if field not in table.column_names:
-        raise BadInput(f"{path}: no column {field!r} (columns: {', '.join(table.column_names)})")
-    rows = []
-    for number, record in enumerate(table.to_pylist()):
-        rows.append(Row(record, _text_of(record[field], field, f"{path}, row {number}")))
-    if not rows:
-        raise BadInput(f"{path}: no rows")
-    return rows
-
-
-# ------------------------------------------------------------------ parts, resume, the final file
-
-
-def _fingerprint(args: argparse.Namespace, rows: Sequence[Row]) -> str:
-    """What makes a partial output this job's: the input's texts, the options that change the rows."""
-    digest = hashlib.blake2b(digest_size=16)
-    for row in rows:
-        digest.update(row.text.encode("utf-8", "surrogatepass"))
-        digest.update(b"\x00")
-    digest.update(json.dumps([args.chunks, args.text_field, args.inference_id, args.url, args.endpoint]).encode())
-    return digest.hexdigest()
-
-
-def _parts_dir(output: Path) -> Path:
-    return output.with_name(output.name + ".partial")
-
-
-def _done_rows(parts: Path, job: str) -> int:
-    """Rows already written by an earlier run of this job (parts contiguous from row 0)."""
-    manifest = parts / "job.json"
-    if not parts.exists():
-        parts.mkdir(parents=True)
-        manifest.write_text(json.dumps({"job": job}))
-        return 0
-    try:
-        same = json.loads(manifest.read_text()).get("job") == job
-    except (OSError, ValueError):
-        same = False
-    if not same:
-        raise BadInput(
-            f"{parts}: a partial output of another job (other input or options) is there; remove it to start over"
-        )
-    for leftover in parts.glob("*.tmp"):  # a part a crash left half-written
-        leftover.unlink()
-    done = 0
-    for part in sorted(parts.glob("part-*.parquet")):
-        first, count = (int(n) for n in part.stem.removeprefix("part-").split("-"))
-        if first != done:
-            break
-        done += count
-    return done
-
-
-def _embed_parts(client: Any, rows: Sequence[Row], output: Path, job: str, args: argparse.Namespace) -> int:
+def _embed_parts(client: Any, total: int, output: Path, job: Job, args: argparse.Namespace) -> int:
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
-    parts = _parts_dir(output)
-    done = _done_rows(parts, job)
-    with _progress(len(rows), done, args.no_progress) as bar:
-        for first in range(done, len(rows), args.rows_per_part):
-            group = rows[first : first + args.rows_per_part]
+    parts, done = parts_for(output, job, args.restart)
+    rows = rows_of(Path(args.input), args.text_field, start=done)
+    with _progress(total, done, args.no_progress) as bar:
+        first = done
+        while group := list(itertools.islice(rows, args.rows_per_part)):
             records = _chunk_records(client, group) if args.chunks else _row_records(client, group)
             table = pa.Table.from_pylist(records)
             table = table.set_column(
@@ -318,11 +229,10 @@ def _embed_parts(client: Any, rows: Sequence[Row], output: Path, job: str, args:
                 "embedding",
                 table.column("embedding").cast(pa.list_(pa.float32())),
             )
-            name = f"part-{first:012d}-{len(group)}.parquet"
-            pq.write_table(table, parts / (name + ".tmp"))
-            os.replace(parts / (name + ".tmp"), parts / name)  # a part is whole or absent
+            write_part(parts, first, table)
+            first += len(group)
             bar.update(len(group))
-    return _assemble(parts, output)
+    return assemble(parts, output, job)
 
 
 def _row_records(client: Any, group: Sequence[Row]) -> list[dict[str, Any]]:
@@ -345,29 +255,6 @@ def _chunk_records(client: Any, group: Sequence[Row]) -> list[dict[str, Any]]:
                 }
             )
     return records
-
-
-def _assemble(parts: Path, output: Path) -> int:
-    """The parts, in order, as one Parquet file written beside ``output`` and renamed onto it."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    files = sorted(parts.glob("part-*.parquet"))
-    schema = pa.unify_schemas([pq.read_schema(f) for f in files], promote_options="permissive")
-    temporary = output.with_name(f".{output.name}.{os.getpid()}.tmp")
-    written = 0
-    try:
-        with pq.ParquetWriter(temporary, schema) as writer:
-            for file in files:
-                table = pq.read_table(file)
-                written += table.num_rows
-                writer.write_table(table.cast(schema) if table.schema != schema else table)
-        os.replace(temporary, output)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            temporary.unlink()
-    shutil.rmtree(parts)
-    return written
 
 
 @contextlib.contextmanager

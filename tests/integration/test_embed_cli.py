@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from hf_infer_core.cache._identity import PROBE_TEXT
 from hf_infer_server import LocalServer
 
 from ..fake_endpoint import expected_vector, fake_endpoint
@@ -163,7 +164,7 @@ def test_an_output_of_another_job_is_not_resumed(tmp_path: Path) -> None:
     (tmp_path / "out.parquet.partial").mkdir()
     (tmp_path / "out.parquet.partial" / "job.json").write_text('{"job": "another"}')
     result = hf_infer("embed", str(source), "-o", str(tmp_path / "out.parquet"), "--url", "http://127.0.0.1:9/embed")
-    assert result.returncode == 2 and "a partial output of another job" in result.stderr
+    assert result.returncode == 2 and "holds rows written under other options" in result.stderr
 
 
 # ------------------------------------------------------------------ bad input: exit 2, file and row named, nothing written
@@ -222,3 +223,182 @@ def test_an_endpoint_failure_exits_1_and_keeps_what_was_written(tmp_path: Path) 
     )
     assert result.returncode == 1 and "the endpoint failed" in result.stderr
     assert "connection refused" in result.stderr
+
+
+# ------------------------------------------------------------------ one job, one set of options, one run at a time
+
+
+def _interrupt(args: list[str], parts: Path, count: int = 2) -> None:
+    """Start ``hf-infer`` with ``args`` and kill it once ``count`` parts are written."""
+    proc = subprocess.Popen(args, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while len(list(parts.glob("part-*.parquet"))) < count and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.kill()
+    proc.wait(30)
+    assert len(list(parts.glob("part-*.parquet"))) >= count
+
+
+def _job(tmp_path: Path, rows: int = 400) -> tuple[Path, Path, Path]:
+    source = tmp_path / "job.jsonl"
+    source.write_text(
+        "".join(json.dumps({"n": i, "tag": "a", "text": f"row {i} says hello"}) + "\n" for i in range(rows))
+    )
+    return source, tmp_path / "out.parquet", tmp_path / "out.parquet.partial"
+
+
+def test_a_resume_under_other_options_exits_2_naming_what_changed_and_restart_starts_over(tmp_path: Path) -> None:
+    source, output, parts = _job(tmp_path)
+    body = tmp_path / "endpoint.json"
+    script = shutil.which("hf-infer", path=os.path.dirname(sys.executable))
+    assert script is not None
+    with fake_endpoint(latency=0.03, slots=1) as server:
+        body.write_text(
+            json.dumps(
+                {"service": "hugging_face", "service_settings": {"url": server.embed_url, "api_key": "hf_file_key"}}
+            )
+        )
+        base = [script, "embed", str(source), "-o", str(output), "--rows-per-part", "25", "--batch-size", "5"]
+        base += ["--max-concurrency", "1", "--no-progress"]
+        _interrupt([*base, "--endpoint", str(body)], parts)
+        edits = {
+            "endpoint": lambda: body.write_text(
+                json.dumps(
+                    {
+                        "service": "hugging_face",
+                        "service_settings": {"url": server.embed_url, "api_key": "hf_file_key"},
+                        "chunking_settings": {"strategy": "word", "max_chunk_size": 20, "overlap": 5},
+                    }
+                )
+            ),
+            "input": lambda: source.write_text(source.read_text().replace('"tag": "a"', '"tag": "b"', 1)),
+        }
+        original_body, original_source = body.read_text(), source.read_text()
+        for name, edit in edits.items():
+            edit()  # one edit after the kill: the same command no longer describes the same job
+            sent = len(server.log)
+            refused = subprocess.run([*base, "--endpoint", str(body)], capture_output=True, text=True, timeout=60)
+            assert refused.returncode == 2, (name, refused.stderr)
+            named = {"endpoint": "changed: the endpoint", "input": "changed: the input's rows"}
+            assert named[name] in refused.stderr, (name, refused.stderr)
+            assert len(server.log) == sent  # refused before any request
+            body.write_text(original_body)
+            source.write_text(original_source)
+        edits["endpoint"]()
+        restarted = subprocess.run([*base, "--endpoint", str(body), "--restart"], capture_output=True, text=True)
+        assert restarted.returncode == 0, restarted.stderr
+    table = pq.read_table(output).to_pylist()
+    assert [r["n"] for r in table] == list(range(400))
+    assert all(r["embedding"] == pytest.approx(expected_vector(r["text"]), abs=1e-6) for r in table)
+
+
+def test_two_runs_on_one_output_the_second_exits_2_naming_the_first(tmp_path: Path) -> None:
+    source, output, parts = _job(tmp_path, 200)
+    script = shutil.which("hf-infer", path=os.path.dirname(sys.executable))
+    assert script is not None
+    with fake_endpoint(latency=0.05, slots=1) as server:
+        args = [script, "embed", str(source), "-o", str(output), "--url", server.embed_url, "--rows-per-part", "20"]
+        args += ["--batch-size", "5", "--max-concurrency", "1", "--no-progress"]
+        first = subprocess.Popen(args, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while not list(parts.glob("part-*.parquet")) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        second = subprocess.run(args, capture_output=True, text=True, timeout=60)
+        assert second.returncode == 2 and f"pid {first.pid}" in second.stderr, second.stderr
+        assert first.wait(120) == 0
+    assert pq.read_table(output).num_rows == 200  # exactly the input's rows
+
+
+def test_a_finished_output_is_up_to_date_and_overwrite_redoes_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source, output, _ = _job(tmp_path, 30)
+    with fake_endpoint() as server:
+        monkeypatch.setenv("HF_INFER_URL", server.embed_url)  # no --url: the adapters' variable
+        assert hf_infer("embed", str(source), "-o", str(output)).returncode == 0
+        before = len(server.log)
+        again = hf_infer("embed", str(source), "-o", str(output))
+        assert again.returncode == 0 and "is up to date" in again.stderr
+        probes = [entry.inputs for entry in server.log[before:]]
+        assert probes == [[PROBE_TEXT]]  # no text of the input: one probe of the model
+        redone = hf_infer("embed", str(source), "-o", str(output), "--overwrite")
+        assert redone.returncode == 0 and len(server.log) > before + 1
+        source.write_text(source.read_text().replace("hello", "goodbye"))
+        other = hf_infer("embed", str(source), "-o", str(output))
+        assert other.returncode == 2 and "--overwrite replaces it" in other.stderr
+
+
+def test_output_problems_and_late_bad_rows_exit_2_before_any_request(tmp_path: Path) -> None:
+    late_surrogate = tmp_path / "late.jsonl"
+    late_surrogate.write_text(
+        "".join(json.dumps({"text": f"row {i}"}) + "\n" for i in range(3000)) + '{"text": "bad \\ud800 row"}\n'
+    )
+    late_type = tmp_path / "types.jsonl"
+    late_type.write_text(
+        "".join(json.dumps({"n": i, "text": f"row {i}"}) + "\n" for i in range(1000)) + '{"n": "x", "text": "t"}\n'
+    )
+    (tmp_path / "a-folder.parquet").mkdir()
+    cases = [
+        ([str(late_surrogate)], "line 3001: the text holds a lone surrogate"),
+        ([str(late_type)], "line 1001: column 'n' is text here, a number in the rows before"),
+        ([str(late_type), "-o", str(tmp_path / "a-folder.parquet")], "a-folder.parquet: a folder"),
+        ([str(late_type), "-o", str(tmp_path / "no" / "such" / "o.parquet")], "does not exist"),
+        ([str(late_type), "--rows-per-part", "0"], "--rows-per-part and --batch-size must be positive"),
+    ]
+    with fake_endpoint() as server:
+        for args, message in cases:
+            output = ["-o", str(tmp_path / "out.parquet")] if "-o" not in args else []
+            result = hf_infer("embed", *args, *output, "--url", server.embed_url)
+            assert result.returncode == 2 and message in result.stderr, (args, result.stderr)
+            assert "Traceback" not in result.stderr
+        assert server.log == []
+
+
+def test_temporary_files_are_new_and_never_follow_a_planted_link(tmp_path: Path) -> None:
+    source, output, _ = _job(tmp_path, 20)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    # The names a predictable scheme would use (".out.parquet.<pid>.tmp"), for the next pids.
+    last = int(Path("/proc/sys/kernel/ns_last_pid").read_text())
+    for pid in range(last + 1, last + 400):
+        (tmp_path / f".{output.name}.{pid}.tmp").symlink_to(victim)
+    with fake_endpoint() as server:
+        assert hf_infer("embed", str(source), "-o", str(output), "--url", server.embed_url).returncode == 0
+    assert victim.read_text() == "precious" and pq.read_table(output).num_rows == 20
+
+
+def test_a_key_in_an_inline_endpoint_body_is_warned_of(tmp_path: Path) -> None:
+    source, output, _ = _job(tmp_path, 3)
+    with fake_endpoint() as server:
+        body = {"service": "hugging_face", "service_settings": {"url": server.embed_url, "api_key": "hf_inline_123"}}
+        result = hf_infer("embed", str(source), "-o", str(output), "--endpoint", json.dumps(body))
+    assert result.returncode == 0 and "holds an api_key" in result.stderr and "HF_TOKEN" in result.stderr
+    assert "hf_inline_123" not in result.stderr
+
+
+def test_memory_is_bounded_by_a_part_not_by_the_input(tmp_path: Path) -> None:
+    """A 100 MB JSONL (large non-text columns) peaks within 60 MiB of a 10-row input's run."""
+    small, large = tmp_path / "small.jsonl", tmp_path / "large.jsonl"
+    blob = "x" * 100_000
+    small.write_text("".join(json.dumps({"blob": blob, "text": f"row {i}"}) + "\n" for i in range(10)))
+    with large.open("w") as file:
+        for i in range(1000):
+            file.write(json.dumps({"blob": blob, "text": f"row {i}"}) + "\n")
+    peaks = []
+    with fake_endpoint(log_inputs=False) as server:
+        for source in (small, large):
+            code = (
+                "import resource, sys; from hf_infer_server._cli import main; rc = main(sys.argv[1:]); "
+                "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr); sys.exit(rc)"
+            )
+            args = ["embed", str(source), "-o", str(tmp_path / f"{source.stem}.parquet"), "--url", server.embed_url]
+            run = subprocess.run(
+                [sys.executable, "-c", code, *args, "--rows-per-part", "10", "--no-progress"],
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
+            assert run.returncode == 0, run.stderr
+            peaks.append(int(run.stderr.split()[-1]) / 1024)  # MiB
+    assert peaks[1] - peaks[0] <= 60, peaks
+    assert pq.read_table(tmp_path / "large.parquet").num_rows == 1000

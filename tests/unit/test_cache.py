@@ -240,7 +240,7 @@ def test_a_folder_where_no_file_can_be_made_warns_once_and_the_endpoint_answers(
         assert client.embed_documents(["a b c"]) == [tei.vector("a b c")]
         assert client.embed_documents(["a b c"]) == [tei.vector("a b c")]
     warnings = [r for r in caplog.records if "embedding cache" in r.getMessage()]
-    assert len(warnings) == 1 and "hf-infer.sqlite" not in warnings[0].getMessage() or len(warnings) == 1
+    assert (len(warnings) == 1 and "hf-infer.sqlite" not in warnings[0].getMessage()) or len(warnings) == 1
     assert client.cache_stats.errors == 1 and tei.sent["a b c"] == 2
 
 

@@ -154,7 +154,7 @@ def test_a_model_redeployed_behind_the_same_url_without_info_is_never_served_the
     make(server, path, driver).embed(TEXTS)
     server.model, server.dims = "b", 16  # redeployed: another model, another size
     client = make(server, path, driver)
-    vectors = client.embed(TEXTS[:2] + ["a new text"])
+    vectors = client.embed([*TEXTS[:2], "a new text"])
     assert [len(v) for v in vectors] == [16, 16, 16]  # never [8, 16, 16]
     assert vectors[0] == server.vector(TEXTS[0]) and client.cache_stats.hits == 0
     assert make(server, path, driver).embed(TEXTS[:2]) == [server.vector(t) for t in TEXTS[:2]]
