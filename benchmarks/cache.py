@@ -11,15 +11,18 @@ wall time. Then a fully cached run: client CPU per 1,000 vectors from the cache 
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 
 from hf_infer_core import EmbeddingClient, InferenceEndpoint
+from hf_infer_core.cache._identity import PROBE_TEXT
 
 from .common import Timer, fake_endpoint
 
@@ -195,6 +198,55 @@ def cached_cpu(url: str, folder: str) -> dict[str, float]:
     return out
 
 
+class _Counting(httpx.HTTPTransport):
+    """A transport that counts requests, inputs and identity probes (lone, or last of a batch)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.requests = self.inputs = self.lone = self.carried = 0
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/embed"):
+            texts = json.loads(request.read())["inputs"]
+            self.requests += 1
+            self.inputs += len(texts)
+            if texts == [PROBE_TEXT]:
+                self.lone += 1
+            elif texts[-1:] == [PROBE_TEXT]:
+                self.carried += 1
+        return super().handle_request(request)
+
+
+def identity_cost(url: str, folder: str) -> list[str]:
+    """What verifying the model costs: lone probes per client and per hour, probes carried by requests."""
+    endpoint = InferenceEndpoint.from_url(url, None, requests_per_minute=None, chunking_settings=DEFAULT)
+    path = os.path.join(folder, "identity.sqlite")
+    counting = _Counting()
+    with EmbeddingClient(endpoint, max_concurrency=8, cache=path, transport=counting) as client:
+        with Timer() as first:
+            client.embed_documents(corpus())
+        lone_first, requests_first, inputs_first = counting.lone, counting.requests, counting.inputs
+    lone = []
+    for _ in range(20):  # a fresh client's start: one lone probe, its round trip
+        with EmbeddingClient(endpoint, cache=path) as client, Timer() as timer:
+            client.embed_documents(corpus()[:1])
+        lone.append(timer.wall)
+    lone.sort()
+    texts = inputs_first - counting.carried - lone_first
+    return [
+        "",
+        "| identity check (cache/_identity.py) | figure |",
+        "|---|---:|",
+        f"| lone probe requests at a client's start | {lone_first} |",
+        f"| a cached client's first call (one lone probe, then hits): median ms | {lone[len(lone) // 2] * 1000:.1f} |",
+        "| lone probe requests per hour of use, at most (one per 60 s of calls; none while misses are sent) | 60 |",
+        f"| first run: requests carrying the probe / requests | {counting.carried} / {requests_first} |",
+        f"| first run: inputs added by probes / texts sent | {counting.carried + lone_first} / {texts} "
+        f"({(counting.carried + lone_first) / max(texts, 1):.1%}) |",
+        f"| first run wall time with the cache (s) | {first.wall:.2f} |",
+    ]
+
+
 def render(rows: list[tuple[str, list[tuple[int, float]]]], cpu: dict[str, float]) -> str:
     lines = [
         f"{DOCUMENTS} documents, Elasticsearch's default chunking; then one sentence changed in "
@@ -221,7 +273,8 @@ def run() -> str:
     with fake_endpoint() as url, tempfile.TemporaryDirectory() as folder:
         rows = [runs(name, prepare) for name, prepare in ways(url + "/embed", folder)]
         cpu = cached_cpu(url + "/embed", folder)
-    return render(rows, cpu)
+        identity = identity_cost(url + "/embed", folder)
+    return "\n".join([render(rows, cpu), *identity])
 
 
 def main() -> None:

@@ -1,9 +1,10 @@
 """What a cached vector is keyed by and stored as: no I/O, no store.
 
 A key is the BLAKE2b hash of a namespace and the text actually sent (after chunking and fitting,
-prefix included). The namespace hashes everything else that decides the vector: the model (its
-``/info`` id and revision when discovered, else the endpoint's URL), TEI's request options, the
-prompt, the vector size, the wire format and whether the text is a query. Never the key.
+prefix included). The namespace hashes everything else that decides the vector (see the
+embedding core's ``cache_keys``): the model's verified identity (``_identity``), the URL and the
+credential (each hashed apart), TEI's request options, the prompt, the vector size, the wire
+format and whether the text is a query.
 
 A value is one type byte and the vector's bytes: ``d`` float64 (the JSON route's Python floats,
 exactly) or ``f`` float32 (the base64 route's values, exactly), so a vector read back is

@@ -1,6 +1,6 @@
 """Where cached vectors live: a SQLite file, Redis, or any object with ``mget`` and ``mset``.
 
-:class:`SQLiteStore` is the default for a path: an embedded database in WAL mode, safe for many
+:class:`SQLiteStore` is the default for a path: an embedded database (a rollback journal), safe for many
 threads and processes on one machine, bounded by ``max_bytes`` with the least recently used
 entries evicted. :class:`RedisStore` shares one cache between machines (Ray workers); its bound
 is the server's own (``maxmemory`` with ``maxmemory-policy allkeys-lru``). Anything else with
