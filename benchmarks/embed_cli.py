@@ -1,8 +1,9 @@
 """``hf-infer embed`` on a 1 GB JSONL file beside a 10-row one: peak RSS of each run (issue #35).
 
 10,000 rows of a short text and a 100,000-character column each (1 GB), against the fast fake
-endpoint, with the default --rows-per-part (1,000 rows: 100 MB held at once) and with 100. The
-input is read in streaming passes, so the peak is set by a part, not by the file.
+endpoint, with the default options (a part: 1,000 rows or 8 MiB of input, whichever is less) and
+with --rows-per-part 100. The input is read in streaming passes, so the peak is set by a part, not
+by the file.
 
     .venv/bin/python -m benchmarks.embed_cli
 """

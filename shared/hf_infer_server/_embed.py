@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import itertools
 import json
 import logging
 import os
@@ -29,6 +28,10 @@ from ._embed_job import Job, assemble, check_parts, describe, lock, parts_for, u
 __all__ = ["EXAMPLES", "BadInput", "add_embed_parser", "run_embed"]
 
 logger = logging.getLogger("hf_infer_server")
+
+# A part ends at --rows-per-part rows or at this much input, whichever comes first: what bounds
+# memory (a part's rows, their Arrow table and vectors) when rows are large.
+PART_BYTES = 8 << 20
 
 EXAMPLES = """examples:
   # a folder of .txt/.md files (columns: path, text) against a local TEI server
@@ -47,8 +50,8 @@ request checks the model). Other options than the interrupted run's stop with ex
 changed (--restart starts over); a finished output of other options is replaced only with --overwrite.
 The endpoint is --url, else --endpoint, else HF_INFER_URL. The api key comes from the --endpoint body,
 else HF_TOKEN, else HUGGINGFACEHUB_API_TOKEN (not from the command line, which other users can read).
-Memory: the input is read in streaming passes; at most --rows-per-part rows and their vectors are held
-at once (about that many times a row's size and its vector's), whatever the input's size.
+Memory: the input is read in streaming passes; one part is held at once (--rows-per-part rows or 8 MiB
+of input, whichever is less, with their vectors: about 100 MiB at most), whatever the input's size.
 """
 
 
@@ -221,7 +224,7 @@ def _embed_parts(client: Any, total: int, output: Path, job: Job, args: argparse
     rows = rows_of(Path(args.input), args.text_field, start=done)
     with _progress(total, done, args.no_progress) as bar:
         first = done
-        while group := list(itertools.islice(rows, args.rows_per_part)):
+        while group := _part(rows, args.rows_per_part):
             records = _chunk_records(client, group) if args.chunks else _row_records(client, group)
             table = pa.Table.from_pylist(records)
             table = table.set_column(
@@ -233,6 +236,18 @@ def _embed_parts(client: Any, total: int, output: Path, job: Job, args: argparse
             first += len(group)
             bar.update(len(group))
     return assemble(parts, output, job)
+
+
+def _part(rows: Iterator[Row], most: int) -> list[Row]:
+    """The next part: ``most`` rows, or fewer once they hold :data:`PART_BYTES` of input (large rows)."""
+    part: list[Row] = []
+    size = 0
+    for row in rows:
+        part.append(row)
+        size += row.size
+        if len(part) >= most or size >= PART_BYTES:
+            break
+    return part
 
 
 def _row_records(client: Any, group: Sequence[Row]) -> list[dict[str, Any]]:

@@ -27,10 +27,11 @@ class BadInput(Exception):
 
 @dataclass
 class Row:
-    """One input row: its columns, and the text to embed."""
+    """One input row: its columns, the text to embed, and about how many bytes it took in the input."""
 
     columns: dict[str, Any]
     text: str
+    size: int = 0
 
 
 @dataclass
@@ -126,7 +127,7 @@ def _folder(root: Path) -> Iterator[tuple[str, Row]]:
         if b"\x00" in data:
             raise BadInput(f"{path}: a binary file (it holds NUL bytes), not text")
         text = _decoded(data, str(path))
-        yield str(path), Row({"path": str(path.relative_to(root)), "text": text}, text)
+        yield str(path), Row({"path": str(path.relative_to(root)), "text": text}, text, len(data))
 
 
 def _decoded(data: bytes, where: str) -> str:
@@ -152,7 +153,7 @@ def _jsonl(path: Path, field: str) -> Iterator[tuple[str, Row]]:
                 raise BadInput(f"{where}: not JSON ({err.msg}, column {err.colno})") from None
             if not isinstance(record, dict):
                 raise BadInput(f"{where}: not a JSON object")
-            yield where, Row(record, _text_of(record.get(field, _MISSING), field, where))
+            yield where, Row(record, _text_of(record.get(field, _MISSING), field, where), len(line))
 
 
 _MISSING = object()
@@ -177,7 +178,8 @@ def _parquet(path: Path, field: str) -> Iterator[tuple[str, Row]]:
         raise BadInput(f"{path}: no column {field!r} (columns: {', '.join(file.schema_arrow.names)})")
     number = 0
     for batch in file.iter_batches(batch_size=_PARQUET_BATCH):
+        size = batch.nbytes // max(batch.num_rows, 1)  # a row's share of its batch: the size that matters
         for record in batch.to_pylist():
             where = f"{path}, row {number}"
-            yield where, Row(record, _text_of(record[field], field, where))
+            yield where, Row(record, _text_of(record[field], field, where), size)
             number += 1

@@ -377,7 +377,7 @@ def test_a_key_in_an_inline_endpoint_body_is_warned_of(tmp_path: Path) -> None:
 
 
 def test_memory_is_bounded_by_a_part_not_by_the_input(tmp_path: Path) -> None:
-    """A 100 MB JSONL (large non-text columns) peaks within 60 MiB of a 10-row input's run."""
+    """A 100 MB JSONL (large non-text columns) peaks within 100 MiB of a 10-row input's run, default options."""
     small, large = tmp_path / "small.jsonl", tmp_path / "large.jsonl"
     blob = "x" * 100_000
     small.write_text("".join(json.dumps({"blob": blob, "text": f"row {i}"}) + "\n" for i in range(10)))
@@ -393,12 +393,12 @@ def test_memory_is_bounded_by_a_part_not_by_the_input(tmp_path: Path) -> None:
             )
             args = ["embed", str(source), "-o", str(tmp_path / f"{source.stem}.parquet"), "--url", server.embed_url]
             run = subprocess.run(
-                [sys.executable, "-c", code, *args, "--rows-per-part", "10", "--no-progress"],
+                [sys.executable, "-c", code, *args, "--no-progress"],
                 capture_output=True,
                 text=True,
                 timeout=300,
             )
             assert run.returncode == 0, run.stderr
             peaks.append(int(run.stderr.split()[-1]) / 1024)  # MiB
-    assert peaks[1] - peaks[0] <= 60, peaks
+    assert peaks[1] - peaks[0] <= 100, peaks
     assert pq.read_table(tmp_path / "large.parquet").num_rows == 1000
