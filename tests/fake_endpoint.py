@@ -130,6 +130,8 @@ class Config:
     latency_per_word: float = 0.0
     info: str = "ok"  # GET /info: "ok", an HTTP status to answer ("500", "403", ...), or "hang" (never answers)
     info_batch: int = 1024  # GET /info's max_client_batch_size
+    tei_version: str = "1.8"  # "1.9": TEI 1.9's 422 (not 413) for a batch or an input over the limits
+    max_words: int | None = None  # an input above this many words is refused as TEI refuses one over its tokens
 
 
 def _http(status: str, body: bytes, content_type: str = "application/json", extra: str = "") -> bytes:
@@ -157,6 +159,23 @@ class _Server:
         self.loop = asyncio.get_running_loop()
         self.gets: collections.Counter[str] = collections.Counter()
         self.connections = 0
+
+    def size_refusal(self, inputs: list[str]) -> tuple[str, bytes] | None:
+        """TEI 1.9's 422 for a batch over ``max_batch`` or an input over ``max_words`` (TEI 1.8: the input's 413)."""
+        config = self.config
+        message = None
+        if config.tei_version != "1.8" and config.max_batch is not None and len(inputs) > config.max_batch:
+            message = f"batch size {len(inputs)} > maximum allowed batch size {config.max_batch}"
+        elif config.max_words is not None:
+            longest = max((len(text.split()) for text in inputs), default=0)
+            if longest > config.max_words:
+                message = (
+                    f"Input validation error: `inputs` must have less than {config.max_words} tokens. Given: {longest}"
+                )
+        if message is None:
+            return None
+        status = "413 Payload Too Large" if config.tei_version == "1.8" else "422 Unprocessable Entity"
+        return f"size_{status[:3]}", _json(status, {"error": message, "error_type": "validation"})
 
     def choose(self, body: bytes, count: int, first: str | None = None) -> str:
         config = self.config
@@ -365,6 +384,11 @@ class _Connection(asyncio.Protocol):
             server.respond(self.transport, _http("200 OK", server.openai_body(inputs, request.get("encoding_format"))))
             return
         server.first_request()
+        refused = server.size_refusal(inputs)
+        if refused is not None:
+            server.log.append(Logged(time.monotonic(), [], refused[0], authorization))
+            self.transport.write(refused[1])
+            return
         kind = server.choose(body, len(inputs), inputs[0] if inputs else None)
         if kind == "ok" and server.starting():
             kind = "503_starting"
@@ -411,7 +435,13 @@ class _Connection(asyncio.Protocol):
         elif kind == "422":
             write(_json("422 Unprocessable Entity", {"error": "Input validation error", "error_type": "Validation"}))
         elif kind == "tei_413":
-            write(_json("413 Payload Too Large", {"error": "batch too large", "error_type": "Validation"}))
+            limit = server.config.max_batch
+            message = (  # TEI 1.8 states the limit, as 1.9's 422 does
+                f"batch size {len(inputs)} > maximum allowed batch size {limit}"
+                if limit is not None and len(inputs) > limit
+                else "batch too large"
+            )
+            write(_json("413 Payload Too Large", {"error": message, "error_type": "Validation"}))
         elif kind == "plain_413":
             write(
                 _http(

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import multiprocessing
+import socket
 import threading
 import time
 from typing import Any
 
 import pytest
 
-from hf_infer_core import EmbeddingClient, InferenceEndpoint, RateLimitBackendError, RateLimiter
+from hf_infer_core import AsyncEmbeddingClient, EmbeddingClient, InferenceEndpoint, RateLimitBackendError, RateLimiter
 from hf_infer_core.limits._ratelimit import RedisRateLimiter, bucket_key
 from langchain_hf_infer import HFInferEmbeddings
 
@@ -194,3 +196,39 @@ def test_rate_limit_backend_is_validated_and_never_echoed() -> None:
         InferenceEndpoint.from_url("http://h/embed", "k"), rate_limit_backend="redis://:s3cret-pw@127.0.0.1:1/0"
     )
     assert "s3cret-pw" not in repr(client.rate_limiter) + repr(client.options)
+
+
+@pytest.mark.parametrize("driver", ["sync", "async"])
+def test_a_refused_redis_is_raised_by_the_first_probe_not_absorbed_and_met_again(driver: str) -> None:
+    """Issue #40, case 10: the /info probe's refusal by the Redis budget is the call's error, at once."""
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        refused = f"redis://127.0.0.1:{probe.getsockname()[1]}/0"
+    with fake_endpoint() as server:
+        endpoint = InferenceEndpoint.from_url(server.embed_url, "k", requests_per_minute=600)
+        cls = EmbeddingClient if driver == "sync" else AsyncEmbeddingClient
+        client = cls(endpoint, rate_limit_backend=refused, connect_retry_deadline=0.3)
+        tokens = []
+        acquire = client.rate_limiter.acquire
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            tokens.append(1)
+            return acquire(*args, **kwargs)
+
+        client.rate_limiter.acquire = counted  # type: ignore[method-assign]
+        if driver == "async":
+            aacquire = client.rate_limiter.aacquire
+
+            async def acounted(*args: Any, **kwargs: Any) -> Any:
+                tokens.append(1)
+                return await aacquire(*args, **kwargs)
+
+            client.rate_limiter.aacquire = acounted  # type: ignore[method-assign]
+
+        def call() -> Any:
+            result = client.embed(["a text"])
+            return asyncio.run(result) if driver == "async" else result
+
+        with pytest.raises(RateLimitBackendError, match="refused every connection"):
+            call()
+        assert len(tokens) == 1 and server.log == []  # one wait for the budget, no request sent

@@ -12,7 +12,8 @@ code that expects those keeps working::
     ├── EndpointError                    the endpoint answered with an error status
     │   ├── AuthenticationError          401 / 403
     │   ├── InvalidRequestError          400 / 422 (TEI "Validation"/"Tokenizer" errors)
-    │   ├── PayloadTooLargeError         413 for a single input; .index
+    │   ├── PayloadTooLargeError         413, or TEI 1.9's 422 stating a batch, token or character
+    │   │                                limit: the batch is halved, a chunk split; .index
     │   ├── RateLimitError               429 after the retries; .retry_after
     │   ├── ModelLoadingError            503 "model is loading"; .estimated_time
     │   └── ServerError                  other 5xx and 424
@@ -32,6 +33,7 @@ from __future__ import annotations
 
 import builtins
 import json
+import re
 import time
 from collections.abc import Sequence
 from email.utils import parsedate_to_datetime
@@ -144,7 +146,7 @@ class InvalidRequestError(EndpointError):
 
 
 class PayloadTooLargeError(EndpointError):
-    """A single input is too large for the endpoint (413); ``index`` names it."""
+    """A request too large for the endpoint (413, or TEI 1.9's 422 stating a size limit); ``index`` names a single input."""
 
     def __init__(self, message: str, *, index: int | None = None, **kwargs: object) -> None:
         super().__init__(message, **kwargs)  # type: ignore[arg-type]
@@ -263,7 +265,9 @@ def status_error(
             f"{base64_route} answered {code}: use wire_format='json' with this endpoint",
             **kwargs,
         )
-    if code == 413:
+    if code == 413 or (code == 422 and size_refusal(message or text)):
+        # TEI up to 1.8 refused a batch or an input over its limits with 413; 1.9 with 422 and
+        # the same messages. Both are the same refusal: halve the batch, split the input.
         return PayloadTooLargeError(detail, **kwargs)
     if code == 429 or kind == "overloaded":
         return RateLimitError(detail, retry_after=_retry_after_seconds(retry_after), **kwargs)
@@ -274,6 +278,19 @@ def status_error(
     if code in (400, 422) or kind in ("validation", "tokenizer", "empty"):
         return InvalidRequestError(detail, **kwargs)
     return EndpointError(detail, **kwargs)
+
+
+# TEI's refusals of a request's size (core/src/tokenization.rs, router/src/http/server.rs): the
+# batch over --max-client-batch-size, an input over the model's tokens or over its character cap.
+_SIZE_REFUSALS = (
+    re.compile(r"batch size \d+ > maximum allowed batch size \d+"),
+    re.compile(r"must have less than \d+ (?:tokens|characters)\. Given: \d+"),
+)
+
+
+def size_refusal(message: str) -> bool:
+    """True when an endpoint's refusal states a size limit (TEI's messages, 413 or 422 alike)."""
+    return any(pattern.search(message) for pattern in _SIZE_REFUSALS)
 
 
 def _error_fields(text: str) -> tuple[str | None, str | None, float | None]:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Self
 from urllib.parse import urlsplit
 
-from ..base._errors import ClientClosedError, EndpointError, HFInferError, PayloadTooLargeError
+from ..base._errors import ClientClosedError, EndpointError, HFInferError, PayloadTooLargeError, RateLimitBackendError
 from ..cache._identity import PROBE_TEXT, Identity
 from ..cache._keys import keys_for, namespace_of
 from ..config import InferenceEndpoint
@@ -301,6 +301,7 @@ class ClientCore(RequestCore):
             return vectors
         except PayloadTooLargeError as err:
             if len(texts) > 1:
+                self.learn_batch_limit(err, len(texts) + (certify is not None))
                 # Never truncate (Elasticsearch halves every input): halve the batch instead.
                 return (
                     yield from self.in_halves(
@@ -404,8 +405,8 @@ class ClientCore(RequestCore):
         try:
             reply = yield from self.attempts(self.tokenize_url, body=body, max_bytes=limit, probe=True, read=answer)
             return tei_tokens(texts, reply.status_code, reply.body, self._redact)
-        except ClientClosedError:
-            raise
+        except (ClientClosedError, RateLimitBackendError):
+            raise  # not the endpoint's answer: the call would meet it on its next request
         except HFInferError as err:
             missing = isinstance(err, EndpointError) and err.status_code in (404, 405)
             self.probes.skip("tokenize", err, for_good=missing)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, Self, TypeVar
@@ -31,6 +32,8 @@ __all__ = ["RequestCore", "answer"]
 
 logger = logging.getLogger("hf_infer_core")
 R = TypeVar("R")
+# TEI's refusal of a batch over --max-client-batch-size: "batch size 40 > maximum allowed batch size 32".
+BATCH_LIMIT = re.compile(r"batch size \d+ > maximum allowed batch size (\d{1,9})")
 
 
 def answer(result: HttpResult) -> HttpResult:
@@ -209,6 +212,17 @@ class RequestCore:
                     # A transport error keeps its httpx cause; the retry loop itself is no context.
                     raise err.with_context(attempts=attempt, indices=indices) from err.__cause__
                 yield from ask(Sleep(decision.wait))
+
+    def learn_batch_limit(self, err: HFInferError, refused: int) -> bool:
+        """Lower ``batch_size`` to the limit a refusal states (TEI: 413 up to 1.8, 422 from 1.9); False if none.
+
+        ``refused``: the size of the batch refused, for the caller's fallback.
+        """
+        stated = BATCH_LIMIT.search(f"{err.message} {getattr(err, 'body', '')}")
+        if stated is None:
+            return False
+        self.batch_size = max(1, min(self.batch_size, int(stated.group(1)), refused - 1))
+        return True
 
     def connection_lost(self) -> None:
         """An attempt lost its connection, timed out or met a 503: the endpoint may be another now (a redeploy)."""

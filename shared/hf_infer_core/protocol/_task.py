@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Generic, Protocol, Self, TypeVar
 
-from ..base._errors import ClientClosedError, HFInferError
+from ..base._errors import ClientClosedError, HFInferError, RateLimitBackendError
 from ..config import InferenceEndpoint
 from ..config._options import RequestOptions
 from ._request import RequestCore
@@ -118,8 +118,8 @@ class TaskJobs(Generic[C]):
     def _read_info(self) -> Flow[None]:
         try:
             yield from self.core.info_flow()
-        except ClientClosedError:
-            raise
+        except (ClientClosedError, RateLimitBackendError):
+            raise  # not the endpoint's answer: an infrastructure failure the call itself would meet
         except HFInferError as err:
             self.core.probes.skip("info", err)
             return

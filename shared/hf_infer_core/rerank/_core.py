@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import random
-import re
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -19,14 +18,12 @@ from urllib.parse import urlsplit, urlunsplit
 from ..base._errors import InvalidRequestError, PayloadTooLargeError, ResponseFormatError, body_excerpt
 from ..config import InferenceEndpoint
 from ..config._options import RerankOptions
-from ..protocol._request import RequestCore
+from ..protocol._request import BATCH_LIMIT, RequestCore
 from ..protocol._steps import Flow, HttpResult
 from ..protocol._wire import dumps, fast_loads
 
 __all__ = ["RerankCore", "rerank_url"]
 
-# TEI's refusal of a batch over --max-client-batch-size: "batch size 40 > maximum allowed batch size 32".
-_BATCH_LIMIT = re.compile(r"batch size \d+ > maximum allowed batch size (\d{1,9})")
 # Elasticsearch's rerank chunking (RerankRequestChunker): words per token, and tokens the pair's
 # special tokens take.
 WORDS_PER_TOKEN = 0.75
@@ -149,7 +146,7 @@ class RerankCore(RequestCore):
             )
             return scores
         except (PayloadTooLargeError, InvalidRequestError) as err:
-            stated = _BATCH_LIMIT.search(f"{err.message} {err.body}")
+            stated = BATCH_LIMIT.search(f"{err.message} {err.body}")
             if isinstance(err, InvalidRequestError) and stated is None:
                 raise  # a 400/422 about something else than the batch's size: retrying cannot help
             if len(texts) == 1:
@@ -157,7 +154,8 @@ class RerankCore(RequestCore):
                     err.index = indices[0]
                 err.message = f"passage {indices[0]} alone is too large for the endpoint: {err.message}"
                 raise err from err.__cause__
-            self.batch_size = max(1, min(self.batch_size, int(stated.group(1)) if stated else len(texts) // 2))
+            if not self.learn_batch_limit(err, len(texts)):
+                self.batch_size = max(1, min(self.batch_size, len(texts) // 2))
             return (yield from self.in_halves(texts, indices, lambda t, i: self.batch_flow(query, t, i, started)))
 
     @property
