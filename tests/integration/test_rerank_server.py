@@ -130,6 +130,47 @@ def test_a_long_passage_never_fails_the_call(local_server: LocalServer) -> None:
     assert results[0].index == 0
 
 
+@pytest.mark.parametrize("driver", ["sync", "async"])
+def test_a_passage_over_the_payload_limit_is_cut_as_tei_would_cut_it(local_server: LocalServer, driver: str) -> None:
+    """Issue #40, case 11: 2.4 MB, more than TEI's 2,000,000-byte payload limit; truncate mode never fails on it."""
+    huge = "Walk the dog twice a day, every day. " * 65_000
+    assert len(huge.encode()) > 2_400_000
+    endpoint = rerank_endpoint(local_server)
+    cls = RerankClient if driver == "sync" else AsyncRerankClient
+    client = cls(endpoint)
+    result = client.rerank(QUERY, [huge, PASSAGES[1]], return_documents=True)
+    results = asyncio.run(result) if driver == "async" else result
+    assert {r.index for r in results} == {0, 1}
+    assert next(r.text for r in results if r.index == 0) == huge  # the caller's passage, whole
+    cap = 256 * 250  # the model's tokens times TEI's character cap: what TEI's truncate cuts to
+    with RerankClient(endpoint) as direct:
+        expected = {r.index: r.relevance_score for r in direct.rerank(QUERY, [huge[:cap], PASSAGES[1]])}
+    assert {r.index: r.relevance_score for r in results} == pytest.approx(expected)
+
+
+def test_an_embedding_route_is_its_servers_rerank_route_or_refused(
+    local_server: LocalServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue #40, case 12: HF_INFER_URL names /embed; the rerank clients and adapters find /rerank beside it."""
+    from hf_infer_core import ConfigError
+    from langchain_hf_infer import HFInferRerank
+
+    embed = InferenceEndpoint.from_url(local_server.embed_url, local_server.api_key, task_type="rerank")
+    with caplog.at_level("WARNING", logger="hf_infer_core"), RerankClient(embed) as client:
+        assert {r.index for r in client.rerank(QUERY, PASSAGES)} == set(range(5))
+        client.rerank(QUERY, PASSAGES)
+    stand_in = [r for r in caplog.records if "stand-in" in r.getMessage()]
+    assert len(stand_in) == 1  # the server says its /rerank is not a cross-encoder: said once
+    compressor = HFInferRerank(url=local_server.embed_url, api_key=local_server.api_key, top_n=2)
+    from langchain_core.documents import Document
+
+    ranked = compressor.compress_documents([Document(p) for p in PASSAGES], QUERY)
+    assert len(ranked) == 2
+    serverless = "https://api-inference.huggingface.co/pipeline/feature-extraction/BAAI/bge-small-en"
+    with pytest.raises(ConfigError, match="feature-extraction/BAAI/bge-small-en is an embedding route"):
+        RerankClient(InferenceEndpoint.from_url(serverless, "hf_x", task_type="rerank"))
+
+
 # ------------------------------------------------------------------ a cross-encoder, built from a config here
 
 

@@ -304,3 +304,37 @@ def test_streams_count_tokens_one_request_per_group_not_per_text(driver: str) ->
     # 20 texts of ~2.6 KB: one group each way (the stream's, then embed_documents').
     assert fake.paths["/tokenize"] == 2
     assert fake.paths["/tokenize"] / fake.paths["/embed"] <= 1.75
+
+
+@pytest.mark.parametrize("driver", ["sync", "async"])
+def test_an_auto_truncating_endpoint_that_cannot_count_tokens_is_warned_of_once(
+    driver: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """TEI 1.9 cuts an input over its limit by default (auto_truncate): chunks that cannot be fitted say so."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/info"):
+            return httpx.Response(
+                200, json={"model_id": "m", "max_input_length": 12, "auto_truncate": True, "version": "1.9.3"}
+            )
+        if request.url.path.endswith("/tokenize"):
+            return httpx.Response(404)
+        texts = json.loads(request.content)["inputs"]
+        return httpx.Response(200, json=[vector_for(t) for t in texts])  # never refuses: it truncates
+
+    clock = FakeClock()
+    cls = EmbeddingClient if driver == "sync" else AsyncEmbeddingClient
+    client = cls(
+        endpoint(chunking={"strategy": "word", "max_chunk_size": 40, "overlap": 0}),
+        transport=httpx.MockTransport(handler),
+        rate_limiter=limiter(clock),
+        clock=clock,
+    )
+    document = " ".join(f"w{i}" for i in range(40))
+    with caplog.at_level("WARNING", logger="hf_infer_core"):
+        for _ in range(2):
+            call = client.embed_documents([document])
+            if driver == "async":
+                asyncio.run(call)
+    warnings = [r.getMessage() for r in caplog.records if "auto_truncate" in r.getMessage()]
+    assert len(warnings) == 1 and "12 tokens" in warnings[0] and "tokenizer=" in warnings[0]

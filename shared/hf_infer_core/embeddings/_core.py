@@ -94,6 +94,7 @@ class ClientCore(RequestCore):
         self.learned_limit: int | None = None
         # With a cache, every batch whose vectors are stored carries the probe: one place less.
         self.reserve = 0
+        self._warned_truncation = False
         # The model behind each kind of request (documents, queries): see cache/_identity.py.
         self._identities: dict[str, Identity] = {}
 
@@ -375,14 +376,32 @@ class ClientCore(RequestCore):
         if limit is None:
             return chunks, True
         if not (local or self.probes.due("tokenize")):
+            self._cut_by_server(limit)
             return chunks, False
         try:
             fitted: list[list[Chunk]] = yield from fit_texts_flow(
                 items, chunks, limit, self.options.document_prefix, count
             )
         except NoTokenizeRoute:  # the endpoint has no /tokenize
+            self._cut_by_server(limit)
             return chunks, False
         return fitted, True
+
+    def _cut_by_server(self, limit: int) -> None:
+        """One WARNING when chunks cannot be fitted and the endpoint cuts what is too long (TEI 1.9's auto_truncate).
+
+        Without auto-truncation a chunk over the limit is refused and split; with it, the server
+        cuts the chunk silently, and only this says so.
+        """
+        if (self.server_info or {}).get("auto_truncate") is True and not self._warned_truncation:
+            self._warned_truncation = True
+            logger.warning(
+                "hf-infer: %s truncates inputs over %d tokens (auto_truncate), and chunks cannot be counted here "
+                "(no /tokenize answer, no tokenizer=): a chunk over the limit may be cut by the server, its end not "
+                "embedded; pass tokenizer= (the model's tokenizer.json) to fit chunks exactly",
+                self.probes.where,
+                limit,
+            )
 
     @property
     def tokenize_url(self) -> str:

@@ -40,6 +40,11 @@ class Probes:
         self._skipped_until: dict[Probe, float] = {}
         self._warned: set[Probe] = set()
 
+    @property
+    def where(self) -> str:
+        """The endpoint as shown in messages (no key, no query string)."""
+        return self._where
+
     def due(self, name: Probe) -> bool:
         """False while ``name`` is skipped after a failure."""
         return self._clock() >= self._skipped_until.get(name, float("-inf"))

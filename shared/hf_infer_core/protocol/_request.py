@@ -108,9 +108,8 @@ class RequestCore:
 
     def info_fields(self, info: dict[str, Any]) -> dict[str, Any]:
         """What a task keeps of ``/info``: the model, its input limit, the batch limit."""
-        return {
-            k: info.get(k) for k in ("model_id", "model_sha", "max_input_length", "max_client_batch_size") if k in info
-        }
+        kept = ("model_id", "model_sha", "max_input_length", "max_client_batch_size", "auto_truncate", "version")
+        return {k: info.get(k) for k in kept if k in info}
 
     def _use_info(self, info: dict[str, Any]) -> None:
         self.server_info = info

@@ -8,6 +8,7 @@ scores each pair alone, so batches of one call are merged exactly.
 
 from __future__ import annotations
 
+import logging
 import math
 import random
 import time
@@ -15,7 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from ..base._errors import InvalidRequestError, PayloadTooLargeError, ResponseFormatError, body_excerpt
+from ..base._errors import ConfigError, InvalidRequestError, PayloadTooLargeError, ResponseFormatError, body_excerpt
 from ..config import InferenceEndpoint
 from ..config._options import RerankOptions
 from ..protocol._request import BATCH_LIMIT, RequestCore
@@ -24,23 +25,49 @@ from ..protocol._wire import dumps, fast_loads
 
 __all__ = ["RerankCore", "rerank_url"]
 
+logger = logging.getLogger("hf_infer_core")
+
 # Elasticsearch's rerank chunking (RerankRequestChunker): words per token, and tokens the pair's
 # special tokens take.
 WORDS_PER_TOKEN = 0.75
 EXTRA_TOKENS = 5
 # The model limit assumed when /info gave none (Elasticsearch's reranker's).
 DEFAULT_TOKEN_LIMIT = 512
+# TEI's character cap on an input: the model's token limit times this (core/src/tokenization.rs,
+# MAX_CHAR_MULTIPLIER); with truncate it cuts a longer input to the cap, without it refuses it.
+CHARS_PER_TOKEN_CAP = 250
+# The shortest a passage refused for its size is cut to (characters per token of the limit): far
+# more than the tokens the model reads, so the cut never changes what is scored.
+CHARS_PER_TOKEN_FLOOR = 16
+
+
+# TEI's embedding routes: a rerank client given one (HF_INFER_URL set for the embeddings) means
+# the same server's /rerank.
+_TEI_EMBEDDING_ROUTES = ("/embed", "/embed_all", "/embed_sparse", "/embeddings", "/v1/embeddings")
 
 
 def rerank_url(url: str) -> str:
-    """Where a rerank batch is sent: the URL as configured, or TEI's ``/rerank`` when it names only the server.
+    """Where a rerank batch is sent: the URL as configured, or TEI's ``/rerank`` beside it.
 
     TEI answers ``POST /`` with ``/predict`` for a reranker, not with ``/rerank``: a URL with no
-    path (``http://host:8080``) means the server, whose rerank route is ``/rerank``.
+    path (``http://host:8080``) means the server, whose rerank route is ``/rerank``; so does one of
+    TEI's embedding routes (``.../embed``). Another embedding route (Hugging Face's
+    ``feature-extraction`` pipeline) has no rerank beside it: a :class:`ConfigError` names it.
     """
     parts = urlsplit(url)
-    if parts.path in ("", "/"):
+    path = parts.path.rstrip("/")
+    if path == "":
         return urlunsplit((parts.scheme, parts.netloc, "/rerank", parts.query, ""))
+    for route in _TEI_EMBEDDING_ROUTES:
+        if path.endswith(route):
+            return urlunsplit((parts.scheme, parts.netloc, path[: -len(route)] + "/rerank", parts.query, ""))
+    if "feature-extraction" in path or "sentence-similarity" in path:
+        raise ConfigError(
+            [
+                f"[url] {parts.path} is an embedding route, not a reranker's: give the rerank endpoint's URL "
+                "(a TEI server serving a cross-encoder, ending in /rerank)"
+            ]
+        )
     return url
 
 
@@ -58,6 +85,7 @@ class RerankCore(RequestCore):
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
     ) -> None:
+        self._warned_stand_in = False
         super().__init__(endpoint, options, clock=clock, rng=rng)
         self.url = rerank_url(endpoint.url)
         # truncate: a pair over the model's limit is cut, never refused (best_chunk's chunks are
@@ -67,6 +95,13 @@ class RerankCore(RequestCore):
             self.extras["raw_scores"] = True
         if options.truncation_direction is not None:
             self.extras["truncation_direction"] = options.truncation_direction
+
+    @property
+    def info_url(self) -> str:
+        """TEI's ``/info`` beside the rerank route actually used (which may be derived from an ``/embed`` URL)."""
+        parts = urlsplit(self.url)
+        path = parts.path.rstrip("/").removesuffix(self.route)
+        return urlunsplit((parts.scheme, parts.netloc, path + "/info", "", ""))
 
     def info_fields(self, info: dict[str, Any]) -> dict[str, Any]:
         """``/info``'s fields, the reranker's own where the server says them apart.
@@ -78,6 +113,14 @@ class RerankCore(RequestCore):
         rerank = info.get("rerank")
         if isinstance(rerank, dict):
             fields.update({k: rerank[k] for k in ("model_id", "max_input_length") if rerank.get(k) is not None})
+            scoring = rerank.get("scoring")
+            if isinstance(scoring, str) and scoring != "cross-encoder" and not self._warned_stand_in:
+                self._warned_stand_in = True
+                logger.warning(
+                    "hf-infer: the endpoint's /rerank does not score with a cross-encoder (%s): its scores are a "
+                    "stand-in for development, not relevance (hf-infer serve --rerank-model DIR serves one)",
+                    scoring[:200],
+                )
         return fields
 
     def body(self, query: str, texts: Sequence[str]) -> bytes:
@@ -150,6 +193,10 @@ class RerankCore(RequestCore):
             if isinstance(err, InvalidRequestError) and stated is None:
                 raise  # a 400/422 about something else than the batch's size: retrying cannot help
             if len(texts) == 1:
+                if shorter := self.cut(texts[0], len(texts[0]) // 2) if isinstance(err, PayloadTooLargeError) else None:
+                    # truncate mode: the endpoint reads the passage's first tokens only, so a
+                    # payload too large for it is cut (never below the floor) rather than failing.
+                    return (yield from self.batch_flow(query, [shorter], indices, started))
                 if isinstance(err, PayloadTooLargeError):
                     err.index = indices[0]
                 err.message = f"passage {indices[0]} alone is too large for the endpoint: {err.message}"
@@ -157,6 +204,23 @@ class RerankCore(RequestCore):
             if not self.learn_batch_limit(err, len(texts)):
                 self.batch_size = max(1, min(self.batch_size, len(texts) // 2))
             return (yield from self.in_halves(texts, indices, lambda t, i: self.batch_flow(query, t, i, started)))
+
+    def cut(self, text: str, chars: int) -> str | None:
+        """``text`` cut to ``chars`` characters from the side TEI keeps, in truncate mode; ``None`` when it may not be.
+
+        Never below :data:`CHARS_PER_TOKEN_FLOOR` characters per token of the limit.
+        """
+        floor = self.token_limit * CHARS_PER_TOKEN_FLOOR
+        if self.options.long_passages != "truncate" or len(text) <= floor:
+            return None
+        chars = max(chars, floor)
+        left = (self.options.truncation_direction or "right").lower() == "left"
+        return text[-chars:] if left else text[:chars]
+
+    def capped(self, texts: Sequence[str]) -> list[str]:
+        """``texts`` with each over TEI's character cap cut to it, as TEI's truncate would cut it (truncate mode)."""
+        cap = self.token_limit * CHARS_PER_TOKEN_CAP
+        return [self.cut(text, cap) or text if len(text) > cap else text for text in texts]
 
     @property
     def token_limit(self) -> int:

@@ -121,7 +121,8 @@ class RerankJobs(TaskJobs[RerankCore]):
     def _scores(self, query: str, items: list[str]) -> Flow[list[float]]:
         """Each passage's score: its own, or with ``best_chunk`` its best chunk's."""
         if self.options.long_passages == "truncate":
-            return (yield from self._score_all(query, items, None))
+            # What TEI's truncate cuts anyway is not sent: a 2 MB passage never meets the payload cap.
+            return (yield from self._score_all(query, self.core.capped(items), None))
         # Elasticsearch's rerank chunking: sentences, sized to what the query leaves of the limit.
         words = self.core.chunk_words(count_words(query))
         settings = ChunkingSettings(strategy="sentence", max_chunk_size=words, sentence_overlap=1)
