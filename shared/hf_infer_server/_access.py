@@ -1,7 +1,9 @@
-"""The server's access log: one line per request (client, method, path, status, inputs, milliseconds).
+r"""The server's access log: one line per request (client, method, path, status, inputs, milliseconds).
 
-Never a header (the key travels in one) and never the query string; the inputs are what the route
-read (``-`` when it read none). ``hf-infer serve --log-level info`` (the default) shows them;
+Never a header (the key travels in one) and never the query string; the path as the client sent
+it (percent-encoding kept) with every control or non-ASCII byte escaped (as ``\x0a``), so no request
+writes a line or an escape sequence of its own; the inputs are what the route read (``-`` when it
+read none). ``hf-infer serve --log-level info`` (the default) shows them;
 ``warning`` shows only problems.
 """
 
@@ -38,6 +40,13 @@ def configure_logging(level: str) -> None:
     root.propagate = False
 
 
+def shown_path(scope: dict[str, Any]) -> str:
+    """The request's path as sent (``raw_path``, no query), every byte outside printable ASCII escaped."""
+    raw = scope.get("raw_path") or scope.get("path", "").encode("utf-8", "surrogateescape")
+    raw = bytes(raw).split(b"?", 1)[0]
+    return "".join(chr(b) if 0x20 <= b < 0x7F and b != 0x5C else f"\\x{b:02x}" for b in raw)
+
+
 class AccessLog:
     """ASGI middleware writing the access line when the response has been sent (or the request failed)."""
 
@@ -66,7 +75,7 @@ class AccessLog:
                 '%s "%s %s" %d %s inputs %.1f ms',
                 client[0],
                 scope["method"],
-                scope["path"],
+                shown_path(scope),
                 state["status"],
                 state.get("inputs", "-"),
                 (time.perf_counter() - started) * 1000,

@@ -8,9 +8,9 @@ integration tests, the cassettes and ``make demo`` talk to over real HTTP.
 Routes, as TEI answers them:
 
 - ``POST /`` and ``POST /embed``: ``{"inputs": str | [str], "normalize": bool = true,
-  "truncate": bool | null}`` -> ``[[float, ...], ...]``. As TEI, an input above the model's token
-  limit gets a 413 unless the request sets ``"truncate": true`` or the server was started with
-  ``--auto-truncate``.
+  "truncate": bool | null}`` -> ``[[float, ...], ...]``. As TEI 1.9, an input above the model's
+  token limit is cut (``--auto-truncate``, true by default) unless the request sets
+  ``"truncate": false`` or the server was started with ``--auto-truncate false``: then it gets a 422.
 - ``POST /tokenize``: ``{"inputs": str | [str], "add_special_tokens": bool = true}`` ->
   ``[[{"id", "text", "special", "start", "stop"}, ...], ...]``.
 - ``POST /rerank``: ``{"query": str, "texts": [str], "raw_scores", "return_text", "truncate",
@@ -21,24 +21,30 @@ Routes, as TEI answers them:
   (how ``/rerank`` scores).
 - ``GET /health``: 200 once the model is loaded, 503 before.
 
-Errors use TEI's JSON shape ``{"error": ..., "error_type": ...}``: 401 without the right Bearer
-token (when ``--api-key`` is set), 413 for a batch above ``--max-batch-size`` or an input above
-the model's token limit when truncation is off, 413 as plain text for a body over 2 MB, 422 for a
-malformed request, 503 with ``estimated_time`` while the model loads. The model runs on a worker
-thread, never on the event loop.
+Errors use TEI's JSON shape ``{"error": ..., "error_type": ...}``, with TEI 1.9.3's statuses: 401
+without the right Bearer token (when ``--api-key`` is set; the body is never read), 422 for a
+batch above ``--max-client-batch-size``, an input above the model's tokens (truncation off) or its
+character cap, an unknown prompt or a malformed request (invalid Unicode anywhere included), 400
+for an empty input, 413 as plain text for a body over ``--payload-limit`` (2,000,000 bytes), 408
+for a body not in within ``--body-timeout`` seconds, 503 with ``estimated_time`` while the model
+loads. Successful answers carry TEI's ``x-compute-*`` and timing headers. The model runs on a
+worker thread, never on the event loop; a model that fails to load is logged at once (ERROR) and
+``/health`` answers 503 saying why.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from typing import Any
 
-from ._model import Model, default_model_path
+from ._model import PAYLOAD_LIMIT, Model, default_model_path
 
 __all__ = ["create_app", "default_model_path", "serve"]
 
 HEADER_TIMEOUT = 10.0  # seconds a client has to send a request's headers
+BODY_TIMEOUT = 30.0  # seconds a client has to send a request's body, once its headers are in
 
 
 def create_app(
@@ -46,10 +52,12 @@ def create_app(
     *,
     api_key: str | None = None,
     max_batch_size: int = 32,
-    auto_truncate: bool = False,
+    auto_truncate: bool = True,
     model_id: str | None = None,
     max_concurrent_requests: int = 512,
     rerank_model: str | None = None,
+    payload_limit: int = PAYLOAD_LIMIT,
+    body_timeout: float = BODY_TIMEOUT,
 ) -> Any:
     """Build the starlette app; the model starts loading in the background at once."""
     from starlette.applications import Starlette
@@ -66,11 +74,18 @@ def create_app(
     gate = bearer_only(api_key)  # an empty key is refused before the model starts loading
     path = model_path or default_model_path()
     name = model_id or ("sentence-transformers/all-MiniLM-L6-v2" if model_path is None else os.path.basename(path))
-    model = Model(path)
-    ctx = Context(model, name, max_batch_size, auto_truncate, max_concurrent_requests)
+    model = Model(path, on_error=_report_load_failure)
+    ctx = Context(model, name, max_batch_size, auto_truncate, max_concurrent_requests, payload_limit, body_timeout)
     reranker = Reranker(model, rerank_model)
     routes = [*embed_routes(ctx), *rerank_routes(ctx, reranker), *meta_routes(ctx, reranker)]
     return Starlette(routes=routes, middleware=[Middleware(AccessLog), gate])
+
+
+def _report_load_failure(path: str, error: str) -> None:
+    """A model that fails to load is said on the console at once, not only in 503 bodies."""
+    logging.getLogger("hf_infer_server").error(
+        "the model at %s failed to load: %s (every request answers 503; /health says why)", path, error
+    )
 
 
 def serve(
@@ -79,10 +94,12 @@ def serve(
     model_path: str | None = None,
     api_key: str | None = None,
     max_batch_size: int = 32,
-    auto_truncate: bool = False,
+    auto_truncate: bool = True,
     header_timeout: float = HEADER_TIMEOUT,
     rerank_model: str | None = None,
     log_level: str = "info",
+    payload_limit: int = PAYLOAD_LIMIT,
+    body_timeout: float = BODY_TIMEOUT,
 ) -> None:
     """Run the endpoint with uvicorn until interrupted; ``log_level`` ``info`` logs a line per request."""
     import uvicorn
@@ -96,6 +113,8 @@ def serve(
         max_batch_size=max_batch_size,
         auto_truncate=auto_truncate,
         rerank_model=rerank_model,
+        payload_limit=payload_limit,
+        body_timeout=body_timeout,
     )
     uvicorn.run(
         app,

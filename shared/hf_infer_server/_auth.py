@@ -23,7 +23,9 @@ def bearer_only(api_key: str | None) -> Middleware:
             if expected is not None:
                 given = request.headers.get("authorization", "").encode()
                 if not hmac.compare_digest(given, expected):  # constant time: the key is not guessed byte by byte
-                    return Response(status_code=401)
+                    # Answered before the body is read, and the connection closed: a body sent (or
+                    # dripped) without the key is never read.
+                    return Response(status_code=401, headers={"connection": "close"})
             return await call_next(request)
 
     return Middleware(BearerOnly)

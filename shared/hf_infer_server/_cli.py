@@ -62,7 +62,26 @@ def _add_serve_parser(commands: Any) -> None:
         default=os.environ.get("HF_INFER_SERVER_API_KEY"),
         help="require 'Authorization: Bearer KEY' (default: $HF_INFER_SERVER_API_KEY, else no check)",
     )
-    serve.add_argument("--max-batch-size", type=int, default=32, help="largest batch accepted (413 above; default 32)")
+    serve.add_argument(
+        "--max-client-batch-size",
+        "--max-batch-size",
+        dest="max_batch_size",
+        type=_positive,
+        default=32,
+        help="most inputs in one request, as TEI's flag (422 above; default 32; --max-batch-size is the old name)",
+    )
+    serve.add_argument(
+        "--payload-limit",
+        type=_positive,
+        default=2_000_000,
+        help="largest request body in bytes, as TEI's flag (413 above; default 2000000)",
+    )
+    serve.add_argument(
+        "--body-timeout",
+        type=float,
+        default=30.0,
+        help="seconds a client has to send a request's body once its headers are in (408 after; default 30)",
+    )
     serve.add_argument(
         "--header-timeout",
         type=float,
@@ -71,9 +90,13 @@ def _add_serve_parser(commands: Any) -> None:
     )
     serve.add_argument(
         "--auto-truncate",
-        action="store_true",
-        help="cut inputs above the model's token limit (as TEI: by default they get a 413 unless the request "
-        "sets truncate)",
+        type=_boolean,
+        nargs="?",
+        const=True,
+        default=True,
+        metavar="true|false",
+        help="cut inputs above the model's token limit unless a request sets truncate: false, as TEI 1.9 does "
+        "(default true); --auto-truncate false refuses them with a 422 unless a request sets truncate: true",
     )
     serve.add_argument(
         "--rerank-model",
@@ -90,6 +113,26 @@ def _add_serve_parser(commands: Any) -> None:
         help="info (default) logs one access line per request (method, path, status, inputs, ms; never a "
         "header); warning logs only problems",
     )
+
+
+def _boolean(value: str) -> bool:
+    """TEI's boolean flag values."""
+    lowered = value.strip().lower()
+    if lowered in ("true", "1", "yes"):
+        return True
+    if lowered in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
+
+
+def _positive(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}")
+    return number
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -113,12 +156,16 @@ def _serve(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
+        from ._access import configure_logging
         from ._app import serve as run
         from ._rerank import STAND_IN
+        from ._routes_meta import TEI_VERSION
+
+        configure_logging(args.log_level)  # before the model starts loading: a failure is said at once
 
         print(
-            f"hf-infer: serving on http://{args.host}:{args.port} (POST /embed, POST /rerank, POST /tokenize, "
-            "GET /info, GET /health)",
+            f"hf-infer: serving on http://{args.host}:{args.port} as text-embeddings-inference {TEI_VERSION} "
+            "answers (POST /embed, POST /rerank, POST /tokenize, GET /info, GET /health)",
             flush=True,
         )
         if args.rerank_model is None:
@@ -133,6 +180,8 @@ def _serve(args: argparse.Namespace) -> int:
             args.header_timeout,
             rerank_model=args.rerank_model,
             log_level=args.log_level,
+            payload_limit=args.payload_limit,
+            body_timeout=args.body_timeout,
         )
     return 0
 

@@ -1,8 +1,16 @@
-"""What every route shares: reading a request as TEI does, its refusals, and the counters behind ``/metrics``.
+"""What every route shares: reading a request as TEI 1.9 does, its refusals, and the counters behind ``/metrics``.
 
 A :class:`Context` holds the served :class:`~._model.Model` and the server's settings; the route
 families (``_routes_embed.py``, ``_routes_meta.py``) take it. Imported by :func:`create_app` only,
 so that importing ``hf_infer_server`` needs no starlette.
+
+TEI 1.9's answers (router/src/http/server.rs, core/src/tokenization.rs at v1.9.3): a validation
+error (a batch over ``--max-client-batch-size``, an input over the model's tokens or over its
+character cap, an unknown prompt) is 422 with ``error_type`` ``validation``; an empty input is
+400 (``empty``); only a body over ``--payload-limit`` is 413 (plain text). Memory per request is
+bounded by its size: the body by ``--payload-limit``, and no input is tokenized before its
+characters are checked against the cap (the model's tokens x 250), nor a request's inputs beyond
+:data:`MAX_TOKENIZED_CHARS` characters.
 """
 
 from __future__ import annotations
@@ -21,9 +29,15 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from ._access import record_inputs
 from ._model import PAYLOAD_LIMIT, Model
 
-__all__ = ["Context", "Rejected", "handler"]
+__all__ = ["CHARS_PER_TOKEN_CAP", "MAX_TOKENIZED_CHARS", "Context", "Rejected", "handler"]
 
 Route = Callable[[Request], Awaitable[Response]]
+# TEI's MAX_CHAR_MULTIPLIER: an input over the model's tokens times this many characters is
+# refused (or, with truncate, cut to it) before it is tokenized.
+CHARS_PER_TOKEN_CAP = 250
+# The most characters one request has tokenized (the Rust tokenizer holds ~500 bytes a token:
+# at most ~130 MB, one large tokenization at a time); more is refused before tokenizing.
+MAX_TOKENIZED_CHARS = 1 << 18
 
 
 class Rejected(Exception):
@@ -44,6 +58,23 @@ def _too_large(**headers: str) -> Rejected:
     return Rejected(PlainTextResponse(text, status_code=413, headers=headers or None))
 
 
+def _lone_surrogate(value: Any, depth: int = 0) -> bool:
+    """True when a string anywhere in a decoded body holds a lone surrogate (serde refuses one)."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return False
+    if depth > 64:  # bodies this deep are refused by json's own recursion limit first
+        return False
+    if isinstance(value, dict):
+        return any(_lone_surrogate(k, depth + 1) or _lone_surrogate(v, depth + 1) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_lone_surrogate(v, depth + 1) for v in value)
+    return False
+
+
 @dataclass
 class Context:
     """The served model, the server's settings and its counters."""
@@ -53,11 +84,13 @@ class Context:
     max_batch_size: int
     auto_truncate: bool
     max_concurrent_requests: int
+    payload_limit: int = PAYLOAD_LIMIT
+    body_timeout: float = 30.0
     counters: collections.Counter[str] = field(default_factory=collections.Counter)
 
-    def error(self, status: int, message: str, error_type: str, **extra: Any) -> Rejected:
-        """TEI's JSON error: ``{"error", "error_type"}`` (counted by type)."""
-        self.counters[f'te_request_failure{{err="{error_type}"}}'] += 1
+    def error(self, status: int, message: str, error_type: str, counter: str | None = None, **extra: Any) -> Rejected:
+        """TEI's JSON error: ``{"error", "error_type"}`` (counted by type, or by ``counter`` as TEI counts it)."""
+        self.counters[f'te_request_failure{{err="{counter or error_type}"}}'] += 1
         return Rejected(JSONResponse({"error": message, "error_type": error_type, **extra}, status_code=status))
 
     def undecodable(self, detail: str) -> Rejected:
@@ -78,22 +111,39 @@ class Context:
             raise self.error(503, f"Model {self.name} is currently loading", "unhealthy", estimated_time=estimated)
 
     async def read(self, request: Request) -> dict[str, Any]:
-        """The JSON object of a request's body: its size, content type and shape checked as TEI checks them."""
-        if int(request.headers.get("content-length") or 0) > PAYLOAD_LIMIT:
-            raise _too_large()
+        """The JSON object of a request's body: its size, content type and shape checked as TEI checks them.
+
+        The body must arrive within ``body_timeout`` seconds (a body dripped a byte a second is
+        answered 408 and its connection closed); a refusal before the body is read closes the
+        connection, so what the client still sends is never read.
+        """
+        if int(request.headers.get("content-length") or 0) > self.payload_limit:
+            raise _too_large(connection="close")
         if not _is_json(request.headers.get("content-type", "")):
             # axum's Json extractor answers so (and reads nothing).
             self.counters['te_request_failure{err="validation"}'] += 1
-            raise Rejected(PlainTextResponse("Expected request with `Content-Type: application/json`", status_code=415))
+            raise Rejected(
+                PlainTextResponse(
+                    "Expected request with `Content-Type: application/json`",
+                    status_code=415,
+                    headers={"connection": "close"},
+                )
+            )
         # Read as a stream and stopped at the limit: a chunked body (no Content-Length) of any
-        # size costs at most PAYLOAD_LIMIT bytes of memory.
+        # size costs at most payload_limit bytes of memory.
         pieces: list[bytes] = []
         size = 0
-        async for piece in request.stream():
-            size += len(piece)
-            if size > PAYLOAD_LIMIT:
-                raise _too_large(connection="close")  # so the server stops reading what the client still sends
-            pieces.append(piece)
+        try:
+            async with asyncio.timeout(self.body_timeout):
+                async for piece in request.stream():
+                    size += len(piece)
+                    if size > self.payload_limit:
+                        raise _too_large(connection="close")  # the server stops reading what the client still sends
+                    pieces.append(piece)
+        except TimeoutError:
+            self.counters['te_request_failure{err="validation"}'] += 1
+            message = f"the request body did not arrive within {self.body_timeout:g} s"
+            raise Rejected(PlainTextResponse(message, status_code=408, headers={"connection": "close"})) from None
         self.ready()
         try:
             body = json.loads(b"".join(pieces))
@@ -103,26 +153,49 @@ class Context:
             raise self.undecodable(str(err)) from None
         if not isinstance(body, dict):
             raise self.undecodable("invalid type: expected struct")
+        if _lone_surrogate(body):  # anywhere: the query, a prompt name, a key (TEI's serde refuses them all)
+            raise self.undecodable("lone leading surrogate in hex escape")
         return body
 
     def texts_of(self, body: dict[str, Any], key: str) -> list[str]:
-        """The request's inputs: a string or a list of strings, valid Unicode, at most ``max_batch_size``."""
+        """The request's inputs: a string or a list of strings, at most ``max_batch_size``, none empty-listed."""
         value = body.get(key)
         texts = [value] if isinstance(value, str) else value
         if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
             raise self.undecodable(f"{key}: data did not match any variant of untagged enum Input")
-        for text in texts:
-            try:
-                text.encode("utf-8")
-            except UnicodeEncodeError:  # "\ud800" decodes in Python's JSON; serde refuses a lone surrogate
-                raise self.undecodable(f"{key}: lone leading surrogate in hex escape") from None
         record_inputs(len(texts))
         if not texts:
-            raise self.error(413, "`inputs` cannot be empty", "validation")
+            raise self.error(400, f"`{key}` cannot be empty", "empty")
         if len(texts) > self.max_batch_size:
             message = f"batch size {len(texts)} > maximum allowed batch size {self.max_batch_size}"
-            raise self.error(413, message, "validation")
+            raise self.error(422, message, "validation", counter="batch_size")
         return texts
+
+    def capped(self, texts: list[str], truncate: bool) -> list[str]:
+        """TEI's character cap, before any tokenizing: an input over it is refused (422), or cut to it with truncate.
+
+        Then the request's characters are bounded by :data:`MAX_TOKENIZED_CHARS` (memory).
+        """
+        cap = self.model.max_input_length * CHARS_PER_TOKEN_CAP
+        out = []
+        for text in texts:
+            if len(text) > cap:
+                if not truncate:
+                    message = (
+                        f"Input validation error: `inputs` must have less than {cap} characters. Given: {len(text)}"
+                    )
+                    raise self.error(422, message, "validation")
+                text = text[:cap]
+            out.append(text)
+        total = sum(len(text) for text in out)
+        if total > MAX_TOKENIZED_CHARS:
+            message = (
+                f"the inputs hold {total} characters, more than this server tokenizes in one request "
+                f"({MAX_TOKENIZED_CHARS}): send fewer or shorter inputs"
+            )
+            # 413, as a body over the payload limit: a request too large as a whole is halved by clients.
+            raise self.error(413, message, "validation")
+        return out
 
     def flag(self, body: dict[str, Any], key: str, default: bool | None) -> bool | None:
         """A boolean field of the request (``None`` when absent and without default)."""
@@ -131,16 +204,22 @@ class Context:
             raise self.undecodable(f"{key}: invalid type: expected a boolean")
         return value
 
-    async def check_length(self, texts: list[str], truncate: bool | None) -> bool:
-        """Whether to truncate; without truncation an input over the model's limit is TEI's 413."""
+    async def check_length(self, texts: list[str], truncate: bool | None) -> tuple[list[str], bool, int]:
+        """The texts to encode (capped), whether to truncate, and their tokens (``x-compute-tokens``).
+
+        ``truncate`` ``None``: the server's ``--auto-truncate``. Without truncation an input over the
+        model's tokens is TEI 1.9's 422. The characters are checked before any tokenizing.
+        """
         truncate = self.auto_truncate if truncate is None else truncate
+        texts = self.capped(texts, truncate)
+        limit = self.model.max_input_length
+        counts = await asyncio.to_thread(self.model.token_counts, texts)
         if not truncate:
-            limit = self.model.max_input_length
-            for n in await asyncio.to_thread(self.model.token_counts, texts):
+            for n in counts:
                 if n > limit:
                     message = f"Input validation error: `inputs` must have less than {limit} tokens. Given: {n}"
-                    raise self.error(413, message, "validation")
-        return truncate
+                    raise self.error(422, message, "validation")
+        return texts, truncate, sum(min(n, limit) for n in counts)
 
     def dimensions_of(self, body: dict[str, Any]) -> int | None:
         """The request's ``dimensions`` (TEI's Matryoshka truncation), at most the model's size."""
@@ -161,7 +240,7 @@ class Context:
             return None
         prompts = getattr(self.model.model, "prompts", {}) or {}
         if not isinstance(prompt, str) or prompt not in prompts:
-            raise self.error(413, f"prompt `{prompt}` is not available (available: {sorted(prompts)})", "validation")
+            raise self.error(422, f"prompt `{prompt}` is not available (available: {sorted(prompts)})", "validation")
         return prompt
 
     def counted(self, method: str, texts: list[str]) -> None:
@@ -170,6 +249,24 @@ class Context:
         self.counters[f'te_request_count{{method="{kind}"}}'] += 1
         self.counters[f'te_request_success{{method="{kind}"}}'] += 1
         self.counters[f"te_{method}_inputs_total"] += len(texts)
+
+    def answer(
+        self, payload: bytes, texts: list[str], tokens: int, started: float, timings: dict[str, float]
+    ) -> Response:
+        """A successful answer with TEI's headers: characters, tokens and times (milliseconds, as TEI's)."""
+        total = round((time.perf_counter() - started) * 1000)
+        queue, inference = round(timings.get("queue", 0.0) * 1000), round(timings.get("inference", 0.0) * 1000)
+        headers = {
+            "x-compute-type": "cpu",
+            "x-compute-characters": str(sum(len(text) for text in texts)),
+            "x-compute-tokens": str(tokens),
+            "x-compute-time": str(total),
+            "x-total-time": str(total),
+            "x-tokenization-time": str(max(0, total - queue - inference)),
+            "x-queue-time": str(queue),
+            "x-inference-time": str(inference),
+        }
+        return Response(payload, media_type="application/json", headers=headers)
 
 
 def handler(route: Route) -> Route:

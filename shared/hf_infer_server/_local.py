@@ -75,7 +75,7 @@ def run_local_server(
         "serve",
         "--port",
         str(port),
-        "--max-batch-size",
+        "--max-client-batch-size",
         str(max_batch_size),
         # stderr is a pipe read only if the server fails to start: an access line per request
         # would fill it and block the server.

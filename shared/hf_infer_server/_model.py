@@ -10,6 +10,7 @@ import json
 import os
 import threading
 import time
+from collections.abc import Callable
 from itertools import accumulate
 from typing import Any
 
@@ -53,8 +54,9 @@ def default_model_path() -> str:
 class Model:
     """Loads a sentence-transformers model on a thread; encodes one batch at a time."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, on_error: Callable[[str, str], None] | None = None) -> None:
         self.path = path
+        self._on_error = on_error
         self.model: Any = None
         self.error: str | None = None
         self.started = time.monotonic()
@@ -74,8 +76,10 @@ class Model:
             from sentence_transformers import SentenceTransformer
 
             self.model = SentenceTransformer(self.path, device="cpu")
-        except Exception as err:  # reported by /health and every request
+        except Exception as err:  # reported by /health and every request, and at once by on_error
             self.error = f"{type(err).__name__}: {err}"
+            if self._on_error is not None:
+                self._on_error(self.path, self.error)
 
     @property
     def max_input_length(self) -> int:
@@ -162,12 +166,24 @@ class Model:
             self._raw.prompts = getattr(self.model, "prompts", {})
         return self._raw
 
-    def encode(self, texts: list[str], normalize: bool, prompt_name: str | None = None, truncate: bool = True) -> Any:
+    def encode(
+        self,
+        texts: list[str],
+        normalize: bool,
+        prompt_name: str | None = None,
+        truncate: bool = True,
+        timings: dict[str, float] | None = None,
+    ) -> Any:
+        """The vectors of ``texts``; ``timings`` gets ``queue`` (waiting for the model) and ``inference`` seconds."""
         # Inputs over the limit reach here only with truncation asked for (the route checked):
         # sentence-transformers cuts at max_seq_length, as TEI's truncation does.
+        asked = time.perf_counter()
         with self._lock:
+            began = time.perf_counter()
+            if timings is not None:
+                timings["queue"] = began - asked
             model = self.model if normalize else self._unnormalized()
-            return model.encode(
+            vectors = model.encode(
                 texts,
                 batch_size=64,
                 normalize_embeddings=normalize,
@@ -175,6 +191,9 @@ class Model:
                 show_progress_bar=False,
                 prompt_name=prompt_name,
             )
+            if timings is not None:
+                timings["inference"] = time.perf_counter() - began
+            return vectors
 
     def token_embeddings(self, texts: list[str], max_floats: int, prompt_name: str | None = None) -> bytes | int:
         """Per input, one vector per token (TEI's ``/embed_all``), as JSON bytes built on this thread.

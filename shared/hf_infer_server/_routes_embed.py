@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import time
 from typing import Any
 
 from starlette.requests import Request
@@ -22,28 +23,32 @@ def embed_routes(ctx: Context) -> list[Route]:
     model = ctx.model
 
     async def embed(request: Request) -> Response:
+        started = time.perf_counter()
         body = await ctx.read(request)
         texts = ctx.texts_of(body, "inputs")
         normalize = ctx.flag(body, "normalize", True)
         dimensions = ctx.dimensions_of(body)
-        truncate = await ctx.check_length(texts, ctx.flag(body, "truncate", None))
-        vectors = await asyncio.to_thread(model.encode, texts, bool(normalize), ctx.prompt_of(body), truncate)
+        prompt = ctx.prompt_of(body)
+        texts, truncate, tokens = await ctx.check_length(texts, ctx.flag(body, "truncate", None))
+        timings: dict[str, float] = {}
+        vectors = await asyncio.to_thread(model.encode, texts, bool(normalize), prompt, truncate, timings)
         vectors = truncated(vectors, dimensions, bool(normalize))
         ctx.counted("embed", texts)
-        return Response(dumps(vectors), media_type="application/json")
+        return ctx.answer(dumps(vectors), texts, tokens, started, timings)
 
     async def embed_all(request: Request) -> Response:
         body = await ctx.read(request)
         texts = ctx.texts_of(body, "inputs")
-        await ctx.check_length(texts, ctx.flag(body, "truncate", None))
+        texts, _, _ = await ctx.check_length(texts, ctx.flag(body, "truncate", None))
         answer = await asyncio.to_thread(model.token_embeddings, texts, MAX_ANSWER_FLOATS, ctx.prompt_of(body))
         if isinstance(answer, int):
             message = f"the answer would hold {answer} floats, more than this server sends ({MAX_ANSWER_FLOATS})"
-            raise ctx.error(413, message, "validation")
+            raise ctx.error(413, message, "validation")  # too large as a whole: this server's bound, not TEI's
         ctx.counted("embed_all", texts)
         return Response(answer, media_type="application/json")
 
     async def openai_embeddings(request: Request) -> Response:
+        started = time.perf_counter()
         try:
             body = await ctx.read(request)
             texts = ctx.texts_of(body, "input")
@@ -51,22 +56,22 @@ def embed_routes(ctx: Context) -> list[Route]:
             if encoding not in ("float", "base64"):
                 raise ctx.undecodable("encoding_format: unknown variant, expected `float` or `base64`")
             dimensions = ctx.dimensions_of(body)
-            await ctx.check_length(texts, None)
+            texts, truncate, tokens = await ctx.check_length(texts, None)
         except Rejected as rejected:
             converted: Response = _openai_error(rejected.response)
             return converted
+        timings: dict[str, float] = {}
         vectors = truncated(
-            await asyncio.to_thread(model.encode, texts, True, None, ctx.auto_truncate), dimensions, True
+            await asyncio.to_thread(model.encode, texts, True, None, truncate, timings), dimensions, True
         )
-        counts = await asyncio.to_thread(model.token_counts, texts)
         ctx.counted("embed", texts)
         data = [
             {"object": "embedding", "embedding": _b64(v) if encoding == "base64" else v, "index": i}
             for i, v in enumerate(vectors)
         ]
-        usage = {"prompt_tokens": sum(counts), "total_tokens": sum(counts)}
+        usage = {"prompt_tokens": tokens, "total_tokens": tokens}
         answer = {"object": "list", "data": data, "model": ctx.name, "usage": usage}
-        return Response(dumps(answer), media_type="application/json")
+        return ctx.answer(dumps(answer), texts, tokens, started, timings)
 
     return [
         Route("/", handler(embed), methods=["POST"]),

@@ -13,7 +13,10 @@ from ._context import Context, handler
 from ._model import MAX_TOKENIZE_TOKENS
 from ._rerank import Reranker
 
-__all__ = ["meta_routes"]
+__all__ = ["TEI_VERSION", "meta_routes"]
+
+# The text-embeddings-inference release this server answers as (statuses, flags, /info, headers).
+TEI_VERSION = "1.9.3"
 
 
 def meta_routes(ctx: Context, reranker: Reranker) -> list[Route]:
@@ -22,14 +25,14 @@ def meta_routes(ctx: Context, reranker: Reranker) -> list[Route]:
 
     async def tokenize(request: Request) -> Response:
         body = await ctx.read(request)
-        texts = ctx.texts_of(body, "inputs")
+        texts = ctx.capped(ctx.texts_of(body, "inputs"), truncate=False)  # characters checked before tokenizing
         special = ctx.flag(body, "add_special_tokens", True)
         answer = await asyncio.to_thread(model.tokenize, texts, bool(special), MAX_TOKENIZE_TOKENS)
         if isinstance(answer, int):
             message = (
                 f"the inputs have {answer} tokens, more than this server tokenizes at once ({MAX_TOKENIZE_TOKENS})"
             )
-            raise ctx.error(413, message, "validation")
+            raise ctx.error(413, message, "validation")  # too large as a whole: this server's bound, not TEI's
         return Response(answer, media_type="application/json")
 
     async def info(request: Request) -> Response:
@@ -46,9 +49,9 @@ def meta_routes(ctx: Context, reranker: Reranker) -> list[Route]:
                 "max_client_batch_size": ctx.max_batch_size,
                 "auto_truncate": ctx.auto_truncate,
                 "tokenization_workers": os.cpu_count() or 1,
-                "version": _version(),
+                "version": TEI_VERSION,  # the TEI release whose answers this server gives
                 "sha": None,
-                "docker_label": None,
+                "docker_label": f"hf-infer {_version()}",
                 # Not TEI's: this server answers /embed and /rerank, and says how /rerank scores.
                 "rerank": {
                     "route": "/rerank",
@@ -68,10 +71,11 @@ def meta_routes(ctx: Context, reranker: Reranker) -> list[Route]:
         return Response(status_code=200)
 
     async def metrics(request: Request) -> Response:
-        lines = []
+        # Prometheus' text format: one TYPE line per family, then every sample of that family.
+        families: dict[str, list[str]] = {}
         for key, value in sorted(ctx.counters.items()):
-            lines.append(f"# TYPE {key.split('{')[0]} counter")
-            lines.append(f"{key} {value}")
+            families.setdefault(key.split("{")[0], []).append(f"{key} {value}")
+        lines = [line for name, samples in families.items() for line in (f"# TYPE {name} counter", *samples)]
         return PlainTextResponse("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")
 
     return [

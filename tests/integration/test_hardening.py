@@ -141,10 +141,20 @@ async def test_a_dripping_server_cannot_hold_a_call_past_its_deadlines(kind: str
 # ------------------------------------------------------------------ 3. prompt interrupt and abort
 
 
+_EARLIER: set[int] = set()  # threads of earlier tests: not this test's to count
+
+
 def _hf_infer_threads() -> list[str]:
     import threading
 
-    return [t.name for t in threading.enumerate() if t.name.startswith("hf-infer")]
+    return [t.name for t in threading.enumerate() if t.name.startswith("hf-infer") and id(t) not in _EARLIER]
+
+
+def _only_this_tests_threads() -> None:
+    """Count from now on only the threads this test starts (an earlier test's may still be ending)."""
+    import threading
+
+    _EARLIER.update(id(t) for t in threading.enumerate())
 
 
 def _closed_and_threads_ended(client: EmbeddingClient) -> None:
@@ -164,6 +174,17 @@ def test_ctrl_c_ends_a_threaded_embed_at_once_and_sends_nothing_after() -> None:
     import threading
     import time
 
+    _only_this_tests_threads()
+    # Python raises KeyboardInterrupt on SIGINT only when it did not start with SIGINT ignored (a
+    # background job of a non-interactive shell, nohup, some CI runners): install what the test needs.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        _ctrl_c_ends_the_call(os, signal, threading, time)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _ctrl_c_ends_the_call(os: Any, signal: Any, threading: Any, time: Any) -> None:
     with fake_endpoint(latency=1.0) as server:  # every request takes one second
         endpoint = InferenceEndpoint.from_url(server.embed_url, "k", requests_per_minute=10**6)
         client = EmbeddingClient(endpoint, batch_size=1, max_concurrency=4)
@@ -190,6 +211,7 @@ def test_a_fatal_error_does_not_wait_out_another_threads_retry_after() -> None:
 
     from hf_infer_core import AuthenticationError
 
+    _only_this_tests_threads()
     answers = {"slow": "429", "fatal": "401"}
     with fake_endpoint(by_text=answers, retry_after="20") as server:
         endpoint = InferenceEndpoint.from_url(server.embed_url, "k", requests_per_minute=10**6)

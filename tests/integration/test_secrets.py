@@ -131,7 +131,10 @@ def test_canary_appears_nowhere(debug_logs: pytest.LogCaptureFixture) -> None:
             client.close()
 
             asyncio.run(embed_async_expecting_failure(ep, objects, errors))
-            rerank_ep = InferenceEndpoint.from_url(server.embed_url, CANARY, inference_id="canary", task_type="rerank")
+            # A route the fake answers with the fault (/embed would mean its /rerank beside it).
+            rerank_ep = InferenceEndpoint.from_url(
+                server.url + "/rank", CANARY, inference_id="canary", task_type="rerank"
+            )
             reranker = RerankClient(rerank_ep, rate_limiter=RateLimiter(10**9), **FAST)
             objects += [rerank_ep, reranker]
             with pytest.raises(HFInferError) as info:
@@ -139,7 +142,7 @@ def test_canary_appears_nowhere(debug_logs: pytest.LogCaptureFixture) -> None:
             errors.append(info.value)
             reranker.close()
             for kind in (LangChainRerank, LlamaIndexRerank):
-                adapter = kind(url=server.embed_url, api_key=CANARY, requests_per_minute=10**9, **FAST)
+                adapter = kind(url=server.url + "/rank", api_key=CANARY, requests_per_minute=10**9, **FAST)
                 objects += [adapter, adapter._session, copy.deepcopy(adapter)]
                 with pytest.raises(HFInferError) as info:
                     adapter.rank("q", ["a"])

@@ -46,7 +46,7 @@ def test_info_has_tei_fields(local_server: LocalServer) -> None:
     ):  # fmt: skip
         assert key in info, key
     assert re.fullmatch(r"\d+\.\d+\.\d+.*", info["version"])
-    assert info["auto_truncate"] is False  # TEI's default
+    assert info["auto_truncate"] is True  # TEI 1.9's default
 
 
 def test_normalize_is_honoured_and_typed(local_server: LocalServer) -> None:
@@ -60,7 +60,7 @@ def test_normalize_is_honoured_and_typed(local_server: LocalServer) -> None:
     assert wrong.status_code == 422
     assert wrong.text.startswith("Failed to deserialize the JSON body")
     empty = httpx.post(url, json={"inputs": []}, headers=headers)
-    assert empty.status_code == 413 and empty.json()["error_type"] == "validation"
+    assert empty.status_code == 400 and empty.json()["error_type"] == "empty"  # TEI 1.9
 
 
 def test_openai_route_float_and_base64(local_server: LocalServer) -> None:
@@ -74,7 +74,7 @@ def test_openai_route_float_and_base64(local_server: LocalServer) -> None:
         decoded = np.frombuffer(base64.b64decode(as_b64["embedding"]), dtype="<f4")
         assert np.array_equal(decoded, np.asarray(as_float["embedding"], dtype=np.float32))
     too_many = httpx.post(url, json={"input": ["x"] * 33}, headers=headers)
-    assert too_many.status_code == 413
+    assert too_many.status_code == 422
     assert set(too_many.json()) == {"message", "code", "type"}
 
 
@@ -181,12 +181,15 @@ def test_an_input_over_the_limit_is_refused_while_truncating_requests_run(local_
         worker.start()
     try:
         with httpx.Client(timeout=60) as http:
-            statuses = [http.post(url, json={"inputs": [long]}, headers=headers).status_code for _ in range(100)]
+            statuses = [
+                http.post(url, json={"inputs": [long], "truncate": False}, headers=headers).status_code
+                for _ in range(100)
+            ]
     finally:
         stop.set()
         for worker in workers:
             worker.join()
-    assert statuses == [413] * 100
+    assert statuses == [422] * 100
 
 
 def test_dimensions_truncate_and_renormalise_as_tei_does(local_server: LocalServer) -> None:
