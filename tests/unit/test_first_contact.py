@@ -224,3 +224,60 @@ def test_as_numpy_is_typed_with_overloads(method: Any) -> None:
     assert len(typing.get_overloads(method)) == 2
     annotations = [o.__annotations__["return"] for o in typing.get_overloads(method)]
     assert any("list[float]" in a for a in annotations) and any("NDArray" in a for a in annotations)
+
+
+@pytest.mark.parametrize("adapter", ADAPTERS)
+@pytest.mark.parametrize(
+    ("given", "said"),
+    [
+        ("base_url", "did you mean `url`? (`base_url` is llama-index's TextEmbeddingsInference's name for it)"),
+        ("huggingfacehub_api_token", "did you mean `api_key`? (`huggingfacehub_api_token` is langchain-huggingface"),
+        ("auth_token", "did you mean `api_key`?"),
+        ("endpoint_url", "did you mean `url`?"),
+        ("batchsize", "did you mean `batch_size`?"),
+        ("repo_id", "hf-infer calls an endpoint, not a model by name: give url="),
+    ],
+)
+def test_an_unknown_argument_is_answered_with_the_setting_meant(adapter: Any, given: str, said: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        adapter(url=URL, api_key=SECRET, **{given: "x"})
+    assert f"[{given}] not an option here" in str(caught.value) and said in str(caught.value)
+    assert SECRET not in str(caught.value)
+
+
+def test_a_404_says_which_routes_a_tei_server_has() -> None:
+    client = EmbeddingClient(
+        InferenceEndpoint.from_url("http://endpoint.test/embedd", SECRET),
+        transport=httpx.MockTransport(lambda request: httpx.Response(404, text="Not Found")),
+    )
+    with pytest.raises(Exception, match=r"\[404\].*check the URL's path: a TEI server answers embeddings at /embed"):
+        client.embed(["a"])
+
+
+def test_a_query_over_the_limit_names_embed_query() -> None:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/info"):
+            return httpx.Response(404)
+        message = "Input validation error: `inputs` must have less than 256 tokens. Given: 300"
+        return httpx.Response(422, json={"error": message, "error_type": "validation"})
+
+    client = EmbeddingClient(InferenceEndpoint.from_url(URL, SECRET), transport=httpx.MockTransport(refuse))
+    with pytest.raises(Exception, match="embed_query\\(\\) sends the query as it is") as caught:
+        client.embed_query("a very long query " * 100)
+    assert "embed()" not in str(caught.value)
+
+
+@pytest.mark.parametrize("adapter", ADAPTERS)
+def test_the_cache_namespace_is_a_key_langchains_file_store_takes(adapter: Any, tmp_path: Any) -> None:
+    from langchain_classic.embeddings import CacheBackedEmbeddings
+    from langchain_classic.storage import LocalFileStore
+
+    model = adapter(url="http://127.0.0.1:8080/embed?x=1", api_key=SECRET)
+    other = adapter(url="http://127.0.0.1:8081/embed", api_key=SECRET)
+    assert model.cache_namespace != other.cache_namespace and "@" in model.model
+    store = LocalFileStore(tmp_path)
+    key = f"{model.cache_namespace}{'0' * 40}"  # what CacheBackedEmbeddings keys a text by: namespace + hash
+    store.mset([(key, b"vector")])
+    assert store.mget([key]) == [b"vector"]
+    if adapter is HFInferEmbeddings:
+        CacheBackedEmbeddings.from_bytes_store(model, store, namespace=model.cache_namespace)

@@ -265,6 +265,12 @@ def status_error(
             f"{base64_route} answered {code}: use wire_format='json' with this endpoint",
             **kwargs,
         )
+    if code == 404:
+        return EndpointError(
+            f"{detail}; check the URL's path: a TEI server answers embeddings at /embed (or its root), reranking "
+            "at /rerank, sparse vectors at /embed_sparse, and an Inference Endpoint at its root",
+            **kwargs,
+        )
     if code == 413 or (code == 422 and size_refusal(message or text)):
         # TEI up to 1.8 refused a batch or an input over its limits with 413; 1.9 with 422 and
         # the same messages. Both are the same refusal: halve the batch, split the input.

@@ -13,8 +13,9 @@ transport) are constructor arguments of the clients, not options.
 
 from __future__ import annotations
 
+import difflib
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Literal, Self, TypedDict
 from urllib.parse import urlsplit
 
@@ -171,7 +172,7 @@ class RequestOptions(BaseModel):
         try:
             return cls.model_validate({**values, **overrides})
         except ValidationError as err:
-            raise config_error(err) from None
+            raise config_error(err, cls.model_fields) from None
 
     @property
     def window(self) -> int:
@@ -270,12 +271,35 @@ _JSON_ONLY = (
 )
 
 
-def config_error(err: ValidationError) -> ConfigError:
+# The peers' names for hf-infer's settings (langchain-huggingface, llama-index's
+# TextEmbeddingsInference, huggingface_hub), for the message of an unknown argument.
+PEER_NAMES = {
+    "base_url": ("url", "llama-index's TextEmbeddingsInference"),
+    "endpoint_url": ("url", "llama-index's HuggingFaceInferenceAPIEmbedding"),
+    "model_url": ("url", "an older adapter"),
+    "api_url": ("url", "huggingface_hub"),
+    "auth_token": ("api_key", "llama-index's TextEmbeddingsInference"),
+    "huggingfacehub_api_token": ("api_key", "langchain-huggingface"),
+    "token": ("api_key", "huggingface_hub"),
+    "hf_token": ("api_key", "the environment variable"),
+    "api_token": ("api_key", "an older adapter"),
+}
+# A model's repo id is not an endpoint: what to give instead.
+_REPO_ID = (
+    "hf-infer calls an endpoint, not a model by name: give url= (a TEI server or an Inference Endpoint serving "
+    "the model; docs/migration.md, 'From Hugging Face's serverless API')"
+)
+
+
+def config_error(err: ValidationError, fields: Iterable[str] = ()) -> ConfigError:
     """The :class:`ConfigError` for a pydantic validation failure: each problem named by its field.
 
+    ``fields``: the model's fields, so an unknown argument is answered with the closest one (and
+    the peers' names for ours, ``base_url``, ``huggingfacehub_api_token``, ..., with ours).
     Inputs are never echoed (a key may be among them); pydantic's messages hold none.
     """
     problems: list[str] = []
+    known = list(fields)
     for problem in err.errors(include_input=False, include_url=False):
         cause = (problem.get("ctx") or {}).get("error")
         if isinstance(cause, ConfigError):  # raised by a validator: its own problems, as they are
@@ -283,8 +307,20 @@ def config_error(err: ValidationError) -> ConfigError:
             continue
         where = ".".join(str(part) for part in problem["loc"])
         message = problem["msg"].removeprefix("Value error, ")
+        if problem["type"] == "extra_forbidden" and len(problem["loc"]) == 1:
+            message = f"not an option here{_suggestion(str(problem['loc'][0]), known)}"
         problems.append(f"[{where}] {message}" if where else message)
     return ConfigError(problems)
+
+
+def _suggestion(name: str, known: list[str]) -> str:
+    if name in ("model_name", "repo_id", "model_id"):
+        return f": {_REPO_ID}"
+    if name in PEER_NAMES:
+        ours, peer = PEER_NAMES[name]
+        return f"; did you mean `{ours}`? (`{name}` is {peer}'s name for it)"
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    return f"; did you mean `{close[0]}`?" if close else ""
 
 
 class RequestOptionArgs(TypedDict, total=False):

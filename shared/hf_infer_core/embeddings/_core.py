@@ -316,6 +316,9 @@ class ClientCore(RequestCore):
                 hint = (
                     ""
                     if splittable
+                    else "; embed_query() sends the query as it is (a query is not chunked): shorten it, or set "
+                    "truncate=True to let the endpoint cut it"
+                    if query
                     else "; embed() sends texts as they are: embed_documents() and embed_chunks() split a "
                     "long text to fit the model"
                 )

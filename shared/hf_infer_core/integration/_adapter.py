@@ -17,7 +17,9 @@ method, so each adapter names that field itself. The rerank task's is in :mod:`.
 from __future__ import annotations
 
 import contextvars
+import hashlib
 import os
+import re
 from collections.abc import Mapping
 from typing import Any, ClassVar, Self
 
@@ -115,13 +117,13 @@ class EndpointAdapter(BaseModel):
         try:
             super().__init__(**data)
         except ValidationError as err:
-            raise config_error(err) from None
+            raise config_error(err, type(self).model_fields) from None
 
     def __setattr__(self, name: str, value: Any) -> None:
         try:
             super().__setattr__(name, value)
         except ValidationError as err:
-            raise config_error(err) from None
+            raise config_error(err, type(self).model_fields) from None
 
     @classmethod
     def model_validate(cls, obj: Any, *args: Any, **kwargs: Any) -> Self:
@@ -129,7 +131,7 @@ class EndpointAdapter(BaseModel):
         try:
             return super().model_validate(obj, *args, **kwargs)
         except ValidationError as err:
-            raise config_error(err) from None
+            raise config_error(err, cls.model_fields) from None
 
     @model_validator(mode="after")
     def _build_session(self) -> Self:
@@ -244,6 +246,18 @@ class EndpointAdapter(BaseModel):
     def endpoint(self) -> InferenceEndpoint:
         """The validated endpoint configuration."""
         return self._session.endpoint
+
+    @property
+    def cache_namespace(self) -> str:
+        """``model`` as a key every LangChain store accepts (letters, digits, ``_``, ``-``), and distinct per ``model``.
+
+        ``model`` (``<inference_id>@<url>``) holds ``@``, ``:`` and ``/``, which LangChain's
+        ``LocalFileStore`` refuses in a key; this keeps it readable and adds a digest of it, so two
+        endpoints that read alike never share a namespace.
+        """
+        model = self.model or ""
+        readable = re.sub(r"[^A-Za-z0-9_-]+", "-", model).strip("-")[:80]
+        return f"{readable}-{hashlib.blake2b(model.encode(), digest_size=6).hexdigest()}"
 
     @property
     def discovered_model(self) -> str | None:
