@@ -4,12 +4,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pyarrow as pa
 import pytest
 
-from hf_infer_core import InferenceEndpoint
-from hf_infer_server._embed_input import BadInput
-from hf_infer_server._embed_job import assemble, changes, check_parts, describe, parts_for, up_to_date, write_part
+pa = pytest.importorskip("pyarrow")  # hf-infer embed's (the ray extra); the lowest-versions run has none
+
+from hf_infer_core import InferenceEndpoint  # noqa: E402
+from hf_infer_server._embed_input import BadInput  # noqa: E402
+from hf_infer_server._embed_job import (  # noqa: E402
+    assemble,
+    changes,
+    check_parts,
+    describe,
+    parts_for,
+    up_to_date,
+    write_part,
+)
 
 URL = "http://tei.test/embed"
 
