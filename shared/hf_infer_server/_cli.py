@@ -156,6 +156,17 @@ def _serve(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
+        from ._requirements import broken_requirements
+
+        if broken := broken_requirements():
+            needed = " ".join(f"'{problem.split(' needs ')[1].split(' (')[0]}'" for problem in broken)
+            print(
+                "hf-infer serve: the model's packages no longer fit each other (a later pip install changed one):\n  "
+                + "\n  ".join(broken)
+                + f"\nmend it with: pip install {needed}",
+                file=sys.stderr,
+            )
+            return 2
         from ._access import configure_logging
         from ._app import serve as run
         from ._rerank import STAND_IN
