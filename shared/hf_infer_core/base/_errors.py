@@ -288,10 +288,9 @@ def status_error(
 
 # TEI's refusals of a request's size (core/src/tokenization.rs, router/src/http/server.rs): the
 # batch over --max-client-batch-size, an input over the model's tokens or over its character cap.
-_SIZE_REFUSALS = (
-    re.compile(r"batch size \d+ > maximum allowed batch size \d+"),
-    re.compile(r"must have less than \d+ (?:tokens|characters)\. Given: \d+"),
-)
+# "batch size 40 > maximum allowed batch size 32": its group is the limit, which clients learn.
+BATCH_LIMIT = re.compile(r"batch size \d+ > maximum allowed batch size (\d{1,9})")
+_SIZE_REFUSALS = (BATCH_LIMIT, re.compile(r"must have less than \d+ (?:tokens|characters)\. Given: \d+"))
 
 
 def size_refusal(message: str) -> bool:

@@ -41,9 +41,14 @@ _REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 _SUM = 8
 
 
+def _checksum(key: str, value: bytes) -> bytes:
+    # Keyed BLAKE2b: a value moved under another key fails as a changed bit does.
+    return hashlib.blake2b(value, digest_size=_SUM, key=key.encode()[:64]).digest()
+
+
 def seal(key: str, value: bytes) -> bytes:
     """``value`` as stored under ``key``: followed by a checksum of both."""
-    return value + hashlib.blake2b(value, digest_size=_SUM, key=key.encode()[:64]).digest()
+    return value + _checksum(key, value)
 
 
 def unseal(key: str, stored: object) -> bytes | None:
@@ -52,7 +57,7 @@ def unseal(key: str, stored: object) -> bytes | None:
         return None
     raw = bytes(stored)
     value, checksum = raw[:-_SUM], raw[-_SUM:]
-    return value if hashlib.blake2b(value, digest_size=_SUM, key=key.encode()[:64]).digest() == checksum else None
+    return value if _checksum(key, value) == checksum else None
 
 
 @dataclass(frozen=True)

@@ -97,6 +97,9 @@ class ClientCore(RequestCore):
         self._warned_truncation = False
         # The model behind each kind of request (documents, queries): see cache/_identity.py.
         self._identities: dict[str, Identity] = {}
+        # The static namespace and its identity registry key, per kind and /info's model hint:
+        # everything else in it is fixed for the core's life, and every cached batch asks for it.
+        self._static: dict[tuple[bool, str], tuple[dict[str, object], str]] = {}
 
     # ------------------------------------------------------------------ inputs and plans
 
@@ -182,8 +185,7 @@ class ClientCore(RequestCore):
             return self.identity(False)
         kind = "query" if query else "document"
         found = self._identities.get(kind)
-        parts = self._static_parts(query)
-        registry = "identity-" + namespace_of(parts).hex()
+        _, registry = self._static_parts(query)
         if found is None or found.registry_key != registry:  # /info named another model since
             found = self._identities[kind] = Identity(registry, self.clock)
         return found
@@ -205,9 +207,16 @@ class ClientCore(RequestCore):
         parts = self._vector_parts(query)
         return None if parts is None else keys_for(namespace_of(parts), texts)
 
-    def _static_parts(self, query: bool) -> dict[str, object]:
-        """What decides a vector besides the text and the model's verified identity."""
+    def _static_parts(self, query: bool) -> tuple[dict[str, object], str]:
+        """What decides a vector besides the text and the model's verified identity, and its identity registry key."""
         info = self.server_info or {}
+        hint = repr((info.get("model_id"), info.get("model_sha")))
+        if (found := self._static.get((query, hint))) is None:
+            parts = self._namespace(query, info)
+            found = self._static[(query, hint)] = (parts, "identity-" + namespace_of(parts).hex())
+        return found
+
+    def _namespace(self, query: bool, info: dict[str, Any]) -> dict[str, object]:
         key = self.endpoint.api_key
         return {
             "version": 2,
@@ -224,7 +233,7 @@ class ClientCore(RequestCore):
     def _vector_parts(self, query: bool) -> dict[str, object] | None:
         """:meth:`_static_parts` and the verified identity; ``None`` while it is not verified."""
         anchor = self.identity(query).current
-        return None if anchor is None else {**self._static_parts(query), "anchor": anchor}
+        return None if anchor is None else {**self._static_parts(query)[0], "anchor": anchor}
 
     def document_keys(self, texts: Sequence[str], local_tokenizer: bool) -> list[str] | None:
         """The cache key of each text's pooled vector (``embed_documents``), or ``None`` while the model is not verified.

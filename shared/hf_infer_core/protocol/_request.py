@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import logging
 import random
-import re
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, Self, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from ..base import _errors
-from ..base._errors import EndpointError, HFInferError, status_error
+from ..base._errors import BATCH_LIMIT, EndpointError, HFInferError, status_error
 from ..base._secret import redact, shown_url
 from ..config import InferenceEndpoint
 from ..config._options import RequestOptions
@@ -32,8 +31,6 @@ __all__ = ["RequestCore", "answer"]
 
 logger = logging.getLogger("hf_infer_core")
 R = TypeVar("R")
-# TEI's refusal of a batch over --max-client-batch-size: "batch size 40 > maximum allowed batch size 32".
-BATCH_LIMIT = re.compile(r"batch size \d+ > maximum allowed batch size (\d{1,9})")
 
 
 def answer(result: HttpResult) -> HttpResult:

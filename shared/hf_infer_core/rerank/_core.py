@@ -16,10 +16,17 @@ from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from ..base._errors import ConfigError, InvalidRequestError, PayloadTooLargeError, ResponseFormatError, body_excerpt
+from ..base._errors import (
+    BATCH_LIMIT,
+    ConfigError,
+    InvalidRequestError,
+    PayloadTooLargeError,
+    ResponseFormatError,
+    body_excerpt,
+)
 from ..config import InferenceEndpoint
 from ..config._options import RerankOptions
-from ..protocol._request import BATCH_LIMIT, RequestCore
+from ..protocol._request import RequestCore
 from ..protocol._steps import Flow, HttpResult
 from ..protocol._wire import dumps, fast_loads
 
@@ -189,8 +196,7 @@ class RerankCore(RequestCore):
             )
             return scores
         except (PayloadTooLargeError, InvalidRequestError) as err:
-            stated = BATCH_LIMIT.search(f"{err.message} {err.body}")
-            if isinstance(err, InvalidRequestError) and stated is None:
+            if isinstance(err, InvalidRequestError) and BATCH_LIMIT.search(f"{err.message} {err.body}") is None:
                 raise  # a 400/422 about something else than the batch's size: retrying cannot help
             if len(texts) == 1:
                 if shorter := self.cut(texts[0], len(texts[0]) // 2) if isinstance(err, PayloadTooLargeError) else None:
