@@ -85,7 +85,7 @@ def test_both_adapters_lose_nothing_under_transient_faults() -> None:
         assert_faults_were_injected(server)
 
 
-def test_413_faults_split_batches_without_loss() -> None:
+def test_faults_split_batches_without_loss() -> None:
     with fake_endpoint(seed=4, fault_rate=0.2, max_batch=8) as server:
         with EmbeddingClient(endpoint(server), batch_size=32, rate_limiter=RateLimiter(10**9), **OPTIONS) as client:
             assert client.embed(TEXTS[:256]) == EXPECTED[:256]

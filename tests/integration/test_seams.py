@@ -74,7 +74,7 @@ def _in_threads(count: int, work: Callable[[int], Any]) -> list[Any]:
 
 
 @pytest.mark.parametrize("driver", DRIVERS)
-def test_1_assigning_a_setting_during_a_call_never_fails_it_and_takes_effect_next_call(driver: str) -> None:
+def test_assigning_a_setting_during_a_call_never_fails_it_and_takes_effect_next_call(driver: str) -> None:
     texts = [f"text {i}" for i in range(60)]
     with fake_endpoint(latency=0.02, slots=4) as server:
         emb = HFInferEmbeddings(
@@ -103,7 +103,7 @@ def test_1_assigning_a_setting_during_a_call_never_fails_it_and_takes_effect_nex
         assert server.stats()["gets"].get("/info", 0) == 1  # discovery survived every rebuild
 
 
-def test_1_close_and_assignments_racing_calls_on_many_threads_never_fail_one() -> None:
+def test_close_and_assignments_racing_calls_on_many_threads_never_fail_one() -> None:
     """The previous main: ``AttributeError: 'NoneType' ... embed_query`` or ``ClientClosedError``."""
     with fake_endpoint(latency=0.002) as server:
         emb = HFInferEmbeddings(url=server.embed_url, api_key="k", requests_per_minute=None)
@@ -127,7 +127,7 @@ def test_1_close_and_assignments_racing_calls_on_many_threads_never_fail_one() -
             assert vectors == [expected_vector(f"q{t}-{i}") for i in range(25)], vectors
 
 
-def test_1_llama_index_settings_from_many_threads_with_a_callback_manager() -> None:
+def test_llama_index_settings_from_many_threads_with_a_callback_manager() -> None:
     from llama_index.core import Document, Settings, VectorStoreIndex
     from llama_index.core.callbacks import CallbackManager
 
@@ -156,7 +156,7 @@ def test_1_llama_index_settings_from_many_threads_with_a_callback_manager() -> N
             Settings._embed_model, Settings._callback_manager = previous
 
 
-def test_2_model_copy_and_copy_use_their_own_settings() -> None:
+def test_model_copy_and_copy_use_their_own_settings() -> None:
     with fake_endpoint() as a, fake_endpoint() as b:
         emb = HFInferEmbeddings(url=a.embed_url, api_key="key-a", requests_per_minute=None)
         emb.embed_query("warm")  # a live client, which the copies must not share
@@ -180,7 +180,7 @@ def test_2_model_copy_and_copy_use_their_own_settings() -> None:
 
 @pytest.mark.parametrize("driver", DRIVERS)
 @pytest.mark.parametrize("info", ["500", "501", "502", "403", "hang"])
-def test_3_a_failing_info_never_fails_the_job(driver: str, info: str, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_failing_info_never_fails_the_job(driver: str, info: str, caplog: pytest.LogCaptureFixture) -> None:
     with fake_endpoint(info=info) as server:
         client = _client(driver, server.embed_url, connect_retry_deadline=1.0)
         started = time.monotonic()
@@ -194,7 +194,7 @@ def test_3_a_failing_info_never_fails_the_job(driver: str, info: str, caplog: py
         assert len(warnings) == 1 and "/info" in warnings[0] and "going on without it" in warnings[0], warnings
 
 
-def test_3_concurrent_first_callers_wait_for_one_failed_probe() -> None:
+def test_concurrent_first_callers_wait_for_one_failed_probe() -> None:
     with fake_endpoint(info="hang") as server:
         client = _client("sync", server.embed_url, connect_retry_deadline=1.0)
         results = _in_threads(8, lambda k: client.embed([f"t{k}"]))
@@ -206,7 +206,7 @@ def test_3_concurrent_first_callers_wait_for_one_failed_probe() -> None:
 
 
 @pytest.mark.parametrize("driver", DRIVERS)
-def test_4_a_redis_that_refuses_is_reported_within_the_connect_deadline(driver: str) -> None:
+def test_a_redis_that_refuses_is_reported_within_the_connect_deadline(driver: str) -> None:
     url = f"redis://:redis-pass-123@127.0.0.1:{_free_port()}/0"
     endpoint = InferenceEndpoint.from_url("http://127.0.0.1:1/embed", "k", requests_per_minute=600)
     client = (EmbeddingClient if driver == "sync" else AsyncEmbeddingClient)(
@@ -220,7 +220,7 @@ def test_4_a_redis_that_refuses_is_reported_within_the_connect_deadline(driver: 
 
 
 @pytest.mark.parametrize("driver", DRIVERS)
-def test_10_a_host_that_does_not_resolve_is_one_typed_error_within_the_connect_deadline(driver: str) -> None:
+def test_a_host_that_does_not_resolve_is_one_typed_error_within_the_connect_deadline(driver: str) -> None:
     client = _client(driver, "http://no-such-host.invalid/embed", connect_retry_deadline=2.0)
     started = time.monotonic()
     with pytest.raises(TransportError) as info:
@@ -234,7 +234,7 @@ def test_10_a_host_that_does_not_resolve_is_one_typed_error_within_the_connect_d
 
 
 @pytest.mark.parametrize("driver", DRIVERS)
-def test_9_both_drivers_go_through_the_environments_proxy(driver: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_both_drivers_go_through_the_environments_proxy(driver: str, monkeypatch: pytest.MonkeyPatch) -> None:
     # The fake endpoint answers a proxy's absolute-form request itself: it stands for the proxy.
     nowhere = f"http://127.0.0.1:{_free_port()}/embed"  # nothing listens there
     with fake_endpoint() as proxy:
@@ -255,7 +255,7 @@ def test_9_both_drivers_go_through_the_environments_proxy(driver: str, monkeypat
         assert len(proxy.log) == 1
 
 
-def test_9_adapters_and_a_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_adapters_and_a_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
     with fake_endpoint() as proxy:
         monkeypatch.setenv("HTTP_PROXY", proxy.url)
         monkeypatch.delenv("NO_PROXY", raising=False)
@@ -278,7 +278,7 @@ def _rss(pid: int) -> int:
 
 
 @pytest.mark.skipif(not __import__("os").path.isdir("/proc/self"), reason="reads the server's RSS from /proc")
-def test_12_the_server_bounds_what_it_answers_and_stays_healthy(local_server: Any) -> None:
+def test_the_server_bounds_what_it_answers_and_stays_healthy(local_server: Any) -> None:
     import httpx
 
     auth = {"Authorization": f"Bearer {local_server.api_key}"}

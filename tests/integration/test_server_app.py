@@ -9,7 +9,7 @@ from starlette.testclient import TestClient
 from hf_infer_server import create_app
 
 
-def test_503_while_loading_then_unhealthy_when_the_model_cannot_load(tmp_path: object) -> None:
+def test_while_loading_then_unhealthy_when_the_model_cannot_load(tmp_path: object) -> None:
     app = create_app(str(tmp_path) + "/no-such-model", api_key="k", max_batch_size=4)
     with TestClient(app) as client:
         auth = {"Authorization": "Bearer k"}

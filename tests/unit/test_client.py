@@ -284,7 +284,7 @@ def test_retries_take_rate_limit_tokens(driver: str) -> None:
 
 
 @pytest.mark.parametrize("driver", DRIVERS)
-def test_429_honours_retry_after(driver: str) -> None:
+def test_honours_retry_after(driver: str) -> None:
     clock = FakeClock()
     fake = FakeEndpoint(
         script=fail_first(2, httpx.Response(429, json={"error": "slow down"}, headers={"Retry-After": "7"}))
@@ -295,7 +295,7 @@ def test_429_honours_retry_after(driver: str) -> None:
 
 
 @pytest.mark.parametrize("driver", DRIVERS)
-def test_503_loading_honours_estimated_time_bounded(driver: str) -> None:
+def test_loading_honours_estimated_time_bounded(driver: str) -> None:
     clock = FakeClock()
     loading = httpx.Response(503, json={"error": "Model x is currently loading", "estimated_time": 45.0})
     fake = FakeEndpoint(script=fail_first(1, loading))
@@ -415,7 +415,7 @@ def test_truncated_200_body_is_retried_then_succeeds(driver: str) -> None:
 
 
 @pytest.mark.parametrize("driver", DRIVERS)
-def test_413_splits_the_batch_and_keeps_order(driver: str) -> None:
+def test_splits_the_batch_and_keeps_order(driver: str) -> None:
     def script(number: int, inputs: list[str]) -> httpx.Response | None:
         if len(inputs) > 2:
             return httpx.Response(
@@ -430,7 +430,7 @@ def test_413_splits_the_batch_and_keeps_order(driver: str) -> None:
 
 
 @pytest.mark.parametrize("driver", DRIVERS)
-def test_413_plain_text_for_one_input_names_its_index(driver: str) -> None:
+def test_plain_text_for_one_input_names_its_index(driver: str) -> None:
     def script(number: int, inputs: list[str]) -> httpx.Response | None:
         if "huge" in inputs:
             return httpx.Response(413, text="Failed to buffer the request body: length limit exceeded")

@@ -254,7 +254,7 @@ def test_max_concurrency_is_a_count_or_auto(bad: object) -> None:
         HFInferEmbeddings(url="http://127.0.0.1:9/embed", api_key="k", max_concurrency=bad)  # type: ignore[arg-type]
 
 
-def test_27_11_a_slowdown_not_caused_by_load_does_not_pin_the_limit_at_one() -> None:
+def test_a_slowdown_not_caused_by_load_does_not_pin_the_limit_at_one() -> None:
     """Issue #27, case 11: texts got longer (4x the latency, same slots); "auto" stuck at 1 in flight."""
     endpoint = Endpoint([(0.0, 8)])
     limit, _ = run(endpoint, 10.0)
@@ -264,7 +264,7 @@ def test_27_11_a_slowdown_not_caused_by_load_does_not_pin_the_limit_at_one() -> 
     assert throughput(endpoint, 40.0, 60.0) >= 0.85
 
 
-def test_27_11_it_never_goes_below_the_default_setting_without_an_overload_answer() -> None:
+def test_it_never_goes_below_the_default_setting_without_an_overload_answer() -> None:
     """A fast endpoint whose latency the client's own pauses inflate: never fewer in flight than the default 4."""
     endpoint = Endpoint([(0.0, 64)], latency=0.002)
     limit = AdaptiveLimit(64, clock=lambda: endpoint.now)

@@ -363,7 +363,7 @@ def test_a_bad_top_n_is_refused(driver: str, top_n: Any) -> None:
 
 
 @pytest.mark.parametrize("driver", DRIVERS)
-def test_100000_passages_are_batched_within_the_limit(driver: str) -> None:
+def test_passages_are_batched_within_the_limit(driver: str) -> None:
     texts = [f"p{i}" for i in range(100_000)]
     fake = FakeReranker(limit=1000)
     results = client_for(driver, fake, batch_size=1000, max_concurrency=4).rerank("q", texts, top_n=5)

