@@ -313,3 +313,31 @@ def test_a_document_pooled_during_a_tokenize_outage_is_not_stored(tmp_path: Path
     after = make(server, path, driver, chunking=wide)
     assert after.embed_documents([long_document]) == sound
     assert after.cache_stats.documents == 0  # the outage's document vector was never stored
+
+
+# ---------------------------------------------------------------------- settings that decide a pooled vector
+
+
+def _tokenizer(per_character: bool) -> Any:
+    """A word-level tokenizer (a token a word) or a character-level one (a token a character)."""
+    tokenizers = pytest.importorskip("tokenizers")
+    from tokenizers import Regex, models, pre_tokenizers
+
+    vocab = {"[UNK]": 0, **{c: i + 1 for i, c in enumerate("abcdefghijklmnopqrstuvwxyz0123456789 ")}}
+    tokenizer = tokenizers.Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    split = Regex(".") if per_character else Regex(r"\S+")
+    tokenizer.pre_tokenizer = pre_tokenizers.Split(split, behavior="isolated")
+    return tokenizer
+
+
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_a_document_vector_fitted_with_another_tokenizer_is_never_served(tmp_path: Path, driver: str) -> None:
+    path = tmp_path / "cache.sqlite"
+    info = {"model_id": "m", "max_input_length": 12, "max_client_batch_size": 32}
+    document = " ".join(f"w{i}" for i in range(10))  # 10 words: 10 tokens, or 29 by the character
+    by_word, by_character = _tokenizer(False), _tokenizer(True)
+    expected = make(Server(info=info), None, driver, tokenizer=by_character).embed_documents([document])
+    make(Server(info=info), path, driver, tokenizer=by_word).embed_documents([document])
+    other = make(Server(info=info), path, driver, tokenizer=by_character)
+    assert other.embed_documents([document]) == expected  # fitted into pieces by its own tokenizer
+    assert other.cache_stats.documents == 0

@@ -235,11 +235,12 @@ class ClientCore(RequestCore):
         anchor = self.identity(query).current
         return None if anchor is None else {**self._static_parts(query)[0], "anchor": anchor}
 
-    def document_keys(self, texts: Sequence[str], local_tokenizer: bool) -> list[str] | None:
+    def document_keys(self, texts: Sequence[str], local_tokenizer: str | None) -> list[str] | None:
         """The cache key of each text's pooled vector (``embed_documents``), or ``None`` while the model is not verified.
 
         Its chunks' namespace (model, request options, wire), and how they are made and pooled:
-        chunking settings, token limit, tokenizer, prefix, pooling.
+        chunking settings, token limit, the local tokenizer's fingerprint (``None``: the
+        endpoint's ``/tokenize``, the model's own), prefix, pooling.
         """
         chunks = self._vector_parts(False)
         if chunks is None:

@@ -22,7 +22,7 @@ from ..protocol._steps import Emit, End, Flow, Lookup, Parallel, Read, Settle, S
 from ..protocol._task import Progress, ProgressFactory, TaskArgs, TaskJobs, no_progress
 from ..protocol._wire import TOKENIZE_BYTES
 from ..text._chunking import Chunk, ChunkEmbedding
-from ..text._fit import Tokenize, Tokens, load_tokenizer
+from ..text._fit import LocalTokenizer, Tokens, load_tokenizer
 from ..text._pooling import Pieces, chunk_embeddings, expand_pieces, per_text, pool_all
 from ._core import ClientCore
 from ._stream import StreamAssembler, StreamBatch
@@ -93,7 +93,9 @@ def open_jobs(args: TaskArgs, progress: ProgressFactory) -> Jobs:
 class Jobs(TaskJobs[ClientCore]):
     """The flows of every public method of both embedding clients, over one :class:`ClientCore`."""
 
-    def __init__(self, core: ClientCore, counter: Tokenize | None, progress: ProgressFactory = no_progress) -> None:
+    def __init__(
+        self, core: ClientCore, counter: LocalTokenizer | None, progress: ProgressFactory = no_progress
+    ) -> None:
         super().__init__(core, progress)
         self.options = core.options
         # A local token counter (tokenizer=); without one, TEI's /tokenize counts when needed.
@@ -169,7 +171,7 @@ class Jobs(TaskJobs[ClientCore]):
         # Pooled vectors are stored as float64 (a float32 row converts exactly): what the uncached call returns.
         vectors = yield from self._cached(
             items,
-            lambda sent: self.core.document_keys(sent, self.counter is not None),
+            lambda sent: self.core.document_keys(sent, self.counter.fingerprint if self.counter else None),
             pooled,
             query=False,
             documents=True,

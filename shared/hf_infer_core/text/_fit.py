@@ -25,6 +25,7 @@ so most texts take one round and the rest two.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Generator, Sequence
@@ -47,6 +48,7 @@ __all__ = [
     "fit_flow",
     "fit_locally",
     "fit_texts_flow",
+    "LocalTokenizer",
     "load_tokenizer",
     "needs_count",
     "open_tokenizer",
@@ -342,15 +344,28 @@ def open_tokenizer(tokenizer: object) -> Any:
     return tokenizer
 
 
-def load_tokenizer(tokenizer: object) -> Tokenize:
+class LocalTokenizer:
+    """A :data:`Tokenize` over a local tokenizer, with a ``fingerprint`` of what it is.
+
+    Chunks fitted by one tokenizer are not another's, so a vector pooled from them is keyed by
+    the fingerprint (the digest of the tokenizer's JSON form; of its type when it has none).
+    """
+
+    __slots__ = ("_encode_batch", "fingerprint")
+
+    def __init__(self, tokenizer: Any) -> None:
+        self._encode_batch = tokenizer.encode_batch
+        to_str = getattr(tokenizer, "to_str", None)
+        described = to_str() if callable(to_str) else f"{type(tokenizer).__module__}.{type(tokenizer).__qualname__}"
+        self.fingerprint = hashlib.blake2b(described.encode(), digest_size=16).hexdigest()
+
+    def __call__(self, texts: list[str]) -> list[Tokens]:
+        return [_encoded(encoding) for encoding in self._encode_batch(texts, add_special_tokens=True)]
+
+
+def load_tokenizer(tokenizer: object) -> LocalTokenizer:
     """A local tokenizer for fitting, from a ``tokenizers.Tokenizer`` or a ``tokenizer.json`` path (see :func:`open_tokenizer`)."""
-    loaded: Any = _untruncated(open_tokenizer(tokenizer))
-    encode_batch = loaded.encode_batch
-
-    def tokenize(texts: list[str]) -> list[Tokens]:
-        return [_encoded(encoding) for encoding in encode_batch(texts, add_special_tokens=True)]
-
-    return tokenize
+    return LocalTokenizer(_untruncated(open_tokenizer(tokenizer)))
 
 
 def _untruncated(tokenizer: Any) -> Any:
