@@ -310,8 +310,8 @@ def parse_cost(batches: int = 300) -> dict[str, float]:
     import struct
     import time
 
-    from hf_infer_core.config._options import ClientOptions
-    from hf_infer_core.embeddings._core import ClientCore
+    from hf_infer_core.embeddings._core import EmbeddingCore
+    from hf_infer_core.embeddings._options import EmbeddingOptions
     from hf_infer_core.protocol._steps import HttpResult
 
     rng = random.Random(0)
@@ -329,7 +329,7 @@ def parse_cost(batches: int = 300) -> dict[str, float]:
         ("base64", "base64", b64_body, False),
         ("base64, as_numpy", "base64", b64_body, True),
     ]:
-        core = ClientCore(endpoint, ClientOptions(wire_format=wire))  # type: ignore[arg-type]
+        core = EmbeddingCore(endpoint, EmbeddingOptions(wire_format=wire))  # type: ignore[arg-type]
         result = HttpResult(200, body)
         for _ in range(20):  # warm up: numpy's first calls, caches
             core.parse(result, BATCH, arrays=arrays)

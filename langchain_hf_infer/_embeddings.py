@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Literal, overload
 from langchain_core.embeddings import Embeddings
 from pydantic import ConfigDict
 
-from hf_infer_core.integration._adapter import AdapterOptions
+from hf_infer_core.integration._adapter import EmbeddingAdapter
 
 if TYPE_CHECKING:
     import numpy as np
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 __all__ = ["HFInferEmbeddings"]
 
 
-class HFInferEmbeddings(AdapterOptions, Embeddings):
+class HFInferEmbeddings(EmbeddingAdapter, Embeddings):
     """Embeddings from a Hugging Face Inference Endpoint or TEI server, configured like Elasticsearch.
 
     Long documents are chunked as Elasticsearch chunks them (``chunking_settings``) and their

@@ -9,12 +9,12 @@ from langchain_core.documents import BaseDocumentCompressor, Document
 from pydantic import ConfigDict
 
 from hf_infer_core import RerankResult
-from hf_infer_core.integration._rerank import RerankAdapterOptions
+from hf_infer_core.integration._rerank import RerankAdapter
 
 __all__ = ["HFInferRerank"]
 
 
-class HFInferRerank(RerankAdapterOptions, BaseDocumentCompressor):
+class HFInferRerank(RerankAdapter, BaseDocumentCompressor):
     """Rerank retrieved documents with a cross-encoder endpoint, configured like Elasticsearch's rerank task.
 
     ``compress_documents`` returns the ``top_n`` best documents (the field; ``None``: all), best

@@ -13,7 +13,7 @@ from llama_index.core.bridge.pydantic import ConfigDict, Field, SecretStr, field
 from llama_index.core.callbacks.schema import CBEventType, EventPayload
 from llama_index.core.instrumentation.events.embedding import EmbeddingEndEvent, EmbeddingStartEvent
 
-from hf_infer_core.integration._adapter import AdapterOptions
+from hf_infer_core.integration._adapter import EmbeddingAdapter
 
 __all__ = ["HFInferEmbedding"]
 
@@ -21,7 +21,7 @@ __all__ = ["HFInferEmbedding"]
 dispatcher = instrument.get_dispatcher(__name__)  # type: ignore[attr-defined]  # as llama-index-core's own modules do
 
 
-class HFInferEmbedding(BaseEmbedding, AdapterOptions):
+class HFInferEmbedding(BaseEmbedding, EmbeddingAdapter):
     """LlamaIndex embeddings from a Hugging Face Inference Endpoint or TEI server, configured like Elasticsearch.
 
     Same options as ``langchain_hf_infer.HFInferEmbeddings``; Elasticsearch's ``similarity`` is

@@ -14,14 +14,14 @@ from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
 
 from hf_infer_core import RerankResult
-from hf_infer_core.integration._rerank import RerankAdapterOptions
+from hf_infer_core.integration._rerank import RerankAdapter
 
 __all__ = ["HFInferRerank"]
 
 dispatcher = instrument.get_dispatcher(__name__)  # type: ignore[attr-defined]  # as llama-index-core's own modules do
 
 
-class HFInferRerank(BaseNodePostprocessor, RerankAdapterOptions):
+class HFInferRerank(BaseNodePostprocessor, RerankAdapter):
     """Rerank retrieved nodes with a cross-encoder endpoint, configured like Elasticsearch's rerank task.
 
     ``postprocess_nodes(nodes, query_str=...)`` (or a query bundle) returns the ``top_n`` best

@@ -39,8 +39,6 @@ from .config import (
     DEFAULT_INFERENCE_ID,
     DEFAULT_REQUESTS_PER_MINUTE,
     ChunkingSettings,
-    ClientOptionArgs,
-    ClientOptions,
     HuggingFaceServiceSettings,
     InferenceEndpoint,
     RateLimitSettings,
@@ -49,11 +47,41 @@ from .config import (
     RerankTaskSettings,
     env_api_key,
 )
-from .embeddings import AsyncEmbeddingClient, EmbeddingClient
+from .embeddings import AsyncEmbeddingClient, EmbeddingClient, EmbeddingOptionArgs, EmbeddingOptions
 from .limits import RateLimiter, RedisRateLimiter, shared_rate_limiter
-from .protocol import RetryDecision, RetryPolicy, decide, is_transient
+from .protocol import is_transient
 from .rerank import AsyncRerankClient, RerankClient, RerankResult
 from .text import Chunk, ChunkEmbedding, chunk_text, count_words, resolve_chunking_settings
+
+# Names renamed or retired, kept for one release with a DeprecationWarning: where the object is
+# now (a name of this package, or "module:name" under it) and why.
+_DEPRECATED = {
+    "ClientOptions": ("EmbeddingOptions", "renamed EmbeddingOptions (each task's options carry its name)"),
+    "ClientOptionArgs": ("EmbeddingOptionArgs", "renamed EmbeddingOptionArgs"),
+    "RetryPolicy": (
+        "protocol._retry:RetryPolicy",
+        _NO_POLICY := "no client takes a retry policy (the options "
+        "max_retries, max_retry_wait, retry_deadline and connect_retry_deadline set it)",
+    ),
+    "RetryDecision": ("protocol._retry:RetryDecision", _NO_POLICY),
+    "decide": ("protocol._retry:decide", _NO_POLICY),
+}
+
+
+def __getattr__(name: str) -> object:
+    """The deprecated names, each with a DeprecationWarning saying what replaces it."""
+    if name not in _DEPRECATED:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+    import warnings
+
+    where, why = _DEPRECATED[name]
+    warnings.warn(
+        f"hf_infer_core.{name} is deprecated and goes in the next release: {why}", DeprecationWarning, stacklevel=2
+    )
+    module, _, attribute = where.rpartition(":")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), attribute) if module else globals()[attribute]
+
 
 try:  # one version source: the installed distribution's metadata (pyproject.toml)
     __version__ = _version("hf-infer")
@@ -70,14 +98,11 @@ __all__ = [
     "RerankResult",
     "RerankTaskSettings",
     "ChunkEmbedding",
-    "ClientOptionArgs",
-    "ClientOptions",
     "EmbeddingClient",
+    "EmbeddingOptionArgs",
+    "EmbeddingOptions",
     "RateLimiter",
     "RedisRateLimiter",
-    "RetryDecision",
-    "RetryPolicy",
-    "decide",
     "is_transient",
     "shared_rate_limiter",
     "DEFAULT_CHUNKING_SETTINGS",

@@ -141,11 +141,11 @@ def test_embed_dataset_actors_share_a_cache_file(local_server: LocalServer, tmp_
     """What each Ray actor runs (embed_dataset(cache=...) hands the option to every actor's client)."""
     import pyarrow as pa
 
-    from hf_infer_core import ClientOptions
+    from hf_infer_core import EmbeddingOptions
     from hf_infer_core.integration._ray import _Embedder
 
     endpoint = InferenceEndpoint.from_url(local_server.embed_url, local_server.api_key)
-    options = ClientOptions.build(None, {"cache": str(tmp_path / "c.sqlite")})
+    options = EmbeddingOptions.build(None, {"cache": str(tmp_path / "c.sqlite")})
     table = pa.table({"text": corpus(4)})
     first = _Embedder(endpoint, options, "text", "vector", False)(table)
     before = inputs_sent(local_server)

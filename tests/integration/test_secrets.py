@@ -17,8 +17,8 @@ import pytest
 from hf_infer_core import (
     AsyncEmbeddingClient,
     ChunkingSettings,
-    ClientOptions,
     EmbeddingClient,
+    EmbeddingOptions,
     HFInferError,
     InferenceEndpoint,
     RateLimiter,
@@ -161,7 +161,7 @@ def test_canary_appears_nowhere(debug_logs: pytest.LogCaptureFixture) -> None:
             chunking_settings={"strategy": "word", "max_chunk_size": 10, "overlap": 0},
         )
         texts.append(repr(model.embed_chunks(["one two three four five six seven eight nine ten eleven"])))
-        objects.append(EmbeddingSession(model.endpoint, ClientOptions(batch_size=4)))
+        objects.append(EmbeddingSession(model.endpoint, EmbeddingOptions(batch_size=4)))
         llama = HFInferEmbedding(url=server.embed_url, api_key=CANARY)
         texts.append(repr(llama.get_text_embedding_batch(["x", "y"])))
         objects.append(llama)

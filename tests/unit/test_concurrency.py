@@ -240,14 +240,14 @@ def test_what_an_answer_says_of_the_endpoints_load() -> None:
 
 @pytest.mark.parametrize("bad", [0, 1025, True, "4", 4.0, "AUTO", None])
 def test_max_concurrency_is_a_count_or_auto(bad: object) -> None:
-    from hf_infer_core import ClientOptions, ConfigError
+    from hf_infer_core import ConfigError, EmbeddingOptions
     from langchain_hf_infer import HFInferEmbeddings
 
-    assert ClientOptions(max_concurrency="auto").window == 64  # max_concurrency_limit
-    assert ClientOptions(max_concurrency="auto", max_concurrency_limit=8).window == 8
-    assert ClientOptions(max_concurrency=12).window == 12
+    assert EmbeddingOptions(max_concurrency="auto").window == 64  # max_concurrency_limit
+    assert EmbeddingOptions(max_concurrency="auto", max_concurrency_limit=8).window == 8
+    assert EmbeddingOptions(max_concurrency=12).window == 12
     with pytest.raises(ConfigError, match=r"\[max_concurrency\] must be an integer from 1 to 1024, or \"auto\""):
-        ClientOptions.build(None, {"max_concurrency": bad})  # type: ignore[typeddict-item]
+        EmbeddingOptions.build(None, {"max_concurrency": bad})  # type: ignore[typeddict-item]
     adapter = HFInferEmbeddings(url="http://127.0.0.1:9/embed", api_key="k", max_concurrency="auto")
     assert adapter.max_concurrency == "auto"
     with pytest.raises(ConfigError, match="max_concurrency"):

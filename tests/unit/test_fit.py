@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hf_infer_core import Chunk, ConfigError, chunk_text
-from hf_infer_core.text._fit import FitFlow, Tokens, ask, fit_flow, fit_texts_flow
+from hf_infer_core.text._fit import FitFlow, Tokens, fit_flow, fit_texts_flow
 from hf_infer_core.text._words import word_ends_within
 
 from .test_chunking import texts, word_list
@@ -36,14 +36,19 @@ def count(text: str) -> int:
     return word_tokens(text).total
 
 
+def ask(texts: list[str]) -> Generator[list[str], list[Tokens], list[Tokens]]:
+    """A counter that hands its texts to whoever drives the flow (here :func:`drive`) and gets their tokens."""
+    return (yield texts)
+
+
 def drive(flow: FitFlow, tokenize: Callable[[str], Tokens] = word_tokens) -> tuple[list[list[Chunk]], list[int]]:
     """Run a flow; return its result and how many texts each round tokenized."""
     rounds: list[int] = []
     try:
         request = next(flow)
         while True:
-            rounds.append(len(request.texts))
-            request = flow.send([tokenize(t) for t in request.texts])
+            rounds.append(len(request))
+            request = flow.send([tokenize(t) for t in request])
     except StopIteration as stop:
         return stop.value, rounds
 

@@ -12,15 +12,14 @@ from hf_infer_core import (
     RateLimiter,
     RateLimitError,
     ResponseFormatError,
-    RetryPolicy,
     ServerError,
     TimeoutError,
-    decide,
     shared_rate_limiter,
 )
 from hf_infer_core.limits._ratelimit import (
     bucket_key,
 )
+from hf_infer_core.protocol._retry import RetryPolicy, decide
 
 from .fakes import FakeClock
 

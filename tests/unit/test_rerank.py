@@ -18,9 +18,9 @@ import pytest
 from hf_infer_core import (
     AsyncEmbeddingClient,
     AsyncRerankClient,
-    ClientOptions,
     ConfigError,
     EmbeddingClient,
+    EmbeddingOptions,
     InferenceEndpoint,
     InvalidInputError,
     InvalidRequestError,
@@ -446,7 +446,7 @@ def test_a_rerank_client_needs_a_rerank_endpoint() -> None:
     with pytest.raises(TypeError, match=r"is a \[text_embedding\] endpoint; the rerank clients need a \[rerank\]"):
         RerankClient(InferenceEndpoint.from_url("http://h/embed"))
     with pytest.raises(TypeError, match="options must be a RerankOptions"):
-        RerankClient(rerank_endpoint(), options=ClientOptions())  # type: ignore[arg-type]
+        RerankClient(rerank_endpoint(), options=EmbeddingOptions())  # type: ignore[arg-type]
 
 
 def test_options_are_checked_at_construction() -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import hf_infer_core
-from hf_infer_core import AsyncEmbeddingClient, ClientOptionArgs, ClientOptions, EmbeddingClient
+from hf_infer_core import AsyncEmbeddingClient, EmbeddingClient, EmbeddingOptionArgs, EmbeddingOptions
 from langchain_hf_infer import HFInferEmbeddings
 from llama_index_hf_infer import HFInferEmbedding
 
@@ -76,15 +76,15 @@ def test_cli_version() -> None:
 
 
 def test_client_keyword_arguments_match_the_options_model() -> None:
-    hints = typing.get_type_hints(ClientOptionArgs)
-    assert set(hints) == set(ClientOptions.model_fields)
-    for name, field in ClientOptions.model_fields.items():
+    hints = typing.get_type_hints(EmbeddingOptionArgs)
+    assert set(hints) == set(EmbeddingOptions.model_fields)
+    for name, field in EmbeddingOptions.model_fields.items():
         assert hints[name] == field.annotation, name
 
 
 @pytest.mark.parametrize("cls", [HFInferEmbeddings, HFInferEmbedding])
-def test_adapters_inherit_every_client_option_with_its_default(cls: type[ClientOptions]) -> None:
-    for name, field in ClientOptions.model_fields.items():
+def test_adapters_inherit_every_client_option_with_its_default(cls: type[EmbeddingOptions]) -> None:
+    for name, field in EmbeddingOptions.model_fields.items():
         assert cls.model_fields[name].annotation == field.annotation, name
         assert cls.model_fields[name].default == field.default, name
 
@@ -97,9 +97,9 @@ def test_clients_validate_options_at_construction(cls: typing.Any) -> None:
         cls(endpoint(), max_concurrency=0)
     with pytest.raises(ValueError, match="unknown_option"):
         cls(endpoint(), unknown_option=1)
-    options = ClientOptions(batch_size=7)
+    options = EmbeddingOptions(batch_size=7)
     client = cls(endpoint(), options=options, max_retries=1)
-    assert client.options == ClientOptions(batch_size=7, max_retries=1)
+    assert client.options == EmbeddingOptions(batch_size=7, max_retries=1)
 
 
 CORE = Path(hf_infer_core.__file__).parent

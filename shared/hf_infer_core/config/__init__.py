@@ -1,4 +1,4 @@
-"""Configuration: Elasticsearch's ``hugging_face`` endpoint schema and rules, and the client options."""
+"""Configuration: Elasticsearch's ``hugging_face`` endpoint schema and rules, the task table, the options every task shares."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from ._es_rules import (
     PositiveLong,
     is_positive_long,
 )
-from ._options import ClientOptionArgs, ClientOptions, RerankOptionArgs, RerankOptions
+from ._options import RequestOptionArgs, RequestOptions, RerankOptionArgs, RerankOptions
 from ._settings import (
     DEFAULT_CHUNKING_SETTINGS,
     ChunkingSettings,
@@ -18,21 +18,24 @@ from ._settings import (
     RerankTaskSettings,
     env_api_key,
 )
+from ._tasks import TASKS, Task
 
 __all__ = [
     "DEFAULT_CHUNKING_SETTINGS",
     "DEFAULT_INFERENCE_ID",
     "DEFAULT_REQUESTS_PER_MINUTE",
     "ChunkingSettings",
-    "ClientOptionArgs",
-    "ClientOptions",
     "HuggingFaceServiceSettings",
     "InferenceEndpoint",
     "PositiveLong",
     "RateLimitSettings",
+    "RequestOptionArgs",
+    "RequestOptions",
     "RerankOptionArgs",
     "RerankOptions",
     "RerankTaskSettings",
+    "TASKS",
+    "Task",
     "env_api_key",
     "is_positive_long",
 ]

@@ -26,7 +26,6 @@ from ._es_rules import (
     DEFAULT_REQUESTS_PER_MINUTE,
     KNOWN_TASK_TYPES,
     SERVICE_NAME,
-    SUPPORTED_TASK_TYPES,
     _build,
     _is_int,
     _keys,
@@ -44,6 +43,7 @@ from ._settings import (
     RerankTaskSettings,
     env_api_key,
 )
+from ._tasks import TASKS
 
 __all__ = ["InferenceEndpoint"]
 
@@ -68,20 +68,24 @@ class InferenceEndpoint(BaseModel):
     model_config = _FROZEN
 
     inference_id: str
-    task_type: Literal["text_embedding", "rerank"] = "text_embedding"
+    # A row of the task table (config/_tasks.py); the parser refuses any other.
+    task_type: str = "text_embedding"
     service: Literal["hugging_face"] = "hugging_face"
     service_settings: HuggingFaceServiceSettings
     chunking_settings: ChunkingSettings = Field(default_factory=ChunkingSettings)
-    # A rerank endpoint's task settings (always set for one, never for text_embedding).
+    # The task settings of a task that has them (rerank's; always set for one, never for another).
     task_settings: RerankTaskSettings | None = None
 
     @model_validator(mode="after")
     def _task_settings_of_task(self) -> InferenceEndpoint:
-        # A rerank endpoint always has its task settings (empty by default); an embedding one none.
-        if self.task_type == "rerank" and self.task_settings is None:
-            object.__setattr__(self, "task_settings", RerankTaskSettings())
-        elif self.task_type != "rerank" and self.task_settings is not None:
-            raise ValueError(f"task_settings are for rerank endpoints, not [{self.task_type}]")
+        if self.task_type not in TASKS:
+            raise ValueError(f"task_type [{self.task_type}] is not one of [{', '.join(TASKS)}]")
+        model = TASKS[self.task_type].task_settings
+        if model is not None and self.task_settings is None:
+            object.__setattr__(self, "task_settings", model[0]())
+        elif model is None and self.task_settings is not None:
+            having = ", ".join(name for name, task in TASKS.items() if task.task_settings is not None)
+            raise ValueError(f"task_settings are for {having} endpoints, not [{self.task_type}]")
         return self
 
     @property
@@ -218,7 +222,7 @@ class InferenceEndpoint(BaseModel):
         }
         if self.task_settings is not None:
             out["task_settings"] = self.task_settings.to_dict()
-        else:
+        if TASKS[self.task_type].chunking:
             out["chunking_settings"] = self.chunking_settings.to_dict()
         return out
 
@@ -226,14 +230,15 @@ class InferenceEndpoint(BaseModel):
 def _parse_request(cls: type[InferenceEndpoint], task_type: Any, inference_id: Any, body: Any) -> InferenceEndpoint:
     body = _load_body(body)
     errors: list[str] = []
-    supported = ", ".join(SUPPORTED_TASK_TYPES)
+    supported = ", ".join(TASKS)
     if not isinstance(task_type, str) or task_type not in KNOWN_TASK_TYPES:
         errors.append(f"Unknown task_type [{_show(task_type)}]; the [hugging_face] service supports [{supported}]")
-    elif task_type not in SUPPORTED_TASK_TYPES:
+    elif task_type not in TASKS:
         errors.append(
             f"The [{SERVICE_NAME}] service does not support task type [{task_type}]; supported task types: [{supported}]"
         )
-    rerank = task_type == "rerank"
+    # An unserved task type is reported above; its body is still read, by the first task's rules.
+    task = TASKS.get(task_type if isinstance(task_type, str) else "", TASKS["text_embedding"])
     if not isinstance(inference_id, str) or not _INFERENCE_ID.fullmatch(inference_id):
         errors.append(
             f"Invalid inference_id [{_show(inference_id)}]; it must contain only lowercase alphanumeric "
@@ -254,19 +259,19 @@ def _parse_request(cls: type[InferenceEndpoint], task_type: Any, inference_id: A
     elif not isinstance(raw_service, Mapping):
         errors.append(f"[service_settings] must be an object, got {_type_name(raw_service)}")
     else:
-        service_settings = _parse_service_settings(raw_service, errors, rerank=rerank)
+        service_settings = _parse_service_settings(raw_service, errors, vector_settings=task.vector_settings)
 
     task_settings = body.pop("task_settings", None)
-    rerank_settings: dict[str, Any] = {}
-    if rerank and task_settings is not None:
-        rerank_settings = _parse_rerank_task_settings(task_settings, errors)
+    parsed_task_settings: dict[str, Any] = {}
+    if task.task_settings is not None and task_settings is not None:
+        parsed_task_settings = task.task_settings[1](task_settings, errors)
     elif task_settings not in (None, {}):
         errors.append(
             f"Model configuration contains settings {_keys(task_settings)} unknown to the [{SERVICE_NAME}] service"
         )
 
     chunking: ChunkingSettings | None = None
-    if not rerank:
+    if task.chunking:
         # Elasticsearch reads chunking_settings for the embedding tasks only: on a rerank
         # endpoint it stays in the body and is reported below as an unknown setting.
         raw_chunking = body.pop("chunking_settings", None)
@@ -288,42 +293,14 @@ def _parse_request(cls: type[InferenceEndpoint], task_type: Any, inference_id: A
         "service": SERVICE_NAME,
         "service_settings": settings,
     }
-    if rerank:
-        fields["task_settings"] = _build(RerankTaskSettings, rerank_settings)
-    else:
+    if task.task_settings is not None:
+        fields["task_settings"] = _build(task.task_settings[0], parsed_task_settings)
+    if chunking is not None:
         fields["chunking_settings"] = chunking
     return _build(cls, fields)
 
 
-def _parse_rerank_task_settings(raw: Any, errors: list[str]) -> dict[str, Any]:
-    """A rerank endpoint's ``task_settings``: ``top_n`` a positive integer, ``return_documents`` a boolean."""
-    if not isinstance(raw, Mapping):
-        errors.append(f"[task_settings] must be an object, got {_type_name(raw)}")
-        return {}
-    settings = dict(raw)
-    out: dict[str, Any] = {}
-    top_n = settings.pop("top_n", None)
-    if top_n is not None:
-        if not _is_int(top_n) or top_n > _MAX_INT:
-            errors.append(_wrong_type("task_settings", "top_n", top_n, "Integer"))
-        elif top_n <= 0:
-            errors.append(f"[task_settings] Invalid value [{_show(top_n)}]. [top_n] must be a positive integer")
-        else:
-            out["top_n"] = top_n
-    return_documents = settings.pop("return_documents", None)
-    if return_documents is not None:
-        if not isinstance(return_documents, bool):
-            errors.append(_wrong_type("task_settings", "return_documents", return_documents, "Boolean"))
-        else:
-            out["return_documents"] = return_documents
-    if settings:
-        errors.append(
-            f"Model configuration contains settings {_keys(settings)} unknown to the [{SERVICE_NAME}] service"
-        )
-    return out
-
-
-def _parse_service_settings(raw: Mapping[str, Any], errors: list[str], *, rerank: bool = False) -> dict[str, Any]:
+def _parse_service_settings(raw: Mapping[str, Any], errors: list[str], *, vector_settings: bool) -> dict[str, Any]:
     settings = dict(raw)
     out: dict[str, Any] = {}
 
@@ -356,9 +333,9 @@ def _parse_service_settings(raw: Mapping[str, Any], errors: list[str], *, rerank
     if rate_limit is not None and (parsed := _parse_rate_limit(rate_limit, errors)) is not None:
         out["rate_limit"] = parsed
 
-    if rerank:
-        # Elasticsearch's rerank service settings are the url and the rate limit: the vector
-        # settings below are unknown settings there.
+    if not vector_settings:
+        # A task without the dense-vector settings (rerank: the url and the rate limit only):
+        # those below are unknown settings there.
         if settings:
             errors.append(
                 f"Model configuration contains settings {_keys(settings)} unknown to the [{SERVICE_NAME}] service"

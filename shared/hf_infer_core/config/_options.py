@@ -1,11 +1,11 @@
-"""The client options, declared once: :class:`RequestOptions` (every task's) and :class:`ClientOptions` (the embeddings').
+"""The client options every task shares (:class:`RequestOptions`) and the rerank task's (:class:`RerankOptions`).
 
-Every option of :class:`~hf_infer_core.EmbeddingClient`, :class:`~hf_infer_core.AsyncEmbeddingClient`
-and the two framework adapters is a field here, with its default and its validation, so a bad
-value fails when the client or adapter is built (a ``ValueError`` naming the option), never at
-the first request. The clients take the options as typed keyword arguments
-(:class:`ClientOptionArgs`, checked against the model by a test), so a misspelt option is a
-type error; the adapters inherit the fields.
+Each option is a field, with its default and its validation, so a bad value fails when the client
+or adapter is built (a ``ValueError`` naming the option), never at the first request. The clients
+take the options as typed keyword arguments (:class:`RequestOptionArgs` and each task's, checked
+against the models by a test), so a misspelt option is a type error; the adapters inherit the
+fields. The chunked pipeline's options (the cache, prefixes, fitting) are in
+``pipeline/_options.py``, the embeddings' in ``embeddings/_options.py``.
 
 Collaborators that are not settings (clock, sleep, random source, rate limiter, HTTP client or
 transport) are constructor arguments of the clients, not options.
@@ -14,20 +14,15 @@ transport) are constructor arguments of the clients, not options.
 from __future__ import annotations
 
 import difflib
-import os
 from collections.abc import Iterable, Mapping
-from typing import Any, Literal, Self, TypedDict
+from typing import Any, ClassVar, Literal, Self, TypedDict
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ..base._errors import ConfigError
-from ..cache._cache import DEFAULT_CACHE_MAX_BYTES, check_cache
-from ..cache._stores import ByteStore
 
 __all__ = [
-    "ClientOptionArgs",
-    "ClientOptions",
     "LongPassages",
     "RerankOptionArgs",
     "RerankOptions",
@@ -62,7 +57,8 @@ class RequestOptions(BaseModel):
     """
 
     # hide_input_in_errors: a rate_limit_backend URL may hold a password.
-    # arbitrary_types_allowed: a cache may be any object with mget and mset (checked by type).
+    # arbitrary_types_allowed: a task's options may hold an object (the pipeline's cache: any
+    # object with mget and mset, checked by type).
     model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True, arbitrary_types_allowed=True)
 
     batch_size: int = Field(default=32, ge=1, le=100_000, strict=True, description="Inputs per request.")
@@ -105,24 +101,15 @@ class RequestOptions(BaseModel):
         strict=True,
         description="Honour HTTP_PROXY, HTTPS_PROXY, ALL_PROXY and NO_PROXY, as httpx does by default.",
     )
-    cache: str | os.PathLike[str] | ByteStore | None = Field(
-        default=None,
-        repr=False,  # a Redis URL may hold a password
-        description="Chunk-level vector cache: a file path (SQLite), a redis:// URL, or an object with mget and "
-        "mset (LangChain's ByteStore); None: no cache.",
-    )
-    cache_max_bytes: int = Field(
-        default=DEFAULT_CACHE_MAX_BYTES,
-        ge=1 << 20,
-        strict=True,
-        description="The most a cache file holds (least recently used entries evicted; default 1 GiB).",
-    )
     max_response_bytes: int | None = Field(
         default=None,
         ge=1024,
         strict=True,
         description="Largest response body, decompressed (default: 1 MiB + 256 KiB per input).",
     )
+
+    # Options of other tasks this task's clients refuse, each with why (in the error's message).
+    refusals: ClassVar[Mapping[str, str]] = {}
 
     @field_validator("max_concurrency", mode="before")
     @classmethod
@@ -133,11 +120,6 @@ class RequestOptions(BaseModel):
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1024:
             raise ValueError('must be an integer from 1 to 1024, or "auto"')
         return value
-
-    @field_validator("cache", mode="before")
-    @classmethod
-    def _cache(cls, value: object) -> object:
-        return check_cache(value)
 
     @field_validator("rate_limit_backend")
     @classmethod
@@ -172,7 +154,7 @@ class RequestOptions(BaseModel):
         try:
             return cls.model_validate({**values, **overrides})
         except ValidationError as err:
-            raise config_error(err, cls.model_fields) from None
+            raise config_error(err, cls.model_fields, cls.refusals) from None
 
     @property
     def window(self) -> int:
@@ -183,55 +165,6 @@ class RequestOptions(BaseModel):
     def pick(cls, source: Any) -> Self:
         """Return the options held by ``source``'s attributes of the same names (an adapter)."""
         return cls.model_validate({name: getattr(source, name) for name in cls.model_fields})
-
-
-class ClientOptions(RequestOptions):
-    """The embedding clients' options: :class:`RequestOptions` and how texts are shaped and pooled.
-
-    Prefixes for queries and documents, ``pooling`` of chunk vectors, TEI's request options
-    (sent only when set), fitting chunks to the model and the wire format.
-    """
-
-    query_prefix: str = Field(default="", strict=True, description="Prepended to queries (e5: 'query: ').")
-    document_prefix: str = Field(default="", strict=True, description="Prepended to documents (e5: 'passage: ').")
-    pooling: Pooling = Field(default="mean", description="How a document's chunk vectors are combined.")
-    normalize: bool | None = Field(default=None, strict=True, description="TEI request option.")
-    truncate: bool | None = Field(default=None, strict=True, description="TEI request option.")
-    truncation_direction: TruncationDirection | None = Field(default=None, description="TEI request option.")
-    prompt_name: str | None = Field(
-        default=None, strict=True, description="TEI request option: the prompt for queries and documents alike."
-    )
-    query_prompt_name: str | None = Field(
-        default=None, strict=True, description="TEI's prompt_name for queries (default: prompt_name)."
-    )
-    document_prompt_name: str | None = Field(
-        default=None, strict=True, description="TEI's prompt_name for documents (default: prompt_name)."
-    )
-    fit_chunks_to_model: bool = Field(
-        default=True,
-        strict=True,
-        description="Split chunks over the model's token limit (max_input_tokens, or /info with discover).",
-    )
-    keep_trailing_text: bool = Field(
-        default=False,
-        strict=True,
-        description="Word chunking: extend the last chunk over a trailing remainder with no word (not Elasticsearch's).",
-    )
-    wire_format: WireFormat = Field(
-        default="json",
-        description="'json' (any Hugging Face endpoint) or 'base64' (TEI's /v1/embeddings: float32 bytes).",
-    )
-
-    @model_validator(mode="after")
-    def _base64_takes_no_tei_options(self) -> Self:
-        if self.wire_format == "base64":
-            given = [name for name in _JSON_ONLY if getattr(self, name) is not None]
-            if given:
-                raise ValueError(
-                    f"wire_format='base64' uses TEI's OpenAI route, which takes no {', '.join(given)}: "
-                    "use wire_format='json' for them"
-                )
-        return self
 
 
 class RerankOptions(RequestOptions):
@@ -251,24 +184,13 @@ class RerankOptions(RequestOptions):
     raw_scores: bool = Field(default=False, strict=True, description="TEI request option: logits, not sigmoid.")
     truncation_direction: TruncationDirection | None = Field(default=None, description="TEI request option.")
 
-    @model_validator(mode="after")
-    def _no_cache(self) -> Self:
-        if self.cache is not None:
-            raise ValueError(
-                "cache: the rerank clients keep no cache (a score belongs to one query and one passage); leave it unset"
-            )
-        return self
-
-
-# TEI request options that only the JSON route takes.
-_JSON_ONLY = (
-    "normalize",
-    "truncate",
-    "truncation_direction",
-    "prompt_name",
-    "query_prompt_name",
-    "document_prompt_name",
-)
+    refusals: ClassVar[Mapping[str, str]] = {
+        **dict.fromkeys(
+            ("cache", "cache_max_bytes"),
+            "the rerank clients keep no cache (a score belongs to one query and one passage); leave it unset",
+        ),
+        "tokenizer": "the rerank clients take no tokenizer: the endpoint truncates or the passages are chunked",
+    }
 
 
 # The peers' names for hf-infer's settings (langchain-huggingface, llama-index's
@@ -291,12 +213,15 @@ _REPO_ID = (
 )
 
 
-def config_error(err: ValidationError, fields: Iterable[str] = ()) -> ConfigError:
+def config_error(
+    err: ValidationError, fields: Iterable[str] = (), refusals: Mapping[str, str] | None = None
+) -> ConfigError:
     """The :class:`ConfigError` for a pydantic validation failure: each problem named by its field.
 
     ``fields``: the model's fields, so an unknown argument is answered with the closest one (and
     the peers' names for ours, ``base_url``, ``huggingfacehub_api_token``, ..., with ours).
-    Inputs are never echoed (a key may be among them); pydantic's messages hold none.
+    ``refusals``: another task's options, each with why this one refuses it. Inputs are never
+    echoed (a key may be among them); pydantic's messages hold none.
     """
     problems: list[str] = []
     known = list(fields)
@@ -308,7 +233,9 @@ def config_error(err: ValidationError, fields: Iterable[str] = ()) -> ConfigErro
         where = ".".join(str(part) for part in problem["loc"])
         message = problem["msg"].removeprefix("Value error, ")
         if problem["type"] == "extra_forbidden" and len(problem["loc"]) == 1:
-            message = f"not an option here{_suggestion(str(problem['loc'][0]), known)}"
+            name = str(problem["loc"][0])
+            refused = (refusals or {}).get(name)
+            message = refused if refused is not None else f"not an option here{_suggestion(name, known)}"
         problems.append(f"[{where}] {message}" if where else message)
     return ConfigError(problems)
 
@@ -339,8 +266,6 @@ class RequestOptionArgs(TypedDict, total=False):
     rate_limit_backend: str
     trust_env: bool
     max_response_bytes: int | None
-    cache: str | os.PathLike[str] | ByteStore | None
-    cache_max_bytes: int
 
 
 class RerankOptionArgs(RequestOptionArgs, total=False):
@@ -349,20 +274,3 @@ class RerankOptionArgs(RequestOptionArgs, total=False):
     long_passages: LongPassages
     raw_scores: bool
     truncation_direction: TruncationDirection | None
-
-
-class ClientOptionArgs(RequestOptionArgs, total=False):
-    """The options as keyword arguments of the embedding clients (same names and types as :class:`ClientOptions`)."""
-
-    query_prefix: str
-    document_prefix: str
-    pooling: Pooling
-    normalize: bool | None
-    truncate: bool | None
-    truncation_direction: TruncationDirection | None
-    prompt_name: str | None
-    query_prompt_name: str | None
-    document_prompt_name: str | None
-    fit_chunks_to_model: bool
-    keep_trailing_text: bool
-    wire_format: WireFormat

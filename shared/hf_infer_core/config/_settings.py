@@ -18,16 +18,22 @@ from ..base._errors import ConfigError
 from ..base._secret import SealedSecretStr, checked_key, shown_url
 from ._es_rules import (
     _FROZEN,
+    _MAX_INT,
     _PARSED,
     API_KEY_ENV_VARS,
     DEFAULT_REQUESTS_PER_MINUTE,
     SEPARATOR_GROUPS,
+    SERVICE_NAME,
     PositiveLong,
     _build,
+    _is_int,
+    _keys,
     _normalise_chunking,
+    _show,
     _type_name,
     _url_error,
     _validate_chunking,
+    _wrong_type,
 )
 
 __all__ = [
@@ -37,6 +43,7 @@ __all__ = [
     "RateLimitSettings",
     "RerankTaskSettings",
     "env_api_key",
+    "parse_rerank_task_settings",
 ]
 
 
@@ -185,6 +192,34 @@ class RerankTaskSettings(BaseModel):
     def to_dict(self) -> dict[str, Any]:
         """The settings as Elasticsearch shows them: only those set."""
         return {k: v for k, v in (("top_n", self.top_n), ("return_documents", self.return_documents)) if v is not None}
+
+
+def parse_rerank_task_settings(raw: Any, errors: list[str]) -> dict[str, Any]:
+    """A rerank endpoint's ``task_settings``: ``top_n`` a positive integer, ``return_documents`` a boolean."""
+    if not isinstance(raw, Mapping):
+        errors.append(f"[task_settings] must be an object, got {_type_name(raw)}")
+        return {}
+    settings = dict(raw)
+    out: dict[str, Any] = {}
+    top_n = settings.pop("top_n", None)
+    if top_n is not None:
+        if not _is_int(top_n) or top_n > _MAX_INT:
+            errors.append(_wrong_type("task_settings", "top_n", top_n, "Integer"))
+        elif top_n <= 0:
+            errors.append(f"[task_settings] Invalid value [{_show(top_n)}]. [top_n] must be a positive integer")
+        else:
+            out["top_n"] = top_n
+    return_documents = settings.pop("return_documents", None)
+    if return_documents is not None:
+        if not isinstance(return_documents, bool):
+            errors.append(_wrong_type("task_settings", "return_documents", return_documents, "Boolean"))
+        else:
+            out["return_documents"] = return_documents
+    if settings:
+        errors.append(
+            f"Model configuration contains settings {_keys(settings)} unknown to the [{SERVICE_NAME}] service"
+        )
+    return out
 
 
 def env_api_key() -> SealedSecretStr | None:

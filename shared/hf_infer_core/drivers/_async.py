@@ -112,12 +112,9 @@ class AsyncDriver(_ClientBase[J]):
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
         rng: Any = None,
-        tokenizer: Any = None,
         **overrides: Any,
     ) -> None:
-        super().__init__(
-            endpoint, options, overrides, rate_limiter=rate_limiter, clock=clock, rng=rng, tokenizer=tokenizer
-        )
+        super().__init__(endpoint, options, overrides, rate_limiter=rate_limiter, clock=clock, rng=rng)
         self._sleep = sleep
         self._injected = http_client
         self._transport = transport

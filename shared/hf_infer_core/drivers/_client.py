@@ -25,7 +25,7 @@ from pydantic import SecretStr
 from ..base import _errors
 from ..base._errors import ClientClosedError, HFInferError, TransportError, caused_by
 from ..base._secret import shown_url
-from ..cache._cache import CacheStats, open_cache
+from ..cache._cache import CacheStats
 from ..config import InferenceEndpoint
 from ..config._options import RequestOptions
 from ..limits import _concurrency
@@ -226,11 +226,10 @@ class _ClientBase(Generic[J]):
         rate_limiter: RateLimiter | None,
         clock: Callable[[], float],
         rng: Any,
-        tokenizer: Any = None,
     ) -> None:
-        self._jobs: J = self._open_jobs(TaskArgs(endpoint, options, overrides, clock, rng, tokenizer))
+        self._jobs: J = self._open_jobs(TaskArgs(endpoint, options, overrides, clock, rng))
         self.options: RequestOptions = self._jobs.core.options
-        self._cache = open_cache(self.options.cache, self.options.cache_max_bytes)
+        self._cache = self._jobs.open_cache()
         if self._cache is not None:
             self._jobs.cache, self._jobs.cache_counts = True, self._cache.count
         self._own_rng = rng is None

@@ -16,9 +16,7 @@ __all__ = ["TqdmProgress"]
 class TqdmProgress:
     """Counts texts done for an optional tqdm bar; a text is done when all its chunks are (batches finish on several threads)."""
 
-    def __init__(
-        self, enabled: bool, total: int, owners: Sequence[int] | None = None, *, desc: str = "Embedding"
-    ) -> None:
+    def __init__(self, enabled: bool, total: int, owners: Sequence[int] | None = None, *, desc: str) -> None:
         self._bar: Any = None
         self._owners = owners
         self._lock = threading.Lock()  # batches finish on several threads

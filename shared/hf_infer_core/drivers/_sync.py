@@ -40,7 +40,6 @@ from ..protocol._steps import (
     Store,
     unknown_step,
 )
-from ..text._fit import result_of
 from ._client import _INHERITED, ATTEMPT_ERRORS, J, T, _ClientBase, _log, _reader, _result, attempt_outcome
 from ._deadline import attempt_deadline, deadline_transport, watch
 from ._threads import IN_WORKER, Abort, Aborted, Call, Shared, as_worker
@@ -67,12 +66,9 @@ class SyncDriver(_ClientBase[J]):
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         rng: Any = None,
-        tokenizer: Any = None,
         **overrides: Any,
     ) -> None:
-        super().__init__(
-            endpoint, options, overrides, rate_limiter=rate_limiter, clock=clock, rng=rng, tokenizer=tokenizer
-        )
+        super().__init__(endpoint, options, overrides, rate_limiter=rate_limiter, clock=clock, rng=rng)
         self._sleep = sleep
         self._owns_http = http_client is None
         self._transport = transport
@@ -149,8 +145,14 @@ class SyncDriver(_ClientBase[J]):
     # ------------------------------------------------------------------ the driver
 
     def _run(self, flow: Flow[T], call: Call | None = None) -> T:
-        result: T = result_of(self._drive(flow, call or Call()))
-        return result
+        driven = self._drive(flow, call or Call())
+        try:
+            item = next(driven)
+        except StopIteration as stop:
+            result: T = stop.value
+            return result
+        driven.close()  # an Emit outside a stream: nobody to hand its items to
+        raise RuntimeError(f"a flow run to its value asked for a step only a stream performs (Emit of {item!r})")
 
     def _stream(self, flow: Flow[None], texts: Iterable[str]) -> Iterator[Any]:
         call = Call(iter(texts))

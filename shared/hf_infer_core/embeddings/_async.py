@@ -1,8 +1,9 @@
-"""The asyncio embedding client: each public method is one flow of :class:`~._flows.Jobs`, run by the asyncio driver."""
+"""The asyncio embedding client: each public method is one flow of :class:`~._flows.EmbeddingJobs`, run by the asyncio driver."""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Literal, Unpack, overload
@@ -10,14 +11,14 @@ from typing import TYPE_CHECKING, Any, Literal, Unpack, overload
 import httpx
 
 from ..config import InferenceEndpoint
-from ..config._options import ClientOptionArgs, ClientOptions
 from ..drivers._async import AsyncDriver
 from ..drivers._progress import TqdmProgress
 from ..limits._ratelimit import RateLimiter
 from ..protocol._task import TaskArgs
 from ..text._chunking import ChunkEmbedding
-from ._core import ClientCore
-from ._flows import Jobs, open_jobs
+from ._core import EmbeddingCore
+from ._flows import EmbeddingJobs, open_jobs
+from ._options import EmbeddingOptionArgs, EmbeddingOptions
 
 if TYPE_CHECKING:
     import numpy as np
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 __all__ = ["AsyncEmbeddingClient"]
 
 
-class AsyncEmbeddingClient(AsyncDriver[Jobs]):
+class AsyncEmbeddingClient(AsyncDriver[EmbeddingJobs]):
     """Embed texts through a Hugging Face endpoint with asyncio; same options as :class:`EmbeddingClient`.
 
     Up to ``max_concurrency`` batches run as tasks. The client may be used from several event
@@ -34,13 +35,13 @@ class AsyncEmbeddingClient(AsyncDriver[Jobs]):
     limit stays shared. ``sleep`` must be a coroutine function (default ``asyncio.sleep``).
     """
 
-    options: ClientOptions
+    options: EmbeddingOptions
 
     def __init__(
         self,
         endpoint: InferenceEndpoint,
         *,
-        options: ClientOptions | None = None,
+        options: EmbeddingOptions | None = None,
         http_client: httpx.AsyncClient | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         rate_limiter: RateLimiter | None = None,
@@ -48,8 +49,10 @@ class AsyncEmbeddingClient(AsyncDriver[Jobs]):
         clock: Callable[[], float] = time.monotonic,
         rng: Any = None,
         tokenizer: Any = None,
-        **overrides: Unpack[ClientOptionArgs],
+        **overrides: Unpack[EmbeddingOptionArgs],
     ) -> None:
+        # Read by _open_jobs, which the driver's constructor calls: only this task fits chunks.
+        self._tokenizer = tokenizer
         # The driver's constructor; declared here for the embedding options' types.
         super().__init__(
             endpoint,
@@ -60,15 +63,14 @@ class AsyncEmbeddingClient(AsyncDriver[Jobs]):
             sleep=sleep,
             clock=clock,
             rng=rng,
-            tokenizer=tokenizer,
             **overrides,
         )
 
-    def _open_jobs(self, args: TaskArgs) -> Jobs:
-        return open_jobs(args, TqdmProgress)
+    def _open_jobs(self, args: TaskArgs) -> EmbeddingJobs:
+        return open_jobs(args, functools.partial(TqdmProgress, desc="Embedding"), self._tokenizer)
 
     @property
-    def _core(self) -> ClientCore:
+    def _core(self) -> EmbeddingCore:
         return self._jobs.core
 
     @property

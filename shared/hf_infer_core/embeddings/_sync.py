@@ -1,7 +1,8 @@
-"""The blocking embedding client: each public method is one flow of :class:`~._flows.Jobs`, run by the threaded driver."""
+"""The blocking embedding client: each public method is one flow of :class:`~._flows.EmbeddingJobs`, run by the threaded driver."""
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Literal, Unpack, overload
@@ -9,14 +10,14 @@ from typing import TYPE_CHECKING, Any, Literal, Unpack, overload
 import httpx
 
 from ..config import InferenceEndpoint
-from ..config._options import ClientOptionArgs, ClientOptions
 from ..drivers._progress import TqdmProgress
 from ..drivers._sync import SyncDriver
 from ..limits._ratelimit import RateLimiter
 from ..protocol._task import TaskArgs
 from ..text._chunking import ChunkEmbedding
-from ._core import ClientCore
-from ._flows import Jobs, open_jobs
+from ._core import EmbeddingCore
+from ._flows import EmbeddingJobs, open_jobs
+from ._options import EmbeddingOptionArgs, EmbeddingOptions
 
 if TYPE_CHECKING:
     import numpy as np
@@ -25,12 +26,12 @@ if TYPE_CHECKING:
 __all__ = ["EmbeddingClient"]
 
 
-class EmbeddingClient(SyncDriver[Jobs]):
+class EmbeddingClient(SyncDriver[EmbeddingJobs]):
     """Embed texts through a Hugging Face endpoint; blocking, with up to ``max_concurrency`` threads.
 
     Args:
         endpoint: The Elasticsearch-style endpoint configuration.
-        options: A :class:`ClientOptions`; keyword arguments of the same names override it
+        options: An :class:`EmbeddingOptions`; keyword arguments of the same names override it
             (``batch_size``, ``max_concurrency``, ``timeout``, ``max_retries``, ...: see the README).
         http_client: An ``httpx.Client`` to use (not closed by :meth:`close`).
         transport: An httpx transport for the client this class creates (tests, proxies).
@@ -44,13 +45,13 @@ class EmbeddingClient(SyncDriver[Jobs]):
         **overrides: Options by name (typed: a misspelt option is a type error).
     """
 
-    options: ClientOptions
+    options: EmbeddingOptions
 
     def __init__(
         self,
         endpoint: InferenceEndpoint,
         *,
-        options: ClientOptions | None = None,
+        options: EmbeddingOptions | None = None,
         http_client: httpx.Client | None = None,
         transport: httpx.BaseTransport | None = None,
         rate_limiter: RateLimiter | None = None,
@@ -58,8 +59,10 @@ class EmbeddingClient(SyncDriver[Jobs]):
         clock: Callable[[], float] = time.monotonic,
         rng: Any = None,
         tokenizer: Any = None,
-        **overrides: Unpack[ClientOptionArgs],
+        **overrides: Unpack[EmbeddingOptionArgs],
     ) -> None:
+        # Read by _open_jobs, which the driver's constructor calls: only this task fits chunks.
+        self._tokenizer = tokenizer
         # The driver's constructor; declared here for the embedding options' types.
         super().__init__(
             endpoint,
@@ -70,15 +73,14 @@ class EmbeddingClient(SyncDriver[Jobs]):
             sleep=sleep,
             clock=clock,
             rng=rng,
-            tokenizer=tokenizer,
             **overrides,
         )
 
-    def _open_jobs(self, args: TaskArgs) -> Jobs:
-        return open_jobs(args, TqdmProgress)
+    def _open_jobs(self, args: TaskArgs) -> EmbeddingJobs:
+        return open_jobs(args, functools.partial(TqdmProgress, desc="Embedding"), self._tokenizer)
 
     @property
-    def _core(self) -> ClientCore:
+    def _core(self) -> EmbeddingCore:
         return self._jobs.core
 
     @property

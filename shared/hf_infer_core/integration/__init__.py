@@ -6,8 +6,25 @@
 
 from __future__ import annotations
 
-from ._adapter import AdapterOptions, EndpointAdapter
-from ._rerank import RerankAdapterOptions
+from ._adapter import EmbeddingAdapter, EndpointAdapter
+from ._rerank import RerankAdapter
 from ._session import EmbeddingSession, RerankSession
 
-__all__ = ["AdapterOptions", "EmbeddingSession", "EndpointAdapter", "RerankAdapterOptions", "RerankSession"]
+__all__ = ["EmbeddingAdapter", "EmbeddingSession", "EndpointAdapter", "RerankAdapter", "RerankSession"]
+
+# The adapter bases' names before each carried its task's, kept for one release.
+_RENAMED = {"AdapterOptions": "EmbeddingAdapter", "RerankAdapterOptions": "RerankAdapter"}
+
+
+def __getattr__(name: str) -> object:
+    """The old names, each with a DeprecationWarning naming the new one."""
+    if name not in _RENAMED:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import warnings
+
+    warnings.warn(
+        f"{__name__}.{name} is renamed {_RENAMED[name]}; the old name goes in the next release",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return globals()[_RENAMED[name]]

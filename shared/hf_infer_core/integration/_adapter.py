@@ -6,8 +6,8 @@ building of the endpoint and its :class:`~._session.Session` when the adapter is
 field changes, so a bad setting fails there and calls in flight finish on the old clients. A
 task says its options class, session class and task fields (the ``ClassVar`` hooks below).
 
-:class:`AdapterOptions` is the embedding task's: its client options are inherited from
-:class:`ClientOptions` (one declaration, one set of defaults and checks). ``HFInferEmbeddings``
+:class:`EmbeddingAdapter` is the embedding task's: its client options are inherited from
+:class:`EmbeddingOptions` (one declaration, one set of defaults and checks). ``HFInferEmbeddings``
 (LangChain) and ``HFInferEmbedding`` (LlamaIndex) add only their framework's base class and
 methods; the embedding methods both share are :class:`~._embedding.EmbeddingMethods`.
 Elasticsearch's ``similarity`` is not here: LlamaIndex's ``BaseEmbedding.similarity`` is a
@@ -38,12 +38,14 @@ from pydantic import (
 from ..base._errors import ConfigError
 from ..base._secret import checked_key, seal_secret, shown_url
 from ..config import DEFAULT_INFERENCE_ID, DEFAULT_REQUESTS_PER_MINUTE, InferenceEndpoint, PositiveLong, env_api_key
-from ..config._options import ClientOptions, RequestOptions, config_error
+from ..config._options import RequestOptions, config_error
+from ..config._tasks import TASKS
+from ..embeddings._options import EmbeddingOptions
 from ..text._fit import open_tokenizer
 from ._embedding import EmbeddingMethods
-from ._session import EmbeddingSession, Session
+from ._session import EmbeddingSession, Session, same_args
 
-__all__ = ["ADAPTER_CONFIG", "AdapterOptions", "EndpointAdapter"]
+__all__ = ["ADAPTER_CONFIG", "EmbeddingAdapter", "EndpointAdapter"]
 
 # The endpoint from_endpoint was given, for the validation it runs (pydantic hands a custom
 # __init__ no validation context).
@@ -74,10 +76,9 @@ def default_model(endpoint: InferenceEndpoint) -> str:
 class EndpointAdapter(BaseModel):
     """The endpoint fields and session of a task's framework adapters (see the README for each)."""
 
-    # The task's options class (its fields are the adapter's too), session class and task type.
-    options_type: ClassVar[type[RequestOptions]] = RequestOptions
-    session_type: ClassVar[type[Session[Any, Any]]] = Session
-    task_type: ClassVar[str] = "text_embedding"
+    # The task type: its row of the task table (config/_tasks.py) names the options class (whose
+    # fields are the adapter's too) and the session class. Each task's adapter base sets it.
+    task_type: ClassVar[str]
 
     model_config = ADAPTER_CONFIG
 
@@ -145,37 +146,38 @@ class EndpointAdapter(BaseModel):
         else:
             endpoint = self._endpoint_from_fields()
         old: Session[Any, Any] | None = getattr(self, "_session", None)
-        tokenizer = self._session_tokenizer(old)
-        options = self.options_type.pick(self)
+        client_args = self._client_args(old)
+        task = TASKS[self.task_type]
+        options = task.load(task.options).pick(self)
         if (
             old is not None
-            and tokenizer is old.tokenizer
+            and same_args(old.client_args, client_args)
             and old.same_as(endpoint, options, self.http_client, self.http_async_client)
         ):
             # Nothing a request depends on changed (LlamaIndex assigns callback_manager on every
             # read of Settings.embed_model): the session, its clients and calls in flight stay.
             return self
-        session = self.session_type(
+        session = task.load(task.session)(
             endpoint,
             options,
             http_client=self.http_client,
             http_async_client=self.http_async_client,
-            tokenizer=tokenizer,
+            client_args=client_args,
         )
         if old is not None:
             session.follow(old)  # calls in flight finish on the old clients, which close after them
         self._session = session
-        self._opened(tokenizer)
+        self._opened()
         if "model" not in self.model_fields_set:  # not given (pydantic tracks what was): derived
             self.__dict__["model"] = default_model(endpoint)
         return self
 
-    def _session_tokenizer(self, old: Session[Any, Any] | None) -> Any:
-        """The tokenizer the session is built with (a task that counts tokens locally says; none by default)."""
-        return None
+    def _client_args(self, old: Session[Any, Any] | None) -> dict[str, object]:
+        """The task's own client arguments the session is built with (``old``: the session it replaces); none here."""
+        return {}
 
-    def _opened(self, tokenizer: Any) -> None:
-        """The session was built with ``tokenizer`` (a task that opens one remembers from what)."""
+    def _opened(self) -> None:
+        """The session was built (a task that opened something for it remembers from what)."""
 
     def _task_settings(self) -> dict[str, Any]:
         """The task's settings from the fields, for :meth:`InferenceEndpoint.from_url` (unset ones left out)."""
@@ -313,12 +315,11 @@ class EndpointAdapter(BaseModel):
         return super().__deepcopy__(memo)
 
 
-class AdapterOptions(EmbeddingMethods, EndpointAdapter, ClientOptions):
+class EmbeddingAdapter(EmbeddingMethods, EndpointAdapter, EmbeddingOptions):
     """Endpoint and client options of the embedding adapters (see the README for each)."""
 
     model_config = ADAPTER_CONFIG
-    options_type: ClassVar[type[RequestOptions]] = ClientOptions
-    session_type: ClassVar[type[Session[Any, Any]]] = EmbeddingSession
+    task_type: ClassVar[str] = "text_embedding"
 
     chunking_settings: dict[str, Any] | None = None
     dimensions: int | None = None
@@ -337,12 +338,12 @@ class AdapterOptions(EmbeddingMethods, EndpointAdapter, ClientOptions):
     # The adapter field that carries Elasticsearch's service_settings.similarity.
     similarity_field: ClassVar[str] = "similarity"
 
-    def _session_tokenizer(self, old: Session[Any, Any] | None) -> Any:
+    def _client_args(self, old: Session[Any, Any] | None) -> dict[str, object]:
         if old is not None and self.tokenizer is self._tokenizer_source:
-            return old.tokenizer  # opened once: a path is not read again on every assignment
-        return open_tokenizer(self.tokenizer) if self.tokenizer is not None else None
+            return dict(old.client_args)  # opened once: a path is not read again on every assignment
+        return {"tokenizer": open_tokenizer(self.tokenizer)} if self.tokenizer is not None else {}
 
-    def _opened(self, tokenizer: Any) -> None:
+    def _opened(self) -> None:
         self._tokenizer_source = self.tokenizer
 
     def _task_settings(self) -> dict[str, Any]:
@@ -364,6 +365,6 @@ class AdapterOptions(EmbeddingMethods, EndpointAdapter, ClientOptions):
         }
 
     @property
-    def client_options(self) -> ClientOptions:
+    def client_options(self) -> EmbeddingOptions:
         """The client options, as the clients use them."""
         return self._session.options

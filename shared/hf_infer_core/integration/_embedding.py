@@ -1,6 +1,6 @@
 """The embedding methods both adapters share beyond their frameworks' own (chunks, streams, the vector size).
 
-A task's adapter methods are apart from :class:`~._adapter.AdapterOptions` (fields, key, session):
+A task's adapter methods are apart from :class:`~._adapter.EmbeddingAdapter` (fields, key, session):
 each hands one client call to the adapter's session, which holds the client for the call.
 """
 

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..base._errors import ConfigError, InvalidInputError
 from ..config import DEFAULT_INFERENCE_ID, InferenceEndpoint
-from ..config._options import ClientOptions
+from ..embeddings._options import EmbeddingOptions
 from ..embeddings._sync import EmbeddingClient
 
 if TYPE_CHECKING:
@@ -64,7 +64,7 @@ class _Embedder:
     """The callable class of ``map_batches``: one client per actor, pyarrow in and out."""
 
     def __init__(
-        self, endpoint: InferenceEndpoint, options: ClientOptions, text_column: str, output_column: str, chunks: bool
+        self, endpoint: InferenceEndpoint, options: EmbeddingOptions, text_column: str, output_column: str, chunks: bool
     ) -> None:
         self._client = EmbeddingClient(endpoint, options=options)
         self._text_column = text_column
@@ -180,7 +180,7 @@ def embed_dataset(
         num_cpus: CPUs reserved per actor. An actor mostly waits on the endpoint (chunking and
             parsing are its CPU work), and a whole CPU each could leave none for the tasks that
             read the data on a small cluster, which would then wait for ever.
-        **client_options: :class:`ClientOptions` fields (``batch_size``, ``max_concurrency``, ...;
+        **client_options: :class:`EmbeddingOptions` fields (``batch_size``, ``max_concurrency``, ...;
             ``cache``: a file every actor on one machine shares, or a ``redis://`` URL every node shares).
 
     Raises:
@@ -194,7 +194,7 @@ def embed_dataset(
     if not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1:
         raise ValueError(f"concurrency must be a positive integer, got {concurrency!r}")
     resolved = resolve_endpoint(endpoint)
-    options = ClientOptions.build(None, {**client_options, "rate_limit_backend": rate_limit_backend})
+    options = EmbeddingOptions.build(None, {**client_options, "rate_limit_backend": rate_limit_backend})
     _check_column(ds, text_column)
     resolved = _budgeted(resolved, concurrency, rate_limit_backend)
     embedded = ds.map_batches(

@@ -13,21 +13,19 @@ from typing import Any, ClassVar
 from pydantic import Field, PrivateAttr
 
 from ..config import InferenceEndpoint
-from ..config._options import RequestOptions, RerankOptions
+from ..config._options import RerankOptions
 from ..rerank._flows import RerankResult
 from ._adapter import ADAPTER_CONFIG, EndpointAdapter
-from ._session import RerankSession, Session
+from ._session import RerankSession
 
-__all__ = ["RerankAdapterOptions"]
+__all__ = ["RerankAdapter"]
 
 
-class RerankAdapterOptions(EndpointAdapter, RerankOptions):
+class RerankAdapter(EndpointAdapter, RerankOptions):
     """Endpoint and client options of the rerank adapters, and ``top_n`` (see the README)."""
 
     model_config = ADAPTER_CONFIG
 
-    options_type: ClassVar[type[RequestOptions]] = RerankOptions
-    session_type: ClassVar[type[Session[Any, Any]]] = RerankSession
     task_type: ClassVar[str] = "rerank"
 
     top_n: int | None = Field(

@@ -1,6 +1,6 @@
 """The one home of the adapters' lazy clients, and of what copies and pickles of them carry.
 
-A :class:`Session` holds an endpoint and its :class:`ClientOptions`, and creates a task's
+A :class:`Session` holds an endpoint and its task's options, and creates a task's
 blocking and asyncio clients on first use (no network access before); an
 :class:`EmbeddingSession` makes the :class:`EmbeddingClient` and :class:`AsyncEmbeddingClient`. Clients hold sockets, locks and threads, so copies and pickles of a session carry only
 the endpoint (its key sealed) and the options, and make new clients when used: that is what lets
@@ -22,7 +22,7 @@ import contextlib
 import os
 import threading
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from typing import Any, Generic, Self, TypeVar
 
 import httpx
@@ -30,10 +30,11 @@ import httpx
 from ..base._secret import shown_url
 from ..cache._cache import CacheStats
 from ..config import InferenceEndpoint
-from ..config._options import ClientOptions, RequestOptions, RerankOptions
+from ..config._options import RequestOptions, RerankOptions
 from ..drivers._async import AsyncDriver
 from ..drivers._sync import SyncDriver
 from ..embeddings._async import AsyncEmbeddingClient
+from ..embeddings._options import EmbeddingOptions
 from ..embeddings._sync import EmbeddingClient
 from ..rerank._async import AsyncRerankClient
 from ..rerank._sync import RerankClient
@@ -112,10 +113,11 @@ class Session(Generic[S, A]):
         *,
         http_client: httpx.Client | None = None,
         http_async_client: httpx.AsyncClient | None = None,
-        tokenizer: Any = None,
+        client_args: Mapping[str, object] | None = None,
     ) -> None:
         self.endpoint = endpoint
-        self.tokenizer = tokenizer
+        # A task's own constructor arguments of its clients (the embeddings' tokenizer).
+        self.client_args: Mapping[str, object] = dict(client_args or {})
         self.options = options
         self._http_client = http_client
         self._http_async_client = http_async_client
@@ -157,7 +159,7 @@ class Session(Generic[S, A]):
         bucket, so a changed batch size costs no second discovery, connection or burst.
         """
         sync, aclient = predecessor._detach()
-        if predecessor.endpoint == self.endpoint and predecessor.tokenizer is self.tokenizer:
+        if predecessor.endpoint == self.endpoint and same_args(predecessor.client_args, self.client_args):
             if sync is not None:
                 self._held_sync().client.adopt(sync.client)
             if aclient is not None:
@@ -298,7 +300,7 @@ class Session(Generic[S, A]):
             await held.client.aclose()
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild, (type(self), self.endpoint, self.options, self.tokenizer))
+        return (_rebuild, (type(self), self.endpoint, self.options, self.client_args))
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Self:
         return self.copy()
@@ -310,7 +312,7 @@ class Session(Generic[S, A]):
             self.options,
             http_client=self._http_client,
             http_async_client=self._http_async_client,
-            tokenizer=self.tokenizer,
+            client_args=self.client_args,
         )
 
     def __repr__(self) -> str:
@@ -346,16 +348,29 @@ async def _held_astream(held: _Held[A], stream: AsyncIterator[T]) -> AsyncIterat
             await held.client.aclose()
 
 
+def same_args(old: Mapping[str, object], new: Mapping[str, object]) -> bool:
+    """True when two sessions' client arguments are the same objects (a tokenizer opened once is not reopened)."""
+    return old.keys() == new.keys() and all(old[name] is new[name] for name in old)
+
+
 def _rebuild(
-    kind: type[Session[Any, Any]], endpoint: InferenceEndpoint, options: RequestOptions, tokenizer: Any
+    kind: type[Session[Any, Any]],
+    endpoint: InferenceEndpoint,
+    options: RequestOptions,
+    client_args: Mapping[str, object],
 ) -> Session[Any, Any]:
-    return kind(endpoint, options, tokenizer=tokenizer)
+    return kind(endpoint, options, client_args=client_args)
 
 
 class EmbeddingSession(Session[EmbeddingClient, AsyncEmbeddingClient]):
     """The embedding task's session: an :class:`EmbeddingClient` and an :class:`AsyncEmbeddingClient`."""
 
-    options: ClientOptions
+    options: EmbeddingOptions
+
+    @property
+    def tokenizer(self) -> object:
+        """The opened local tokenizer the clients fit chunks with, or ``None``."""
+        return self.client_args.get("tokenizer")
 
     def _new_sync(self) -> EmbeddingClient:
         return EmbeddingClient(

@@ -28,8 +28,8 @@ import threading
 import time
 import weakref
 from collections.abc import Awaitable, Callable
+from urllib.parse import quote, urlsplit
 
-import httpx
 from pydantic import SecretStr
 
 from ..base._errors import ConfigError, RateLimitBackendError, caused_by
@@ -159,15 +159,17 @@ def bucket_key(url: str, api_key: SecretStr | None = None) -> str:
     two (an Inference Endpoint limits per token). The fingerprint is a truncated SHA-256: the
     key itself is never part of a key, a log line or a Redis key.
     """
-    parsed = httpx.URL(url)
-    default_port = {"http": 80, "https": 443}.get(parsed.scheme)
+    parsed = urlsplit(url)
+    scheme = parsed.scheme.lower()
+    default_port = {"http": 80, "https": 443}.get(scheme)
     port = "" if parsed.port in (None, default_port) else f":{parsed.port}"
-    path = parsed.raw_path.decode("ascii").split("?", 1)[0].rstrip("/")
+    # Percent-encoded as sent (an already encoded %xx kept), so two spellings of a path are one.
+    path = quote(parsed.path, safe="/%:@!$&'()*+,;=~").rstrip("/")
     # A query string may carry a token: it tells buckets apart by a fingerprint, never as written.
-    query = f"?{hashlib.sha256(parsed.query).hexdigest()[:16]}" if parsed.query else ""
-    host = parsed.host.lower()
+    query = f"?{hashlib.sha256(parsed.query.encode()).hexdigest()[:16]}" if parsed.query else ""
+    host = (parsed.hostname or "").lower()
     host = f"[{host}]" if ":" in host else host  # [::1]:8080 and [::1:8080] are not one address
-    normalised = f"{parsed.scheme.lower()}://{host}{port}{path}{query}"
+    normalised = f"{scheme}://{host}{port}{path}{query}"
     fingerprint = hashlib.sha256(api_key.get_secret_value().encode()).hexdigest()[:16] if api_key else "-"
     return f"{normalised}#{fingerprint}"
 
@@ -339,7 +341,6 @@ class RedisRateLimiter:
         self._outages: tuple[type[BaseException], ...] = (redis.TimeoutError, redis.BusyLoadingError)
         self._connection_error: type[BaseException] = redis.ConnectionError
         self._auth_errors: tuple[type[BaseException], ...] = (redis.AuthenticationError,)
-        self._redis_error: type[BaseException] = redis.RedisError
         # Where the server is, for messages: host and port only (a URL may hold a password).
         kwargs = self._redis.connection_pool.connection_kwargs
         self._where = kwargs.get("path") or f"{kwargs.get('host')}:{kwargs.get('port')}"

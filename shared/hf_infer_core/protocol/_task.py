@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Generic, Protocol, Self, TypeVar
 
 from ..base._errors import ClientClosedError, HFInferError, RateLimitBackendError
+from ..cache._cache import VectorCache
 from ..config import InferenceEndpoint
 from ..config._options import RequestOptions
 from ._request import RequestCore
@@ -28,8 +29,8 @@ _DISCOVER: Final = Discover()
 class TaskArgs:
     """What a client's constructor hands its task to build the flows.
 
-    The endpoint, the options as given and by keyword, and the collaborators (clock, jitter
-    source, a local tokenizer or ``None``).
+    The endpoint, the options as given and by keyword, and the collaborators every task has
+    (clock, jitter source); a task's own (the embeddings' tokenizer) are its client's.
     """
 
     endpoint: InferenceEndpoint
@@ -37,7 +38,6 @@ class TaskArgs:
     overrides: Mapping[str, Any]
     clock: Callable[[], float]
     rng: Any
-    tokenizer: Any
 
 
 class Progress(Protocol):
@@ -126,6 +126,10 @@ class TaskJobs(Generic[C]):
         self.discovered = True
         if self.on_info is not None and self.core.server_info is not None:
             self.on_info(self.core.server_info)
+
+    def open_cache(self) -> VectorCache | None:
+        """The cache the driver performs :class:`Lookup` and :class:`Store` steps on; none here (a task's may have one)."""
+        return None
 
     def adopt(self, other: Self) -> None:
         """Take over ``other``'s discovery (a client of the same endpoint, older options)."""

@@ -42,8 +42,6 @@ def open_jobs(args: TaskArgs, progress: ProgressFactory) -> RerankJobs:
     """Both rerank clients' flows: the endpoint checked to be a rerank one, the options built and checked."""
     if args.options is not None and not isinstance(args.options, RerankOptions):
         raise TypeError(f"options must be a RerankOptions, got {type(args.options).__name__}")
-    if args.tokenizer is not None:
-        raise TypeError("the rerank clients take no tokenizer: the endpoint truncates or the passages are chunked")
     endpoint = args.endpoint
     if endpoint.task_type != "rerank":
         raise TypeError(

@@ -40,10 +40,8 @@ from ._words import word_ends_within
 __all__ = [
     "SAFE_MARGIN",
     "SPAN_CHARS",
-    "Count",
     "Counter",
     "Tokens",
-    "ask",
     "counted_locally",
     "fit_flow",
     "fit_locally",
@@ -95,28 +93,16 @@ class Tokens:
         return self.special + self.count
 
 
-@dataclass(frozen=True, slots=True)
-class Count:
-    """Step: tokenize ``texts`` (locally, or with the endpoint's ``/tokenize``); send back their :class:`Tokens`."""
-
-    texts: list[str]
-
-
 Y = TypeVar("Y")
 S = TypeVar("S")
 T = TypeVar("T")
 # A fitting flow yields what its counter yields (Y) and is sent what its counter is sent (S).
 FitFlow: TypeAlias = Generator[Y, S, list[list[Chunk]]]
-# How a flow has texts counted: a sub-flow whose return value is their Tokens. ``ask`` asks
-# whoever drives the flow with a Count step; the clients count with a local tokenizer or with
-# /tokenize requests (steps of their own), the splitters with a local tokenizer and no step at all.
+# How a flow has texts counted: a sub-flow whose return value is their Tokens. The clients count
+# with a local tokenizer or with /tokenize requests (steps of their own), the splitters with a
+# local tokenizer and no step at all.
 Counter: TypeAlias = Callable[[list[str]], Generator[Y, S, list[Tokens]]]
 Tokenize = Callable[[list[str]], list[Tokens]]
-
-
-def ask(texts: list[str]) -> Generator[Count, list[Tokens], list[Tokens]]:
-    """A :data:`Counter` of one :class:`Count` step, answered by whoever drives the flow."""
-    return (yield Count(texts))
 
 
 def counted_locally(tokenize: Tokenize) -> Counter[object, object]:
@@ -196,8 +182,7 @@ def fit_flow(
         sources: For each chunk, the text its offsets point into.
         limit: The model's token limit, special tokens included.
         prefix: What the client prepends before sending (``document_prefix``): counted too.
-        count: How texts are counted (:func:`ask`: :class:`Count` steps, each sent back one
-            :class:`Tokens` per text, in order).
+        count: How texts are counted: a sub-flow returning one :class:`Tokens` per text, in order.
 
     Raises:
         ConfigError: ``limit`` leaves no room for one token beside the special tokens and prefix.

@@ -1,7 +1,7 @@
 """Streaming without I/O: texts in lazily, batches out, results back in input order.
 
-:class:`StreamAssembler` is the bookkeeping both clients' ``embed_iter`` / ``embed_chunks_iter``
-share. The client feeds it one text's chunks at a time (:meth:`StreamAssembler.add`); it packs
+:class:`StreamAssembler` is the bookkeeping of a chunked task's streams (the embeddings'
+``embed_iter`` / ``embed_chunks_iter``). The client feeds it one text's chunks at a time (:meth:`StreamAssembler.add`); it packs
 them into batches of ``batch_size`` inputs, and hands back each batch when it is full.
 The client sends batches (at most ``max_concurrency`` in flight, so it stops reading input while
 the window is full) and reports each outcome (:meth:`complete`). :meth:`ready` then releases the
@@ -16,13 +16,14 @@ resume, since every text before it has been yielded.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..base._errors import HFInferError
 from ..text._chunking import Chunk, ChunkEmbedding
-from ..text._pooling import chunk_embeddings, expand_pieces, pool_text
-from ._core import ClientCore
+from ..text._pooling import chunk_embeddings, expand_pieces
+from ._core import ChunkedCore
 
 __all__ = ["StreamAssembler", "StreamBatch"]
 
@@ -31,7 +32,7 @@ __all__ = ["StreamAssembler", "StreamBatch"]
 class _Text:
     index: int
     chunks: list[Chunk]
-    vectors: list[list[float] | None]
+    vectors: list[Any]
     missing: int
 
 
@@ -50,10 +51,14 @@ class StreamBatch:
 
 
 class StreamAssembler:
-    """In-order assembly of streamed texts (see the module docstring); one per ``embed_iter`` call."""
+    """In-order assembly of streamed texts (see the module docstring); one per stream.
 
-    def __init__(self, core: ClientCore) -> None:
+    ``pool``: one text's result from its chunks and their results (the task's pooling).
+    """
+
+    def __init__(self, core: ChunkedCore, pool: Callable[[Sequence[Chunk], Sequence[Any]], Any]) -> None:
         self._core = core
+        self._pool = pool
         self._texts: deque[_Text] = deque()
         self._current = StreamBatch(0)
         self._count = 0
@@ -78,7 +83,7 @@ class StreamAssembler:
         batch, self._current = self._current, StreamBatch(self._current.number + 1)
         return batch if batch.inputs else None
 
-    def complete(self, batch: StreamBatch, vectors: Sequence[list[float]]) -> None:
+    def complete(self, batch: StreamBatch, vectors: Sequence[Any]) -> None:
         """Record a batch's vectors (one per input, in order)."""
         for (record, position), vector in zip(batch.members, vectors, strict=True):
             record.vectors[position] = vector
@@ -88,22 +93,17 @@ class StreamAssembler:
         """The error a failed batch raises: ``indices`` name its texts, the first is where to resume."""
         return error.with_context(attempts=error.attempts, indices=batch.text_indices)
 
-    @property
-    def pending(self) -> int:
-        """Texts read but not yet released."""
-        return len(self._texts)
-
-    def ready(self) -> list[tuple[int, list[Chunk], list[list[float]]]]:
-        """Release the finished texts at the head, in order: ``(index, chunks, chunk vectors)``."""
-        out: list[tuple[int, list[Chunk], list[list[float]]]] = []
+    def ready(self) -> list[tuple[int, list[Chunk], list[Any]]]:
+        """Release the finished texts at the head, in order: ``(index, chunks, chunk results)``."""
+        out: list[tuple[int, list[Chunk], list[Any]]] = []
         while self._texts and self._texts[0].missing == 0:
             record = self._texts.popleft()
             out.append((record.index, *expand_pieces(record.chunks, record.vectors)))
         return out
 
-    def documents(self) -> list[list[float]]:
-        """:meth:`ready`, each text's chunk vectors combined as ``embed_documents`` combines them."""
-        return [pool_text(self._core.options.pooling, chunks, vectors) for _, chunks, vectors in self.ready()]
+    def documents(self) -> list[Any]:
+        """:meth:`ready`, each text's chunk results pooled as the task's ``embed_documents`` pools them."""
+        return [self._pool(chunks, vectors) for _, chunks, vectors in self.ready()]
 
     def chunk_lists(self) -> list[list[ChunkEmbedding]]:
         """:meth:`ready`, each text as its chunks with offsets and vectors."""
