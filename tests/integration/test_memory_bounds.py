@@ -96,7 +96,7 @@ def test_state_for_closed_event_loops_is_released() -> None:
                 del loop
                 gc.collect()
                 leaked = _open_fds() - baseline
-                table = len(model._session.aclient._by_loop)
+                table = len(model._session.aclient._wire._by_loop)
         finally:
             logging.getLogger("asyncio").removeHandler(handler)
     assert leaked <= 2, f"{leaked} file descriptors left open after 100 loops"

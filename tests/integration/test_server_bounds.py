@@ -2,61 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-import socket
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from hf_infer_core import (
-    AsyncEmbeddingClient,
-    EmbeddingClient,
-    InferenceEndpoint,
-)
-
-DRIVERS = ["sync", "async"]
-NO_CHUNKING = {"strategy": "none"}
-
-
-def _client(driver: str, url: str, **options: Any) -> Any:
-    endpoint = InferenceEndpoint.from_url(url, "k", requests_per_minute=None, chunking_settings=NO_CHUNKING)
-    return (EmbeddingClient if driver == "sync" else AsyncEmbeddingClient)(endpoint, **options)
-
-
-def _run(client: Any, method: str, *args: Any) -> Any:
-    result = getattr(client, method)(*args)
-    return asyncio.run(result) if asyncio.iscoroutine(result) else result
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _in_threads(count: int, work: Callable[[int], Any]) -> list[Any]:
-    """``work(k)`` on ``count`` threads started together; their results, or the exceptions they raised."""
-    results: list[Any] = [None] * count
-    start = threading.Barrier(count)
-
-    def run(k: int) -> None:
-        start.wait()
-        try:
-            results[k] = work(k)
-        except Exception as err:
-            results[k] = err
-
-    threads = [threading.Thread(target=run, args=(k,)) for k in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(120)
-    return results
-
+from .drive import in_threads
 
 # ------------------------------------------------------------------ the local server answers as TEI, bounded
 
@@ -91,7 +43,7 @@ def test_the_server_bounds_what_it_answers_and_stays_healthy(local_server: Any) 
         watcher = threading.Thread(target=watch_health)
         watcher.start()
         try:
-            answers = _in_threads(4, lambda _: client.post("/tokenize", json={"inputs": big}))
+            answers = in_threads(4, lambda _: client.post("/tokenize", json={"inputs": big}))
         finally:
             stop.set()
             watcher.join(60)

@@ -4,64 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import socket
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from hf_infer_core import (
-    AsyncEmbeddingClient,
-    EmbeddingClient,
-    InferenceEndpoint,
-)
 from langchain_hf_infer import HFInferEmbeddings
 from llama_index_hf_infer import HFInferEmbedding
 
 from ..fake_endpoint import expected_vector, fake_endpoint
-
-DRIVERS = ["sync", "async"]
-NO_CHUNKING = {"strategy": "none"}
-
-
-def _client(driver: str, url: str, **options: Any) -> Any:
-    endpoint = InferenceEndpoint.from_url(url, "k", requests_per_minute=None, chunking_settings=NO_CHUNKING)
-    return (EmbeddingClient if driver == "sync" else AsyncEmbeddingClient)(endpoint, **options)
-
-
-def _run(client: Any, method: str, *args: Any) -> Any:
-    result = getattr(client, method)(*args)
-    return asyncio.run(result) if asyncio.iscoroutine(result) else result
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _in_threads(count: int, work: Callable[[int], Any]) -> list[Any]:
-    """``work(k)`` on ``count`` threads started together; their results, or the exceptions they raised."""
-    results: list[Any] = [None] * count
-    start = threading.Barrier(count)
-
-    def run(k: int) -> None:
-        start.wait()
-        try:
-            results[k] = work(k)
-        except Exception as err:
-            results[k] = err
-
-    threads = [threading.Thread(target=run, args=(k,)) for k in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(120)
-    return results
-
+from .drive import DRIVERS, in_threads
 
 # ------------------------------------------------------------------ settings are values
 
@@ -112,7 +65,7 @@ def test_close_and_assignments_racing_calls_on_many_threads_never_fail_one() -> 
         meddler = threading.Thread(target=meddle)
         meddler.start()
         try:
-            answers = _in_threads(8, lambda t: [emb.embed_query(f"q{t}-{i}") for i in range(25)])
+            answers = in_threads(8, lambda t: [emb.embed_query(f"q{t}-{i}") for i in range(25)])
         finally:
             stop.set()
             meddler.join(30)
@@ -131,7 +84,7 @@ def test_llama_index_settings_from_many_threads_with_a_callback_manager() -> Non
         Settings.callback_manager = CallbackManager([])
         try:
             session = model._session
-            answers = _in_threads(
+            answers = in_threads(
                 8, lambda t: [Settings.embed_model.get_query_embedding(f"q{t}-{i}") for i in range(20)]
             )
             for t, vectors in enumerate(answers):
@@ -143,7 +96,7 @@ def test_llama_index_settings_from_many_threads_with_a_callback_manager() -> Non
 
             # As an app uses it: an index built through Settings, retrievers queried from threads.
             index = VectorStoreIndex.from_documents([Document(text=f"document {i}") for i in range(20)])
-            found = _in_threads(8, lambda t: index.as_retriever(similarity_top_k=2).retrieve(f"document {t}"))
+            found = in_threads(8, lambda t: index.as_retriever(similarity_top_k=2).retrieve(f"document {t}"))
             assert all(isinstance(nodes, list) and len(nodes) == 2 for nodes in found), found
         finally:
             Settings._embed_model, Settings._callback_manager = previous

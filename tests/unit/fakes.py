@@ -152,3 +152,20 @@ def call(client: Any, method: str, *args: Any) -> Any:
     if asyncio.iscoroutine(result):
         return asyncio.run(result)
     return result
+
+
+# Shaped like a Hugging Face token (hf_ and 36 letters and digits): what redaction must catch.
+TOKEN = "hf_" + "Ab1" * 12
+
+
+def es_body(url: str = URL, api_key: str = "k", **service_settings: Any) -> dict[str, Any]:
+    """An Elasticsearch ``PUT _inference`` body of the hugging_face service."""
+    return {"service": "hugging_face", "service_settings": {"url": url, "api_key": api_key, **service_settings}}
+
+
+def answer(request: httpx.Request) -> httpx.Response:
+    """A plain endpoint for httpx.MockTransport: no /info, each input's vector."""
+    if request.url.path.endswith("/info"):
+        return httpx.Response(404)
+    inputs = json.loads(request.content)["inputs"]
+    return httpx.Response(200, json=[vector_for(t) for t in inputs])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+import functools
 
 import pytest
 
@@ -11,11 +11,9 @@ from hf_infer_core import (
     InferenceEndpoint,
 )
 
-TOKEN = "hf_" + "Ab1" * 12  # shaped like a Hugging Face token (hf_ and 36 letters and digits)
+from .fakes import TOKEN, es_body
 
-
-def body(**service: Any) -> dict[str, Any]:
-    return {"service": "hugging_face", "service_settings": {"url": "http://h/embed", "api_key": TOKEN, **service}}
+body = functools.partial(es_body, url="http://h/embed", api_key=TOKEN)
 
 
 # ------------------------------------------------------------------ config parser limits

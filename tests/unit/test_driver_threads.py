@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 
-import httpx
 import pytest
 
-from .fakes import build, vector_for
-
-
-def answer(request: httpx.Request) -> httpx.Response:
-    if request.url.path.endswith("/info"):
-        return httpx.Response(404)
-    inputs = json.loads(request.content)["inputs"]
-    return httpx.Response(200, json=[vector_for(t) for t in inputs])
-
+from .fakes import answer, build, vector_for
 
 # ------------------------------------------------------------------ threads: bounded and reused
 

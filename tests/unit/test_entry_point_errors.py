@@ -17,14 +17,8 @@ from hf_infer_core import (
 from langchain_hf_infer import HFInferEmbeddings, HFInferTextSplitter
 from llama_index_hf_infer import HFInferEmbedding, HFInferNodeParser
 
-from .fakes import endpoint
-
-URL = "http://endpoint.test/embed"
-
-
-def body(**service_settings: Any) -> dict[str, Any]:
-    return {"service": "hugging_face", "service_settings": {"url": URL, "api_key": "k", **service_settings}}
-
+from .fakes import URL, endpoint
+from .fakes import es_body as body
 
 # ------------------------------------------------------------------ only typed errors escape
 

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+import functools
 
 import httpx
 import pytest
 
-from .fakes import endpoint
+from .fakes import TOKEN, endpoint, es_body
 
-TOKEN = "hf_" + "Ab1" * 12  # shaped like a Hugging Face token (hf_ and 36 letters and digits)
-
-
-def body(**service: Any) -> dict[str, Any]:
-    return {"service": "hugging_face", "service_settings": {"url": "http://h/embed", "api_key": TOKEN, **service}}
+body = functools.partial(es_body, url="http://h/embed", api_key=TOKEN)
 
 
 # ------------------------------------------------------------------ errors travel and name texts

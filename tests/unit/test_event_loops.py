@@ -3,21 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import json
 
 import httpx
 
 from hf_infer_core import AsyncEmbeddingClient
 
-from .fakes import endpoint, vector_for
-
-
-def answer(request: httpx.Request) -> httpx.Response:
-    if request.url.path.endswith("/info"):
-        return httpx.Response(404)
-    inputs = json.loads(request.content)["inputs"]
-    return httpx.Response(200, json=[vector_for(t) for t in inputs])
-
+from .fakes import answer, endpoint
 
 # ------------------------------------------------------------------ the event loop is wrapped once
 

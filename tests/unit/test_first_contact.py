@@ -200,7 +200,7 @@ def test_a_refused_connection_is_reported_within_three_seconds() -> None:
 
 
 def test_a_url_without_a_port_is_shown_without_a_stray_colon() -> None:
-    from hf_infer_core.drivers._client import _shown
+    from hf_infer_core.drivers._httpx import shown as _shown
 
     assert _shown(httpx.URL("https://my-endpoint.endpoints.huggingface.cloud/")) == (
         "https://my-endpoint.endpoints.huggingface.cloud/"

@@ -20,12 +20,7 @@ from hf_infer_core.limits._ratelimit import bucket_key
 from langchain_hf_infer import HFInferEmbeddings
 
 from .fakes import FakeClock, endpoint, limiter, vector_for
-
-URL = "http://endpoint.test/embed"
-
-
-def body(**service_settings: Any) -> dict[str, Any]:
-    return {"service": "hugging_face", "service_settings": {"url": URL, "api_key": "k", **service_settings}}
+from .fakes import es_body as body
 
 
 def test_ipv6_hosts_keep_their_brackets_in_bucket_keys() -> None:

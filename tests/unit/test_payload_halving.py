@@ -15,14 +15,6 @@ from hf_infer_core import AsyncEmbeddingClient, EmbeddingClient, TimeoutError
 
 from .fakes import DRIVERS, FakeClock, build, call, endpoint, vector_for
 
-
-def answer(request: httpx.Request) -> httpx.Response:
-    if request.url.path.endswith("/info"):
-        return httpx.Response(404)
-    inputs = json.loads(request.content)["inputs"]
-    return httpx.Response(200, json=[vector_for(t) for t in inputs])
-
-
 # ------------------------------------------------------------------ a 413's halves: one deadline, side by side
 
 

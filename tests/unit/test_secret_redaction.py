@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -15,13 +16,9 @@ from hf_infer_core import (
     InvalidRequestError,
 )
 
-from .fakes import endpoint
+from .fakes import TOKEN, endpoint, es_body
 
-TOKEN = "hf_" + "Ab1" * 12  # shaped like a Hugging Face token (hf_ and 36 letters and digits)
-
-
-def body(**service: Any) -> dict[str, Any]:
-    return {"service": "hugging_face", "service_settings": {"url": "http://h/embed", "api_key": TOKEN, **service}}
+body = functools.partial(es_body, url="http://h/embed", api_key=TOKEN)
 
 
 # ------------------------------------------------------------------ no echoed secrets
@@ -66,6 +63,6 @@ def test_a_server_echoing_the_authorization_header_does_not_leak_the_key() -> No
 
 def test_the_key_lives_only_in_a_redacting_auth_object() -> None:
     client = EmbeddingClient(endpoint())
-    assert "SECRET" not in repr(client._auth)
+    assert "SECRET" not in repr(client._wire.settings.auth)
     assert all("SECRET" not in str(v) for v in vars(client._core).values())
     assert "authorization" not in {k.lower() for k in client._core.headers}

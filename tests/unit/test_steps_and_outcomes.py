@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-import json
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -13,20 +12,12 @@ import httpx
 import pytest
 
 from hf_infer_core import ClientClosedError, ResponseFormatError, TimeoutError
-from hf_infer_core.drivers._client import attempt_outcome
+from hf_infer_core.drivers._httpx import attempt_outcome
 from hf_infer_core.protocol._fanout import Fanout
 from hf_infer_core.protocol._steps import Emit, Flow, HttpResult, Parallel, Sleep, ask
 from langchain_hf_infer import HFInferEmbeddings
 
-from .fakes import DRIVERS, build, vector_for
-
-
-def answer(request: httpx.Request) -> httpx.Response:
-    if request.url.path.endswith("/info"):
-        return httpx.Response(404)
-    inputs = json.loads(request.content)["inputs"]
-    return httpx.Response(200, json=[vector_for(t) for t in inputs])
-
+from .fakes import DRIVERS, answer, build
 
 # ------------------------------------------------------------------ an unknown step is a TypeError
 
@@ -144,12 +135,12 @@ async def test_an_asyncio_client_in_use_keeps_its_connections_and_an_idle_one_ha
     emb = HFInferEmbeddings(url="http://endpoint.test/embed", api_key="k")
     loop = asyncio.get_running_loop()
     async with emb._session.ausing() as old:
-        await old._http()  # this loop's connections
+        await old._wire.http()  # this loop's connections
         emb.batch_size = 9
         new = emb._session.aclient
-        assert loop in old._by_loop and loop not in new._by_loop  # they move, so not from a call in flight
+        assert loop in old._wire._by_loop and loop not in new._wire._by_loop  # they move, so not from a call in flight
     idle = emb._session.aclient
-    await idle._http()
+    await idle._wire.http()
     emb.batch_size = 10
-    assert loop in emb._session.aclient._by_loop and loop not in idle._by_loop  # an idle client's move
+    assert loop in emb._session.aclient._wire._by_loop and loop not in idle._wire._by_loop  # an idle client's move
     await emb.aclose()

@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-import json
-
 import httpx
 import pytest
 
 from hf_infer_core import EmbeddingClient
 
-from .fakes import endpoint, vector_for
-
-
-def answer(request: httpx.Request) -> httpx.Response:
-    if request.url.path.endswith("/info"):
-        return httpx.Response(404)
-    inputs = json.loads(request.content)["inputs"]
-    return httpx.Response(200, json=[vector_for(t) for t in inputs])
-
+from .fakes import answer, endpoint
 
 # ------------------------------------------------------------------ the caller's tokenizer
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -18,13 +19,9 @@ from hf_infer_core import (
 from langchain_hf_infer import HFInferEmbeddings
 from llama_index_hf_infer import HFInferEmbedding
 
-from .fakes import endpoint
+from .fakes import TOKEN, endpoint, es_body
 
-TOKEN = "hf_" + "Ab1" * 12  # shaped like a Hugging Face token (hf_ and 36 letters and digits)
-
-
-def body(**service: Any) -> dict[str, Any]:
-    return {"service": "hugging_face", "service_settings": {"url": "http://h/embed", "api_key": TOKEN, **service}}
+body = functools.partial(es_body, url="http://h/embed", api_key=TOKEN)
 
 
 # ------------------------------------------------------------------ only typed errors

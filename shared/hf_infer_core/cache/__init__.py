@@ -6,16 +6,8 @@ vectors stored. See the README's "Re-ingestion" section and docs/architecture.md
 
 from __future__ import annotations
 
-from ._cache import DEFAULT_CACHE_MAX_BYTES, CacheStats, VectorCache, check_cache, open_cache
+from ._cache import CacheStats
 from ._stores import ByteStore, RedisStore, SQLiteStore
 
-__all__ = [
-    "DEFAULT_CACHE_MAX_BYTES",
-    "ByteStore",
-    "CacheStats",
-    "RedisStore",
-    "SQLiteStore",
-    "VectorCache",
-    "check_cache",
-    "open_cache",
-]
+# What users name: the stats a client reports, and the stores they may hand a client themselves.
+__all__ = ["ByteStore", "CacheStats", "RedisStore", "SQLiteStore"]

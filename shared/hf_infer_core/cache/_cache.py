@@ -20,7 +20,6 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from ..base._errors import ConfigError
 from ..base._secret import redact
@@ -204,7 +203,7 @@ def check_cache(cache: object) -> object:
     )
 
 
-def open_cache(cache: Any, max_bytes: int) -> VectorCache | None:
+def open_cache(cache: object, max_bytes: int) -> VectorCache | None:
     """The cache a client uses for ``cache=`` (checked by :func:`check_cache`); ``None`` for none.
 
     Never raises for a store that fails: a file that cannot be opened (locked, corrupted, read-only)

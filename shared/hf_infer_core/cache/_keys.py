@@ -59,7 +59,7 @@ def _little(values: array.array[float]) -> array.array[float]:
     return values
 
 
-def decode_vector(blob: bytes | None, float32: bool, dimensions: int | None, as_array: bool) -> Any:
+def decode_vector(blob: bytes | None, float32: bool, dimensions: int | None, as_array: bool) -> object:
     """The vector ``blob`` holds, or ``None`` when it is missing or not what these options store.
 
     A value of another type, a length that is not whole values, or another size than the

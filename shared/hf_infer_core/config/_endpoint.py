@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr, model_validator
 
@@ -105,7 +105,7 @@ class InferenceEndpoint(BaseModel):
 
     @classmethod
     def from_request(
-        cls, task_type: str, inference_id: str, body: Mapping[str, Any] | str | bytes
+        cls, task_type: str, inference_id: str, body: Mapping[str, object] | str | bytes
     ) -> InferenceEndpoint:
         """Parse an Elasticsearch ``PUT _inference/<task_type>/<inference_id>`` request.
 
@@ -149,10 +149,10 @@ class InferenceEndpoint(BaseModel):
         *,
         inference_id: str = DEFAULT_INFERENCE_ID,
         requests_per_minute: int | None = DEFAULT_REQUESTS_PER_MINUTE,
-        chunking_settings: Mapping[str, Any] | ChunkingSettings | None = None,
+        chunking_settings: Mapping[str, object] | ChunkingSettings | None = None,
         task_type: str = "text_embedding",
-        task_settings: Mapping[str, Any] | None = None,
-        **service_settings: Any,
+        task_settings: Mapping[str, object] | None = None,
+        **service_settings: object,
     ) -> InferenceEndpoint:
         """Build an endpoint from a URL; the api key defaults to ``HF_TOKEN``, then ``HUGGINGFACEHUB_API_TOKEN``.
 
@@ -179,10 +179,10 @@ class InferenceEndpoint(BaseModel):
                 ]
             )
         if isinstance(chunking_settings, ChunkingSettings):
-            chunking: Mapping[str, Any] | None = chunking_settings.to_dict()
+            chunking: Mapping[str, object] | None = chunking_settings.to_dict()
         else:
             chunking = chunking_settings
-        body: dict[str, Any] = {
+        body: dict[str, object] = {
             "service": SERVICE_NAME,
             "service_settings": {
                 "url": url,
@@ -202,7 +202,7 @@ class InferenceEndpoint(BaseModel):
         # The body goes through Elasticsearch's checks with a placeholder key, then drops it:
         # one parser, and "no key" stays a choice of the URL path only.
         endpoint = _parse_request(cls, task_type, inference_id, body)
-        update: dict[str, Any] = {}
+        update: dict[str, object] = {}
         if keyless:
             update["api_key"] = None
         if requests_per_minute is None:
@@ -212,9 +212,9 @@ class InferenceEndpoint(BaseModel):
             endpoint = endpoint.model_copy(update={"service_settings": settings})
         return endpoint
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         """Return the endpoint as Elasticsearch's ``GET _inference`` shows it (no ``api_key``)."""
-        out = {
+        out: dict[str, object] = {
             "inference_id": self.inference_id,
             "task_type": self.task_type,
             "service": self.service,
@@ -227,7 +227,9 @@ class InferenceEndpoint(BaseModel):
         return out
 
 
-def _parse_request(cls: type[InferenceEndpoint], task_type: Any, inference_id: Any, body: Any) -> InferenceEndpoint:
+def _parse_request(
+    cls: type[InferenceEndpoint], task_type: object, inference_id: object, body: object
+) -> InferenceEndpoint:
     body = _load_body(body)
     errors: list[str] = []
     supported = ", ".join(TASKS)
@@ -253,7 +255,7 @@ def _parse_request(cls: type[InferenceEndpoint], task_type: Any, inference_id: A
         errors.append(f"Unknown service [{_show(service)}]; hf-infer implements only the [{SERVICE_NAME}] service")
 
     raw_service = body.pop("service_settings", None)
-    service_settings: dict[str, Any] = {}
+    service_settings: dict[str, object] = {}
     if raw_service is None:
         errors.append("Model configuration is missing [service_settings]")
     elif not isinstance(raw_service, Mapping):
@@ -262,7 +264,7 @@ def _parse_request(cls: type[InferenceEndpoint], task_type: Any, inference_id: A
         service_settings = _parse_service_settings(raw_service, errors, vector_settings=task.vector_settings)
 
     task_settings = body.pop("task_settings", None)
-    parsed_task_settings: dict[str, Any] = {}
+    parsed_task_settings: dict[str, object] = {}
     if task.task_settings is not None and task_settings is not None:
         parsed_task_settings = task.task_settings[1](task_settings, errors)
     elif task_settings not in (None, {}):
@@ -287,7 +289,7 @@ def _parse_request(cls: type[InferenceEndpoint], task_type: Any, inference_id: A
         key = raw_service.get("api_key") if isinstance(raw_service, Mapping) else None
         raise ConfigError([redact(e, [key if isinstance(key, str) else None]) for e in errors])
     settings = _build(HuggingFaceServiceSettings, service_settings)
-    fields: dict[str, Any] = {
+    fields: dict[str, object] = {
         "inference_id": inference_id,
         "task_type": task_type,
         "service": SERVICE_NAME,
@@ -300,9 +302,11 @@ def _parse_request(cls: type[InferenceEndpoint], task_type: Any, inference_id: A
     return _build(cls, fields)
 
 
-def _parse_service_settings(raw: Mapping[str, Any], errors: list[str], *, vector_settings: bool) -> dict[str, Any]:
+def _parse_service_settings(
+    raw: Mapping[str, object], errors: list[str], *, vector_settings: bool
+) -> dict[str, object]:
     settings = dict(raw)
-    out: dict[str, Any] = {}
+    out: dict[str, object] = {}
 
     url = settings.pop("url", None)
     if url is None:
@@ -375,7 +379,7 @@ def _parse_service_settings(raw: Mapping[str, Any], errors: list[str], *, vector
     return out
 
 
-def _load_body(body: Any) -> Mapping[str, Any]:
+def _load_body(body: object) -> Mapping[str, object]:
     """The request body as a mapping: JSON text decoded (duplicate keys refused), anything else refused."""
     if isinstance(body, bytes):
         try:
@@ -398,7 +402,7 @@ def _load_body(body: Any) -> Mapping[str, Any]:
     return body
 
 
-def _parse_rate_limit(raw: Any, errors: list[str]) -> RateLimitSettings | None:
+def _parse_rate_limit(raw: object, errors: list[str]) -> RateLimitSettings | None:
     """``rate_limit``: ``requests_per_minute`` a positive long, nothing else."""
     if not isinstance(raw, Mapping):
         errors.append(f"[rate_limit] must be an object, got {_type_name(raw)}")

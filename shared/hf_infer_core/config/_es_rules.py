@@ -12,7 +12,7 @@ import contextvars
 import json
 import re
 from collections.abc import Mapping
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, TypeGuard, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -78,7 +78,7 @@ _FROZEN = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 _M = TypeVar("_M", bound=BaseModel)
 
 
-def _validate_chunking(settings: Mapping[str, Any], *, parsed: bool) -> list[str]:
+def _validate_chunking(settings: Mapping[str, object], *, parsed: bool) -> list[str]:
     """Return Elasticsearch's messages for every rule ``settings`` breaks (empty when valid).
 
     ``parsed`` is True when checking a built model, whose absent keys are ``None``.
@@ -125,7 +125,7 @@ def _validate_chunking(settings: Mapping[str, Any], *, parsed: bool) -> list[str
     return errors
 
 
-def _max_chunk_size_problems(size: Any, strategy: str) -> list[str]:
+def _max_chunk_size_problems(size: object, strategy: str) -> list[str]:
     if size is None:
         return ["[chunking_settings] does not contain the required setting [max_chunk_size]"]
     if not _is_int(size):
@@ -142,7 +142,7 @@ def _max_chunk_size_problems(size: Any, strategy: str) -> list[str]:
     return []
 
 
-def _overlap_problems(overlap: Any, size: Any, size_ok: bool) -> list[str]:
+def _overlap_problems(overlap: object, size: object, size_ok: bool) -> list[str]:
     if overlap is None:
         return ["[chunking_settings] does not contain the required setting [overlap]"]
     if not _is_int(overlap):
@@ -157,7 +157,7 @@ def _overlap_problems(overlap: Any, size: Any, size_ok: bool) -> list[str]:
     return []
 
 
-def _recursive_problems(group: Any, separators: Any, parsed: bool) -> list[str]:
+def _recursive_problems(group: object, separators: object, parsed: bool) -> list[str]:
     errors: list[str] = []
     if group is not None and separators is not None and not parsed:
         errors.append("Recursive chunking settings can not have both separators and separator_group")
@@ -177,7 +177,7 @@ def _recursive_problems(group: Any, separators: Any, parsed: bool) -> list[str]:
     return errors
 
 
-def _separator_problem(sep: Any) -> str | None:
+def _separator_problem(sep: object) -> str | None:
     if not isinstance(sep, str) or sep == "":
         return f"[chunking_settings] [separators] must be non-empty strings, got [{_show(sep)}]"
     try:
@@ -192,9 +192,9 @@ def _separator_problem(sep: Any) -> str | None:
     return None
 
 
-def _normalise_chunking(settings: Mapping[str, Any]) -> dict[str, Any]:
+def _normalise_chunking(settings: Mapping[str, object]) -> dict[str, object]:
     name = str(settings["strategy"]).strip().lower()
-    out: dict[str, Any] = {"strategy": name, "max_chunk_size": settings.get("max_chunk_size")}
+    out: dict[str, object] = {"strategy": name, "max_chunk_size": settings.get("max_chunk_size")}
     if name == "none":
         out.update(max_chunk_size=None, sentence_overlap=None)
     elif name == "word":
@@ -205,14 +205,19 @@ def _normalise_chunking(settings: Mapping[str, Any]) -> dict[str, Any]:
         out["sentence_overlap"] = None
         group = settings.get("separator_group")
         if group is not None:
-            out["separator_group"] = group.strip().lower()
+            out["separator_group"] = str(group).strip().lower()
         else:
             # Elasticsearch stores the plaintext group's regexes when neither key is given.
-            out["separators"] = tuple(settings.get("separators") or SEPARATOR_GROUPS["plaintext"])
+            separators = settings.get("separators")
+            out["separators"] = (
+                tuple(separators)
+                if isinstance(separators, list | tuple) and separators
+                else SEPARATOR_GROUPS["plaintext"]
+            )
     return out
 
 
-def _build(model: type[_M], values: dict[str, Any]) -> _M:
+def _build(model: type[_M], values: dict[str, object]) -> _M:
     # The hand-written checks above ran once and speak Elasticsearch's language; the models'
     # validators (for models built directly) do not run them again (_PARSED). pydantic's type
     # checks still run: should one fire, it is a ConfigError that echoes no value (the key).
@@ -258,27 +263,27 @@ def _url_error(url: str) -> str | None:
     return None
 
 
-def _is_int(value: Any) -> bool:
+def _is_int(value: object) -> TypeGuard[int]:
     # JSON has no int/bool distinction problem, but Python does: True is an int.
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _wrong_type(scope: str, field: str, value: Any, expected: str) -> str:
+def _wrong_type(scope: str, field: str, value: object, expected: str) -> str:
     return (
         f"[{scope}] field [{field}] is not of the expected type. "
         f"The value [{_show(value)}] cannot be converted to a [{expected}]"
     )
 
 
-def _keys(mapping: Any) -> str:
+def _keys(mapping: object) -> str:
     if isinstance(mapping, Mapping):
         return "[" + ", ".join(_show(str(k)) for k in mapping) + "]"
     return f"[{_type_name(mapping)}]"
 
 
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
     """A JSON object's members, refusing a key given twice (Elasticsearch's parser refuses it too)."""
-    out: dict[str, Any] = {}
+    out: dict[str, object] = {}
     for key, value in pairs:
         if key in out:
             raise ValueError(f"Duplicate field '{_show(key)}'")
@@ -286,7 +291,7 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def _show(value: Any) -> str:
+def _show(value: object) -> str:
     # Values are echoed in messages; one shaped like a Hugging Face token never is (a key put in
     # the wrong field, or a url and a key swapped).
     if _is_int(value) and abs(value) >= 10**80:
@@ -303,7 +308,8 @@ def _nested_quantifier(pattern: str) -> bool:
 
     repeats = {parser.MAX_REPEAT, parser.MIN_REPEAT, parser.POSSESSIVE_REPEAT}
 
-    def children(op: Any, arg: Any) -> list[Any]:
+    # The parser's tree is untyped (sre_parse's internals): its nodes are read as they come.
+    def children(op: object, arg: Any) -> list[Any]:
         if op is parser.SUBPATTERN:
             return [arg[-1]]
         if op is parser.BRANCH:
@@ -326,5 +332,5 @@ def _nested_quantifier(pattern: str) -> bool:
     return bool(walk(parser.parse(pattern), False))
 
 
-def _type_name(value: Any) -> str:
+def _type_name(value: object) -> str:
     return type(value).__name__

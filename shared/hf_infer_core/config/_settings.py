@@ -9,8 +9,8 @@ Elasticsearch's ``GET _inference`` answer) or in an error message.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from typing import Any, Literal
+from collections.abc import Iterator, Mapping
+from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 
@@ -86,7 +86,7 @@ class ChunkingSettings(BaseModel):
         return self
 
     @classmethod
-    def from_dict(cls, settings: Mapping[str, Any] | None) -> ChunkingSettings:
+    def from_dict(cls, settings: object) -> ChunkingSettings:
         """Parse Elasticsearch ``chunking_settings``; ``None`` or ``{}`` gives the default.
 
         Raises:
@@ -110,9 +110,9 @@ class ChunkingSettings(BaseModel):
             return self.separators
         return SEPARATOR_GROUPS[self.separator_group or "plaintext"]
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         """Return the settings as Elasticsearch shows them, only the keys the strategy uses."""
-        out: dict[str, Any] = {"strategy": self.strategy}
+        out: dict[str, object] = {"strategy": self.strategy}
         if self.strategy == "none":
             return out
         out["max_chunk_size"] = self.max_chunk_size
@@ -142,7 +142,7 @@ class HuggingFaceServiceSettings(BaseModel):
     dimensions: int | None = Field(default=None, gt=0)
     max_input_tokens: int | None = Field(default=None, gt=0)
 
-    def __repr_args__(self) -> Any:
+    def __repr_args__(self) -> Iterator[tuple[str | None, object]]:
         for name, value in super().__repr_args__():
             yield name, shown_url(value) if name == "url" else value
 
@@ -165,9 +165,9 @@ class HuggingFaceServiceSettings(BaseModel):
         # Sealed: pickles and copies of the endpoint never hold the key verbatim.
         return SealedSecretStr(key)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         """Return the settings as Elasticsearch's ``GET _inference`` shows them: no ``api_key``."""
-        out: dict[str, Any] = {"url": shown_url(self.url)}
+        out: dict[str, object] = {"url": shown_url(self.url)}
         for key in ("similarity", "dimensions", "max_input_tokens"):
             value = getattr(self, key)
             if value is not None:
@@ -189,18 +189,18 @@ class RerankTaskSettings(BaseModel):
     top_n: int | None = Field(default=None, gt=0, le=2**31 - 1, strict=True)
     return_documents: bool | None = Field(default=None, strict=True)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         """The settings as Elasticsearch shows them: only those set."""
         return {k: v for k, v in (("top_n", self.top_n), ("return_documents", self.return_documents)) if v is not None}
 
 
-def parse_rerank_task_settings(raw: Any, errors: list[str]) -> dict[str, Any]:
+def parse_rerank_task_settings(raw: object, errors: list[str]) -> dict[str, object]:
     """A rerank endpoint's ``task_settings``: ``top_n`` a positive integer, ``return_documents`` a boolean."""
     if not isinstance(raw, Mapping):
         errors.append(f"[task_settings] must be an object, got {_type_name(raw)}")
         return {}
     settings = dict(raw)
-    out: dict[str, Any] = {}
+    out: dict[str, object] = {}
     top_n = settings.pop("top_n", None)
     if top_n is not None:
         if not _is_int(top_n) or top_n > _MAX_INT:

@@ -27,7 +27,7 @@ from ._settings import RerankTaskSettings, parse_rerank_task_settings
 __all__ = ["TASKS", "Task", "task_of"]
 
 # A task's task_settings parser: (the raw value, the errors list to add to) -> the fields it read.
-TaskSettingsParser = Callable[[Any, list[str]], dict[str, Any]]
+TaskSettingsParser = Callable[[object, list[str]], dict[str, object]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +47,7 @@ class Task:
     session: str
 
     def load(self, where: str) -> Any:
-        """The object a ``"module:attribute"`` entry names, imported on first use."""
+        """The object a ``"module:attribute"`` entry names, imported on first use (its type is the entry's: a class)."""
         module, _, name = where.partition(":")
         return getattr(importlib.import_module(module), name)
 

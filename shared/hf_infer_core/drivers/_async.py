@@ -1,6 +1,7 @@
 """The asyncio driver: the steps of a task's flows performed as tasks (the asyncio clients' base).
 
-Batches run as tasks over one ``httpx.AsyncClient`` per event loop; ``asyncio.timeout`` bounds each attempt.
+Batches run as tasks; their attempts go through the transport (``_seam.py``; httpx's, one
+``httpx.AsyncClient`` per event loop, in ``_httpx.py``), each bounded by its deadline.
 """
 
 from __future__ import annotations
@@ -19,9 +20,7 @@ from collections.abc import (
     Iterable,
 )
 from types import TracebackType
-from typing import Any, Never, Self
-
-import httpx
+from typing import TYPE_CHECKING, Any, Never, Self
 
 from ..base._errors import HFInferError, RateLimitBackendError
 from ..config import InferenceEndpoint
@@ -29,6 +28,7 @@ from ..config._options import RequestOptions
 from ..limits._concurrency import Ticket
 from ..limits._ratelimit import RateLimiter
 from ..protocol._fanout import Fanout
+from ..protocol._retry import Jitter
 from ..protocol._steps import (
     END,
     Discover,
@@ -46,8 +46,11 @@ from ..protocol._steps import (
     Store,
     unknown_step,
 )
-from ._client import _INHERITED, ATTEMPT_ERRORS, J, T, _ClientBase, _log, _reader, _result, attempt_outcome
-from ._transports import close_with_loop, fast_async_transport, proxy_mounts, release_on_close
+from ._client import J, T, _ClientBase
+from ._seam import AsyncTransport
+
+if TYPE_CHECKING:
+    from ._httpx import AsyncHttpClient, AsyncHttpTransport
 
 __all__ = ["AsyncDriver"]
 
@@ -96,7 +99,7 @@ class _Call:
 
 
 class AsyncDriver(_ClientBase[J]):
-    """The asyncio driver of any task's flows: tasks over one ``httpx.AsyncClient`` per event loop.
+    """The asyncio driver of any task's flows: tasks over one transport (its connections per event loop).
 
     A task's asyncio client subclasses it (:class:`~hf_infer_core.AsyncEmbeddingClient`).
     """
@@ -106,30 +109,33 @@ class AsyncDriver(_ClientBase[J]):
         endpoint: InferenceEndpoint,
         *,
         options: RequestOptions | None = None,
-        http_client: httpx.AsyncClient | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
+        http_client: AsyncHttpClient | None = None,
+        transport: AsyncHttpTransport | None = None,
         rate_limiter: RateLimiter | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
-        rng: Any = None,
-        **overrides: Any,
+        rng: Jitter | None = None,
+        **overrides: object,
     ) -> None:
         super().__init__(endpoint, options, overrides, rate_limiter=rate_limiter, clock=clock, rng=rng)
         self._sleep = sleep
-        self._injected = http_client
-        self._transport = transport
-        self._by_loop: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, tuple[httpx.AsyncClient, AsyncGenerator[None, None]]
-        ] = weakref.WeakKeyDictionary()
+        # The HTTP library behind the seam (_seam.py): httpx, or a user's httpx client or transport.
+        self._wire = self._open_transport(http_client, transport)
         self._discover_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
             weakref.WeakKeyDictionary()
         )
 
+    def _open_transport(
+        self, http_client: AsyncHttpClient | None, transport: AsyncHttpTransport | None
+    ) -> AsyncTransport:
+        """The transport attempts go through: httpx (a test double overrides this)."""
+        from ._httpx import AsyncHttpxTransport
+
+        return AsyncHttpxTransport(self.options, self.endpoint.api_key, http_client, transport)
+
     def _reset_after_fork(self) -> None:
         super()._reset_after_fork()
-        # The parent's loops do not run in the child; their clients hold the parent's sockets.
-        _INHERITED.append(dict(self._by_loop))
-        self._by_loop = weakref.WeakKeyDictionary()
+        self._wire.after_fork()
 
     async def __aenter__(self) -> Self:
         return self
@@ -141,38 +147,7 @@ class AsyncDriver(_ClientBase[J]):
 
     async def aclose(self) -> None:
         """Close the HTTP client this object created for the running event loop."""
-        entry = self._by_loop.pop(asyncio.get_running_loop(), None)
-        if entry is not None:
-            await entry[1].aclose()  # runs the closer's finally: the client is closed once
-
-    def _proxies(self) -> dict[str, httpx.AsyncBaseTransport | None]:
-        if self._transport is not None:
-            return {}  # the user's transport is used as it is (so does httpx)
-        limits = self._limits
-        return proxy_mounts(self.options.trust_env, lambda proxy: httpx.AsyncHTTPTransport(limits=limits, proxy=proxy))
-
-    async def _http(self) -> httpx.AsyncClient:
-        if self._injected is not None:
-            return self._injected
-        loop = asyncio.get_running_loop()
-        entry = self._by_loop.get(loop)
-        if entry is None:
-            client = httpx.AsyncClient(
-                timeout=self._timeout,
-                limits=self._limits,
-                transport=self._transport or fast_async_transport(self._limits),
-                mounts=self._proxies(),
-                follow_redirects=False,
-            )
-            # Loops end without telling anyone, but asyncio.run (and most runners) first close
-            # the loop's live async generators: this one closes the client then, so connections
-            # are released inside their own loop instead of leaking past it.
-            closer = close_with_loop(client)
-            await closer.asend(None)
-
-            entry = self._by_loop[loop] = (client, closer)
-            release_on_close(loop, self)
-        return entry[0]
+        await self._wire.aclose()
 
     def adopt(self, other: Self, connections: bool = True) -> None:
         """Take over what ``other`` (same endpoint, older options) learnt, and its per-loop connections if they fit.
@@ -181,13 +156,7 @@ class AsyncDriver(_ClientBase[J]):
         whose reads would otherwise end when this client closes them.
         """
         super().adopt(other)
-        own = connections and self._injected is None and self._transport is None
-        if own and other._injected is None and other._transport is None and self._limits == other._limits:
-            for loop, entry in list(other._by_loop.items()):
-                if loop not in self._by_loop:
-                    self._by_loop[loop] = entry
-                    del other._by_loop[loop]
-                    release_on_close(loop, self)
+        self._wire.adopt(other._wire, connections)
 
     # ------------------------------------------------------------------ the driver
 
@@ -290,7 +259,7 @@ class AsyncDriver(_ClientBase[J]):
     async def _send(self, step: Send, call: _Call) -> HttpResult | HFInferError:
         # The client (and its session) must exist before the token is taken: set-up done after
         # it would delay this request past its slot, and the next ones would bunch up behind it.
-        http = await self._http()
+        await self._wire.ready()
         async with call.slots:
             try:
                 waited = await self.rate_limiter.aacquire(self._sleep)
@@ -299,7 +268,7 @@ class AsyncDriver(_ClientBase[J]):
             ticket = await self._slot()
             outcome: HttpResult | HFInferError | None = None
             try:
-                outcome = await self._attempt(step, http)
+                outcome = await self._wire.attempt(step, self._core.headers)
             finally:
                 self._release(ticket, outcome)
                 self.activity.note(step, waited, outcome)
@@ -333,29 +302,6 @@ class AsyncDriver(_ClientBase[J]):
                 raise
             if not woken.done():
                 self._adaptive.cancel(wake)
-
-    async def _attempt(self, step: Send, http: httpx.AsyncClient) -> HttpResult | HFInferError:
-        started = time.perf_counter()
-        outcome: HttpResult | HFInferError
-        url = httpx.URL(step.url)
-        deadline = time.monotonic() + step.timeout
-        ended: HttpResult | BaseException
-        try:
-            # asyncio.timeout cancels the whole attempt at its deadline, however the server drips.
-            async with (
-                asyncio.timeout(step.timeout),
-                http.stream(step.method, url, **self._request_options(step)) as response,
-            ):
-                body = _reader(response, step)
-                if not response.is_stream_consumed:
-                    async for chunk in response.aiter_raw():
-                        body.feed(chunk)
-                ended = _result(response, body.finish())
-        except ATTEMPT_ERRORS as err:
-            ended = err
-        outcome = attempt_outcome(ended, url, deadline, http.is_closed)
-        _log(step, url, outcome, started)
-        return outcome
 
     async def _discover_once(self) -> None:
         # One GET /info per loop however many tasks start at once, as the sync driver's lock does

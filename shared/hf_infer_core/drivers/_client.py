@@ -1,29 +1,22 @@
-"""What both endpoint clients share: options, the rate limiter, fork handling, and the I/O helpers.
+"""What both drivers share, for any task: options, the rate limiter, the adaptive limit, the cache, fork handling.
 
-:class:`~hf_infer_core.EmbeddingClient` (threads, ``_sync.py``) and
-:class:`~hf_infer_core.AsyncEmbeddingClient` (asyncio, ``_async.py``) are drivers: each public
-method is one flow of :class:`~._job.Jobs`, and a driver only performs its steps (take a
-rate-limit token and send, sleep, run flows side by side), the sync client on threads sharing one
-``httpx.Client``, the async client as tasks sharing one ``httpx.AsyncClient`` per event loop.
+A task's clients (``EmbeddingClient``, ``RerankClient`` and their asyncio twins) subclass a
+driver: each public method is one flow of the task's jobs, and the driver only performs its steps
+(take a rate-limit token and send through its transport, sleep, run flows side by side), the
+threaded driver (``_sync.py``) on worker threads, the asyncio driver (``_async.py``) as tasks.
 """
 
 from __future__ import annotations
 
-import builtins
 import logging
 import os
-import socket
 import threading
-import time
 import weakref
-from collections.abc import Callable, Generator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Generic, Self, TypeVar
 
-import httpx
-from pydantic import SecretStr
-
 from ..base import _errors
-from ..base._errors import ClientClosedError, HFInferError, TransportError, caused_by
+from ..base._errors import HFInferError
 from ..base._secret import shown_url
 from ..cache._cache import CacheStats
 from ..config import InferenceEndpoint
@@ -38,8 +31,8 @@ from ..limits._ratelimit import (
     bucket_key,
     shared_rate_limiter,
 )
-from ..protocol._body import BoundedBody
 from ..protocol._request import RequestCore
+from ..protocol._retry import Jitter
 from ..protocol._steps import HttpResult, Parallel, Send
 from ..protocol._task import TaskArgs, TaskJobs
 
@@ -49,10 +42,6 @@ logger = logging.getLogger("hf_infer_core")
 
 # Every live client, so a forked child can give each one state of its own (see _reset_after_fork).
 _CLIENTS: weakref.WeakSet[_ClientBase[Any]] = weakref.WeakSet()
-# Connections inherited from the parent: a child must neither use them (the parent's requests and
-# the child's would interleave on one socket and swap answers) nor close them (closing a TLS
-# connection sends close_notify on the parent's socket). Kept referenced so GC never closes them.
-_INHERITED: list[object] = []
 
 
 def _after_fork_in_child() -> None:
@@ -67,77 +56,6 @@ if hasattr(os, "register_at_fork"):
 
 T = TypeVar("T")
 
-_CONNECT_TIMEOUT = 5.0
-
-
-class _BearerAuth(httpx.Auth):
-    """The one holder of the api key: adds ``Authorization: Bearer`` to each request as it is sent."""
-
-    def __init__(self, key: SecretStr) -> None:
-        self._key = key
-
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        request.headers["Authorization"] = f"Bearer {self._key.get_secret_value()}"
-        yield request
-
-    def __repr__(self) -> str:
-        return "<BearerAuth [REDACTED]>"
-
-
-def _transport_error(err: BaseException, url: httpx.URL, *, expired: bool = False) -> HFInferError:
-    where = _shown(url)
-    error: HFInferError
-    if expired:
-        error = _errors.TimeoutError(f"no complete answer from {where} within the attempt's timeout")
-    elif caused_by(err, socket.gaierror):
-        error = TransportError(f"the host name of {where} does not resolve: is the URL right?")
-        error.refused = error.unresolved = True
-    elif caused_by(err, ConnectionRefusedError):
-        error = TransportError(f"connection refused by {where}: is the endpoint running at that address?")
-        error.refused = True
-    elif isinstance(err, httpx.LocalProtocolError):
-        # Its message holds the offending header whole (the Authorization one: the key).
-        error = TransportError(
-            f"the request to {where} could not be sent: a header or the URL is not valid HTTP ({type(err).__name__})"
-        )
-        error.local = True
-    elif isinstance(err, httpx.TimeoutException):
-        error = _errors.TimeoutError(f"no answer from {where} in time ({type(err).__name__})")
-    else:
-        error = TransportError(f"request to {where} failed: {type(err).__name__}: {err}")
-    # A local protocol error's own message holds the refused header: it is not chained.
-    error.__cause__ = None if isinstance(error, TransportError) and error.local else err
-    return error
-
-
-# What an attempt may end in, besides an answer: what both drivers catch and hand to attempt_outcome.
-ATTEMPT_ERRORS = (HFInferError, httpx.HTTPError, builtins.TimeoutError, RuntimeError)
-
-
-def attempt_outcome(
-    ended: HttpResult | BaseException, url: httpx.URL, deadline: float, closed: bool
-) -> HttpResult | HFInferError:
-    """What one attempt came to, decided once for both drivers.
-
-    ``ended``: the answer read whole, or what the attempt raised. An answer completed after the
-    attempt's deadline is the deadline's (a server that drips stays within no timeout of
-    httpx's); a transport error after it too. Our own errors (a body too large, bad gzip) stand.
-    httpx's "client has been closed" (``closed``) is :class:`ClientClosedError`, raised.
-    Anything else is not an attempt's outcome, and is raised as it is.
-    """
-    now = time.monotonic()
-    if isinstance(ended, HttpResult):
-        return _transport_error(builtins.TimeoutError(), url, expired=True) if now > deadline else ended
-    if isinstance(ended, HFInferError):
-        return ended
-    if isinstance(ended, httpx.HTTPError):
-        return _transport_error(ended, url, expired=now >= deadline)
-    if isinstance(ended, builtins.TimeoutError):  # asyncio.timeout's, at the deadline
-        return _transport_error(ended, url, expired=True)
-    if isinstance(ended, RuntimeError) and closed:
-        raise ClientClosedError("the client was closed while this call was using it") from ended
-    raise ended
-
 
 def load_signal(outcome: HttpResult | HFInferError | None) -> Signal:
     """What an attempt's outcome says of the endpoint's load (see :mod:`._concurrency`)."""
@@ -150,44 +68,6 @@ def load_signal(outcome: HttpResult | HFInferError | None) -> Signal:
 
 # "Model is overloaded" (TEI's full queue), a replica starting or unavailable, a failed backend.
 _OVERLOAD = frozenset({429, 503, 424})
-
-
-def _shown(url: httpx.URL) -> str:
-    """``scheme://host[:port]/path``: no credentials, no query string, no colon without a port."""
-    host = f"[{url.host}]" if ":" in url.host else url.host
-    port = f":{url.port}" if url.port is not None else ""
-    return f"{url.scheme}://{host}{port}{url.path}"
-
-
-def _attempt_timeout(seconds: float) -> httpx.Timeout:
-    return httpx.Timeout(seconds, connect=min(_CONNECT_TIMEOUT, seconds))
-
-
-def _reader(response: httpx.Response, step: Send) -> BoundedBody:
-    if response.is_stream_consumed:
-        # An in-memory response (httpx.MockTransport) that httpx has already read and decoded.
-        body = BoundedBody(step.max_bytes)
-        body.feed(response.content)
-        return body
-    headers = response.headers
-    return BoundedBody(step.max_bytes, headers.get("content-encoding"), headers.get("content-length"))
-
-
-def _result(response: httpx.Response, body: bytes) -> HttpResult:
-    return HttpResult(status_code=response.status_code, body=body, retry_after=response.headers.get("retry-after"))
-
-
-def _log(step: Send, url: httpx.URL, outcome: HttpResult | HFInferError, started: float) -> None:
-    if logger.isEnabledFor(logging.DEBUG):
-        status = outcome.status_code if isinstance(outcome, HttpResult) else type(outcome).__name__
-        logger.debug(
-            "POST %s -> %s attempt %d in %.1f ms (%d inputs)",
-            url.path,
-            status,
-            step.attempt,
-            (time.perf_counter() - started) * 1000,
-            len(step.indices),
-        )
 
 
 J = TypeVar("J", bound=TaskJobs[RequestCore])
@@ -221,11 +101,11 @@ class _ClientBase(Generic[J]):
         self,
         endpoint: InferenceEndpoint,
         options: RequestOptions | None,
-        overrides: Mapping[str, Any],
+        overrides: Mapping[str, object],
         *,
         rate_limiter: RateLimiter | None,
         clock: Callable[[], float],
-        rng: Any,
+        rng: Jitter | None,
     ) -> None:
         self._jobs: J = self._open_jobs(TaskArgs(endpoint, options, overrides, clock, rng))
         self.options: RequestOptions = self._jobs.core.options
@@ -251,16 +131,6 @@ class _ClientBase(Generic[J]):
                 deadline=self.options.retry_deadline,
                 connect_deadline=self.options.connect_retry_deadline,
             )
-        key = endpoint.api_key
-        # A keyless endpoint (a local TEI server) sends no Authorization header at all.
-        self._auth: httpx.Auth | None = _BearerAuth(key) if key is not None else None
-        timeout = self.options.timeout
-        self._timeout = httpx.Timeout(timeout, connect=min(_CONNECT_TIMEOUT, timeout))
-        concurrency = self.options.window
-        # As many kept alive as may be open: threads sharing the client each keep their connection
-        # (a smaller pool closed one and opened another for most calls of 8 threads).
-        connections = max(concurrency, 10)
-        self._limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
         self._adaptive = self._adaptive_limit()
         self.activity = Activity()
         _CLIENTS.add(self)
@@ -354,15 +224,6 @@ class _ClientBase(Generic[J]):
     def server_info(self) -> dict[str, Any] | None:
         """TEI ``/info`` fields (``model_id``, ``max_input_length``, ...) after discovery."""
         return self._core.server_info
-
-    def _request_options(self, step: Send) -> dict[str, Any]:
-        """The httpx request arguments of a step, for either client: body, headers, auth, timeouts."""
-        return {
-            "content": step.body,
-            "headers": self._core.headers,
-            "auth": self._auth,
-            "timeout": _attempt_timeout(step.timeout),
-        }
 
     def __repr__(self) -> str:
         return (

@@ -8,16 +8,24 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from typing import Any
+from typing import Protocol
 
 __all__ = ["TqdmProgress"]
+
+
+class _Bar(Protocol):
+    """What is drawn of a call's progress (a tqdm bar)."""
+
+    def update(self, n: int) -> object: ...
+
+    def close(self) -> None: ...
 
 
 class TqdmProgress:
     """Counts texts done for an optional tqdm bar; a text is done when all its chunks are (batches finish on several threads)."""
 
     def __init__(self, enabled: bool, total: int, owners: Sequence[int] | None = None, *, desc: str) -> None:
-        self._bar: Any = None
+        self._bar: _Bar | None = None
         self._owners = owners
         self._lock = threading.Lock()  # batches finish on several threads
         if owners is not None:

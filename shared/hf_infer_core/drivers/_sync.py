@@ -1,28 +1,26 @@
 """The threaded driver: the steps of a task's flows performed on threads (the blocking clients' base).
 
-Each public method of a task's client runs one flow. Up to ``max_concurrency`` batches run on threads sharing one
-``httpx.Client``; the calling thread waits on an event (so Ctrl-C and a batch that fails for good
-stop the call at once), and every attempt is bounded from connect to its last byte (see
-:mod:`._deadline`).
+Each public method of a task's client runs one flow. Up to ``max_concurrency`` batches run on
+worker threads sharing one transport (``_seam.py``; httpx's in ``_httpx.py``); the calling thread
+waits on an event (so Ctrl-C and a batch that fails for good stop the call at once), and every
+attempt is bounded from connect to its last byte.
 """
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
-from typing import Any, Never, Self
-
-import httpx
+from typing import TYPE_CHECKING, Any, Never, Self
 
 from ..base._errors import HFInferError, RateLimitBackendError
 from ..config import InferenceEndpoint
 from ..config._options import RequestOptions
 from ..limits._concurrency import Ticket
 from ..limits._ratelimit import RateLimiter
+from ..protocol._retry import Jitter
 from ..protocol._steps import (
     END,
     Discover,
@@ -40,16 +38,18 @@ from ..protocol._steps import (
     Store,
     unknown_step,
 )
-from ._client import _INHERITED, ATTEMPT_ERRORS, J, T, _ClientBase, _log, _reader, _result, attempt_outcome
-from ._deadline import attempt_deadline, deadline_transport, watch
+from ._client import J, T, _ClientBase
+from ._seam import INHERITED, SyncTransport
 from ._threads import IN_WORKER, Abort, Aborted, Call, Shared, as_worker
-from ._transports import proxy_mounts
+
+if TYPE_CHECKING:
+    from ._httpx import HttpClient, HttpTransport
 
 __all__ = ["SyncDriver"]
 
 
 class SyncDriver(_ClientBase[J]):
-    """The threaded driver of any task's flows: threads sharing one ``httpx.Client``.
+    """The threaded driver of any task's flows: worker threads sharing one transport.
 
     A task's blocking client subclasses it (:class:`~hf_infer_core.EmbeddingClient`); its
     constructor arguments are the client's.
@@ -60,53 +60,37 @@ class SyncDriver(_ClientBase[J]):
         endpoint: InferenceEndpoint,
         *,
         options: RequestOptions | None = None,
-        http_client: httpx.Client | None = None,
-        transport: httpx.BaseTransport | None = None,
+        http_client: HttpClient | None = None,
+        transport: HttpTransport | None = None,
         rate_limiter: RateLimiter | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
-        rng: Any = None,
-        **overrides: Any,
+        rng: Jitter | None = None,
+        **overrides: object,
     ) -> None:
         super().__init__(endpoint, options, overrides, rate_limiter=rate_limiter, clock=clock, rng=rng)
         self._sleep = sleep
-        self._owns_http = http_client is None
-        self._transport = transport
-        # Every read of our own connections waits at most what is left of its attempt.
-        self._bounded = http_client is None and transport is None
-        self._http = http_client or self._new_http()
-        # Our own connections, shared with a client that adopts them (see adopt).
-        self._shared = _Shared(self._http) if self._owns_http else None
+        # The HTTP library behind the seam (_seam.py): httpx, or a user's httpx client or transport.
+        self._wire = self._open_transport(http_client, transport)
         self._discover_lock = threading.Lock()
         # The worker threads, started on demand and kept for the client's next calls.
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
 
-    def _new_http(self) -> httpx.Client:
-        # Our own transport bounds every read by the attempt's deadline (see _deadline).
-        transport = self._transport or deadline_transport(self._limits)
-        limits = self._limits
-        # The environment's proxies, through connections as bounded as the direct ones.
-        mounts = (
-            {}
-            if self._transport is not None
-            else proxy_mounts(self.options.trust_env, lambda proxy: deadline_transport(limits, proxy))
-        )
-        return httpx.Client(
-            timeout=self._timeout, limits=limits, transport=transport, mounts=mounts, follow_redirects=False
-        )
+    def _open_transport(self, http_client: HttpClient | None, transport: HttpTransport | None) -> SyncTransport:
+        """The transport attempts go through: httpx (a test double overrides this)."""
+        from ._httpx import HttpxTransport
+
+        return HttpxTransport(self.options, self.endpoint.api_key, http_client, transport)
 
     def _reset_after_fork(self) -> None:
         super()._reset_after_fork()
         self._discover_lock = threading.Lock()
         # The parent's worker threads do not exist here, but its executor would count them idle.
-        _INHERITED.append(self._pool)
+        INHERITED.append(self._pool)
         self._pool = None
         self._pool_lock = threading.Lock()
-        if self._owns_http:
-            _INHERITED.append(self._http)
-            self._http = self._new_http()
-            self._shared = _Shared(self._http)
+        self._wire.after_fork()
 
     def __enter__(self) -> Self:
         return self
@@ -122,9 +106,7 @@ class SyncDriver(_ClientBase[J]):
             pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
-        shared, self._shared = self._shared, None
-        if shared is not None:
-            shared.leave()  # closed when every client using these connections has let them go
+        self._wire.close()  # connections closed when every client using them has let them go
         if self._cache is not None:
             self._cache.close()  # a cache file's connection (reopened if the client is used again)
 
@@ -135,12 +117,8 @@ class SyncDriver(_ClientBase[J]):
         opens new connections. ``other`` keeps working for its calls in flight.
         """
         super().adopt(other)
-        fits = connections and self._bounded and other._bounded and self._limits == other._limits
-        if fits and self._shared is not None and other._shared is not None and other._shared.join():
-            # Shared, not handed over: ``other``'s calls in flight still read from them, so they
-            # are closed when both clients have let them go, whichever closes last.
-            self._shared.leave()
-            self._http, self._shared = other._http, other._shared
+        if connections:
+            self._wire.adopt(other._wire)
 
     # ------------------------------------------------------------------ the driver
 
@@ -283,7 +261,7 @@ class SyncDriver(_ClientBase[J]):
         ticket = self._slot(abort)
         outcome: HttpResult | HFInferError | None = None
         try:
-            outcome = self._attempt(step)
+            outcome = self._wire.attempt(step, self._core.headers)
         finally:
             self._release(ticket, outcome)
             self.activity.note(step, waited, outcome)
@@ -310,57 +288,7 @@ class SyncDriver(_ClientBase[J]):
             if abort.is_set():
                 raise Aborted
 
-    def _attempt(self, step: Send) -> HttpResult | HFInferError:
-        started = time.perf_counter()
-        outcome: HttpResult | HFInferError
-        url = httpx.URL(step.url)
-        deadline = time.monotonic() + step.timeout
-        ended: HttpResult | BaseException
-        try:
-            # Our own connections bound every read by the deadline; a user's own client or
-            # transport does not, so the process's watchdog cuts its socket at the deadline.
-            with (
-                attempt_deadline(deadline),
-                self._http.stream(step.method, url, **self._request_options(step)) as response,
-                contextlib.nullcontext() if self._bounded else watch(deadline, response),
-            ):
-                # Raw bytes, inflated and counted by BoundedBody: never more than max_bytes.
-                body = _reader(response, step)
-                for chunk in () if response.is_stream_consumed else response.iter_raw():
-                    body.feed(chunk)
-                ended = _result(response, body.finish())
-        except ATTEMPT_ERRORS as err:
-            ended = err
-        outcome = attempt_outcome(ended, url, deadline, self._http.is_closed)
-        _log(step, url, outcome, started)
-        return outcome
-
     def _discover_once(self) -> None:
         if self._jobs.discovery_due:
             with self._discover_lock:
                 self._run(self._jobs.info())
-
-
-class _Shared:
-    """An ``httpx.Client`` and how many clients use it; closed when the last one leaves."""
-
-    def __init__(self, http: httpx.Client) -> None:
-        self.http = http
-        self._users = 1
-        self._lock = threading.Lock()
-
-    def join(self) -> bool:
-        """One more client uses the connections; False when they are closed already."""
-        with self._lock:
-            if self._users == 0 or self.http.is_closed:
-                return False
-            self._users += 1
-            return True
-
-    def leave(self) -> None:
-        """A client lets them go; the last one closes them."""
-        with self._lock:
-            self._users -= 1
-            last = self._users == 0
-        if last:
-            self.http.close()

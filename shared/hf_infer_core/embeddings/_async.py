@@ -8,12 +8,11 @@ import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Literal, Unpack, overload
 
-import httpx
-
 from ..config import InferenceEndpoint
 from ..drivers._async import AsyncDriver
 from ..drivers._progress import TqdmProgress
 from ..limits._ratelimit import RateLimiter
+from ..protocol._retry import Jitter
 from ..protocol._task import TaskArgs
 from ..text._chunking import ChunkEmbedding
 from ._core import EmbeddingCore
@@ -23,6 +22,8 @@ from ._options import EmbeddingOptionArgs, EmbeddingOptions
 if TYPE_CHECKING:
     import numpy as np
     from numpy.typing import NDArray
+
+    from ..drivers._httpx import AsyncHttpClient, AsyncHttpTransport
 
 __all__ = ["AsyncEmbeddingClient"]
 
@@ -42,12 +43,12 @@ class AsyncEmbeddingClient(AsyncDriver[EmbeddingJobs]):
         endpoint: InferenceEndpoint,
         *,
         options: EmbeddingOptions | None = None,
-        http_client: httpx.AsyncClient | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
+        http_client: AsyncHttpClient | None = None,
+        transport: AsyncHttpTransport | None = None,
         rate_limiter: RateLimiter | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
-        rng: Any = None,
+        rng: Jitter | None = None,
         tokenizer: Any = None,
         **overrides: Unpack[EmbeddingOptionArgs],
     ) -> None:

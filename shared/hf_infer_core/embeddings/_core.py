@@ -8,7 +8,6 @@ vector's stored form (float32 for the base64 route, float64 for JSON, bit-exact)
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, Self
@@ -18,6 +17,7 @@ from ..base._errors import EndpointError
 from ..cache._keys import decode_vector, encode_vector
 from ..config import InferenceEndpoint
 from ..pipeline._core import ChunkedCore
+from ..protocol._retry import Jitter
 from ..protocol._steps import HttpResult
 from ..text._fit import LocalTokenizer
 from ._options import EmbeddingOptions
@@ -38,7 +38,7 @@ class EmbeddingCore(ChunkedCore):
         options: EmbeddingOptions,
         *,
         clock: Callable[[], float] = time.monotonic,
-        rng: random.Random | None = None,
+        rng: Jitter | None = None,
         counter: LocalTokenizer | None = None,
     ) -> None:
         super().__init__(endpoint, options, clock=clock, rng=rng, counter=counter)
@@ -115,11 +115,11 @@ class EmbeddingCore(ChunkedCore):
             "wire_format": self.options.wire_format,
         }
 
-    def encode(self, result: Any, pooled: bool = False) -> bytes:
+    def encode(self, result: object, pooled: bool = False) -> bytes:
         """A vector's stored form: float32 for the base64 route's, float64 for JSON's and for pooled ones (exact)."""
         return encode_vector(result, self._float32 and not pooled)
 
-    def decode(self, blob: bytes | None, arrays: bool, pooled: bool = False) -> Any:
+    def decode(self, blob: bytes | None, arrays: bool, pooled: bool = False) -> object:
         """A stored vector (a float32 row with ``arrays`` over base64), or ``None``: not stored, or not these options'."""
         float32 = self._float32 and not pooled
         return decode_vector(blob, float32, self.dimensions, arrays and float32)

@@ -9,7 +9,7 @@ as, are in :mod:`..protocol._steps`.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, cast
 
 from ..pipeline._jobs import ChunkedJobs, check_iterable
 from ..pipeline._stream import StreamAssembler
@@ -47,6 +47,11 @@ def as_array(vectors: list[list[float]]) -> NDArray[np.float32]:
     return numpy.asarray(vectors, dtype=numpy.float32)
 
 
+def vectors(results: list[object]) -> list[list[float]]:
+    """The pipeline's results as this task's: the vectors :meth:`EmbeddingCore.parse` made (lists, or float32 rows)."""
+    return cast("list[list[float]]", results)
+
+
 def open_jobs(args: TaskArgs, progress: ProgressFactory, tokenizer: object = None) -> EmbeddingJobs:
     """Both embedding clients' flows: their options built and checked, the core, a local tokenizer if given."""
     if args.options is not None and not isinstance(args.options, EmbeddingOptions):
@@ -75,9 +80,9 @@ class EmbeddingJobs(ChunkedJobs[EmbeddingCore]):
         """How chunk vectors are pooled, as the keys of pooled vectors name it."""
         return self.options.pooling
 
-    def pool(self, chunks: Sequence[Chunk], results: Sequence[Any]) -> Any:
+    def pool(self, chunks: Sequence[Chunk], results: Sequence[object]) -> object:
         """A document's vector from its chunks': their mean weighted by words, normalised, or the first's."""
-        return pool_text(self.options.pooling, chunks, results)
+        return pool_text(self.options.pooling, chunks, cast("Sequence[list[float]]", results))
 
     def embed(self, texts: Sequence[str], as_numpy: bool) -> Flow[list[list[float]] | NDArray[np.float32]]:
         """``embed``: each text sent as is, one vector each."""
@@ -86,22 +91,26 @@ class EmbeddingJobs(ChunkedJobs[EmbeddingCore]):
         if items:  # nothing to send: nothing to discover either
             yield from self.start()
         progress = self.progress(self.options.show_progress, len(items), None)
-        return to_array((yield from self.flat(items, progress, as_numpy)))
+        return to_array(vectors((yield from self.flat(items, progress, as_numpy))))
 
     def query(self, text: str) -> Flow[list[float]]:
         """``embed_query``: one text, ``query_prefix`` prepended, not chunked."""
         (item,) = check_texts([text])
         yield from self.start(query=True)
-        vectors = yield from self.flat([self.options.query_prefix + item], self.progress(False, 1, None), query=True)
-        vector: list[float] = vectors[0]
+        (vector,) = vectors(
+            (yield from self.flat([self.options.query_prefix + item], self.progress(False, 1, None), query=True))
+        )
         return vector
 
     def chunks(self, texts: Sequence[str]) -> Flow[list[list[ChunkEmbedding]]]:
         """``embed_chunks``: each text's chunks, fitted, with their vectors."""
         items = check_texts(texts)
         yield from self.start()
-        chunks, vectors = yield from self.chunked(items)
-        return [chunk_embeddings(text_chunks, text_vectors) for text_chunks, text_vectors in per_text(chunks, vectors)]
+        chunks, results = yield from self.chunked(items)
+        return [
+            chunk_embeddings(text_chunks, text_vectors)
+            for text_chunks, text_vectors in per_text(chunks, vectors(results))
+        ]
 
     def documents(self, texts: Sequence[str], as_numpy: bool) -> Flow[list[list[float]] | NDArray[np.float32]]:
         """``embed_documents``: one vector per text, its chunks' vectors pooled (see :meth:`ChunkedJobs.documents_flow`).
@@ -111,7 +120,7 @@ class EmbeddingJobs(ChunkedJobs[EmbeddingCore]):
         to_array = array_maker(as_numpy)
         items = check_texts(texts)
         yield from self.start()
-        return to_array((yield from self.documents_flow(items, as_numpy)))
+        return to_array(vectors((yield from self.documents_flow(items, as_numpy))))
 
     def documents_stream(self, texts: object, as_numpy: bool) -> Flow[None]:
         """``embed_iter``: emits vectors (or float32 arrays of consecutive texts' vectors) in order.
@@ -121,13 +130,17 @@ class EmbeddingJobs(ChunkedJobs[EmbeddingCore]):
         array_maker(as_numpy)
         check_iterable(texts)
 
-        def release(assembler: StreamAssembler) -> list[Any]:
-            documents = assembler.documents()
-            return [as_array(documents)] if as_numpy and documents else documents
+        def release(assembler: StreamAssembler) -> list[object]:
+            documents = vectors(assembler.documents())
+            return [as_array(documents)] if as_numpy and documents else list(documents)
 
         return self.stream(release, as_numpy)
 
     def chunks_stream(self, texts: object) -> Flow[None]:
         """``embed_chunks_iter``: emits each text's chunks with vectors, in order."""
         check_iterable(texts)
-        return self.stream(StreamAssembler.chunk_lists, False)
+
+        def release(assembler: StreamAssembler) -> list[object]:
+            return [chunk_embeddings(chunks, vectors(results)) for _, chunks, results in assembler.ready()]
+
+        return self.stream(release, False)

@@ -7,12 +7,11 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Literal, Unpack, overload
 
-import httpx
-
 from ..config import InferenceEndpoint
 from ..drivers._progress import TqdmProgress
 from ..drivers._sync import SyncDriver
 from ..limits._ratelimit import RateLimiter
+from ..protocol._retry import Jitter
 from ..protocol._task import TaskArgs
 from ..text._chunking import ChunkEmbedding
 from ._core import EmbeddingCore
@@ -22,6 +21,8 @@ from ._options import EmbeddingOptionArgs, EmbeddingOptions
 if TYPE_CHECKING:
     import numpy as np
     from numpy.typing import NDArray
+
+    from ..drivers._httpx import HttpClient, HttpTransport
 
 __all__ = ["EmbeddingClient"]
 
@@ -52,12 +53,12 @@ class EmbeddingClient(SyncDriver[EmbeddingJobs]):
         endpoint: InferenceEndpoint,
         *,
         options: EmbeddingOptions | None = None,
-        http_client: httpx.Client | None = None,
-        transport: httpx.BaseTransport | None = None,
+        http_client: HttpClient | None = None,
+        transport: HttpTransport | None = None,
         rate_limiter: RateLimiter | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
-        rng: Any = None,
+        rng: Jitter | None = None,
         tokenizer: Any = None,
         **overrides: Unpack[EmbeddingOptionArgs],
     ) -> None:

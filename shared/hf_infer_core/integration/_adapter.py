@@ -20,10 +20,9 @@ import contextvars
 import hashlib
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar, Self
 
-import httpx
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -40,6 +39,7 @@ from ..base._secret import checked_key, seal_secret, shown_url
 from ..config import DEFAULT_INFERENCE_ID, DEFAULT_REQUESTS_PER_MINUTE, InferenceEndpoint, PositiveLong, env_api_key
 from ..config._options import RequestOptions, config_error
 from ..config._tasks import TASKS
+from ..drivers._httpx import AsyncHttpClient, HttpClient
 from ..embeddings._options import EmbeddingOptions
 from ..text._fit import open_tokenizer
 from ._embedding import EmbeddingMethods
@@ -95,10 +95,10 @@ class EndpointAdapter(BaseModel):
         description="What the vectors come from, for cache namespaces and tracing: given, else "
         "'<inference_id>@<url>' (known at construction, never changed by a call; /info's model_id is discovered_model).",
     )
-    http_client: httpx.Client | None = Field(
+    http_client: HttpClient | None = Field(
         default=None, exclude=True, repr=False, description="An httpx.Client for sync calls (not closed here)."
     )
-    http_async_client: httpx.AsyncClient | None = Field(
+    http_async_client: AsyncHttpClient | None = Field(
         default=None, exclude=True, repr=False, description="An httpx.AsyncClient for async calls (not closed here)."
     )
 
@@ -110,24 +110,24 @@ class EndpointAdapter(BaseModel):
         # An explicit None (e.g. from a dump, which never holds the key) means "from the environment".
         return env_api_key() if value is None else seal_secret(checked_key(value.get_secret_value()))
 
-    def __repr_args__(self) -> Any:
+    def __repr_args__(self) -> Iterator[tuple[str | None, object]]:
         for name, value in super().__repr_args__():
             yield name, shown_url(value) if name == "url" and isinstance(value, str) else value
 
-    def __init__(self, **data: Any) -> None:
+    def __init__(self, **data: object) -> None:
         try:
             super().__init__(**data)
         except ValidationError as err:
             raise config_error(err, type(self).model_fields) from None
 
-    def __setattr__(self, name: str, value: Any) -> None:
+    def __setattr__(self, name: str, value: object) -> None:
         try:
             super().__setattr__(name, value)
         except ValidationError as err:
             raise config_error(err, type(self).model_fields) from None
 
     @classmethod
-    def model_validate(cls, obj: Any, *args: Any, **kwargs: Any) -> Self:
+    def model_validate(cls, obj: object, *args: Any, **kwargs: Any) -> Self:  # pydantic's keywords, as given
         """Pydantic's ``model_validate``, failing with :class:`ConfigError` like the constructor."""
         try:
             return super().model_validate(obj, *args, **kwargs)
@@ -179,7 +179,7 @@ class EndpointAdapter(BaseModel):
     def _opened(self) -> None:
         """The session was built (a task that opened something for it remembers from what)."""
 
-    def _task_settings(self) -> dict[str, Any]:
+    def _task_settings(self) -> dict[str, Any]:  # InferenceEndpoint.from_url's keywords
         """The task's settings from the fields, for :meth:`InferenceEndpoint.from_url` (unset ones left out)."""
         return {}
 
@@ -201,11 +201,11 @@ class EndpointAdapter(BaseModel):
     @classmethod
     def from_inference_endpoint(
         cls,
-        body: Mapping[str, Any] | str,
+        body: Mapping[str, object] | str,
         *,
         inference_id: str,
         task_type: str | None = None,
-        **options: Any,
+        **options: object,
     ) -> Self:
         """Build from an Elasticsearch ``PUT _inference/<task_type>/<inference_id>`` body (dict or JSON).
 
@@ -216,7 +216,7 @@ class EndpointAdapter(BaseModel):
         return cls.from_endpoint(endpoint, **options)
 
     @classmethod
-    def _fields_of(cls, endpoint: InferenceEndpoint) -> dict[str, Any]:
+    def _fields_of(cls, endpoint: InferenceEndpoint) -> dict[str, object]:
         settings = endpoint.service_settings
         return {
             "url": settings.url,
@@ -227,12 +227,12 @@ class EndpointAdapter(BaseModel):
         }
 
     @classmethod
-    def _task_fields(cls, endpoint: InferenceEndpoint) -> dict[str, Any]:
+    def _task_fields(cls, endpoint: InferenceEndpoint) -> dict[str, object]:
         """The task's adapter fields that ``endpoint`` sets."""
         return {}
 
     @classmethod
-    def from_endpoint(cls, endpoint: InferenceEndpoint, **options: Any) -> Self:
+    def from_endpoint(cls, endpoint: InferenceEndpoint, **options: object) -> Self:
         """Build from a validated :class:`InferenceEndpoint`; ``options`` as above.
 
         The endpoint is used as it is, unless ``options`` override one of its settings (``url``,
@@ -280,12 +280,12 @@ class EndpointAdapter(BaseModel):
         """Close the async client's pooled connections for the running event loop."""
         await self._session.aclose()
 
-    def __getstate__(self) -> dict[Any, Any]:
+    def __getstate__(self) -> dict[Any, Any]:  # BaseModel's and LlamaIndex's BaseComponent's type
         state = super().__getstate__()
         state["__dict__"] = {**state["__dict__"], **dict.fromkeys(_LIVE_FIELDS)}
         return state
 
-    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+    def model_copy(self, *, update: Mapping[str, object] | None = None, deep: bool = False) -> Self:
         """A copy with clients of its own, ``update`` checked as constructor arguments are.
 
         pydantic's own ``model_copy`` neither validates ``update`` (a key would stay unsealed) nor
@@ -298,13 +298,13 @@ class EndpointAdapter(BaseModel):
     def __copy__(self) -> Self:
         return self.model_copy()
 
-    def copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False, **kwargs: Any) -> Self:
+    def copy(self, *, update: Mapping[str, object] | None = None, deep: bool = False, **kwargs: object) -> Self:
         """Pydantic v1's ``copy``, as :meth:`model_copy` (``include``/``exclude`` are not supported)."""
         if kwargs:
             raise TypeError(f"copy() takes only update= and deep=, not {', '.join(sorted(kwargs))}")
         return self.model_copy(update=update, deep=deep)
 
-    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Self:
+    def __deepcopy__(self, memo: dict[int, object] | None = None) -> Self:
         # pydantic would deep-copy the injected httpx clients (locks, sockets): the memo makes
         # copies share them. The session's own __deepcopy__ gives the copy new lazy clients.
         memo = {} if memo is None else memo
@@ -321,10 +321,10 @@ class EmbeddingAdapter(EmbeddingMethods, EndpointAdapter, EmbeddingOptions):
     model_config = ADAPTER_CONFIG
     task_type: ClassVar[str] = "text_embedding"
 
-    chunking_settings: dict[str, Any] | None = None
+    chunking_settings: dict[str, object] | None = None
     dimensions: int | None = None
     max_input_tokens: int | None = None
-    tokenizer: Any = Field(
+    tokenizer: object = Field(
         default=None,
         exclude=True,
         repr=False,
@@ -333,7 +333,7 @@ class EmbeddingAdapter(EmbeddingMethods, EndpointAdapter, EmbeddingOptions):
 
     _session: EmbeddingSession = PrivateAttr()
     # The tokenizer field the session's tokenizer was opened from.
-    _tokenizer_source: Any = PrivateAttr(default=None)
+    _tokenizer_source: object = PrivateAttr(default=None)
 
     # The adapter field that carries Elasticsearch's service_settings.similarity.
     similarity_field: ClassVar[str] = "similarity"
@@ -346,7 +346,7 @@ class EmbeddingAdapter(EmbeddingMethods, EndpointAdapter, EmbeddingOptions):
     def _opened(self) -> None:
         self._tokenizer_source = self.tokenizer
 
-    def _task_settings(self) -> dict[str, Any]:
+    def _task_settings(self) -> dict[str, Any]:  # InferenceEndpoint.from_url's keywords
         return {
             "chunking_settings": self.chunking_settings,
             "similarity": getattr(self, self.similarity_field),
@@ -355,7 +355,7 @@ class EmbeddingAdapter(EmbeddingMethods, EndpointAdapter, EmbeddingOptions):
         }
 
     @classmethod
-    def _task_fields(cls, endpoint: InferenceEndpoint) -> dict[str, Any]:
+    def _task_fields(cls, endpoint: InferenceEndpoint) -> dict[str, object]:
         settings = endpoint.service_settings
         return {
             "chunking_settings": endpoint.chunking_settings.to_dict(),

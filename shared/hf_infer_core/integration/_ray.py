@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..base._errors import ConfigError, InvalidInputError
 from ..config import DEFAULT_INFERENCE_ID, InferenceEndpoint
@@ -28,8 +28,10 @@ from ..embeddings._options import EmbeddingOptions
 from ..embeddings._sync import EmbeddingClient
 
 if TYPE_CHECKING:
+    import numpy as np
     import pyarrow as pa
     import ray.data
+    from numpy.typing import NDArray
 
 __all__ = ["CHUNK_COLUMNS", "embed_dataset", "resolve_endpoint"]
 
@@ -39,7 +41,7 @@ logger = logging.getLogger("hf_infer_core")
 CHUNK_COLUMNS = ("chunk_index", "chunk_start", "chunk_end", "chunk_text")
 
 
-def resolve_endpoint(endpoint: InferenceEndpoint | Mapping[str, Any] | str) -> InferenceEndpoint:
+def resolve_endpoint(endpoint: InferenceEndpoint | Mapping[str, object] | str) -> InferenceEndpoint:
     """An endpoint from an :class:`InferenceEndpoint`, an Elasticsearch body (dict or JSON text) or a URL."""
     if isinstance(endpoint, InferenceEndpoint):
         return endpoint
@@ -107,7 +109,7 @@ class _Embedder:
             client.close()
 
 
-def _vector_column(vectors: Any, dimensions: int | None) -> pa.FixedSizeListArray:
+def _vector_column(vectors: NDArray[np.float32], dimensions: int | None) -> pa.FixedSizeListArray:
     import numpy as np
     import pyarrow as pa
 
@@ -151,7 +153,7 @@ def _budgeted(resolved: InferenceEndpoint, concurrency: int, rate_limit_backend:
 
 def embed_dataset(
     ds: ray.data.Dataset,
-    endpoint: InferenceEndpoint | Mapping[str, Any] | str,
+    endpoint: InferenceEndpoint | Mapping[str, object] | str,
     *,
     text_column: str = "text",
     output_column: str = "embedding",
@@ -160,7 +162,7 @@ def embed_dataset(
     rate_limit_backend: str = "local",
     rows_per_batch: int | None = None,
     num_cpus: float = 0.5,
-    **client_options: Any,
+    **client_options: object,
 ) -> ray.data.Dataset:
     """Return ``ds`` with an ``output_column`` of float32 vectors (or one row per chunk with ``chunks=True``).
 

@@ -8,7 +8,7 @@ base class and the conversion of its documents or nodes to texts and back.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from pydantic import Field, PrivateAttr
 
@@ -38,11 +38,11 @@ class RerankAdapter(EndpointAdapter, RerankOptions):
 
     _session: RerankSession = PrivateAttr()
 
-    def _task_settings(self) -> dict[str, Any]:
+    def _task_settings(self) -> dict[str, object]:
         return {"task_settings": {"top_n": self.top_n} if self.top_n is not None else None}
 
     @classmethod
-    def _task_fields(cls, endpoint: InferenceEndpoint) -> dict[str, Any]:
+    def _task_fields(cls, endpoint: InferenceEndpoint) -> dict[str, object]:
         return {"top_n": endpoint.task_settings.top_n if endpoint.task_settings is not None else None}
 
     @property

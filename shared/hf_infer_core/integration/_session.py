@@ -23,14 +23,13 @@ import os
 import threading
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
-from typing import Any, Generic, Self, TypeVar
-
-import httpx
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Self, TypeVar
 
 from ..base._secret import shown_url
 from ..cache._cache import CacheStats
 from ..config import InferenceEndpoint
 from ..config._options import RequestOptions, RerankOptions
+from ..config._tasks import TASKS
 from ..drivers._async import AsyncDriver
 from ..drivers._sync import SyncDriver
 from ..embeddings._async import AsyncEmbeddingClient
@@ -38,6 +37,9 @@ from ..embeddings._options import EmbeddingOptions
 from ..embeddings._sync import EmbeddingClient
 from ..rerank._async import AsyncRerankClient
 from ..rerank._sync import RerankClient
+
+if TYPE_CHECKING:
+    from ..drivers._httpx import AsyncHttpClient, HttpClient
 
 __all__ = ["EmbeddingSession", "RerankSession", "Session"]
 
@@ -102,8 +104,8 @@ class _Held(Generic[C]):
 class Session(Generic[S, A]):
     """Lazily created sync and async clients of one task for one endpoint; cheap to copy and to pickle.
 
-    A task's session says which clients it makes (:meth:`_new_sync`, :meth:`_new_async`); the
-    holding, handing on and closing are the same for every task.
+    A task's session names its task type, whose row of the task table names the clients it makes;
+    the holding, handing on and closing are the same for every task.
     """
 
     def __init__(
@@ -111,8 +113,8 @@ class Session(Generic[S, A]):
         endpoint: InferenceEndpoint,
         options: RequestOptions,
         *,
-        http_client: httpx.Client | None = None,
-        http_async_client: httpx.AsyncClient | None = None,
+        http_client: HttpClient | None = None,
+        http_async_client: AsyncHttpClient | None = None,
         client_args: Mapping[str, object] | None = None,
     ) -> None:
         self.endpoint = endpoint
@@ -125,15 +127,15 @@ class Session(Generic[S, A]):
         self._sync: _Held[S] | None = None
         self._async: _Held[A] | None = None
         # Called with TEI's /info fields when a client has discovered them.
-        self.on_info: Any = None
+        self.on_info: Callable[[dict[str, Any]], None] | None = None
         _SESSIONS.add(self)
 
     def same_as(
         self,
         endpoint: InferenceEndpoint,
         options: RequestOptions,
-        http_client: httpx.Client | None,
-        http_async_client: httpx.AsyncClient | None,
+        http_client: HttpClient | None,
+        http_async_client: AsyncHttpClient | None,
     ) -> bool:
         """True when a session built from these would send exactly what this one sends."""
         return (
@@ -143,13 +145,24 @@ class Session(Generic[S, A]):
             and self._http_async_client is http_async_client
         )
 
+    # The task type: its row of the task table (config/_tasks.py) names the two clients.
+    task_type: ClassVar[str]
+
     def _new_sync(self) -> S:
-        """A new blocking client of the task (its subclass says which)."""
-        raise NotImplementedError
+        """A new blocking client of the task: the first of the table's clients."""
+        task = TASKS[self.task_type]
+        client: S = task.load(task.clients[0])(
+            self.endpoint, options=self.options, http_client=self._http_client, **self.client_args
+        )
+        return client
 
     def _new_async(self) -> A:
-        """A new asyncio client of the task."""
-        raise NotImplementedError
+        """A new asyncio client of the task: the second of the table's clients."""
+        task = TASKS[self.task_type]
+        client: A = task.load(task.clients[1])(
+            self.endpoint, options=self.options, http_client=self._http_async_client, **self.client_args
+        )
+        return client
 
     def follow(self, predecessor: Self) -> None:
         """Replace ``predecessor``: its clients are detached, and closed when their last call ends.
@@ -278,7 +291,7 @@ class Session(Generic[S, A]):
         return sum((client.cache_stats for client in self._clients()), CacheStats())
 
     @property
-    def server_info(self) -> dict[str, Any] | None:
+    def server_info(self) -> dict[str, object] | None:
         """TEI's ``/info`` fields as either client discovered them (``None`` before a first call)."""
         return next((c.server_info for c in self._clients() if c.server_info is not None), None)
 
@@ -299,10 +312,10 @@ class Session(Generic[S, A]):
         if held is not None and held.calls == 0:
             await held.client.aclose()
 
-    def __reduce__(self) -> tuple[Any, ...]:
+    def __reduce__(self) -> tuple[object, ...]:
         return (_rebuild, (type(self), self.endpoint, self.options, self.client_args))
 
-    def __deepcopy__(self, memo: dict[int, Any]) -> Self:
+    def __deepcopy__(self, memo: dict[int, object]) -> Self:
         return self.copy()
 
     def copy(self) -> Self:
@@ -365,22 +378,13 @@ def _rebuild(
 class EmbeddingSession(Session[EmbeddingClient, AsyncEmbeddingClient]):
     """The embedding task's session: an :class:`EmbeddingClient` and an :class:`AsyncEmbeddingClient`."""
 
+    task_type: ClassVar[str] = "text_embedding"
     options: EmbeddingOptions
 
     @property
     def tokenizer(self) -> object:
         """The opened local tokenizer the clients fit chunks with, or ``None``."""
         return self.client_args.get("tokenizer")
-
-    def _new_sync(self) -> EmbeddingClient:
-        return EmbeddingClient(
-            self.endpoint, options=self.options, http_client=self._http_client, tokenizer=self.tokenizer
-        )
-
-    def _new_async(self) -> AsyncEmbeddingClient:
-        return AsyncEmbeddingClient(
-            self.endpoint, options=self.options, http_client=self._http_async_client, tokenizer=self.tokenizer
-        )
 
     @property
     def dimensions(self) -> int | None:
@@ -392,10 +396,5 @@ class EmbeddingSession(Session[EmbeddingClient, AsyncEmbeddingClient]):
 class RerankSession(Session[RerankClient, AsyncRerankClient]):
     """The rerank task's session: a :class:`RerankClient` and an :class:`AsyncRerankClient`."""
 
+    task_type: ClassVar[str] = "rerank"
     options: RerankOptions
-
-    def _new_sync(self) -> RerankClient:
-        return RerankClient(self.endpoint, options=self.options, http_client=self._http_client)
-
-    def _new_async(self) -> AsyncRerankClient:
-        return AsyncRerankClient(self.endpoint, options=self.options, http_client=self._http_async_client)

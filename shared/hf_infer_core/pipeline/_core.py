@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import random
 import re
 import time
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Self
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Self, cast
 
 from ..base._errors import ClientClosedError, EndpointError, HFInferError, PayloadTooLargeError, RateLimitBackendError
 from ..cache._identity import PROBE_TEXT, Identity
@@ -27,6 +26,7 @@ from ..cache._keys import keys_for, namespace_of
 from ..config import InferenceEndpoint
 from ..protocol._plan import split_in_two, tokenize_groups
 from ..protocol._request import RequestCore, answer
+from ..protocol._retry import Jitter
 from ..protocol._steps import Flow, HttpResult, Parallel, ask
 from ..protocol._wire import tei_tokens, tokenize_answer_limit, tokenize_body
 from ..text._chunking import Chunk
@@ -47,7 +47,7 @@ class NoTokenizeRoute(EndpointError):
 
 
 # A batch's results, in order; an input a 413 split comes back as its Pieces.
-BatchFlow = Flow[list[Any]]
+BatchFlow = Flow[list[object]]
 # The limit a TEI server states in its 413: "`inputs` must have less than 256 tokens. Given: 300".
 _STATED_LIMIT = re.compile(r"less than (\d{1,9}) tokens")
 
@@ -67,7 +67,7 @@ class ChunkedCore(RequestCore):
         options: ChunkedOptions,
         *,
         clock: Callable[[], float] = time.monotonic,
-        rng: random.Random | None = None,
+        rng: Jitter | None = None,
         counter: LocalTokenizer | None = None,
     ) -> None:
         super().__init__(endpoint, options, clock=clock, rng=rng)
@@ -95,7 +95,7 @@ class ChunkedCore(RequestCore):
         """A batch's body; ``probe``: the identity probe goes last (see cache/_identity.py)."""
         raise NotImplementedError
 
-    def parse(self, result: HttpResult, count: int, *, arrays: bool = False) -> list[Any]:
+    def parse(self, result: HttpResult, count: int, *, arrays: bool = False) -> list[object]:
         """The ``count`` results of a 2xx answer, checked; ``arrays``: the task's array form, where it has one."""
         raise NotImplementedError
 
@@ -103,15 +103,15 @@ class ChunkedCore(RequestCore):
         """What decides a result besides the text, the model, the URL and the credential (the task's request options)."""
         raise NotImplementedError
 
-    def probe_vector(self, result: Any) -> list[float]:
+    def probe_vector(self, result: object) -> list[float]:
         """The probe's result as the floats its identity is matched on."""
-        return [float(v) for v in result]
+        return [float(v) for v in cast("Iterable[float]", result)]
 
-    def encode(self, result: Any, pooled: bool = False) -> bytes:
+    def encode(self, result: object, pooled: bool = False) -> bytes:
         """One result as the cache stores it (``pooled``: a document's, pooled from its chunks')."""
         raise NotImplementedError
 
-    def decode(self, blob: bytes | None, arrays: bool, pooled: bool = False) -> Any:
+    def decode(self, blob: bytes | None, arrays: bool, pooled: bool = False) -> object:
         """A stored result, or ``None`` when there is none or it does not decode (a miss)."""
         raise NotImplementedError
 
@@ -139,7 +139,7 @@ class ChunkedCore(RequestCore):
 
     def certified(
         self, result: HttpResult, count: int, *, arrays: bool = False, certify: Identity | None = None
-    ) -> list[Any]:
+    ) -> list[object]:
         """:meth:`parse`; with ``certify``, the request carried the probe last: its result is matched and dropped.
 
         A mismatch moves the identity's generation, so nothing of this answer is stored.
@@ -171,7 +171,7 @@ class ChunkedCore(RequestCore):
         """
         started = self.clock() if started is None else started
         try:
-            results: list[Any] = yield from self.attempts(
+            results: list[object] = yield from self.attempts(
                 self.task_url,
                 body=self.build_body(texts, query, probe=certify is not None),
                 indices=indices,
@@ -197,7 +197,7 @@ class ChunkedCore(RequestCore):
                 self.batch_flow([sent], indices, arrays, splittable, query, started, certify) for _, _, sent in pieces
             )
             outcomes = yield from ask(Parallel(flows, len(pieces), self.options.window))
-            parts: list[tuple[int, int, Any]] = []
+            parts: list[tuple[int, int, object]] = []
             for (start, end, _), (result,) in zip(pieces, outcomes, strict=True):
                 if isinstance(result, Pieces):
                     parts += [(start + s, start + e, v) for s, e, v in result.parts]

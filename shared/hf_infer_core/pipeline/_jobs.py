@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import AsyncIterable, Callable, Iterable, Sequence
-from typing import Any, Final, TypeVar
+from typing import Final, TypeVar
 
 from ..base._errors import HFInferError
 from ..cache._cache import VectorCache, open_cache
@@ -31,7 +31,7 @@ C = TypeVar("C", bound=ChunkedCore)
 
 _READ: Final = Read()
 # A stream's batches return their results (BatchFlow): Settle sends back one batch's.
-_SETTLE: Final[Settle[list[Any]]] = Settle()
+_SETTLE: Final[Settle[list[object]]] = Settle()
 
 
 def check_iterable(texts: object) -> None:
@@ -48,7 +48,7 @@ def _no_hits(positions: list[int]) -> None:
 
 # What cached() sends its misses with: (texts, their positions, the identity the requests certify
 # or None, a set it adds the positions of texts not to store to) -> their results.
-SendMisses = Callable[[list[str], list[int], Identity | None, set[int]], Flow[list[Any]]]
+SendMisses = Callable[[list[str], list[int], Identity | None, set[int]], Flow[list[object]]]
 
 
 class ChunkedJobs(TaskJobs[C]):
@@ -58,7 +58,7 @@ class ChunkedJobs(TaskJobs[C]):
         super().__init__(core, progress)
         self.options = core.options
 
-    def pool(self, chunks: Sequence[Chunk], results: Sequence[Any]) -> Any:
+    def pool(self, chunks: Sequence[Chunk], results: Sequence[object]) -> object:
         """One text's result from its chunks' (the task's pooling)."""
         raise NotImplementedError
 
@@ -105,7 +105,7 @@ class ChunkedJobs(TaskJobs[C]):
 
     # ------------------------------------------------------------------ the stages
 
-    def documents_flow(self, items: list[str], arrays: bool) -> Flow[list[Any]]:
+    def documents_flow(self, items: list[str], arrays: bool) -> Flow[list[object]]:
         """One pooled result per text; with a cache, a text seen before answered by its pooled result.
 
         A hit costs no chunking (most of a re-ingestion's time once the endpoint is spared); the
@@ -114,7 +114,7 @@ class ChunkedJobs(TaskJobs[C]):
         if not self.cache:
             return self.pool_all(*(yield from self.chunked(items, arrays)))
 
-        def pooled(sent: list[str], _: list[int], certify: Identity | None, degraded: set[int]) -> Flow[list[Any]]:
+        def pooled(sent: list[str], _: list[int], certify: Identity | None, degraded: set[int]) -> Flow[list[object]]:
             # A document pooled from chunks that were not fitted, or that a 413 split, is returned
             # but not stored: its result is not the one a sound endpoint gives (``degraded``).
             return self.pool_all(*(yield from self.chunked(sent, arrays, degraded)))
@@ -129,13 +129,13 @@ class ChunkedJobs(TaskJobs[C]):
             )
         )
 
-    def pool_all(self, chunks: Sequence[Sequence[Chunk]], results: Sequence[Any]) -> list[Any]:
+    def pool_all(self, chunks: Sequence[Sequence[Chunk]], results: Sequence[object]) -> list[object]:
         """One result per text from the flat chunk results (``chunks[i]`` are text i's chunks, in order)."""
         return [self.pool(text_chunks, text_results) for text_chunks, text_results in per_text(chunks, results)]
 
     def chunked(
         self, texts: Sequence[str], arrays: bool = False, degraded: set[int] | None = None
-    ) -> Flow[tuple[list[list[Chunk]], list[Any]]]:
+    ) -> Flow[tuple[list[list[Chunk]], list[object]]]:
         """Chunk, fit to the model and send: each text's chunks and the flat chunk results.
 
         ``arrays``: the task's array form where it has one. ``degraded`` is given the texts whose
@@ -171,7 +171,7 @@ class ChunkedJobs(TaskJobs[C]):
         arrays: bool = False,
         splittable: bool = False,
         query: bool = False,
-    ) -> Flow[list[Any]]:
+    ) -> Flow[list[object]]:
         """Send ``texts`` in planned batches, at most ``max_concurrency`` at once; results in input order.
 
         With a cache, every text is looked up first and only the misses are sent; their results
@@ -205,7 +205,7 @@ class ChunkedJobs(TaskJobs[C]):
         arrays: bool = False,
         hits: Callable[[list[int]], None] = _no_hits,
         pooled: bool = False,
-    ) -> Flow[list[Any]]:
+    ) -> Flow[list[object]]:
         """``texts``' results: with a cache, those it holds under ``keys(texts)``, and ``send`` for the rest.
 
         ``send(texts, positions, certify, degraded)`` is given the texts to send, where each stands
@@ -263,7 +263,7 @@ class ChunkedJobs(TaskJobs[C]):
         splittable: bool,
         query: bool,
         certify: Identity | None,
-    ) -> Flow[list[Any]]:
+    ) -> Flow[list[object]]:
         """Send ``texts`` (``positions``: where each stands in the call's list, for progress) in planned batches."""
         batches = plan(texts, self.core.send_size)
         flows = (
@@ -278,7 +278,7 @@ class ChunkedJobs(TaskJobs[C]):
 
     # ------------------------------------------------------------------ streams
 
-    def stream(self, release: Callable[[StreamAssembler], list[Any]], arrays: bool) -> Flow[None]:
+    def stream(self, release: Callable[[StreamAssembler], list[object]], arrays: bool) -> Flow[None]:
         """Read texts one at a time, keep ``max_concurrency`` batches in flight, emit finished texts in order.
 
         Memory holds the window, not the corpus: reading stops while the window is full.
@@ -321,7 +321,7 @@ class ChunkedJobs(TaskJobs[C]):
             size += len(text)
         return group, False
 
-    def _batch(self, batch: StreamBatch, arrays: bool) -> Flow[list[Any]]:
+    def _batch(self, batch: StreamBatch, arrays: bool) -> Flow[list[object]]:
         return self.cached(
             list(batch.inputs),
             lambda sent: self.core.cache_keys(sent, False),
@@ -334,7 +334,7 @@ class ChunkedJobs(TaskJobs[C]):
 
     @staticmethod
     def _settle(
-        batch: StreamBatch, assembler: StreamAssembler, release: Callable[[StreamAssembler], list[Any]]
+        batch: StreamBatch, assembler: StreamAssembler, release: Callable[[StreamAssembler], list[object]]
     ) -> Flow[None]:
         try:
             results = yield from ask(_SETTLE)

@@ -18,11 +18,10 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from ..base._errors import HFInferError
-from ..text._chunking import Chunk, ChunkEmbedding
-from ..text._pooling import chunk_embeddings, expand_pieces
+from ..text._chunking import Chunk
+from ..text._pooling import expand_pieces
 from ._core import ChunkedCore
 
 __all__ = ["StreamAssembler", "StreamBatch"]
@@ -32,7 +31,7 @@ __all__ = ["StreamAssembler", "StreamBatch"]
 class _Text:
     index: int
     chunks: list[Chunk]
-    vectors: list[Any]
+    vectors: list[object]
     missing: int
 
 
@@ -56,7 +55,7 @@ class StreamAssembler:
     ``pool``: one text's result from its chunks and their results (the task's pooling).
     """
 
-    def __init__(self, core: ChunkedCore, pool: Callable[[Sequence[Chunk], Sequence[Any]], Any]) -> None:
+    def __init__(self, core: ChunkedCore, pool: Callable[[Sequence[Chunk], Sequence[object]], object]) -> None:
         self._core = core
         self._pool = pool
         self._texts: deque[_Text] = deque()
@@ -83,7 +82,7 @@ class StreamAssembler:
         batch, self._current = self._current, StreamBatch(self._current.number + 1)
         return batch if batch.inputs else None
 
-    def complete(self, batch: StreamBatch, vectors: Sequence[Any]) -> None:
+    def complete(self, batch: StreamBatch, vectors: Sequence[object]) -> None:
         """Record a batch's vectors (one per input, in order)."""
         for (record, position), vector in zip(batch.members, vectors, strict=True):
             record.vectors[position] = vector
@@ -93,18 +92,14 @@ class StreamAssembler:
         """The error a failed batch raises: ``indices`` name its texts, the first is where to resume."""
         return error.with_context(attempts=error.attempts, indices=batch.text_indices)
 
-    def ready(self) -> list[tuple[int, list[Chunk], list[Any]]]:
+    def ready(self) -> list[tuple[int, list[Chunk], list[object]]]:
         """Release the finished texts at the head, in order: ``(index, chunks, chunk results)``."""
-        out: list[tuple[int, list[Chunk], list[Any]]] = []
+        out: list[tuple[int, list[Chunk], list[object]]] = []
         while self._texts and self._texts[0].missing == 0:
             record = self._texts.popleft()
             out.append((record.index, *expand_pieces(record.chunks, record.vectors)))
         return out
 
-    def documents(self) -> list[Any]:
+    def documents(self) -> list[object]:
         """:meth:`ready`, each text's chunk results pooled as the task's ``embed_documents`` pools them."""
         return [self._pool(chunks, vectors) for _, chunks, vectors in self.ready()]
-
-    def chunk_lists(self) -> list[list[ChunkEmbedding]]:
-        """:meth:`ready`, each text as its chunks with offsets and vectors."""
-        return [chunk_embeddings(chunks, vectors) for _, chunks, vectors in self.ready()]

@@ -23,7 +23,7 @@ from ..config import InferenceEndpoint
 from ..config._options import RequestOptions
 from ._body import ACCEPT_ENCODING, default_response_limit
 from ._probes import Probes
-from ._retry import RetryPolicy, decide
+from ._retry import Jitter, RetryPolicy, decide
 from ._steps import Flow, HttpResult, Parallel, Send, Sleep, ask
 from ._wire import plain_loads
 
@@ -50,7 +50,7 @@ class RequestCore:
         options: RequestOptions,
         *,
         clock: Callable[[], float] = time.monotonic,
-        rng: random.Random | None = None,
+        rng: Jitter | None = None,
     ) -> None:
         if not isinstance(endpoint, InferenceEndpoint):
             raise TypeError(f"endpoint must be an InferenceEndpoint, got {type(endpoint).__name__}")
@@ -242,7 +242,7 @@ class RequestCore:
         """Ask TEI's ``/info`` once (an optional probe: one attempt) and apply its answer.
 
         An endpoint that is not TEI answers 404 or 405: nothing is learnt and nothing fails.
-        Any other failure is raised for :class:`~._task.TaskJobs` to log and skip: the calls go on
+        Every other failure is raised for :class:`~._task.TaskJobs` to log and skip: the calls go on
         without what ``/info`` would have said.
         """
         try:

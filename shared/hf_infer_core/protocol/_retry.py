@@ -15,8 +15,8 @@ request cannot fix those. 413 is not retried as is: the client splits the batch 
 from __future__ import annotations
 
 import logging
-import random
 from dataclasses import dataclass
+from typing import Protocol
 
 from ..base._errors import (
     HFInferError,
@@ -74,7 +74,19 @@ def is_transient(error: HFInferError) -> bool:
     return isinstance(error, ResponseFormatError) and getattr(error, "transient", False)
 
 
-def decide(policy: RetryPolicy, attempt: int, error: HFInferError, elapsed: float, rng: random.Random) -> RetryDecision:
+class Jitter(Protocol):
+    """The random source of backoff jitter (a ``random.Random``; tests inject a seeded one)."""
+
+    def uniform(self, a: float, b: float) -> float:
+        """A number from ``a`` to ``b``."""
+        ...
+
+    def seed(self) -> None:
+        """Seed afresh (a forked child's own jitter)."""
+        ...
+
+
+def decide(policy: RetryPolicy, attempt: int, error: HFInferError, elapsed: float, rng: Jitter) -> RetryDecision:
     """Decide whether attempt number ``attempt`` (1-based), which failed with ``error``, is retried.
 
     The wait is the server's hint when it gives one (``Retry-After``, ``estimated_time``), else an

@@ -16,6 +16,7 @@ from ..cache._cache import VectorCache
 from ..config import InferenceEndpoint
 from ..config._options import RequestOptions
 from ._request import RequestCore
+from ._retry import Jitter
 from ._steps import Discover, Flow, ask
 
 __all__ = ["Progress", "ProgressFactory", "TaskArgs", "TaskJobs", "no_progress"]
@@ -35,9 +36,9 @@ class TaskArgs:
 
     endpoint: InferenceEndpoint
     options: RequestOptions | None
-    overrides: Mapping[str, Any]
+    overrides: Mapping[str, object]
     clock: Callable[[], float]
-    rng: Any
+    rng: Jitter | None
 
 
 class Progress(Protocol):

@@ -6,17 +6,19 @@ import asyncio
 import functools
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Unpack
-
-import httpx
+from typing import TYPE_CHECKING, Unpack
 
 from ..config import InferenceEndpoint
 from ..config._options import RerankOptionArgs, RerankOptions
 from ..drivers._async import AsyncDriver
 from ..drivers._progress import TqdmProgress
 from ..limits._ratelimit import RateLimiter
+from ..protocol._retry import Jitter
 from ..protocol._task import TaskArgs
 from ._flows import RerankJobs, RerankResult, open_jobs
+
+if TYPE_CHECKING:
+    from ..drivers._httpx import AsyncHttpClient, AsyncHttpTransport
 
 __all__ = ["AsyncRerankClient"]
 
@@ -36,12 +38,12 @@ class AsyncRerankClient(AsyncDriver[RerankJobs]):
         endpoint: InferenceEndpoint,
         *,
         options: RerankOptions | None = None,
-        http_client: httpx.AsyncClient | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
+        http_client: AsyncHttpClient | None = None,
+        transport: AsyncHttpTransport | None = None,
         rate_limiter: RateLimiter | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
-        rng: Any = None,
+        rng: Jitter | None = None,
         **overrides: Unpack[RerankOptionArgs],
     ) -> None:
         # The driver's constructor; declared here for the rerank options' types.

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import math
-import random
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -27,6 +26,7 @@ from ..base._errors import (
 from ..config import InferenceEndpoint
 from ..config._options import RerankOptions
 from ..protocol._request import RequestCore
+from ..protocol._retry import Jitter
 from ..protocol._steps import Flow, HttpResult
 from ..protocol._wire import dumps, fast_loads
 
@@ -90,7 +90,7 @@ class RerankCore(RequestCore):
         options: RerankOptions,
         *,
         clock: Callable[[], float] = time.monotonic,
-        rng: random.Random | None = None,
+        rng: Jitter | None = None,
     ) -> None:
         self._warned_stand_in = False
         super().__init__(endpoint, options, clock=clock, rng=rng)

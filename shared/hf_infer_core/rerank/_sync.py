@@ -5,17 +5,19 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, Unpack
-
-import httpx
+from typing import TYPE_CHECKING, Unpack
 
 from ..config import InferenceEndpoint
 from ..config._options import RerankOptionArgs, RerankOptions
 from ..drivers._progress import TqdmProgress
 from ..drivers._sync import SyncDriver
 from ..limits._ratelimit import RateLimiter
+from ..protocol._retry import Jitter
 from ..protocol._task import TaskArgs
 from ._flows import RerankJobs, RerankResult, open_jobs
+
+if TYPE_CHECKING:
+    from ..drivers._httpx import HttpClient, HttpTransport
 
 __all__ = ["RerankClient"]
 
@@ -47,12 +49,12 @@ class RerankClient(SyncDriver[RerankJobs]):
         endpoint: InferenceEndpoint,
         *,
         options: RerankOptions | None = None,
-        http_client: httpx.Client | None = None,
-        transport: httpx.BaseTransport | None = None,
+        http_client: HttpClient | None = None,
+        transport: HttpTransport | None = None,
         rate_limiter: RateLimiter | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
-        rng: Any = None,
+        rng: Jitter | None = None,
         **overrides: Unpack[RerankOptionArgs],
     ) -> None:
         # The driver's constructor; declared here for the rerank options' types.

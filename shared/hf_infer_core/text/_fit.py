@@ -18,7 +18,7 @@ run of words never has fewer tokens). A word longer than the limit is cut betwee
 
 That a piece sent alone has the tokens it has inside the whole is checked, not assumed, as far as
 offsets can tell: a chunk or piece is taken as counted only when no token of the span crosses
-either of its ends. Any other (a byte-level BPE token that carries the space before a chunk, a
+either of its ends. Every other (a byte-level BPE token that carries the space before a chunk, a
 sentencepiece token across a cut) is tokenized alone in a further round and cut again if needed,
 so most texts take one round and the rest two.
 """
@@ -31,7 +31,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Generator, Sequence
 from copy import deepcopy
 from dataclasses import dataclass
-from typing import Any, TypeAlias, TypeVar
+from typing import Protocol, TypeAlias, TypeVar, cast
 
 from ..base._errors import ConfigError
 from ._chunking import Chunk
@@ -305,7 +305,30 @@ def fit_texts_flow(
     return out
 
 
-def open_tokenizer(tokenizer: object) -> Any:
+class Encoding(Protocol):
+    """What fitting reads of one text's encoding (a ``tokenizers.Encoding``): its tokens and their characters."""
+
+    def __len__(self) -> int: ...
+
+    def token_to_chars(self, token: int) -> tuple[int, int] | None:
+        """The ``(start, end)`` characters of token ``token``; ``None`` for a special token."""
+        ...
+
+
+class Tokenizer(Protocol):
+    """What fitting needs of a local tokenizer (a ``tokenizers.Tokenizer``): texts encoded in one batch."""
+
+    def encode_batch(
+        self,
+        input: Sequence[str],  # noqa: A002 - tokenizers' name for it
+        is_pretokenized: bool = False,
+        add_special_tokens: bool = True,
+    ) -> Sequence[Encoding]:
+        """Each text's encoding, special tokens added as the model adds them."""
+        ...
+
+
+def open_tokenizer(tokenizer: object) -> Tokenizer:
     """A ``tokenizers.Tokenizer`` from itself or a ``tokenizer.json`` path, checked now.
 
     Raises:
@@ -314,19 +337,19 @@ def open_tokenizer(tokenizer: object) -> Any:
     """
     if isinstance(tokenizer, str | os.PathLike):
         try:
-            from tokenizers import Tokenizer
+            from tokenizers import Tokenizer as HFTokenizer
         except ImportError as err:
             raise ImportError('tokenizer= needs the tokenizers package: pip install "hf-infer[tokenizers]"') from err
         path = os.fspath(tokenizer)
         try:
-            tokenizer = Tokenizer.from_file(path)
+            tokenizer = HFTokenizer.from_file(path)
         except Exception as err:  # tokenizers raises a bare Exception for a missing or bad file
             raise ConfigError([f"[tokenizer] cannot load a tokenizer.json from {path!r}: {err}"]) from None
     if not callable(getattr(tokenizer, "encode_batch", None)):
         raise ConfigError(
             [f"[tokenizer] must be a tokenizers.Tokenizer or a tokenizer.json path, got {type(tokenizer).__name__}"]
         )
-    return tokenizer
+    return cast(Tokenizer, tokenizer)
 
 
 class LocalTokenizer:
@@ -338,7 +361,7 @@ class LocalTokenizer:
 
     __slots__ = ("_encode_batch", "fingerprint")
 
-    def __init__(self, tokenizer: Any) -> None:
+    def __init__(self, tokenizer: Tokenizer) -> None:
         self._encode_batch = tokenizer.encode_batch
         to_str = getattr(tokenizer, "to_str", None)
         described = to_str() if callable(to_str) else f"{type(tokenizer).__module__}.{type(tokenizer).__qualname__}"
@@ -353,7 +376,7 @@ def load_tokenizer(tokenizer: object) -> LocalTokenizer:
     return LocalTokenizer(_untruncated(open_tokenizer(tokenizer)))
 
 
-def _untruncated(tokenizer: Any) -> Any:
+def _untruncated(tokenizer: Tokenizer) -> Tokenizer:
     """``tokenizer`` without truncation and padding: a copy when it has either, never the caller's own object.
 
     The model's own truncation and padding would hide the very overflow being measured; turning
@@ -362,14 +385,16 @@ def _untruncated(tokenizer: Any) -> Any:
     if getattr(tokenizer, "truncation", None) is None and getattr(tokenizer, "padding", None) is None:
         return tokenizer
     to_str = getattr(tokenizer, "to_str", None)
-    copy: Any = type(tokenizer).from_str(to_str()) if callable(to_str) else deepcopy(tokenizer)
+    # tokenizers' from_str is a classmethod of the concrete type, not part of what fitting needs.
+    from_str: Callable[[str], Tokenizer] | None = getattr(type(tokenizer), "from_str", None)
+    copy = from_str(to_str()) if callable(to_str) and from_str is not None else deepcopy(tokenizer)
     for method in ("no_truncation", "no_padding"):
         if callable(getattr(copy, method, None)):
             getattr(copy, method)()
     return copy
 
 
-def _encoded(encoding: Any) -> Tokens:
+def _encoded(encoding: Encoding) -> Tokens:
     """A ``tokenizers.Encoding`` as :class:`Tokens`; special tokens are those with no characters."""
     chars = encoding.token_to_chars
     total = len(encoding)
@@ -379,7 +404,8 @@ def _encoded(encoding: Any) -> Tokens:
     trail = 0
     while trail < total - lead and chars(total - 1 - trail) is None:
         trail += 1
-    return Tokens(lead + trail, total - lead - trail, lambda k: chars(k + lead))
+    # Only the text's own tokens are asked for, and each of those has its characters.
+    return Tokens(lead + trail, total - lead - trail, lambda k: cast("tuple[int, int]", chars(k + lead)))
 
 
 def fit_locally(text: str, chunks: list[Chunk], tokenize: Tokenize, limit: int, prefix: str = "") -> list[Chunk]:

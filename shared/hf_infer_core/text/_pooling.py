@@ -10,10 +10,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from ..config._options import Pooling
 from ._chunking import Chunk, ChunkEmbedding
+
+T = TypeVar("T")
 
 __all__ = ["Pieces", "chunk_embeddings", "expand_pieces", "per_text", "pool", "pool_all", "pool_text"]
 
@@ -25,7 +27,7 @@ class Pieces:
     ``parts`` are ``(start, end, vector)``, offsets into the input's text (without the prefix).
     """
 
-    parts: tuple[tuple[int, int, Any], ...]
+    parts: tuple[tuple[int, int, object], ...]
 
 
 def pool_all(pooling: Pooling, chunks: Sequence[Sequence[Chunk]], vectors: Sequence[list[float]]) -> list[list[float]]:
@@ -76,12 +78,12 @@ def _pool_rows(pooling: Pooling, weights: list[int], total: float, rows: Sequenc
     return mean / norm if norm > 0 else mean
 
 
-def expand_pieces(chunks: Sequence[Chunk], vectors: Sequence[Any]) -> tuple[list[Chunk], list[Any]]:
+def expand_pieces(chunks: Sequence[Chunk], vectors: Sequence[object]) -> tuple[list[Chunk], list[object]]:
     """One text's chunks and vectors with each split input (:class:`Pieces`) replaced by its pieces."""
     if not any(isinstance(v, Pieces) for v in vectors):
         return list(chunks), list(vectors)
     out_chunks: list[Chunk] = []
-    out_vectors: list[Any] = []
+    out_vectors: list[object] = []
     for chunk, vector in zip(chunks, vectors, strict=True):
         if not isinstance(vector, Pieces):
             out_chunks.append(chunk)
@@ -94,11 +96,9 @@ def expand_pieces(chunks: Sequence[Chunk], vectors: Sequence[Any]) -> tuple[list
     return out_chunks, out_vectors
 
 
-def per_text(
-    chunks: Sequence[Sequence[Chunk]], vectors: Sequence[list[float]]
-) -> list[tuple[Sequence[Chunk], Sequence[list[float]]]]:
-    """Split flat chunk ``vectors`` into each text's: ``chunks[i]`` are text i's chunks, in order."""
-    out: list[tuple[Sequence[Chunk], Sequence[list[float]]]] = []
+def per_text(chunks: Sequence[Sequence[Chunk]], vectors: Sequence[T]) -> list[tuple[Sequence[Chunk], Sequence[T]]]:
+    """Split flat chunk ``vectors`` (any task's results) into each text's: ``chunks[i]`` are text i's chunks, in order."""
+    out: list[tuple[Sequence[Chunk], Sequence[T]]] = []
     position = 0
     for text_chunks in chunks:
         out.append((text_chunks, vectors[position : position + len(text_chunks)]))
