@@ -12,6 +12,7 @@
 10. Reranking: 1,000 passages against a 25 ms x 8-slot /rerank, batch limit 32 (issue #30).
 11. One 5,000-word text through hf-infer and each peer, against the real model (issue #31).
 12. hf-infer embed on a 1 GB JSONL beside a 10-row one: peak RSS (issue #35).
+13. Sparse embeddings through the local server's /embed_sparse beside an httpx loop (issue #37).
 And the README's reliability figures: 2,000 texts per client under 30% injected faults.
 """
 
@@ -34,6 +35,7 @@ from . import (
     real_model,
     reliability,
     rerank,
+    sparse,
     streaming,
     throughput,
 )
@@ -107,6 +109,7 @@ def main() -> None:
     emit("10. Reranking: 1,000 passages, batch limit 32 (issue #30)", rerank.render(rerank.run()))
     emit("11. A 5,000-word text, hf-infer and the peers (issue #31)", long_document.render(long_document.run()))
     emit("12. hf-infer embed on a 1 GB JSONL: peak RSS (issue #35)", embed_cli.render(embed_cli.run()))
+    emit("13. Sparse embeddings: 2,000 paragraphs, the local server (issue #37)", sparse.render(sparse.run()))
     emit("Reliability under injected faults (README figures)", reliability.render(reliability.run()))
     elapsed = time.monotonic() - started
     sections.append(f"Total benchmark time: {elapsed:.0f} s\n")

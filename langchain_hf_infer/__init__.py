@@ -14,4 +14,20 @@ except ImportError as err:  # a bare "No module named 'langchain_core'" does not
         name=err.name,
     ) from err
 
-__all__ = ["HFInferEmbeddings", "HFInferRerank", "HFInferTextSplitter"]
+__all__ = ["HFInferEmbeddings", "HFInferRerank", "HFInferSparseEmbeddings", "HFInferTextSplitter"]
+
+
+def __getattr__(name: str) -> object:
+    # langchain-qdrant is the hybrid extra's: the package imports without it.
+    if name != "HFInferSparseEmbeddings":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    try:
+        from ._sparse import HFInferSparseEmbeddings
+    except ImportError as err:
+        if err.name is None or not err.name.startswith(("langchain_qdrant", "qdrant_client")):
+            raise
+        raise ImportError(
+            f'HFInferSparseEmbeddings needs langchain-qdrant ({err.name} is not installed): pip install "hf-infer[hybrid]"',
+            name=err.name,
+        ) from err
+    return HFInferSparseEmbeddings

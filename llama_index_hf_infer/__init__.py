@@ -14,4 +14,19 @@ except ImportError as err:  # a bare "No module named 'llama_index'" does not sa
         name=err.name,
     ) from err
 
-__all__ = ["HFInferEmbedding", "HFInferNodeParser", "HFInferRerank"]
+__all__ = [
+    "HFInferEmbedding",
+    "HFInferNodeParser",
+    "HFInferRerank",
+    "HFInferSparseEmbedding",
+    "qdrant_sparse_functions",
+]
+
+
+def __getattr__(name: str) -> object:
+    # BaseSparseEmbedding is newer than the oldest llama-index-core supported: loaded when asked for.
+    if name not in ("HFInferSparseEmbedding", "qdrant_sparse_functions"):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from . import _sparse
+
+    return getattr(_sparse, name)

@@ -51,6 +51,13 @@ from .embeddings import AsyncEmbeddingClient, EmbeddingClient, EmbeddingOptionAr
 from .limits import RateLimiter, RedisRateLimiter, shared_rate_limiter
 from .protocol import is_transient
 from .rerank import AsyncRerankClient, RerankClient, RerankResult
+from .sparse import (
+    AsyncSparseEmbeddingClient,
+    SparseEmbeddingClient,
+    SparseEmbeddingOptionArgs,
+    SparseEmbeddingOptions,
+    SparseVector,
+)
 from .text import Chunk, ChunkEmbedding, chunk_text, count_words, resolve_chunking_settings
 
 # Names renamed or retired, kept for one release with a DeprecationWarning: where the object is
@@ -97,6 +104,11 @@ __all__ = [
     "RerankOptions",
     "RerankResult",
     "RerankTaskSettings",
+    "AsyncSparseEmbeddingClient",
+    "SparseEmbeddingClient",
+    "SparseEmbeddingOptionArgs",
+    "SparseEmbeddingOptions",
+    "SparseVector",
     "ChunkEmbedding",
     "EmbeddingClient",
     "EmbeddingOptionArgs",

@@ -58,6 +58,7 @@ def create_app(
     rerank_model: str | None = None,
     payload_limit: int = PAYLOAD_LIMIT,
     body_timeout: float = BODY_TIMEOUT,
+    sparse_model: str | None = None,
 ) -> Any:
     """Build the starlette app; the model starts loading in the background at once."""
     from starlette.applications import Starlette
@@ -70,6 +71,8 @@ def create_app(
     from ._routes_embed import embed_routes
     from ._routes_meta import meta_routes
     from ._routes_rerank import rerank_routes
+    from ._routes_sparse import sparse_routes
+    from ._sparse import Sparse
 
     gate = bearer_only(api_key)  # an empty key is refused before the model starts loading
     path = model_path or default_model_path()
@@ -77,7 +80,13 @@ def create_app(
     model = Model(path, on_error=_report_load_failure)
     ctx = Context(model, name, max_batch_size, auto_truncate, max_concurrent_requests, payload_limit, body_timeout)
     reranker = Reranker(model, rerank_model)
-    routes = [*embed_routes(ctx), *rerank_routes(ctx, reranker), *meta_routes(ctx, reranker)]
+    sparse = Sparse(model, sparse_model)
+    routes = [
+        *embed_routes(ctx),
+        *rerank_routes(ctx, reranker),
+        *sparse_routes(ctx, sparse),
+        *meta_routes(ctx, reranker, sparse),
+    ]
     return Starlette(routes=routes, middleware=[Middleware(AccessLog), gate])
 
 
@@ -100,6 +109,7 @@ def serve(
     log_level: str = "info",
     payload_limit: int = PAYLOAD_LIMIT,
     body_timeout: float = BODY_TIMEOUT,
+    sparse_model: str | None = None,
 ) -> None:
     """Run the endpoint with uvicorn until interrupted; ``log_level`` ``info`` logs a line per request."""
     import uvicorn
@@ -115,6 +125,7 @@ def serve(
         rerank_model=rerank_model,
         payload_limit=payload_limit,
         body_timeout=body_timeout,
+        sparse_model=sparse_model,
     )
     uvicorn.run(
         app,

@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
 def _add_serve_parser(commands: Any) -> None:
     serve = commands.add_parser(
         "serve",
-        help="serve a sentence-transformers model over the Hugging Face / TEI protocol (/embed, /rerank, ...)",
+        help="serve a sentence-transformers model over the Hugging Face / TEI protocol (/embed, /rerank, /embed_sparse, ...)",
         description="Serve a sentence-transformers model over TEI's HTTP protocol on 127.0.0.1, as a local "
         "stand-in for a text-embeddings-inference server or a Hugging Face Inference Endpoint. GET /metrics "
         "answers Prometheus counters: te_request_count, te_request_success, te_request_failure (by err), "
@@ -105,6 +105,14 @@ def _add_serve_parser(commands: Any) -> None:
         help="a sentence-transformers CrossEncoder directory that POST /rerank scores with; without one, /rerank "
         "scores by the cosine similarity of the embedding model's vectors: a stand-in for development and tests, "
         "not a cross-encoder's relevance (GET /info says which)",
+    )
+    serve.add_argument(
+        "--sparse-model",
+        default=None,
+        metavar="DIR",
+        help="a SPLADE-style sentence-transformers SparseEncoder directory that POST /embed_sparse answers with; "
+        "without one, /embed_sparse weighs the embedding model's word pieces by log(1 + count): a stand-in for "
+        "development and tests, not a SPLADE model's learned weights (GET /info says which)",
     )
     serve.add_argument(
         "--log-level",
@@ -171,16 +179,19 @@ def _serve(args: argparse.Namespace) -> int:
         from ._app import serve as run
         from ._rerank import STAND_IN
         from ._routes_meta import TEI_VERSION
+        from ._sparse import STAND_IN as SPARSE_STAND_IN
 
         configure_logging(args.log_level)  # before the model starts loading: a failure is said at once
 
         print(
             f"hf-infer: serving on http://{args.host}:{args.port} as text-embeddings-inference {TEI_VERSION} "
-            "answers (POST /embed, POST /rerank, POST /tokenize, GET /info, GET /health)",
+            "answers (POST /embed, POST /rerank, POST /embed_sparse, POST /tokenize, GET /info, GET /health)",
             flush=True,
         )
         if args.rerank_model is None:
             print("hf-infer: /rerank scores with a stand-in: " + STAND_IN, flush=True)
+        if args.sparse_model is None:
+            print("hf-infer: /embed_sparse weighs with a stand-in: " + SPARSE_STAND_IN, flush=True)
         run(
             args.host,
             args.port,
@@ -190,6 +201,7 @@ def _serve(args: argparse.Namespace) -> int:
             args.auto_truncate,
             args.header_timeout,
             rerank_model=args.rerank_model,
+            sparse_model=args.sparse_model,
             log_level=args.log_level,
             payload_limit=args.payload_limit,
             body_timeout=args.body_timeout,

@@ -81,6 +81,10 @@ class Model:
             if self._on_error is not None:
                 self._on_error(self.path, self.error)
 
+    def loaded(self) -> None:
+        """Wait until the model has loaded, or failed to (a second model loads only then: see ``_loaded.py``)."""
+        self._thread.join()
+
     @property
     def max_input_length(self) -> int:
         return int(getattr(self.model, "max_seq_length", 0) or 512)

@@ -10,11 +10,9 @@ together; cosine similarity of two independent vectors is what retrieval already
 from __future__ import annotations
 
 import math
-import os
-import threading
-import time
 from typing import Any
 
+from ._loaded import Loaded
 from ._model import Model, untruncated_copy
 
 __all__ = ["STAND_IN", "Reranker"]
@@ -25,43 +23,21 @@ STAND_IN = (
 )
 
 
-class Reranker:
+class Reranker(Loaded):
     """Scores (query, passage) pairs with the cross-encoder loaded from ``path``, else the embedding model's cosine."""
 
     def __init__(self, embedding: Model, path: str | None = None) -> None:
-        self.embedding = embedding
-        self.path = path
-        self.model: Any = None
-        self.error: str | None = None
-        self.started = time.monotonic()
-        self._lock = threading.Lock()
-        self._backend: Any = None
-        if path is not None:
-            threading.Thread(target=self._load, name="hf-infer-rerank-load", daemon=True).start()
+        super().__init__(embedding, path, "hf-infer-rerank-load")
 
-    def _load(self) -> None:
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        try:
-            from sentence_transformers import CrossEncoder
+    def _load(self, path: str) -> Any:
+        from sentence_transformers import CrossEncoder
 
-            self.model = CrossEncoder(self.path, device="cpu", local_files_only=True)
-        except Exception as err:  # reported by /health, /info and every /rerank
-            self.error = f"{type(err).__name__}: {err}"
-
-    @property
-    def loading(self) -> bool:
-        """True while the cross-encoder is still being loaded."""
-        return self.path is not None and self.model is None and self.error is None
+        return CrossEncoder(path, device="cpu", local_files_only=True)
 
     @property
     def scoring(self) -> str:
         """What the scores are, as ``/info`` says it."""
         return "cross-encoder" if self.path is not None else STAND_IN
-
-    @property
-    def model_id(self) -> str | None:
-        """The cross-encoder's directory name (``None`` for the stand-in)."""
-        return os.path.basename(os.path.normpath(self.path)) if self.path is not None else None
 
     @property
     def max_input_length(self) -> int | None:

@@ -12,6 +12,7 @@ from starlette.routing import Route
 from ._context import Context, handler
 from ._model import MAX_TOKENIZE_TOKENS
 from ._rerank import Reranker
+from ._sparse import Sparse
 
 __all__ = ["TEI_VERSION", "meta_routes"]
 
@@ -19,8 +20,8 @@ __all__ = ["TEI_VERSION", "meta_routes"]
 TEI_VERSION = "1.9.3"
 
 
-def meta_routes(ctx: Context, reranker: Reranker) -> list[Route]:
-    """The tokenizer, information, health and metrics routes over ``ctx``'s model (and ``reranker``'s)."""
+def meta_routes(ctx: Context, reranker: Reranker, sparse: Sparse) -> list[Route]:
+    """The tokenizer, information, health and metrics routes over ``ctx``'s model (and ``reranker``'s, ``sparse``'s)."""
     model = ctx.model
 
     async def tokenize(request: Request) -> Response:
@@ -52,13 +53,21 @@ def meta_routes(ctx: Context, reranker: Reranker) -> list[Route]:
                 "version": TEI_VERSION,  # the TEI release whose answers this server gives
                 "sha": None,
                 "docker_label": f"hf-infer {_version()}",
-                # Not TEI's: this server answers /embed and /rerank, and says how /rerank scores.
+                # Not TEI's: this server answers /embed, /rerank and /embed_sparse, and says how /rerank scores
                 "rerank": {
                     "route": "/rerank",
                     "model_id": reranker.model_id,
                     "scoring": reranker.scoring,
                     "max_input_length": reranker.max_input_length,
                     "error": reranker.error,
+                },
+                # And how /embed_sparse weighs (TEI serves it for a model with pooling: splade).
+                "sparse": {
+                    "route": "/embed_sparse",
+                    "model_id": sparse.model_id,
+                    "weighting": sparse.weighting,
+                    "max_input_length": sparse.max_input_length,
+                    "error": sparse.error,
                 },
             }
         )
@@ -68,6 +77,9 @@ def meta_routes(ctx: Context, reranker: Reranker) -> list[Route]:
         if reranker.error is not None or reranker.loading:
             state = "failed to load" if reranker.error else "is currently loading"
             raise ctx.error(503, f"Rerank model {reranker.model_id} {state}", "unhealthy")
+        if sparse.error is not None or sparse.loading:
+            state = "failed to load" if sparse.error else "is currently loading"
+            raise ctx.error(503, f"Sparse model {sparse.model_id} {state}", "unhealthy")
         return Response(status_code=200)
 
     async def metrics(request: Request) -> Response:

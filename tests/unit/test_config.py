@@ -114,19 +114,19 @@ def test_console_form_errors(text: str, message: str) -> None:
         InferenceEndpoint.from_console(text)
 
 
-@pytest.mark.parametrize("task_type", ["sparse_embedding", "completion", "chat_completion"])
+@pytest.mark.parametrize("task_type", ["completion", "chat_completion"])
 def test_other_task_types_name_the_supported_ones(task_type: str) -> None:
     (error,) = errors_of(task_type=task_type)
     assert error == (
         f"The [hugging_face] service does not support task type [{task_type}]; "
-        "supported task types: [text_embedding, rerank]"
+        "supported task types: [text_embedding, rerank, sparse_embedding]"
     )
 
 
 def test_unknown_task_type() -> None:
     (error,) = errors_of(task_type="embeddings")
     assert "Unknown task_type [embeddings]" in error
-    assert "[text_embedding, rerank]" in error
+    assert "[text_embedding, rerank, sparse_embedding]" in error
 
 
 @pytest.mark.parametrize("inference_id", ["", "Upper", "-dash", "dash-", "sp ace", "a/b"])

@@ -104,7 +104,7 @@ class Identity:
     and after, and stores nothing when it moved.
     """
 
-    __slots__ = ("_clock", "anchor", "generation", "registry_key", "verified_at", "wanted")
+    __slots__ = ("_clock", "anchor", "generation", "registry_key", "verified_at")
 
     def __init__(self, registry_key: str, clock: Callable[[], float] = time.monotonic) -> None:
         self.registry_key = registry_key
@@ -112,7 +112,6 @@ class Identity:
         self.anchor: Anchor | None = None
         self.verified_at = -math.inf  # clock time of the last probe that matched
         self.generation = next(_GENERATIONS)
-        self.wanted = False  # a flow with a cache asked for it: verified when due
 
     def __repr__(self) -> str:
         anchor = self.anchor.id[:8] if self.anchor else None

@@ -74,6 +74,18 @@ TASKS: Mapping[str, Task] = MappingProxyType(
             clients=("hf_infer_core.rerank:RerankClient", "hf_infer_core.rerank:AsyncRerankClient"),
             session="hf_infer_core.integration._session:RerankSession",
         ),
+        "sparse_embedding": Task(
+            "sparse_embedding",
+            # Elasticsearch's hugging_face sparse settings (HuggingFaceElserServiceSettings) are the
+            # url and the rate limit (max_input_tokens is shown, fixed, never accepted); it reads
+            # chunking_settings for text_embedding and sparse_embedding alike.
+            vector_settings=False,
+            chunking=True,
+            task_settings=None,
+            options="hf_infer_core.sparse._options:SparseEmbeddingOptions",
+            clients=("hf_infer_core.sparse:SparseEmbeddingClient", "hf_infer_core.sparse:AsyncSparseEmbeddingClient"),
+            session="hf_infer_core.integration._session:SparseEmbeddingSession",
+        ),
     }
 )
 

@@ -42,24 +42,11 @@ class EmbeddingCore(ChunkedCore):
         counter: LocalTokenizer | None = None,
     ) -> None:
         super().__init__(endpoint, options, clock=clock, rng=rng, counter=counter)
-        shared: dict[str, Any] = {
-            k: v
-            for k, v in (
-                ("normalize", options.normalize),
-                ("truncate", options.truncate),
-                ("truncation_direction", options.truncation_direction),
-            )
-            if v is not None
-        }
         # dimensions: TEI truncates (and renormalises) Matryoshka vectors to it (from 1.8).
         self.asked_dimensions = endpoint.service_settings.dimensions
-        if self.asked_dimensions is not None:
-            shared["dimensions"] = self.asked_dimensions
-        # TEI's prompts are per kind (e5's "query: " / "passage: "): each kind its own prompt_name.
-        document_prompt = options.document_prompt_name or options.prompt_name
-        query_prompt = options.query_prompt_name or options.prompt_name
-        self.extras: dict[str, Any] = {**shared, **({"prompt_name": document_prompt} if document_prompt else {})}
-        self.query_extras: dict[str, Any] = {**shared, **({"prompt_name": query_prompt} if query_prompt else {})}
+        normalize: dict[str, object] = {"normalize": options.normalize} if options.normalize is not None else {}
+        dimensions: dict[str, object] = {"dimensions": self.asked_dimensions} if self.asked_dimensions else {}
+        self.extras, self.query_extras = self.request_options(options, normalize, dimensions)
         self.dimensions: int | None = endpoint.service_settings.dimensions
         self._float32 = options.wire_format == "base64"
 

@@ -11,7 +11,7 @@ from typing import Self
 
 from pydantic import Field, model_validator
 
-from ..config._options import Pooling, TruncationDirection, WireFormat
+from ..config._options import Pooling, WireFormat
 from ..pipeline._options import ChunkedOptionArgs, ChunkedOptions
 
 __all__ = ["EmbeddingOptionArgs", "EmbeddingOptions"]
@@ -35,17 +35,6 @@ class EmbeddingOptions(ChunkedOptions):
 
     pooling: Pooling = Field(default="mean", description="How a document's chunk vectors are combined.")
     normalize: bool | None = Field(default=None, strict=True, description="TEI request option.")
-    truncate: bool | None = Field(default=None, strict=True, description="TEI request option.")
-    truncation_direction: TruncationDirection | None = Field(default=None, description="TEI request option.")
-    prompt_name: str | None = Field(
-        default=None, strict=True, description="TEI request option: the prompt for queries and documents alike."
-    )
-    query_prompt_name: str | None = Field(
-        default=None, strict=True, description="TEI's prompt_name for queries (default: prompt_name)."
-    )
-    document_prompt_name: str | None = Field(
-        default=None, strict=True, description="TEI's prompt_name for documents (default: prompt_name)."
-    )
     wire_format: WireFormat = Field(
         default="json",
         description="'json' (any Hugging Face endpoint) or 'base64' (TEI's /v1/embeddings: float32 bytes).",
@@ -68,9 +57,4 @@ class EmbeddingOptionArgs(ChunkedOptionArgs, total=False):
 
     pooling: Pooling
     normalize: bool | None
-    truncate: bool | None
-    truncation_direction: TruncationDirection | None
-    prompt_name: str | None
-    query_prompt_name: str | None
-    document_prompt_name: str | None
     wire_format: WireFormat

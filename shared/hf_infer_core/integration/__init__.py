@@ -8,9 +8,18 @@ from __future__ import annotations
 
 from ._adapter import EmbeddingAdapter, EndpointAdapter
 from ._rerank import RerankAdapter
-from ._session import EmbeddingSession, RerankSession
+from ._session import EmbeddingSession, RerankSession, SparseEmbeddingSession
+from ._sparse import SparseEmbeddingAdapter
 
-__all__ = ["EmbeddingAdapter", "EmbeddingSession", "EndpointAdapter", "RerankAdapter", "RerankSession"]
+__all__ = [
+    "EmbeddingAdapter",
+    "EmbeddingSession",
+    "EndpointAdapter",
+    "RerankAdapter",
+    "RerankSession",
+    "SparseEmbeddingAdapter",
+    "SparseEmbeddingSession",
+]
 
 # The adapter bases' names before each carried its task's, kept for one release.
 _RENAMED = {"AdapterOptions": "EmbeddingAdapter", "RerankAdapterOptions": "RerankAdapter"}

@@ -37,11 +37,14 @@ from ..embeddings._options import EmbeddingOptions
 from ..embeddings._sync import EmbeddingClient
 from ..rerank._async import AsyncRerankClient
 from ..rerank._sync import RerankClient
+from ..sparse._async import AsyncSparseEmbeddingClient
+from ..sparse._options import SparseEmbeddingOptions
+from ..sparse._sync import SparseEmbeddingClient
 
 if TYPE_CHECKING:
     from ..drivers._httpx import AsyncHttpClient, HttpClient
 
-__all__ = ["EmbeddingSession", "RerankSession", "Session"]
+__all__ = ["EmbeddingSession", "RerankSession", "Session", "SparseEmbeddingSession"]
 
 _SESSIONS: weakref.WeakSet[Session[Any, Any]] = weakref.WeakSet()
 
@@ -398,3 +401,10 @@ class RerankSession(Session[RerankClient, AsyncRerankClient]):
 
     task_type: ClassVar[str] = "rerank"
     options: RerankOptions
+
+
+class SparseEmbeddingSession(Session[SparseEmbeddingClient, AsyncSparseEmbeddingClient]):
+    """The sparse task's session: a :class:`SparseEmbeddingClient` and an :class:`AsyncSparseEmbeddingClient`."""
+
+    task_type: ClassVar[str] = "sparse_embedding"
+    options: SparseEmbeddingOptions

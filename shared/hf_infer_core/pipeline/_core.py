@@ -71,6 +71,7 @@ class ChunkedCore(RequestCore):
         counter: LocalTokenizer | None = None,
     ) -> None:
         super().__init__(endpoint, options, clock=clock, rng=rng)
+        self.extras, self.query_extras = self.request_options(options, {}, {})
         # A local token counter (tokenizer=); without one, TEI's /tokenize counts when needed.
         self.counter = counter
         # The token limit a 413 stated, when neither the configuration nor /info gave one.
@@ -83,6 +84,32 @@ class ChunkedCore(RequestCore):
         # The static namespace and its identity registry key, per kind and /info's model hint:
         # everything else in it is fixed for the core's life, and every cached batch asks for it.
         self._static: dict[tuple[bool, str], tuple[dict[str, object], str]] = {}
+
+    @staticmethod
+    def request_options(
+        options: ChunkedOptions, first: dict[str, object], last: dict[str, object]
+    ) -> tuple[dict[str, object], dict[str, object]]:
+        """TEI's request options (those set) for documents and for queries, a task's own ``first`` and ``last``.
+
+        The order is the body's (TEI's own clients' order; recorded bodies replay byte for byte).
+
+        TEI's prompts are per kind (e5's "query: " / "passage: "): each kind its own prompt_name.
+        """
+        shared = {
+            **first,
+            **{
+                k: v
+                for k, v in (("truncate", options.truncate), ("truncation_direction", options.truncation_direction))
+                if v is not None
+            },
+            **last,
+        }
+        document_prompt = options.document_prompt_name or options.prompt_name
+        query_prompt = options.query_prompt_name or options.prompt_name
+        return (
+            {**shared, **({"prompt_name": document_prompt} if document_prompt else {})},
+            {**shared, **({"prompt_name": query_prompt} if query_prompt else {})},
+        )
 
     # ------------------------------------------------------------------ what a task says
 

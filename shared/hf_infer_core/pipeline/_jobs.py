@@ -57,6 +57,10 @@ class ChunkedJobs(TaskJobs[C]):
     def __init__(self, core: C, progress: ProgressFactory = no_progress) -> None:
         super().__init__(core, progress)
         self.options = core.options
+        # The kinds of request (query or not) whose cached results a call asked for: their
+        # identities are verified with discovery. Kinds, not identities: /info, read in the same
+        # discovery, names the model and so which identity a kind has.
+        self.wanted: set[bool] = set()
 
     def pool(self, chunks: Sequence[Chunk], results: Sequence[object]) -> object:
         """One text's result from its chunks' (the task's pooling)."""
@@ -82,7 +86,7 @@ class ChunkedJobs(TaskJobs[C]):
     @property
     def checks_due(self) -> bool:
         """With a cache: an identity a flow asked for must be verified before its hits are served."""
-        return self.cache and any(identity.wanted and identity.due for _, identity in self.core.identities())
+        return self.cache and any(self.core.identity(query).due for query in self.wanted)
 
     def checks(self) -> Flow[None]:
         """Verify each identity due: the probe alone, matched against the anchors the store holds.
@@ -90,8 +94,9 @@ class ChunkedJobs(TaskJobs[C]):
         A failure fails the call: without a verified model no stored result may be served, and
         the call's own requests would meet the same failure.
         """
-        for query, identity in self.core.identities():
-            if identity.wanted and identity.due:
+        for query in sorted(self.wanted):
+            identity = self.core.identity(query)
+            if identity.due:
                 vector = yield from self.core.probe_flow(query)
                 (stored,) = yield from ask(Lookup((identity.registry_key,)))
                 if (anchors := identity.resolve(stored, vector)) is not None:
@@ -100,7 +105,7 @@ class ChunkedJobs(TaskJobs[C]):
     def start(self, query: bool = False) -> Flow[None]:
         """A call's one discovery: the identity its cached results need marked wanted, then ``/info`` and the checks."""
         if self.cache:
-            self.core.identity(query).wanted = True
+            self.wanted.add(query)
         yield from self._discover()
 
     # ------------------------------------------------------------------ the stages
@@ -222,9 +227,9 @@ class ChunkedJobs(TaskJobs[C]):
         """
         if not self.cache:
             return (yield from send(texts, list(range(len(texts))), None, set()))
+        self.wanted.add(query)
+        yield from self._discover()  # a verification due mid-call (a lost connection, a minute gone)
         identity = self.core.identity(query)
-        identity.wanted = True
-        yield from self._discover()
         generation = identity.generation
         names = keys(texts)
         if names is None:  # not verified: no hits served, nothing stored

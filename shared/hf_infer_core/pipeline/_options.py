@@ -13,7 +13,7 @@ from pydantic import Field, field_validator
 
 from ..cache._cache import DEFAULT_CACHE_MAX_BYTES, check_cache
 from ..cache._stores import ByteStore
-from ..config._options import RequestOptionArgs, RequestOptions
+from ..config._options import RequestOptionArgs, RequestOptions, TruncationDirection
 
 __all__ = ["ChunkedOptionArgs", "ChunkedOptions"]
 
@@ -46,6 +46,19 @@ class ChunkedOptions(RequestOptions):
         description="Word chunking: extend the last chunk over a trailing remainder with no word (not Elasticsearch's).",
     )
 
+    # TEI's request options both chunked routes (/embed, /embed_sparse) take; sent only when set.
+    truncate: bool | None = Field(default=None, strict=True, description="TEI request option.")
+    truncation_direction: TruncationDirection | None = Field(default=None, description="TEI request option.")
+    prompt_name: str | None = Field(
+        default=None, strict=True, description="TEI request option: the prompt for queries and documents alike."
+    )
+    query_prompt_name: str | None = Field(
+        default=None, strict=True, description="TEI's prompt_name for queries (default: prompt_name)."
+    )
+    document_prompt_name: str | None = Field(
+        default=None, strict=True, description="TEI's prompt_name for documents (default: prompt_name)."
+    )
+
     @field_validator("cache", mode="before")
     @classmethod
     def _cache(cls, value: object) -> object:
@@ -61,3 +74,8 @@ class ChunkedOptionArgs(RequestOptionArgs, total=False):
     document_prefix: str
     fit_chunks_to_model: bool
     keep_trailing_text: bool
+    truncate: bool | None
+    truncation_direction: TruncationDirection | None
+    prompt_name: str | None
+    query_prompt_name: str | None
+    document_prompt_name: str | None
