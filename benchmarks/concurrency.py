@@ -27,6 +27,7 @@ from typing import Any
 import httpx
 
 from hf_infer_core import AsyncEmbeddingClient, EmbeddingClient, InferenceEndpoint
+from hf_infer_core.limits._concurrency import after_fork_in_child
 from tests.fake_endpoint import fake_endpoint
 
 from .common import texts
@@ -144,6 +145,166 @@ def scaling_runs(seconds: float = 30.5) -> list[dict[str, Any]]:
 
 FAST = {"latency": 0.002, "slots": 64}
 
+# Issue #38's endpoint shapes: each a fake endpoint in its own process, each setting a fresh one.
+# (name, fake endpoint settings, texts per run, capacity in texts/s or None: from the best setting)
+SHAPE_SETTINGS: list[int | str] = [1, 2, 4, 8, 16, 32, "auto"]
+SHAPES: list[tuple[str, dict[str, Any], int, float | None]] = [
+    ("capacity-bound: 25 ms x 8 slots", {"latency": 0.025, "slots": 8}, 10_000, 8 * BATCH / 0.025),
+    (
+        "sheds load: 25 ms x 2 slots, a queue of 1 (429 beyond 3)",
+        {"latency": 0.025, "slots": 2, "queue_limit": 1},
+        5_000,
+        2 * BATCH / 0.025,
+    ),
+    ("client-bound: 2 ms x 64 slots", FAST, 20_000, None),
+    (
+        "CPU-like: one batch at a time, 2 ms + 0.1 ms a word (40 ms a batch of 32)",
+        {"latency": 0.002, "latency_per_word": 0.0001, "slots": 1},
+        3_000,
+        BATCH / (0.002 + 0.0001 * WORDS_PER_TEXT * BATCH),
+    ),
+]
+CHANGING = {
+    "latency": 0.010,
+    "latency_per_word": 0.00005,
+    "schedule": [[0, 2], [5, 8], [10, 4]],
+    "queue_limit": 8,
+    "cold_start": 0.5,
+}
+CHANGING_SECONDS = 15.0
+
+
+def _embed_timed(endpoint: InferenceEndpoint, setting: int | str, corpus: list[str], driver: str = "async") -> float:
+    # Every run starts cold, as a new process does: "auto" keeps what it learnt of an endpoint
+    # for the process's life, which would favour its later runs.
+    after_fork_in_child()
+    return _timed(driver, endpoint, setting, corpus)[0]
+
+
+def shape_runs(repeats: int = 3) -> list[dict[str, Any]]:
+    """Every setting on every shape (async driver; sync too on the first and the client-bound one).
+
+    Per shape one endpoint, the settings alternated ``repeats`` times and the best run of each
+    kept: a busy moment of the machine (the client and the endpoint share its 2 cores) falls on
+    all of them, and a single run of the client-bound shape varies by a third.
+    """
+    rows: list[dict[str, Any]] = []
+    for name, config, count, capacity in SHAPES:
+        corpus = texts(count)
+        drivers = ("async", "sync") if name.startswith(("capacity", "client")) else ("async",)
+        for driver in drivers:
+            print(f"  {name}, {driver}, each setting {repeats} times ...", file=sys.stderr, flush=True)
+            best: dict[int | str, float] = {}
+            refused: dict[int | str, int] = dict.fromkeys(SHAPE_SETTINGS, 0)
+            sent: dict[int | str, int] = dict.fromkeys(SHAPE_SETTINGS, 0)
+            with fake_endpoint(vectors="fixed", dims=384, log_inputs=False, **config) as server:
+                for _ in range(repeats):
+                    for setting in SHAPE_SETTINGS:
+                        before = len(_log(server.url))
+                        rate = count / _embed_timed(_endpoint(server.url), setting, corpus, driver)
+                        best[setting] = max(best.get(setting, 0.0), rate)
+                        log = _log(server.url)[before:]
+                        refused[setting] += sum(1 for e in log if e["answer"] != "ok")
+                        sent[setting] += len(log)
+            rows += [
+                {
+                    "shape": name,
+                    "driver": driver,
+                    "setting": setting,
+                    "docs_s": best[setting],
+                    "capacity": capacity,
+                    "refused": refused[setting] / max(sent[setting], 1),
+                }
+                for setting in SHAPE_SETTINGS
+            ]
+    for setting in SHAPE_SETTINGS:
+        print(f"  changing endpoint, max_concurrency={setting} ...", file=sys.stderr, flush=True)
+        with fake_endpoint(vectors="fixed", dims=384, log_inputs=False, **CHANGING) as server:
+            asyncio.run(_stream(server.url, setting, CHANGING_SECONDS))
+            log = _log(server.url)
+        t0 = log[0]["at"]
+        ok = sum(1 for e in log if e["answer"] == "ok" and e["at"] - t0 < CHANGING_SECONDS)
+        batch_time = CHANGING["latency"] + CHANGING["latency_per_word"] * WORDS_PER_TEXT * BATCH  # type: ignore[operator]
+        slot_seconds = 5 * (2 + 8 + 4) - 0.5 * 2  # the cold start answers nothing
+        rows.append(
+            {
+                "shape": "changing: 2, 8, then 4 slots, 5 s each (queue of 8, 0.5 s cold start)",
+                "driver": "async",
+                "setting": setting,
+                "docs_s": ok * BATCH / CHANGING_SECONDS,
+                "capacity": slot_seconds / batch_time * BATCH / CHANGING_SECONDS,
+                "refused": sum(1 for e in log if e["answer"] != "ok") / len(log),
+            }
+        )
+    return rows
+
+
+def shared_run(seconds: float = 10.0) -> list[float]:
+    """Two processes' clients (two adaptive limits: two keys) streaming into one 25 ms x 8 endpoint: each one's share."""
+    import threading
+
+    config = {"latency": 0.025, "slots": 8, "queue_limit": 8}
+    capacity = 8 * BATCH / 0.025
+    counts = [0, 0]
+
+    async def client(url: str, i: int, started: threading.Barrier) -> None:
+        async def endless() -> AsyncIterator[str]:
+            n = 0
+            while True:
+                yield f"Client {i} document {n}: a short text about topic {n % 97} for the benchmark."
+                n += 1
+
+        endpoint = InferenceEndpoint.from_url(url + "/embed", f"key-{i}", requests_per_minute=None)
+        async with AsyncEmbeddingClient(endpoint, max_retries=1000) as c:
+            await c.embed(["warm up"])
+            started.wait()
+            deadline = time.monotonic() + seconds
+            async for _ in c.aembed_iter(endless()):
+                counts[i] += 1
+                if time.monotonic() >= deadline:
+                    break
+
+    print("  two clients sharing one endpoint ...", file=sys.stderr, flush=True)
+    with fake_endpoint(vectors="fixed", dims=384, log_inputs=False, **config) as server:
+        barrier = threading.Barrier(2)
+        threads = [threading.Thread(target=lambda i=i: asyncio.run(client(server.url, i, barrier))) for i in (0, 1)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    return [count / seconds / capacity for count in counts]
+
+
+def render_shapes(rows: list[dict[str, Any]], shares: list[float]) -> str:
+    """One row per shape and driver: docs/s per setting, the best fixed one, auto's ratio to it."""
+    fixed = [s for s in SHAPE_SETTINGS if s != "auto"]
+    lines = [
+        "docs/s, best of 3 runs alternated on one endpoint (refused share of all runs when any); auto / best fixed and auto / 4 (the old default).",
+        "",
+        "| endpoint | driver | " + " | ".join(str(s) for s in SHAPE_SETTINGS) + " | auto / best fixed | auto / 4 |",
+        "|---|---|" + "---:|" * (len(SHAPE_SETTINGS) + 2),
+    ]
+    seen: list[tuple[str, str]] = []
+    for r in rows:
+        if (r["shape"], r["driver"]) not in seen:
+            seen.append((r["shape"], r["driver"]))
+    for shape, driver in seen:
+        mine = {r["setting"]: r for r in rows if r["shape"] == shape and r["driver"] == driver}
+
+        def cell(r: dict[str, Any]) -> str:
+            refused = f" ({r['refused'] * 100:.1f}%)" if r["refused"] else ""
+            return f"{r['docs_s']:,.0f}{refused}"
+
+        best = max(mine[s]["docs_s"] for s in fixed)
+        auto = mine["auto"]["docs_s"]
+        cells = " | ".join(cell(mine[s]) for s in SHAPE_SETTINGS)
+        lines.append(f"| {shape} | {driver} | {cells} | {auto / best:.2f} | {auto / mine[4]['docs_s']:.2f} |")
+    lines.append(
+        f"\nTwo clients (two processes' limits) sharing one 25 ms x 8 endpoint, both auto: shares "
+        f"{shares[0]:.2f} and {shares[1]:.2f} of its capacity (goal: each 0.4-0.6)."
+    )
+    return "\n".join(lines)
+
 
 def fast_runs(docs: int = 20_000, repeats: int = 5) -> list[dict[str, Any]]:
     """The default (4) and "auto" on a fast endpoint the client cannot fill: docs/s, best of ``repeats``.
@@ -239,5 +400,7 @@ def render(fixed: list[dict[str, Any]], scaling: list[dict[str, Any]]) -> str:
 if __name__ == "__main__":
     if sys.argv[1:] == ["fast"]:
         print(render_fast(fast_runs()))
+    elif sys.argv[1:] == ["shapes"]:
+        print(render_shapes(shape_runs(), shared_run()))
     else:
         print(render(fixed_runs(), scaling_runs()) + "\n\n" + render_fast(fast_runs()))

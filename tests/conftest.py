@@ -152,3 +152,13 @@ def _leave_if_stuck() -> None:
 def pytest_unconfigure(config: pytest.Config) -> None:
     if not hasattr(config, "workerinput"):
         threading.Thread(target=_leave_if_stuck, name="exit-watch", daemon=True).start()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_adaptive_limits() -> Iterator[None]:
+    """Each test starts with no adaptive limit learnt: max_concurrency="auto" (the default) shares one per endpoint in the process, and the fake endpoints of many tests have one URL."""
+    yield
+    from hf_infer_core.limits import _concurrency
+
+    with _concurrency._SHARED_LOCK:
+        _concurrency._SHARED.clear()

@@ -277,3 +277,106 @@ def test_it_never_goes_below_the_default_setting_without_an_overload_answer() ->
         limits.append(limit.limit)
     below = sum(1 for value in limits[10:] if value < 4)
     assert below <= 0.05 * len(limits), below  # only the idle-latency probes' rounds
+
+
+def overloads(endpoint: Endpoint) -> int:
+    return sum(1 for _, kind in endpoint.done if kind == "overload")
+
+
+@pytest.mark.parametrize(("slots", "queue", "best_fixed"), [(2, 1, 3), (1, 0, 1), (3, 1, 4), (4, 2, 6)])
+def test_a_small_endpoint_that_sheds_load_is_filled_without_being_overloaded(
+    slots: int, queue: int, best_fixed: int
+) -> None:
+    """TEI's --max-concurrent-requests: beyond ``slots + queue`` in flight, a 429 "Model is overloaded".
+
+    Halving on each refusal took the limit from 4 (the fixed default) to 2 on two slots and a
+    queue of one, then back up to 4 and a refusal, round after round: 0.66 of the capacity, 12% refused.
+    """
+    endpoint = Endpoint([(0.0, slots)], queue=queue)
+    limit, _ = run(endpoint, 30.0)
+    assert throughput(endpoint, 1.0, 30.0) >= 0.95
+    assert overloads(endpoint) <= 0.01 * len(endpoint.done), overloads(endpoint)
+    assert limit.limit <= best_fixed  # what the endpoint takes without refusing
+
+
+def test_an_overload_answer_goes_back_to_the_last_limit_that_ran_a_round_clean() -> None:
+    now = [0.0]
+    limit = AdaptiveLimit(64, clock=lambda: now[0])
+    limit._limit = limit._saved = 8  # as if found
+    limit._probing = limit._slow_start = False
+    limit._base = 0.025
+    clean = []
+    for _ in range(2):  # whole rounds, nothing refused, nothing waiting: the limit grows each time
+        clean.append(limit.limit)
+        tickets = [limit.acquire() for _ in range(limit.limit)]
+        now[0] += 0.025
+        for ticket in tickets:
+            assert ticket is not None
+            limit.release(ticket, "ok")
+    grown = limit.limit
+    assert grown > clean[-1] > clean[0] == 8
+    tickets = [limit.acquire() for _ in range(grown)]
+    now[0] += 0.01
+    limit.release(tickets[0], "overload")  # type: ignore[arg-type]
+    assert limit.limit == clean[-1]  # the last limit that ran clean, not half the refused one
+    assert limit.limit != grown // 2
+
+
+def test_a_ceiling_set_by_a_refusal_is_probed_back_up_when_replicas_are_added() -> None:
+    endpoint = Endpoint([(0.0, 2), (10.0, 8), (20.0, 4)], queue=1)
+    run(endpoint, 30.0)
+    for start in (0.0, 10.0, 20.0):
+        assert throughput(endpoint, start + 1.0, start + 10.0) >= 0.95
+    assert overloads(endpoint) <= 0.01 * len(endpoint.done)
+
+
+def test_two_clients_on_one_endpoint_share_it_about_evenly() -> None:
+    """Two processes (two limits) on one 8-slot endpoint: each gets 0.4-0.6 of it, together all of it."""
+    endpoint = Endpoint([(0.0, 8)], queue=8)
+    limits = [AdaptiveLimit(64, clock=lambda: endpoint.now) for _ in range(2)]
+    owner: dict[int, int] = {}
+    done: list[tuple[float, int]] = []
+
+    def fill(i: int) -> None:
+        while (ticket := limits[i].acquire()) is not None:
+            owner[id(ticket)] = i
+            if not endpoint.arrive(ticket):
+                endpoint.done.append((endpoint.now, "overload"))
+                limits[i].release(ticket, "overload")
+
+    fill(0)
+    fill(1)
+    while endpoint.now < 30.0:
+        if not endpoint.events:
+            endpoint.now += min(x for x in (limits[0].retry_in(), limits[1].retry_in(), 0.001) if x is not None)
+        else:
+            ticket = endpoint.finish_next()
+            i = owner.pop(id(ticket))
+            limits[i].release(ticket, "ok")
+            endpoint.done.append((endpoint.now, "ok"))
+            done.append((endpoint.now, i))
+        fill(0)
+        fill(1)
+    capacity = 8 * (30.0 - 2.0) / endpoint.latency
+    shares = [sum(1 for t, who in done if t >= 2.0 and who == i) / capacity for i in (0, 1)]
+    assert all(0.4 <= share <= 0.6 for share in shares), shares
+    assert sum(shares) >= 0.95
+    assert overloads(endpoint) <= 0.01 * len(endpoint.done)
+
+
+def test_a_refusal_at_one_in_flight_keeps_one_in_flight() -> None:
+    now = [0.0]
+    limit = AdaptiveLimit(64, clock=lambda: now[0])
+    limit._limit = limit._saved = 1
+    limit._probing = limit._slow_start = False
+    ticket = limit.acquire()
+    assert ticket is not None
+    limit.release(ticket, "overload")
+    assert limit.limit == 1
+    for _ in range(20):  # rounds after it: the ceiling of 1 never takes the limit to 0
+        now[0] += 1.0
+        ticket = limit.acquire()
+        assert ticket is not None
+        now[0] += 0.025
+        limit.release(ticket, "ok")
+        assert limit.limit >= 1

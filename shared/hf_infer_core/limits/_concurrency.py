@@ -26,8 +26,17 @@ The design, and why. Three established ideas, each for what it does best:
   minimum over a window slides up with its own queue. So every ``probe_interval`` seconds the
   limit drops to half the busy slots for one round, the queue drains, and that round's median
   latency is the new base. It costs about one round of throughput in ten seconds.
-- **Overload answers, as AIMD treats a loss.** A 429, a 503 or a 424 (or an attempt that timed
-  out) halves the limit at once, and its slot stays empty a moment: the endpoint said no.
+- **Overload answers, as TCP treats a loss, with a memory.** A 429, a 503 or a 424 (or an
+  attempt that timed out) takes the limit back at once to the last limit a whole round ran at
+  without a refusal (halved only when that is the one refused: the endpoint lost capacity), and
+  its slot stays empty a moment: the endpoint said no. The refused limit becomes a ceiling, as
+  TCP's ssthresh: the limit stays under it even when that is under the fixed floor of 4 (a TEI
+  with two slots and a queue of one refuses a fourth request every time). After four rounds
+  with nothing waiting just below it the ceiling is raised by one, and each raise refused again
+  doubles the rounds before the next (4, 8, 16, ...), as a retransmission timer backs off: an
+  endpoint that gained replicas is found, one that has no room pays a refusal rarely. Halving
+  on every refusal, as AIMD does, took that small TEI from 4 to 2 and back, round after round
+  (0.66 of its capacity, 12% of requests refused).
 
 Netflix's gradient limit (``limit * long_rtt / short_rtt + sqrt(limit)``) was the other
 candidate: with a steady queue its two averages agree and it adds ``sqrt(limit)`` every window,
@@ -71,6 +80,7 @@ GAIN = 1.5
 CROWDED = 2.2  # more in flight than this per busy slot, two rounds running: capacity fell
 RECENT_ROUNDS = 8
 PROBE_INTERVAL = 10.0
+CLEAR_ROUNDS = 4
 FLOOR = 4  # max_concurrency's fixed default: "auto" goes under it only on an overload answer
 
 
@@ -128,6 +138,10 @@ class AdaptiveLimit:
         self._next_probe = clock() + probe_interval
         self._saved = 1  # the limit to return to after a probe
         self._ceiling: int | None = None  # the last limit an overload answer refused (see _learn)
+        self._good: int | None = None  # the last limit a whole round ran at without a refusal
+        self._clear_rounds = 0  # rounds running just below the ceiling with nothing waiting
+        self._clear_needed = CLEAR_ROUNDS  # how many before the ceiling is raised by one
+        self._raised = False  # the ceiling was raised since the last refusal
 
     @property
     def limit(self) -> int:
@@ -213,19 +227,13 @@ class AdaptiveLimit:
         if signal == "none" or ticket.epoch != self._epoch:
             return  # sent before the last change: its latency says nothing of the current limit
         if signal == "overload":
-            current = self._saved if self._probing else self._limit
-            self._probing = self._slow_start = False
-            self._recent.clear()  # the capacity it remembered is gone
-            # The limit the endpoint refused, as TCP's ssthresh: not reached again while a queue
-            # shows below it. The busy slots are overestimated when the client's own time per
-            # request is a large part of the latency (the threaded driver's), and without this
-            # the limit climbed back to the refused value every few rounds.
-            self._ceiling = current
-            self._change(max(1, current // 2), "overload answer")
+            self._refused()
             return
         self._samples.append(latency)
         if len(self._samples) < self._round_size():
             return
+        if not self._probing:
+            self._good = self._limit  # a round's answers, none refused (a refusal starts a new round)
         if self._probing:
             # No queue in a probe: the median is the idle latency, whatever one slow answer did.
             rtt = statistics.median(self._samples)
@@ -262,10 +270,10 @@ class AdaptiveLimit:
             # Nothing waits and the limit was used: double it until a queue first shows (slow
             # start), then step up by one (at one or two slots GAIN x busy rounds back down).
             new = max(new, self._limit * 2 if self._slow_start else self._limit + 1)
-            if self._ceiling is not None and self._limit >= self._ceiling - 1:
-                self._ceiling = None  # nothing waits just below the refused limit: capacity grew
+            self._clear_round()
         else:
             self._slow_start = False
+            self._clear_rounds = 0
         if self._ceiling is not None:
             new = min(new, self._ceiling - 1)
         reason = (
@@ -284,6 +292,47 @@ class AdaptiveLimit:
             return
         self._change(new, reason)
 
+    def _refused(self) -> None:
+        """An overload answer to a request sent at the current limit."""
+        current = self._saved if self._probing else self._limit
+        self._probing = self._slow_start = False
+        self._recent.clear()  # the capacity it remembered is gone
+        # The limit the endpoint refused, as TCP's ssthresh: not reached again while a queue
+        # shows below it. The busy slots are overestimated when the client's own time per
+        # request is a large part of the latency (the threaded driver's), and without this
+        # the limit climbed back to the refused value every few rounds.
+        if self._raised:
+            # A raised ceiling refused again: try less often (as a TCP retransmission timer
+            # backs off), so an endpoint that really has no room pays a refusal now and then
+            # (after 4, 8, 16, ... rounds), not every few rounds.
+            self._clear_needed *= 2
+        self._ceiling = current
+        self._clear_rounds = 0
+        self._raised = False
+        # Back to the last limit a whole round ran at without a refusal, as the endpoint
+        # answered it then; halved only when that is the limit refused now (the endpoint
+        # lost capacity since). Halving every time took a TEI with two slots and a queue of
+        # one (refusing beyond three) from four to two, then back up, round after round.
+        good = self._good
+        self._good = None
+        self._change(good if good is not None and good < current else max(1, current // 2), "overload answer")
+
+    def _clear_round(self) -> None:
+        """A round with nothing waiting and the limit used: after enough of them just below the ceiling, raise it by one.
+
+        Not after one round: the first after a refusal runs with its slot parked, and a round
+        whose answers came in step shows no queue that is there.
+        """
+        if self._ceiling is None or self._limit < self._ceiling - 1:
+            return
+        self._clear_rounds += 1
+        if self._clear_rounds >= self._clear_needed:
+            if self._raised:
+                self._clear_needed = CLEAR_ROUNDS  # the last raise held: capacity grew
+            self._ceiling += 1
+            self._clear_rounds = 0
+            self._raised = True
+
     def _round_size(self) -> int:
         return 3 if self._probing else max(4, self._limit)
 
@@ -292,6 +341,10 @@ class AdaptiveLimit:
         # fixed default: latency alone also rises when the client is the bottleneck (its own
         # pauses hold answers), and a limit that follows it down starves the endpoint.
         floor = 1 if self._probing or reason == "overload answer" else min(FLOOR, self.maximum)
+        if self._ceiling is not None:
+            # Under the limit the endpoint refused, even when that is under the fixed default:
+            # a small TEI (two slots, a queue of one) refuses a fourth request every time.
+            floor = max(1, min(floor, self._ceiling - 1))
         new = max(floor, min(new, self.maximum))
         if not self._probing:
             self._saved = new
