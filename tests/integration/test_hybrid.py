@@ -97,6 +97,45 @@ def test_langchain_hybrid_search_in_qdrants_local_mode_finds_the_error_code(loca
     assert documents == sparse.embed_documents(DOCUMENTS[:2]) and query == sparse.embed_query(QUERY)
 
 
+# The code stands in a service log whose other words are far from the query, and one document
+# says what the query means in other words: dense retrieval alone puts that one first.
+LOG_DOCUMENTS = [
+    "What a fault number on the pump's screen signifies, and how to clear it.",
+    "Service log, 14 March: replaced the impeller, checked the seals, topped up the oil; E4712 after restart, "
+    "inlet filter cleaned.",
+    DOCUMENTS[2],
+    DOCUMENTS[3],
+]
+LOG_QUERY = "meaning of error code E4712"
+
+
+def test_hybrid_search_finds_the_code_that_dense_search_alone_ranks_second(local_server: LocalServer) -> None:
+    from langchain_qdrant import QdrantVectorStore, RetrievalMode
+
+    from langchain_hf_infer import HFInferEmbeddings, HFInferSparseEmbeddings
+
+    dense = HFInferEmbeddings(url=local_server.url, api_key=local_server.api_key)
+    sparse = HFInferSparseEmbeddings(url=local_server.url, api_key=local_server.api_key)
+    hybrid = QdrantVectorStore.from_texts(
+        LOG_DOCUMENTS,
+        dense,
+        sparse_embedding=sparse,
+        retrieval_mode=RetrievalMode.HYBRID,
+        location=":memory:",
+        collection_name="log",
+    )
+    dense_only = QdrantVectorStore(
+        client=hybrid.client, collection_name="log", embedding=dense, retrieval_mode=RetrievalMode.DENSE
+    )
+    dense_ranking = [d.page_content for d in dense_only.similarity_search(LOG_QUERY, k=4)]
+    hybrid_ranking = [d.page_content for d in hybrid.similarity_search(LOG_QUERY, k=4)]
+    # Both rankings, as a reader of a failure wants them.
+    print("dense:", [LOG_DOCUMENTS.index(d) for d in dense_ranking])
+    print("hybrid:", [LOG_DOCUMENTS.index(d) for d in hybrid_ranking])
+    assert dense_ranking[:2] == [LOG_DOCUMENTS[0], LOG_DOCUMENTS[1]]  # dense alone: the code second
+    assert hybrid_ranking[0] == LOG_DOCUMENTS[1]  # with the sparse half: the code first
+
+
 def test_llama_index_hybrid_index_in_qdrants_local_mode_finds_the_error_code(local_server: LocalServer) -> None:
     from llama_index.core import Document, StorageContext, VectorStoreIndex
     from llama_index.core.vector_stores.types import VectorStoreQueryMode
