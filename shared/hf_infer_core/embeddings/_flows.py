@@ -54,16 +54,12 @@ def vectors(results: list[object]) -> list[list[float]]:
 
 def open_jobs(args: TaskArgs, progress: ProgressFactory, tokenizer: object = None) -> EmbeddingJobs:
     """Both embedding clients' flows: their options built and checked, the core, a local tokenizer if given."""
-    if args.options is not None and not isinstance(args.options, EmbeddingOptions):
-        raise TypeError(f"options must be an EmbeddingOptions, got {type(args.options).__name__}")
-    if args.endpoint.task_type != "text_embedding":
-        raise TypeError(
-            f"the endpoint [{args.endpoint.inference_id}] is a [{args.endpoint.task_type}] endpoint; the embedding "
-            "clients need a [text_embedding] one (a rerank endpoint goes to RerankClient)"
-        )
+    options = args.options_for(
+        EmbeddingOptions, "text_embedding", "embedding", "a rerank endpoint goes to RerankClient"
+    )
     core = EmbeddingCore(
         args.endpoint,
-        EmbeddingOptions.build(args.options, args.overrides),
+        options,
         clock=args.clock,
         rng=args.rng,
         counter=load_tokenizer(tokenizer) if tokenizer is not None else None,

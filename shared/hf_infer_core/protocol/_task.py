@@ -22,6 +22,7 @@ from ._steps import Discover, Flow, ask
 __all__ = ["Progress", "ProgressFactory", "TaskArgs", "TaskJobs", "no_progress"]
 
 C = TypeVar("C", bound=RequestCore, covariant=True)
+OptionsT = TypeVar("OptionsT", bound=RequestOptions)
 
 _DISCOVER: Final = Discover()
 
@@ -39,6 +40,31 @@ class TaskArgs:
     overrides: Mapping[str, object]
     clock: Callable[[], float]
     rng: Jitter | None
+
+    def options_for(self, options_type: type[OptionsT], task_type: str, clients: str, hint: str) -> OptionsT:
+        """The task's options built from those given and the keywords, once both they and the endpoint are its own.
+
+        Args:
+            options_type: The task's options class (a client given another task's is refused).
+            task_type: The endpoint's task type the task serves.
+            clients: What the refusal calls the task's clients ("embedding", "rerank", ...).
+            hint: Where the refusal sends the user, in brackets after it.
+
+        Raises:
+            TypeError: options of another class, or an endpoint of another task.
+        """
+        given = self.options
+        if given is not None and not isinstance(given, options_type):
+            name = options_type.__name__
+            article = "an" if name[0] in "AEIOU" else "a"
+            raise TypeError(f"options must be {article} {name}, got {type(given).__name__}")
+        endpoint = self.endpoint
+        if endpoint.task_type != task_type:
+            raise TypeError(
+                f"the endpoint [{endpoint.inference_id}] is a [{endpoint.task_type}] endpoint; the {clients} "
+                f"clients need a [{task_type}] one ({hint})"
+            )
+        return options_type.build(given, self.overrides)
 
 
 class Progress(Protocol):

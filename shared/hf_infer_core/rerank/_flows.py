@@ -40,15 +40,13 @@ class RerankResult:
 
 def open_jobs(args: TaskArgs, progress: ProgressFactory) -> RerankJobs:
     """Both rerank clients' flows: the endpoint checked to be a rerank one, the options built and checked."""
-    if args.options is not None and not isinstance(args.options, RerankOptions):
-        raise TypeError(f"options must be a RerankOptions, got {type(args.options).__name__}")
-    endpoint = args.endpoint
-    if endpoint.task_type != "rerank":
-        raise TypeError(
-            f"the endpoint [{endpoint.inference_id}] is a [{endpoint.task_type}] endpoint; the rerank clients need "
-            'a [rerank] one (InferenceEndpoint.from_request("rerank", ...) or from_url(..., task_type="rerank"))'
-        )
-    core = RerankCore(endpoint, RerankOptions.build(args.options, args.overrides), clock=args.clock, rng=args.rng)
+    options = args.options_for(
+        RerankOptions,
+        "rerank",
+        "rerank",
+        'InferenceEndpoint.from_request("rerank", ...) or from_url(..., task_type="rerank")',
+    )
+    core = RerankCore(args.endpoint, options, clock=args.clock, rng=args.rng)
     return RerankJobs(core, progress)
 
 

@@ -43,16 +43,12 @@ def _sparse(results: list[object]) -> list[SparseVector]:
 
 def open_jobs(args: TaskArgs, progress: ProgressFactory, tokenizer: object = None) -> SparseJobs:
     """Both sparse clients' flows: their options built and checked, the core, a local tokenizer if given."""
-    if args.options is not None and not isinstance(args.options, SparseEmbeddingOptions):
-        raise TypeError(f"options must be a SparseEmbeddingOptions, got {type(args.options).__name__}")
-    if args.endpoint.task_type != "sparse_embedding":
-        raise TypeError(
-            f"the endpoint [{args.endpoint.inference_id}] is a [{args.endpoint.task_type}] endpoint; the sparse "
-            'clients need a [sparse_embedding] one (from_url(..., task_type="sparse_embedding"))'
-        )
+    options = args.options_for(
+        SparseEmbeddingOptions, "sparse_embedding", "sparse", 'from_url(..., task_type="sparse_embedding")'
+    )
     core = SparseCore(
         args.endpoint,
-        SparseEmbeddingOptions.build(args.options, args.overrides),
+        options,
         clock=args.clock,
         rng=args.rng,
         counter=load_tokenizer(tokenizer) if tokenizer is not None else None,
