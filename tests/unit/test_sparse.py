@@ -218,3 +218,35 @@ def test_the_wrong_endpoint_and_options_are_type_errors() -> None:
         SparseEmbeddingClient(dense)
     with pytest.raises(ConfigError, match="pooling"):
         SparseEmbeddingClient(endpoint(), pooling="mean")  # type: ignore[call-arg]
+
+
+def test_one_cache_shared_with_a_dense_client_of_the_same_url_never_crosses_tasks(tmp_path: Any) -> None:
+    """A dense and a sparse client of one TEI (one URL, one key, one model) with one cache file: each its own vectors."""
+    from hf_infer_core import EmbeddingClient
+
+    sparse_fake = Fake()
+    sent: dict[str, int] = {"dense": 0}
+
+    def both(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST" and not request.url.path.endswith(
+            "/embed_sparse"
+        ):  # the dense client posts to the URL
+            inputs = json.loads(request.content)["inputs"]
+            sent["dense"] += len(inputs)
+            return httpx.Response(200, json=[[float(len(t)), 1.0, 0.0] for t in inputs])
+        return sparse_fake(request)
+
+    cache = str(tmp_path / "shared.sqlite")
+    texts = ["one two", "three four four"]
+    dense_endpoint = InferenceEndpoint.from_url("http://tei.test", "k")
+    options: dict[str, Any] = {"transport": httpx.MockTransport(both), "sleep": lambda s: None, "cache": cache}
+    with EmbeddingClient(dense_endpoint, clock=FakeClock(), **options) as dense:
+        dense_vectors = dense.embed_documents(texts)
+    with SparseEmbeddingClient(endpoint(), clock=FakeClock(), **options) as sparse:
+        sparse_vectors = sparse.embed_documents(texts)
+    assert sparse_vectors == [weights_of(t) for t in texts]  # not the dense entries stored under the same URL
+    assert sum(len(b["inputs"]) for b in sparse_fake.bodies) >= len(texts) + 1  # every text sent, and the probe
+    dense_sent = sent["dense"]
+    with EmbeddingClient(dense_endpoint, clock=FakeClock(), **options) as dense:
+        assert dense.embed_documents(texts) == dense_vectors  # its own entries, after the sparse ones were stored
+    assert sent["dense"] - dense_sent == 1  # only the identity probe: the texts were hits
