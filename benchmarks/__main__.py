@@ -7,12 +7,15 @@
 5. The real model end to end: HTTP through hf-infer vs sentence-transformers in process.
 6. Streaming about 1 GB of text through embed_iter: MB/s and peak RSS growth.
 7. Ray Data: rows/s with 1, 2 and 4 actors; the endpoint's share of a binding budget.
-8. Adaptive concurrency: max_concurrency="auto" beside fixed 4, 12 and 32 (issue #23).
+8. Adaptive concurrency: max_concurrency="auto" beside fixed 4, 12 and 32 (issue #23); 8b. every
+   fixed setting from 1 to 32 beside "auto" on six endpoint shapes, and two clients (issue #38).
 9. Re-ingestion with the chunk-level cache beside the peers' ways (issue #29).
 10. Reranking: 1,000 passages against a 25 ms x 8-slot /rerank, batch limit 32 (issue #30).
 11. One 5,000-word text through hf-infer and each peer, against the real model (issue #31).
 12. hf-infer embed on a 1 GB JSONL beside a 10-row one: peak RSS (issue #35).
 13. Sparse embeddings through the local server's /embed_sparse beside an httpx loop (issue #37).
+14. Defaults on the local CPU server beside llama-index's TextEmbeddingsInference; client CPU
+    where the client is the bound, beside a bare httpx loop (issue #38).
 And the README's reliability figures: 2,000 texts per client under 30% injected faults.
 """
 
@@ -29,6 +32,7 @@ from . import (
     concurrency,
     embed_cli,
     fitting,
+    local_defaults,
     long_document,
     ratelimit,
     ray_scaling,
@@ -105,11 +109,19 @@ def main() -> None:
         + "\n\n"
         + concurrency.render_fast(concurrency.fast_runs()),
     )
+    emit(
+        "8b. Endpoint shapes: every fixed setting beside auto (issue #38)",
+        concurrency.render_shapes(concurrency.shape_runs(), concurrency.shared_run()),
+    )
     emit("9. Re-ingestion with the chunk-level cache (issue #29)", cache.run())
     emit("10. Reranking: 1,000 passages, batch limit 32 (issue #30)", rerank.render(rerank.run()))
     emit("11. A 5,000-word text, hf-infer and the peers (issue #31)", long_document.render(long_document.run()))
     emit("12. hf-infer embed on a 1 GB JSONL: peak RSS (issue #35)", embed_cli.render(embed_cli.run()))
     emit("13. Sparse embeddings: 2,000 paragraphs, the local server (issue #37)", sparse.render(sparse.run()))
+    emit(
+        "14. Defaults: the local CPU server, and client CPU where the client is the bound (issue #38)",
+        local_defaults.render(local_defaults.run()) + "\n\n" + throughput.render_cpu(throughput.client_cpu()),
+    )
     emit("Reliability under injected faults (README figures)", reliability.render(reliability.run()))
     elapsed = time.monotonic() - started
     sections.append(f"Total benchmark time: {elapsed:.0f} s\n")

@@ -82,7 +82,9 @@ def add_embed_parser(commands: Any) -> None:
     embed.add_argument("--requests-per-minute", type=int, help="client-side rate limit, with --url (default: none)")
     embed.add_argument("--rate-limit-backend", default="local", help="'local' or a redis:// URL (one shared budget)")
     embed.add_argument("--cache", help="a chunk-level vector cache: a SQLite path or a redis:// URL")
-    embed.add_argument("--max-concurrency", default="4", help='requests in flight, or "auto" (default 4)')
+    embed.add_argument(
+        "--max-concurrency", default="auto", help='requests in flight, or "auto" (the default: found from the answers)'
+    )
     embed.add_argument("--batch-size", type=int, default=32, help="texts per request (default 32)")
     embed.add_argument("--timeout", type=float, default=30.0, help="seconds per attempt (default 30)")
     embed.add_argument("--rows-per-part", type=int, default=1000, help="rows written at a time (default 1000)")

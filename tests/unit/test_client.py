@@ -459,6 +459,9 @@ def test_plain_text_for_one_input_names_its_index(driver: str) -> None:
         ("[[0.1, 0.2], [0.1]]", "vector 1 of the batch has 1 dimensions, the others 2"),
         ('[[0.1, "x"], [0.1, 0.2]]', "non-numeric value 'x'"),
         ("[[0.1, true], [0.1, 0.2]]", "non-numeric value True"),
+        # One "." per value, as a body of floats has, yet a value is an array: caught by the count of "["
+        ("[[[0.1], 0.2], [0.1, 0.2]]", r"non-numeric value \[0.1\]"),
+        ("[[0.1, 1e999], [0.1, 0.2]]", "NaN or infinite"),  # too large for a double: orjson refuses it
         ("[[], [0.1]]", "vector 0 of the batch is not a non-empty array"),
         ('{"vectors": []}', "expected a JSON array of vectors"),
         ("42", "expected a JSON array of vectors"),

@@ -38,8 +38,18 @@ def test_a_batch_split_by_413s_keeps_its_retry_deadline(driver: str) -> None:
         return httpx.Response(200, json=[vector_for(inputs[0])])
 
     sleep = clock.sleep if driver == "sync" else clock.asleep
+    # A fixed window: "auto" parks a refused slot on the process's real clock (the limit is shared
+    # by every client of the endpoint), which this fake clock's deadline would not see.
     client = build(
-        driver, refuse, batch_size=16, retry_deadline=3.0, max_retries=10, max_retry_wait=0.5, sleep=sleep, clock=clock
+        driver,
+        refuse,
+        batch_size=16,
+        max_concurrency=4,
+        retry_deadline=3.0,
+        max_retries=10,
+        max_retry_wait=0.5,
+        sleep=sleep,
+        clock=clock,
     )
     started = clock.now
     with pytest.raises(TimeoutError):

@@ -63,8 +63,8 @@ class RequestOptions(BaseModel):
 
     batch_size: int = Field(default=32, ge=1, le=100_000, strict=True, description="Inputs per request.")
     max_concurrency: int | Literal["auto"] = Field(
-        default=4,
-        description='Requests in flight at once, or "auto": found from latency and overload answers, and followed.',
+        default="auto",
+        description='Requests in flight at once, or "auto" (the default): found from latency and overload answers, and followed.',
     )
     max_concurrency_limit: int = Field(
         default=64, ge=1, le=1024, strict=True, description='The most requests in flight with max_concurrency="auto".'

@@ -270,7 +270,7 @@ class AsyncDriver(_ClientBase[J]):
             try:
                 outcome = await self._wire.attempt(step, self._core.headers)
             finally:
-                self._release(ticket, outcome)
+                self._release(ticket, outcome, step)
                 self.activity.note(step, waited, outcome)
             return outcome
 

@@ -60,14 +60,17 @@ T = TypeVar("T")
 def load_signal(outcome: HttpResult | HFInferError | None) -> Signal:
     """What an attempt's outcome says of the endpoint's load (see :mod:`._concurrency`)."""
     if isinstance(outcome, HttpResult):
+        if outcome.status_code == 503:
+            return "unavailable"
         if outcome.status_code in _OVERLOAD:
             return "overload"
         return "ok" if outcome.status_code < 300 else "none"
     return "overload" if isinstance(outcome, _errors.TimeoutError) else "none"
 
 
-# "Model is overloaded" (TEI's full queue), a replica starting or unavailable, a failed backend.
-_OVERLOAD = frozenset({429, 503, 424})
+# "Model is overloaded" (TEI's full queue), a failed backend. A 503 (a replica loading or
+# starting) refuses one request as it does many: it parks a slot but sets no ceiling.
+_OVERLOAD = frozenset({429, 424})
 
 
 J = TypeVar("J", bound=TaskJobs[RequestCore])
@@ -181,10 +184,15 @@ class _ClientBase(Generic[J]):
         """Requests allowed in flight now: ``max_concurrency``, or the adaptive limit's current value."""
         return self._adaptive.limit if self._adaptive is not None else self.options.window
 
-    def _release(self, ticket: Ticket | None, outcome: HttpResult | HFInferError | None) -> None:
+    def _release(self, ticket: Ticket | None, outcome: HttpResult | HFInferError | None, step: Send) -> None:
         """Give an attempt's adaptive slot back, with what its answer says of the endpoint's load."""
         if ticket is not None and self._adaptive is not None:
-            self._adaptive.release(ticket, load_signal(outcome))
+            signal = load_signal(outcome)
+            if signal == "ok" and not step.indices:
+                # Discovery (/info): its few milliseconds are no batch's latency. Taken as the
+                # idle latency, they kept the limit at its floor on an endpoint of eight slots.
+                signal = "none"
+            self._adaptive.release(ticket, signal)
 
     @property
     def on_info(self) -> Callable[[dict[str, Any]], None] | None:

@@ -263,7 +263,7 @@ class SyncDriver(_ClientBase[J]):
         try:
             outcome = self._wire.attempt(step, self._core.headers)
         finally:
-            self._release(ticket, outcome)
+            self._release(ticket, outcome, step)
             self.activity.note(step, waited, outcome)
         return outcome
 

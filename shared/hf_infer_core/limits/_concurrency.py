@@ -11,13 +11,17 @@ The design, and why. Three established ideas, each for what it does best:
   limit: about one latency) gives the mean latency ``rtt`` and the mean number in flight
   ``n`` (integrated over time). With the idle latency ``base``, ``busy = n * base / rtt`` is the
   slots the endpoint kept busy for us (Little's law; BBR's bandwidth-delay product) and
-  ``n - busy`` waited in its queue. The limit is set to ``1.5 x busy``: the slots, and a queue of
-  half of them, so that a slot that frees finds the next request already there and the
-  client's own pauses never leave the endpoint idle, while what is in flight stays under twice
-  the slots. ``busy`` is remembered as the median of the last rounds, so one round slowed by the
-  client itself (a garbage collection holds every answer in flight) does not lower it.
-  While nothing waits and the limit is used, it doubles (slow start, until a queue first shows)
-  or grows by one: more slots (a replica added) are found within rounds.
+  ``n - busy`` waited in its queue. The limit is set to ``1.5 x busy + 1``: the slots, and a
+  queue of half of them, so that a slot that frees finds the next request already there and the
+  client's own pauses never leave the endpoint idle, while what is in flight stays about under
+  twice the slots. The one more, as Vegas' constant queue, makes two clients of one endpoint
+  converge to even shares: with a queue proportional to each one's share alone, every split
+  is a fixed point. ``busy`` is remembered as the median of the last rounds, so one round
+  slowed by the client itself (a garbage collection holds every answer in flight) does not
+  lower it. The first round is one request alone, whose answer is the first idle latency, and
+  the fixed default (4) follows at once. While nothing waits and the limit is used, it doubles
+  (slow start, until a queue first shows) or grows by one: more slots (a replica added) are
+  found within rounds.
 - **A fall in capacity, at once.** A round with more than 2.2 requests in flight per busy slot
   cuts the limit to ``1.5 x`` that round's ``busy``; if the next round confirms as few busy slots,
   the remembered ones are forgotten (after a pause of the client's own they come back at once).
@@ -26,17 +30,20 @@ The design, and why. Three established ideas, each for what it does best:
   minimum over a window slides up with its own queue. So every ``probe_interval`` seconds the
   limit drops to half the busy slots for one round, the queue drains, and that round's median
   latency is the new base. It costs about one round of throughput in ten seconds.
-- **Overload answers, as TCP treats a loss, with a memory.** A 429, a 503 or a 424 (or an
-  attempt that timed out) takes the limit back at once to the last limit a whole round ran at
+- **Overload answers, as TCP treats a loss, with a memory.** A 429 or a 424 (or an attempt
+  that timed out) takes the limit back at once to the last limit a whole round ran at
   without a refusal (halved only when that is the one refused: the endpoint lost capacity), and
   its slot stays empty a moment: the endpoint said no. The refused limit becomes a ceiling, as
   TCP's ssthresh: the limit stays under it even when that is under the fixed floor of 4 (a TEI
   with two slots and a queue of one refuses a fourth request every time). After four rounds
-  with nothing waiting just below it the ceiling is raised by one, and each raise refused again
-  doubles the rounds before the next (4, 8, 16, ...), as a retransmission timer backs off: an
+  with nothing waiting just below it, or sixteen with a queue but no refusal (another client's
+  requests may fill that queue), the ceiling is raised by one, and each raise refused again
+  doubles the rounds its kind needs (4, 8, 16, ...), as a retransmission timer backs off: an
   endpoint that gained replicas is found, one that has no room pays a refusal rarely. Halving
   on every refusal, as AIMD does, took that small TEI from 4 to 2 and back, round after round
-  (0.66 of its capacity, 12% of requests refused).
+  (0.66 of its capacity, 12% of requests refused). A request refused alone, or a 503 (a replica
+  loading or starting refuses one request as it does ten), parks its slot and teaches nothing:
+  taken as a ceiling, a cold start's 503s held the limit at one for seconds.
 
 Netflix's gradient limit (``limit * long_rtt / short_rtt + sqrt(limit)``) was the other
 candidate: with a steady queue its two averages agree and it adds ``sqrt(limit)`` every window,
@@ -68,9 +75,10 @@ __all__ = ["AdaptiveLimit", "Signal", "Ticket", "shared_adaptive_limit"]
 
 logger = logging.getLogger("hf_infer_core")
 
-# What one answer says about load: "ok" (a latency to learn from), "overload" (429, 503, 424,
+# What one answer says about load: "ok" (a latency to learn from), "unavailable" (503: a replica
+# loading or starting, which refuses anything, however few), "overload" (429, 424,
 # an attempt that timed out), "none" (a refused connection, a bad request: nothing about load).
-Signal = Literal["ok", "overload", "none"]
+Signal = Literal["ok", "unavailable", "overload", "none"]
 
 # Requests kept in flight per slot the endpoint is seen to keep busy: the slots, and a queue of
 # half of them, which hides the client's own pauses from the endpoint. BBR keeps twice its
@@ -81,7 +89,8 @@ CROWDED = 2.2  # more in flight than this per busy slot, two rounds running: cap
 RECENT_ROUNDS = 8
 PROBE_INTERVAL = 10.0
 CLEAR_ROUNDS = 4
-FLOOR = 4  # max_concurrency's fixed default: "auto" goes under it only on an overload answer
+QUIET_ROUNDS = 16
+FLOOR = 4  # the fixed default before "auto" became it: "auto" goes under it only on an overload answer
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +128,11 @@ class AdaptiveLimit:
         self._in_flight = 0
         # Slots refused by an overload answer, held empty until these times (see release).
         self._parked: list[float] = []
-        self._limit = 1  # the first round is a probe: one request alone measures the base latency
+        # The first round is one request alone: its answer is the idle latency (nothing queued),
+        # and the fixed default follows at once. (Three answers at one, then four at two, cost
+        # a call of ten batches twice the time; a first round of four met a replica loading
+        # with four 503s at once, and queued on a server of one slot.)
+        self._limit = 1
         self._probing = True
         self._slow_start = True
         self._base: float | None = None
@@ -136,12 +149,15 @@ class AdaptiveLimit:
         self._area = 0.0
         self._round_start = self._last = clock()
         self._next_probe = clock() + probe_interval
-        self._saved = 1  # the limit to return to after a probe
+        self._saved = min(FLOOR, maximum)  # the limit to return to after a probe
         self._ceiling: int | None = None  # the last limit an overload answer refused (see _learn)
         self._good: int | None = None  # the last limit a whole round ran at without a refusal
-        self._clear_rounds = 0  # rounds running just below the ceiling with nothing waiting
-        self._clear_needed = CLEAR_ROUNDS  # how many before the ceiling is raised by one
-        self._raised = False  # the ceiling was raised since the last refusal
+        # Rounds just below the ceiling with nothing waiting ("clear"), and with a queue but no
+        # refusal ("quiet"); how many of each raise the ceiling by one; which kind raised it last
+        # (None: no raise since the last refusal).
+        self._clear_rounds = self._quiet_rounds = 0
+        self._clear_needed, self._quiet_needed = CLEAR_ROUNDS, QUIET_ROUNDS
+        self._raised: Literal["clear", "quiet"] | None = None
 
     @property
     def limit(self) -> int:
@@ -206,7 +222,7 @@ class AdaptiveLimit:
             now = self._clock()
             self._account(now)
             self._in_flight -= 1
-            if signal == "overload":
+            if signal in ("overload", "unavailable"):
                 self._parked.append(now + max(0.1, 2 * (self._base or 0.0)))
             self._learn(ticket, now - ticket.started, signal, now)
             wake = self._wakeable()
@@ -224,7 +240,7 @@ class AdaptiveLimit:
     # ------------------------------------------------------------------ decisions
 
     def _learn(self, ticket: Ticket, latency: float, signal: Signal, now: float) -> None:
-        if signal == "none" or ticket.epoch != self._epoch:
+        if signal in ("none", "unavailable") or ticket.epoch != self._epoch:
             return  # sent before the last change: its latency says nothing of the current limit
         if signal == "overload":
             self._refused()
@@ -235,7 +251,9 @@ class AdaptiveLimit:
         if not self._probing:
             self._good = self._limit  # a round's answers, none refused (a refusal starts a new round)
         if self._probing:
-            # No queue in a probe: the median is the idle latency, whatever one slow answer did.
+            # No queue in a probe: the median is the idle latency, whatever one slow answer did
+            # (the first probe's one answer may have paid for a connection: the rounds' own
+            # means, the smallest of which is kept, bring that down).
             rtt = statistics.median(self._samples)
             self._base = rtt
             self._probing = False
@@ -265,17 +283,19 @@ class AdaptiveLimit:
         # others a round longer, since one crowded round is as often the client's own pause
         # (a collection holding every answer) as the endpoint's.
         remembered = statistics.median(self._recent)
-        new = round(GAIN * (busy if self._over else max(busy, remembered)))
+        # Plus one, as Vegas keeps a few requests queued whatever the slots: with a queue only
+        # proportional to what each client gets, any split of the endpoint between two clients
+        # is a fixed point (each sees the same latency), and one that started behind stayed
+        # there (0.34 and 0.66). The constant is a larger share of the smaller client's target.
+        new = round(GAIN * (busy if self._over else max(busy, remembered))) + 1
         if in_flight - busy < 0.5 and in_flight >= 0.8 * self._limit:
             # Nothing waits and the limit was used: double it until a queue first shows (slow
             # start), then step up by one (at one or two slots GAIN x busy rounds back down).
             new = max(new, self._limit * 2 if self._slow_start else self._limit + 1)
-            self._clear_round()
+            self._unrefused_round(clear=True)
         else:
             self._slow_start = False
-            self._clear_rounds = 0
-        if self._ceiling is not None:
-            new = min(new, self._ceiling - 1)
+            self._unrefused_round(clear=False)
         reason = (
             f"{busy:.1f} slots busy, {in_flight:.1f} in flight (latency {rtt * 1000:.1f} ms, base {base * 1000:.1f} ms)"
         )
@@ -295,20 +315,29 @@ class AdaptiveLimit:
     def _refused(self) -> None:
         """An overload answer to a request sent at the current limit."""
         current = self._saved if self._probing else self._limit
+        if current <= 1 or self._base is None:
+            # A request refused alone (the first is sent alone) says the endpoint takes nothing
+            # now (a queue full of others' requests), not how many it takes at once: its slot
+            # stays parked, and nothing is learnt.
+            return
         self._probing = self._slow_start = False
         self._recent.clear()  # the capacity it remembered is gone
         # The limit the endpoint refused, as TCP's ssthresh: not reached again while a queue
         # shows below it. The busy slots are overestimated when the client's own time per
         # request is a large part of the latency (the threaded driver's), and without this
         # the limit climbed back to the refused value every few rounds.
-        if self._raised:
-            # A raised ceiling refused again: try less often (as a TCP retransmission timer
-            # backs off), so an endpoint that really has no room pays a refusal now and then
-            # (after 4, 8, 16, ... rounds), not every few rounds.
+        # A raised ceiling refused again: try less often (as a TCP retransmission timer backs
+        # off), so an endpoint that really has no room pays a refusal now and then (after 4, 8,
+        # 16, ... rounds), not every few rounds. Only the kind of evidence that raised it: an
+        # endpoint that gains replicas is still found within clear rounds however often its
+        # queue refused a raise before.
+        if self._raised == "clear":
             self._clear_needed *= 2
+        elif self._raised == "quiet":
+            self._quiet_needed *= 2
         self._ceiling = current
-        self._clear_rounds = 0
-        self._raised = False
+        self._clear_rounds = self._quiet_rounds = 0
+        self._raised = None
         # Back to the last limit a whole round ran at without a refusal, as the endpoint
         # answered it then; halved only when that is the limit refused now (the endpoint
         # lost capacity since). Halving every time took a TEI with two slots and a queue of
@@ -317,23 +346,36 @@ class AdaptiveLimit:
         self._good = None
         self._change(good if good is not None and good < current else max(1, current // 2), "overload answer")
 
-    def _clear_round(self) -> None:
-        """A round with nothing waiting and the limit used: after enough of them just below the ceiling, raise it by one.
+    def _unrefused_round(self, *, clear: bool) -> None:
+        """A round without a refusal: after enough of them just below the ceiling, raise it by one.
 
         Not after one round: the first after a refusal runs with its slot parked, and a round
-        whose answers came in step shows no queue that is there.
+        whose answers came in step shows no queue that is there. Rounds with a queue count too,
+        more slowly: another client's requests wait in it as well, and a ceiling raised only
+        when nothing waits kept a client that was refused once under its share for good.
         """
         if self._ceiling is None or self._limit < self._ceiling - 1:
             return
-        self._clear_rounds += 1
-        if self._clear_rounds >= self._clear_needed:
-            if self._raised:
-                self._clear_needed = CLEAR_ROUNDS  # the last raise held: capacity grew
-            self._ceiling += 1
+        if clear:
+            self._clear_rounds += 1
+        else:
             self._clear_rounds = 0
-            self._raised = True
+            self._quiet_rounds += 1
+        if self._clear_rounds >= self._clear_needed:
+            kind: Literal["clear", "quiet"] = "clear"
+        elif self._quiet_rounds >= self._quiet_needed:
+            kind = "quiet"
+        else:
+            return
+        if self._raised is not None:  # the last raise held: capacity grew
+            self._clear_needed, self._quiet_needed = CLEAR_ROUNDS, QUIET_ROUNDS
+        self._ceiling += 1
+        self._clear_rounds = self._quiet_rounds = 0
+        self._raised = kind
 
     def _round_size(self) -> int:
+        if self._base is None:
+            return 1
         return 3 if self._probing else max(4, self._limit)
 
     def _change(self, new: int, reason: str) -> None:
@@ -345,6 +387,8 @@ class AdaptiveLimit:
             # Under the limit the endpoint refused, even when that is under the fixed default:
             # a small TEI (two slots, a queue of one) refuses a fourth request every time.
             floor = max(1, min(floor, self._ceiling - 1))
+            # The return from a probe too: it once went back over the ceiling every ten seconds.
+            new = min(new, self._ceiling - 1)
         new = max(floor, min(new, self.maximum))
         if not self._probing:
             self._saved = new

@@ -43,6 +43,12 @@ def tokenize_body(texts: Sequence[str]) -> bytes:
 
 
 def dumps(payload: Mapping[str, Any]) -> bytes:
+    """A request body: compact JSON, UTF-8 as it is (orjson's bytes are the same as json's, made in a tenth of the time)."""
+    if _orjson is not None:
+        try:
+            return _orjson.dumps(payload)
+        except TypeError:  # what orjson cannot write (a lone surrogate): json raises its own error
+            pass
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
