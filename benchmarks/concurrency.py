@@ -113,16 +113,21 @@ async def _stream(url: str, setting: int | str, seconds: float) -> None:
                 break
 
 
+def _streamed(config: dict[str, Any], setting: int | str, seconds: float) -> tuple[list[dict[str, Any]], float]:
+    """One client streaming ``seconds`` into a fresh endpoint of ``config``: the endpoint's log and its first arrival."""
+    print(f"  changing endpoint, max_concurrency={setting} ...", file=sys.stderr, flush=True)
+    with fake_endpoint(vectors="fixed", dims=384, log_inputs=False, **config) as server:
+        asyncio.run(_stream(server.url, setting, seconds))
+        log = _log(server.url)
+    return log, log[0]["at"]
+
+
 def scaling_runs(seconds: float = 30.5) -> list[dict[str, Any]]:
     """Each setting streaming through the changing endpoint: per phase capacity, overloads, depth."""
     batch_time = SCALING["latency"] + SCALING["latency_per_word"] * WORDS_PER_TEXT * BATCH  # type: ignore[operator]
     rows = []
     for setting in SETTINGS:
-        print(f"  changing endpoint, max_concurrency={setting} ...", file=sys.stderr, flush=True)
-        with fake_endpoint(vectors="fixed", dims=384, log_inputs=False, **SCALING) as server:
-            asyncio.run(_stream(server.url, setting, seconds))
-            log = _log(server.url)
-        t0 = log[0]["at"]
+        log, t0 = _streamed(SCALING, setting, seconds)
         ok = [e["at"] - t0 for e in log if e["answer"] == "ok"]
         row: dict[str, Any] = {"setting": setting, "requests": len(log)}
         row["overload_share"] = sum(1 for e in log if e["answer"] != "ok") / len(log)
@@ -231,11 +236,7 @@ def changing_runs(repeats: int) -> list[dict[str, Any]]:
     refused: dict[int | str, list[float]] = {setting: [] for setting in SHAPE_SETTINGS}
     for _ in range(repeats):
         for setting in SHAPE_SETTINGS:
-            print(f"  changing endpoint, max_concurrency={setting} ...", file=sys.stderr, flush=True)
-            with fake_endpoint(vectors="fixed", dims=384, log_inputs=False, **CHANGING) as server:
-                asyncio.run(_stream(server.url, setting, CHANGING_SECONDS))
-                log = _log(server.url)
-            t0 = log[0]["at"]
+            log, t0 = _streamed(CHANGING, setting, CHANGING_SECONDS)
             ok = sum(1 for e in log if e["answer"] == "ok" and e["at"] - t0 < CHANGING_SECONDS)
             runs[setting].append(ok * BATCH / CHANGING_SECONDS)
             refused[setting].append(sum(1 for e in log if e["answer"] != "ok") / len(log))

@@ -193,33 +193,23 @@ def client_cpu(repeats: int = 5) -> list[Row]:
         data = orjson.loads(body)["data"]
         return np.frombuffer(base64.b64decode("".join(item["embedding"] for item in data)), dtype="<f4")
 
-    async def raw_httpx(url: str) -> None:
-        from hf_infer_core.drivers._transports import fast_async_transport
+    def raw_httpx(
+        route: str, body: Callable[[list[str]], Any], parse: Callable[[bytes], Any]
+    ) -> Callable[[str], Awaitable[None]]:
+        async def loop(url: str) -> None:
+            from hf_infer_core.drivers._transports import fast_async_transport
 
-        limits = httpx.Limits(max_connections=64)
-        async with httpx.AsyncClient(transport=fast_async_transport(limits), limits=limits) as client:
-            gate = asyncio.Semaphore(8)
+            limits = httpx.Limits(max_connections=64)
+            async with httpx.AsyncClient(transport=fast_async_transport(limits), limits=limits) as client:
+                gate = asyncio.Semaphore(8)
 
-            async def one(batch: list[str]) -> Any:
-                async with gate:
-                    response = await client.post(url + "/v1/embeddings", json=_b64_request(batch))
-                    return decode(response.content)
+                async def one(batch: list[str]) -> Any:
+                    async with gate:
+                        return parse((await client.post(url + route, json=body(batch))).content)
 
-            await asyncio.gather(*(one(b) for b in _batches(corpus)))
+                await asyncio.gather(*(one(b) for b in _batches(corpus)))
 
-    async def raw_httpx_json(url: str) -> None:
-        from hf_infer_core.drivers._transports import fast_async_transport
-
-        limits = httpx.Limits(max_connections=64)
-        async with httpx.AsyncClient(transport=fast_async_transport(limits), limits=limits) as client:
-            gate = asyncio.Semaphore(8)
-
-            async def one(batch: list[str]) -> Any:
-                async with gate:
-                    response = await client.post(url + "/embed", json={"inputs": batch})
-                    return orjson.loads(response.content)
-
-            await asyncio.gather(*(one(b) for b in _batches(corpus)))
+        return loop
 
     async def ours(url: str, wire: str, numpy: bool) -> None:
         endpoint = InferenceEndpoint.from_url(url + "/embed", "bench", requests_per_minute=None)
@@ -229,8 +219,14 @@ def client_cpu(repeats: int = 5) -> list[Row]:
     cases: list[tuple[str, Callable[[str], Awaitable[None]]]] = [
         ("hf-infer AsyncEmbeddingClient.embed(as_numpy=True), wire_format=base64", lambda u: ours(u, "base64", True)),
         ("hf-infer AsyncEmbeddingClient.embed, json (lists)", lambda u: ours(u, "json", False)),
-        ("reference: bare httpx loop (same transport), base64 to numpy", raw_httpx),
-        ("reference: bare httpx loop (same transport), JSON to lists, unchecked", raw_httpx_json),
+        (
+            "reference: bare httpx loop (same transport), base64 to numpy",
+            raw_httpx("/v1/embeddings", _b64_request, decode),
+        ),
+        (
+            "reference: bare httpx loop (same transport), JSON to lists, unchecked",
+            raw_httpx("/embed", lambda batch: {"inputs": batch}, orjson.loads),
+        ),
     ]
     least = {name: float("inf") for name, _ in cases}
     speed = dict.fromkeys(least, 0.0)
