@@ -170,13 +170,7 @@ SHAPES: list[tuple[str, dict[str, Any], int, float | None]] = [
         BATCH / (0.002 + 0.0001 * WORDS_PER_TEXT * BATCH),
     ),
 ]
-CHANGING = {
-    "latency": 0.010,
-    "latency_per_word": 0.00005,
-    "schedule": [[0, 2], [5, 8], [10, 4]],
-    "queue_limit": 8,
-    "cold_start": 0.5,
-}
+CHANGING = {**SCALING, "schedule": [[0, 2], [5, 8], [10, 4]]}  # section 8's endpoint, 5 s a phase
 CHANGING_SECONDS = 15.0
 
 

@@ -128,13 +128,8 @@ def floors(url: str) -> list[tuple[str, Callable[[list[str]], Any]]]:
     batch size as hf-infer: what is left of a client's CPU once parsing is free.
     """
     import aiohttp
-    import numpy as np
-    import orjson
 
-    def decode(body: bytes) -> Any:
-        data = orjson.loads(body)["data"]
-        raw = base64.b64decode("".join(item["embedding"] for item in data))
-        return np.frombuffer(raw, dtype="<f4").reshape(len(data), -1)
+    decode = _b64_matrix
 
     async def every_batch(docs: list[str], post: Callable[[list[str]], Awaitable[bytes]]) -> list[Any]:
         gate = asyncio.Semaphore(CONCURRENCY)
@@ -182,16 +177,11 @@ def client_cpu(repeats: int = 5) -> list[Row]:
     transport, 8 requests in flight, batches of 32) that decodes the same base64 bodies into
     numpy and does nothing else. Settings alternated, the least CPU of ``repeats`` runs each.
     """
-    import numpy as np
     import orjson
 
     from .common import run_endpoint
 
     corpus = texts(FAST_DOCS)
-
-    def decode(body: bytes) -> Any:
-        data = orjson.loads(body)["data"]
-        return np.frombuffer(base64.b64decode("".join(item["embedding"] for item in data)), dtype="<f4")
 
     def raw_httpx(
         route: str, body: Callable[[list[str]], Any], parse: Callable[[bytes], Any]
@@ -221,7 +211,7 @@ def client_cpu(repeats: int = 5) -> list[Row]:
         ("hf-infer AsyncEmbeddingClient.embed, json (lists)", lambda u: ours(u, "json", False)),
         (
             "reference: bare httpx loop (same transport), base64 to numpy",
-            raw_httpx("/v1/embeddings", _b64_request, decode),
+            raw_httpx("/v1/embeddings", _b64_request, _b64_matrix),
         ),
         (
             "reference: bare httpx loop (same transport), JSON to lists, unchecked",
@@ -260,6 +250,16 @@ def render_cpu(rows: list[Row]) -> str:
         goal = next((g for k, g in goals.items() if k in r["name"] and r["name"].startswith("hf-infer")), "the floor")
         lines.append(f"| {r['name']} | {r['cpu_per_1000']:.4f} | {r['docs_s']:,.0f} | {goal} |")
     return "\n".join(lines)
+
+
+def _b64_matrix(body: bytes) -> Any:
+    """TEI's base64 answer as one float32 array, nothing checked: what a bare loop decodes."""
+    import numpy as np
+    import orjson
+
+    data = orjson.loads(body)["data"]
+    raw = base64.b64decode("".join(item["embedding"] for item in data))
+    return np.frombuffer(raw, dtype="<f4").reshape(len(data), -1)
 
 
 def _batches(docs: list[str]) -> list[list[str]]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from typing import Any
 
 import pytest
 
@@ -64,7 +65,8 @@ def test_a_document_longer_than_the_model_is_chunked_and_max_pooled(local_server
     assert not set(tail) <= set(cut)  # and was cut from the whole text sent at once
 
 
-def test_langchain_hybrid_search_in_qdrants_local_mode_finds_the_error_code(local_server: LocalServer) -> None:
+def _langchain_hybrid(local_server: LocalServer, documents: list[str], collection: str) -> tuple[Any, Any, Any]:
+    """A LangChain Qdrant store in local mode (HYBRID) over ``documents``, and its dense and sparse embeddings."""
     from langchain_qdrant import QdrantVectorStore, RetrievalMode
 
     from langchain_hf_infer import HFInferEmbeddings, HFInferSparseEmbeddings
@@ -72,13 +74,20 @@ def test_langchain_hybrid_search_in_qdrants_local_mode_finds_the_error_code(loca
     dense = HFInferEmbeddings(url=local_server.url, api_key=local_server.api_key)
     sparse = HFInferSparseEmbeddings(url=local_server.url, api_key=local_server.api_key)
     store = QdrantVectorStore.from_texts(
-        DOCUMENTS,
+        documents,
         dense,
         sparse_embedding=sparse,
         retrieval_mode=RetrievalMode.HYBRID,
         location=":memory:",
-        collection_name="pumps",
+        collection_name=collection,
     )
+    return store, dense, sparse
+
+
+def test_langchain_hybrid_search_in_qdrants_local_mode_finds_the_error_code(local_server: LocalServer) -> None:
+    from langchain_qdrant import QdrantVectorStore, RetrievalMode
+
+    store, _, sparse = _langchain_hybrid(local_server, DOCUMENTS, "pumps")
     (best,) = store.similarity_search(QUERY, k=1)
     assert "E4712" in best.page_content
     sparse_only = QdrantVectorStore(
@@ -112,18 +121,7 @@ LOG_QUERY = "meaning of error code E4712"
 def test_hybrid_search_finds_the_code_that_dense_search_alone_ranks_second(local_server: LocalServer) -> None:
     from langchain_qdrant import QdrantVectorStore, RetrievalMode
 
-    from langchain_hf_infer import HFInferEmbeddings, HFInferSparseEmbeddings
-
-    dense = HFInferEmbeddings(url=local_server.url, api_key=local_server.api_key)
-    sparse = HFInferSparseEmbeddings(url=local_server.url, api_key=local_server.api_key)
-    hybrid = QdrantVectorStore.from_texts(
-        LOG_DOCUMENTS,
-        dense,
-        sparse_embedding=sparse,
-        retrieval_mode=RetrievalMode.HYBRID,
-        location=":memory:",
-        collection_name="log",
-    )
+    hybrid, dense, _ = _langchain_hybrid(local_server, LOG_DOCUMENTS, "log")
     dense_only = QdrantVectorStore(
         client=hybrid.client, collection_name="log", embedding=dense, retrieval_mode=RetrievalMode.DENSE
     )

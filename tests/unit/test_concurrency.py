@@ -156,12 +156,18 @@ def test_in_flight_stays_under_twice_the_slots() -> None:
         assert in_flight <= 2 * max(slots, before), (at, in_flight, slots)
 
 
-def test_an_overload_answer_halves_the_limit_once_per_round() -> None:
-    now = [0.0]
+def found(value: int, now: list[float]) -> AdaptiveLimit:
+    """A limit as if it had settled at ``value`` (idle latency 25 ms), on the clock ``now[0]``."""
     limit = AdaptiveLimit(64, clock=lambda: now[0])
-    limit._limit = limit._saved = 16  # as if found
+    limit._limit = limit._saved = value
     limit._probing = limit._slow_start = False
     limit._base = 0.025
+    return limit
+
+
+def test_an_overload_answer_halves_the_limit_once_per_round() -> None:
+    now = [0.0]
+    limit = found(16, now)
     tickets = [limit.acquire() for _ in range(16)]
     assert all(t is not None for t in tickets)
     now[0] = 0.03
@@ -174,10 +180,7 @@ def test_an_overload_answer_halves_the_limit_once_per_round() -> None:
 
 def test_an_overload_answer_keeps_its_slot_empty_for_a_while() -> None:
     now = [0.0]
-    limit = AdaptiveLimit(64, clock=lambda: now[0])
-    limit._limit = limit._saved = 2
-    limit._probing = limit._slow_start = False
-    limit._base = 0.025
+    limit = found(2, now)
     first, second = limit.acquire(), limit.acquire()
     assert first is not None and second is not None
     limit.release(first, "overload")  # a 429 answered at once
@@ -261,6 +264,13 @@ def test_what_an_answer_says_of_the_endpoints_load() -> None:
     assert load_signal(TimeoutError("no answer in time")) == "overload"
     assert load_signal(TransportError("connection refused")) == "none"
     assert load_signal(None) == "none"  # the attempt never finished (Ctrl-C, cancelled)
+    from hf_infer_core.protocol._steps import Send
+
+    info = Send(body=b"", indices=(), attempt=1, url="http://127.0.0.1:9/info")
+    batch = Send(body=b"{}", indices=(0, 1), attempt=1, url="http://127.0.0.1:9/embed")
+    assert load_signal(HttpResult(200, b"{}"), info) == "none"  # discovery: no batch's latency
+    assert load_signal(HttpResult(200, b"[]"), batch) == "ok"
+    assert load_signal(HttpResult(429, b""), info) == "overload"  # a refusal is one, whatever was asked
 
 
 @pytest.mark.parametrize("driver", ["sync", "async"])
@@ -371,10 +381,7 @@ def test_a_small_endpoint_that_sheds_load_is_filled_without_being_overloaded(
 
 def test_an_overload_answer_goes_back_to_the_last_limit_that_ran_a_round_clean() -> None:
     now = [0.0]
-    limit = AdaptiveLimit(64, clock=lambda: now[0])
-    limit._limit = limit._saved = 8  # as if found
-    limit._probing = limit._slow_start = False
-    limit._base = 0.025
+    limit = found(8, now)
     clean = []
     for _ in range(2):  # whole rounds, nothing refused, nothing waiting: the limit grows each time
         clean.append(limit.limit)
@@ -460,9 +467,7 @@ def test_two_clients_on_one_endpoint_share_it_about_evenly(
 
 def test_a_refusal_at_one_in_flight_keeps_one_in_flight() -> None:
     now = [0.0]
-    limit = AdaptiveLimit(64, clock=lambda: now[0])
-    limit._limit = limit._saved = 1
-    limit._probing = limit._slow_start = False
+    limit = found(1, now)
     ticket = limit.acquire()
     assert ticket is not None
     limit.release(ticket, "overload")

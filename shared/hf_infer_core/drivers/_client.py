@@ -57,9 +57,16 @@ if hasattr(os, "register_at_fork"):
 T = TypeVar("T")
 
 
-def load_signal(outcome: HttpResult | HFInferError | None) -> Signal:
-    """What an attempt's outcome says of the endpoint's load (see :mod:`._concurrency`)."""
+def load_signal(outcome: HttpResult | HFInferError | None, step: Send | None = None) -> Signal:
+    """What an attempt's outcome says of the endpoint's load (see :mod:`._concurrency`).
+
+    A discovery answer (``step`` with no inputs: ``/info``) says nothing of it: its few
+    milliseconds are no batch's latency, and taken as the idle latency they kept the limit at its
+    floor on an endpoint of eight slots.
+    """
     if isinstance(outcome, HttpResult):
+        if outcome.status_code < 300 and step is not None and not step.indices:
+            return "none"
         if outcome.status_code == 503:
             return "unavailable"
         if outcome.status_code in _OVERLOAD:
@@ -187,12 +194,7 @@ class _ClientBase(Generic[J]):
     def _release(self, ticket: Ticket | None, outcome: HttpResult | HFInferError | None, step: Send) -> None:
         """Give an attempt's adaptive slot back, with what its answer says of the endpoint's load."""
         if ticket is not None and self._adaptive is not None:
-            signal = load_signal(outcome)
-            if signal == "ok" and not step.indices:
-                # Discovery (/info): its few milliseconds are no batch's latency. Taken as the
-                # idle latency, they kept the limit at its floor on an endpoint of eight slots.
-                signal = "none"
-            self._adaptive.release(ticket, signal)
+            self._adaptive.release(ticket, load_signal(outcome, step))
 
     @property
     def on_info(self) -> Callable[[dict[str, Any]], None] | None:
