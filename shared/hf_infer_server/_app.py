@@ -34,12 +34,12 @@ worker thread, never on the event loop; a model that fails to load is logged at 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 from typing import Any
 
 from ._model import PAYLOAD_LIMIT, Model, default_model_path
+from ._protocol import guarded_protocol
 
 __all__ = ["create_app", "default_model_path", "serve"]
 
@@ -133,44 +133,5 @@ def serve(
         port=port,
         log_level="warning" if log_level == "info" else log_level,  # uvicorn's own lines: problems only
         access_log=False,  # ours (_access.py) has the inputs and never the query string
-        http=_header_timed_protocol(header_timeout),
+        http=guarded_protocol(header_timeout),
     )
-
-
-def _header_timed_protocol(seconds: float) -> type[Any]:
-    """Uvicorn's h11 protocol, closing a connection whose request headers are not in after ``seconds``.
-
-    uvicorn times out idle keep-alive connections, not slow headers: a client sending one byte a
-    second holds a connection (and its memory) for ever, and a thousand of them exhaust the
-    server. The deadline starts when the connection opens and again after each response.
-    """
-    import h11
-    from uvicorn.protocols.http.h11_impl import H11Protocol
-
-    class HeaderTimed(H11Protocol):
-        _header_timer: asyncio.TimerHandle | None = None
-
-        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-            super().connection_made(transport)
-            self._arm()
-
-        def on_response_complete(self) -> None:
-            super().on_response_complete()
-            self._arm()
-
-        def connection_lost(self, exc: Exception | None) -> None:
-            if self._header_timer is not None:
-                self._header_timer.cancel()
-            super().connection_lost(exc)
-
-        def _arm(self) -> None:
-            if self._header_timer is not None:
-                self._header_timer.cancel()
-            self._header_timer = self.loop.call_later(seconds, self._headers_late)
-
-        def _headers_late(self) -> None:
-            # Still waiting for a request's headers (h11 is IDLE until they are complete).
-            if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
-                self.transport.close()
-
-    return HeaderTimed

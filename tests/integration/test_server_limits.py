@@ -232,6 +232,40 @@ def test_a_dripped_body_is_cut_off_and_an_unauthorised_one_never_read(strict: Se
     assert b"connection: close" in refused.lower()  # closed after the answer: the rest is never read
 
 
+def test_a_refused_client_may_finish_sending_its_body(strict: Served) -> None:
+    """After a 401 sent before the body was read, what the client still sends is read (and dropped), not reset.
+
+    A socket closed with unread bytes makes the kernel answer the next ones with a reset: a client
+    still writing its body (httpx writes all of it before reading) would fail instead of reading
+    the answer. So the server lingers: its side shut, the client's rest read for a while, not for ever.
+    """
+    host, port = strict.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(
+            f"POST /embed HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer wrong\r\n"
+            "Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n".encode()
+        )
+        answer = b""
+        while piece := sock.recv(4096):  # the answer, then the server's end of the stream
+            answer += piece
+        assert answer.startswith(b"HTTP/1.1 401"), answer[:200]
+        for _ in range(20):  # the body, in pieces: each arrives after the server has answered and shut its side
+            sock.sendall(b" " * 5000)
+            assert sock.recv(1) == b""  # still shut, not reset
+        assert _sends_until_cut_off(sock, 30)  # a client that never stops is cut off: the linger is bounded (2 s)
+
+
+def _sends_until_cut_off(sock: socket.socket, seconds: float) -> bool:
+    """Whether the server cut the connection within ``seconds`` of a client sending without end."""
+    started = time.monotonic()
+    try:
+        while time.monotonic() - started < seconds:
+            sock.sendall(b" " * 5000)
+    except OSError:
+        return True
+    return False
+
+
 def _peak_rss_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
