@@ -14,6 +14,7 @@ from hf_infer_core import (
     ResponseFormatError,
     ServerError,
     TimeoutError,
+    TransportError,
     shared_rate_limiter,
 )
 from hf_infer_core.limits._ratelimit import (
@@ -187,3 +188,6 @@ def test_give_up_cases() -> None:
     assert not decide(POLICY, 1, ResponseFormatError("wrong count"), 0, rng).retry
     assert decide(POLICY, 1, ResponseFormatError("cut off", transient=True), 0, rng).retry
     assert decide(POLICY, 1, TimeoutError("slow"), 0, rng).retry
+    reset, untrusted = TransportError("reset"), TransportError("certificate not accepted")
+    untrusted.untrusted = True
+    assert decide(POLICY, 1, reset, 0, rng).retry and not decide(POLICY, 1, untrusted, 0, rng).retry

@@ -178,13 +178,17 @@ class TransportError(HFInferError):
 
     ``refused`` is True when nothing answered at that address: the connection was refused, or
     the host name does not resolve (``unresolved``). Those are retried only within
-    ``connect_retry_deadline``, in both drivers alike.
+    ``connect_retry_deadline``, in both drivers alike. ``untrusted`` is True when the endpoint's
+    TLS certificate failed verification (never retried).
     """
 
     refused: bool = False
     unresolved: bool = False
     # Raised before anything was sent (a header or URL that is not valid HTTP): never retried.
     local: bool = False
+    # The endpoint's TLS certificate failed verification: nothing was sent, and nothing would
+    # be on a retry (a certificate does not become trusted in a few seconds): never retried.
+    untrusted: bool = False
 
 
 class TimeoutError(TransportError, builtins.TimeoutError):  # noqa: A001 - the documented public name
@@ -335,17 +339,24 @@ def _retry_after_seconds(value: str | None) -> float | None:
 
 
 def caused_by(err: BaseException, kinds: type[BaseException] | tuple[type[BaseException], ...]) -> bool:
-    """True when ``err`` comes from an error of ``kinds``, however deep in its causes.
+    """True when ``err`` comes from an error of ``kinds``, however deep in its causes (see :func:`cause_of`)."""
+    return cause_of(err, kinds) is not None
 
-    httpx-aiohttp reports a refusal or an unknown host as ConnectTimeout, the OS error three
-    causes down (aiohttp's DNS error keeps the ``socket.gaierror`` as its ``os_error``); redis-py
-    chains it as the context of its ConnectionError.
+
+def cause_of(err: BaseException, kinds: type[BaseException] | tuple[type[BaseException], ...]) -> BaseException | None:
+    """The error of ``kinds`` that ``err`` comes from, however deep in its causes; None if none.
+
+    httpx-aiohttp reports a refusal, an unknown host or an untrusted certificate as
+    ConnectTimeout, the OS error three causes down (aiohttp keeps the ``socket.gaierror`` as its
+    DNS error's ``os_error``, the ``ssl.SSLCertVerificationError`` as its ``certificate_error``);
+    redis-py chains it as the context of its ConnectionError.
     """
     seen: set[int] = set()
     cause: BaseException | None = err
     while cause is not None and id(cause) not in seen:
-        if isinstance(cause, kinds) or isinstance(getattr(cause, "os_error", None), kinds):
-            return True
+        for found in (cause, getattr(cause, "os_error", None), getattr(cause, "certificate_error", None)):
+            if isinstance(found, kinds):
+                return found
         seen.add(id(cause))
         cause = cause.__cause__ or cause.__context__
-    return False
+    return None

@@ -27,6 +27,8 @@ from typing import Any
 import httpcore
 import httpx
 
+from ._transports import tls_context
+
 __all__ = ["attempt_deadline", "cut_socket", "deadline_transport", "watch"]
 
 # The monotonic time the attempt running in this thread must end by (None: no attempt).
@@ -106,7 +108,7 @@ class _Backend(httpcore.NetworkBackend):
 
 def deadline_transport(limits: httpx.Limits, proxy: str | None = None) -> httpx.HTTPTransport:
     """Httpx's own transport (through ``proxy`` if given), its connections bounded by :func:`attempt_deadline`."""
-    transport = httpx.HTTPTransport(limits=limits, proxy=proxy)
+    transport = httpx.HTTPTransport(limits=limits, proxy=proxy, verify=tls_context())
     pool = transport._pool  # httpx exposes no network_backend argument; its pool takes one
     pool._network_backend = _Backend(pool._network_backend)
     return transport

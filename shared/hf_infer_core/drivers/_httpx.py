@@ -16,6 +16,7 @@ import contextlib
 import functools
 import logging
 import socket
+import ssl
 import threading
 import time
 import weakref
@@ -26,7 +27,7 @@ import httpx
 from pydantic import SecretStr
 
 from ..base import _errors
-from ..base._errors import ClientClosedError, HFInferError, TransportError, caused_by
+from ..base._errors import ClientClosedError, HFInferError, TransportError, cause_of, caused_by
 from ..config._options import RequestOptions
 from ..protocol._body import BoundedBody
 from ..protocol._steps import HttpResult, Send
@@ -80,6 +81,13 @@ def _transport_error(err: BaseException, url: httpx.URL, *, expired: bool = Fals
     elif caused_by(err, ConnectionRefusedError):
         error = TransportError(f"connection refused by {where}: is the endpoint running at that address?")
         error.refused = True
+    elif (untrusted := cause_of(err, ssl.SSLCertVerificationError)) is not None:
+        reason = getattr(untrusted, "verify_message", None) or untrusted
+        error = TransportError(
+            f"the TLS certificate of {where} was not accepted ({reason}): if your own authority signed it, "
+            "set SSL_CERT_FILE (or SSL_CERT_DIR) to that authority's certificate"
+        )
+        error.untrusted = True
     elif isinstance(err, httpx.LocalProtocolError):
         # Its message holds the offending header whole (the Authorization one: the key).
         error = TransportError(
@@ -340,7 +348,7 @@ class AsyncHttpxTransport:
         if self._transport is not None:
             return {}  # the user's transport is used as it is (so does httpx)
         limits = self.settings.limits
-        return proxy_mounts(self.settings.trust_env, lambda proxy: httpx.AsyncHTTPTransport(limits=limits, proxy=proxy))
+        return proxy_mounts(self.settings.trust_env, lambda proxy: fast_async_transport(limits, proxy))
 
     async def ready(self) -> None:
         """The running loop's client, made now (before a rate-limit token, whose slot set-up would delay)."""

@@ -1,4 +1,4 @@
-"""The drivers' HTTP plumbing: the environment's proxies, the fast async transport, and closing with a loop.
+"""The drivers' HTTP plumbing: the environment's proxies, TLS, the fast async transport, and closing with a loop.
 
 httpx honours ``HTTP_PROXY``, ``HTTPS_PROXY``, ``ALL_PROXY`` and ``NO_PROXY`` only for the
 transport it builds itself; the clients build their own (deadline-bounded connections, aiohttp),
@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+import os
+import ssl
 import threading
 import urllib.request
 import weakref
@@ -23,7 +25,14 @@ import httpx
 
 from ..base._errors import ConfigError
 
-__all__ = ["close_with_loop", "environment_proxies", "fast_async_transport", "proxy_mounts", "release_on_close"]
+__all__ = [
+    "close_with_loop",
+    "environment_proxies",
+    "fast_async_transport",
+    "proxy_mounts",
+    "release_on_close",
+    "tls_context",
+]
 
 T = TypeVar("T")
 
@@ -88,23 +97,48 @@ async def close_with_loop(client: httpx.AsyncClient) -> AsyncGenerator[None, Non
         await client.aclose()
 
 
-def fast_async_transport(limits: httpx.Limits) -> httpx.AsyncBaseTransport | None:  # must run in a loop
-    """Httpx over aiohttp when the optional ``httpx-aiohttp`` is installed (extra ``fast``).
+# One verified TLS context per CA setting, shared by every transport the process makes.
+_TLS: dict[tuple[str | None, str | None], ssl.SSLContext] = {}
+
+
+def tls_context() -> ssl.SSLContext:
+    """The process's context for verified TLS, as httpx makes it (``SSL_CERT_FILE``/``SSL_CERT_DIR``, else certifi).
+
+    Loading the CA bundle costs 30-50 ms of CPU, and every httpx transport loaded its own: each
+    client built paid it, even for an ``http://`` endpoint (a LangChain app building its
+    embeddings per request paid it per request). A context is safe to share between threads and
+    connections; a changed ``SSL_CERT_FILE`` or ``SSL_CERT_DIR`` gets its own.
+    """
+    key = (os.environ.get("SSL_CERT_FILE") or None, os.environ.get("SSL_CERT_DIR") or None)
+    context = _TLS.get(key)
+    if context is None:
+        # No lock (one in a forked child could be held for ever): two threads racing here both
+        # load a bundle, and the first stored is kept.
+        context = _TLS.setdefault(key, httpx.create_ssl_context())
+    return context
+
+
+def fast_async_transport(limits: httpx.Limits, proxy: str | None = None) -> httpx.AsyncBaseTransport:
+    """Httpx over aiohttp when the optional ``httpx-aiohttp`` is installed (extra ``fast``), else httpx's own.
 
     httpcore's pure-Python HTTP/1.1 stack costs ~2 ms of CPU per 150 kB response; aiohttp's
     C parser a third of that, which is what lets one process keep a fast endpoint busy. The
-    client is still an ``httpx.AsyncClient``: requests, errors and timeouts are httpx's.
+    client is still an ``httpx.AsyncClient``: requests, errors and timeouts are httpx's. Through
+    ``proxy``, httpx's own. Must run in a loop.
     """
-    try:
-        from httpx_aiohttp import AiohttpTransport
-    except ImportError:
-        return None
-    transport = AiohttpTransport(limits=limits)
-    # Build the aiohttp session (and its TLS context) now, inside the running loop, rather than
-    # on the first request, whose rate-limit slot would otherwise pass during the set-up. Given
-    # as the transport's client, it is also what the transport closes.
-    transport.client = transport.get_client()
-    return transport
+    if proxy is None:
+        try:
+            from httpx_aiohttp import AiohttpTransport
+        except ImportError:
+            pass
+        else:
+            transport = AiohttpTransport(limits=limits, verify=tls_context())
+            # Build the aiohttp session now, inside the running loop, rather than on the first
+            # request, whose rate-limit slot would otherwise pass during the set-up. Given as the
+            # transport's client, it is also what the transport closes.
+            transport.client = transport.get_client()
+            return transport
+    return httpx.AsyncHTTPTransport(limits=limits, proxy=proxy, verify=tls_context())
 
 
 class LoopOwner(Protocol):

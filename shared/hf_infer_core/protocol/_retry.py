@@ -68,7 +68,7 @@ class RetryDecision:
 def is_transient(error: HFInferError) -> bool:
     """Return True when repeating the same request may succeed."""
     if isinstance(error, TransportError):
-        return not error.local
+        return not (error.local or error.untrusted)
     if isinstance(error, RateLimitError | ModelLoadingError | ServerError):
         return True
     return isinstance(error, ResponseFormatError) and getattr(error, "transient", False)
