@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import ssl
 import threading
 from collections.abc import Iterator
@@ -14,7 +15,7 @@ import httpx
 import pytest
 import trustme
 
-from hf_infer_core import TransportError
+from hf_infer_core import TimeoutError, TransportError
 from hf_infer_core.drivers import _transports
 
 from .drive import DRIVERS, make_client, run_call
@@ -106,3 +107,32 @@ def test_clients_load_the_ca_bundle_once_per_process(
     monkeypatch.setenv("SSL_CERT_FILE", str(other))
     assert run_call(make_client("async", https_url), "embed", ["abc"]) == [[3.0, 1.0, 0.5]]
     assert loads == [str(trusted), str(other)]
+
+
+@pytest.fixture
+def plain_http() -> Iterator[str]:
+    """A plain-HTTP server that answers what it cannot parse (a TLS hello) with a 400 and closes, as most do."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    received: list[bytes] = []
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            with conn:
+                received.append(conn.recv(4096))
+                conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+
+    threading.Thread(target=serve, daemon=True).start()
+    yield f"https://127.0.0.1:{listener.getsockname()[1]}/embed"
+    listener.close()
+
+
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_an_https_url_to_a_plain_http_server_says_so(driver: str, plain_http: str) -> None:
+    """What failed (the TLS handshake), not "no answer in time" (httpx-aiohttp's ConnectTimeout for any failure)."""
+    with pytest.raises(TransportError, match=r"https://127\.0\.0\.1.*WRONG_VERSION_NUMBER") as failed:
+        run_call(make_client(driver, plain_http, max_retries=0), "embed", ["abc"])
+    assert not isinstance(failed.value, TimeoutError)

@@ -94,6 +94,10 @@ def _transport_error(err: BaseException, url: httpx.URL, *, expired: bool = Fals
             f"the request to {where} could not be sent: a header or the URL is not valid HTTP ({type(err).__name__})"
         )
         error.local = True
+    elif isinstance(err, httpx.ConnectTimeout) and (failed := _connect_failure(err)) is not None:
+        # httpx-aiohttp reports every failed connection as ConnectTimeout (a plain-HTTP server
+        # behind an https:// URL, a reset): say what failed, not that it was slow.
+        error = TransportError(f"could not connect to {where}: {failed}")
     elif isinstance(err, httpx.TimeoutException):
         error = _errors.TimeoutError(f"no answer from {where} in time ({type(err).__name__})")
     else:
@@ -101,6 +105,12 @@ def _transport_error(err: BaseException, url: httpx.URL, *, expired: bool = Fals
     # A local protocol error's own message holds the refused header: it is not chained.
     error.__cause__ = None if isinstance(error, TransportError) and error.local else err
     return error
+
+
+def _connect_failure(err: BaseException) -> OSError | None:
+    """The OS (or TLS) error a connection failed with, when it was not a timeout."""
+    failed = cause_of(err, OSError)
+    return failed if isinstance(failed, OSError) and not isinstance(failed, builtins.TimeoutError) else None
 
 
 # What an attempt may end in, besides an answer: what both transports catch and hand to attempt_outcome.
