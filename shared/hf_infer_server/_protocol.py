@@ -8,8 +8,9 @@
   with ``connection: close``. Closing a socket that still has unread bytes makes the kernel send a
   reset, which can reach the client before it has read the answer (it then sees "connection reset"
   instead of the 413 it would split on). So the server shuts down its side after the answer, reads
-  and drops what the client still sends for up to ``LINGER_SECONDS``, and closes when the client
-  does or that time is up (as nginx's ``lingering_close`` does).
+  and drops what the client still sends, for up to ``LINGER_SECONDS`` and ``LINGER_BYTES``, and
+  closes when the client does or either is reached (as nginx's ``lingering_close`` does): a
+  client's own body is read to its end, a flood is cut off.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ import asyncio
 from collections.abc import Callable
 from typing import Any, cast
 
-__all__ = ["LINGER_SECONDS", "guarded_protocol"]
+__all__ = ["LINGER_BYTES", "LINGER_SECONDS", "guarded_protocol"]
 
 LINGER_SECONDS = 2.0  # the most a refused client's remaining body is read (and dropped) for
+LINGER_BYTES = 8 << 20  # and the most of it read: a body a few times the payload limit
 
 
 class _LingeringTransport:
@@ -36,6 +38,7 @@ class _LingeringTransport:
         self._still_sending = still_sending
         self._linger = linger
         self.lingering = False
+        self.dropped = 0  # bytes read and dropped while lingering
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._transport, name)
@@ -70,8 +73,13 @@ def guarded_protocol(header_seconds: float, linger_seconds: float = LINGER_SECON
             self._arm()
 
         def data_received(self, data: bytes) -> None:
-            if self._lingering_transport is not None and self._lingering_transport.lingering:
-                return  # the rest of a refused body: read so the kernel does not reset, and dropped
+            wrapped = self._lingering_transport
+            if wrapped is not None and wrapped.lingering:
+                # The rest of a refused body: read so the kernel does not reset, and dropped.
+                wrapped.dropped += len(data)
+                if wrapped.dropped > LINGER_BYTES:
+                    wrapped.close()
+                return
             super().data_received(data)
 
         def on_response_complete(self) -> None:

@@ -252,7 +252,9 @@ def test_a_refused_client_may_finish_sending_its_body(strict: Served) -> None:
         for _ in range(20):  # the body, in pieces: each arrives after the server has answered and shut its side
             sock.sendall(b" " * 5000)
             assert sock.recv(1) == b""  # still shut, not reset
-        assert _sends_until_cut_off(sock, 30)  # a client that never stops is cut off: the linger is bounded (2 s)
+        assert _sends_until_cut_off(
+            sock, 30
+        )  # a client that never stops is cut off: the linger is bounded (2 s, 8 MiB)
 
 
 def _sends_until_cut_off(sock: socket.socket, seconds: float) -> bool:
