@@ -94,10 +94,10 @@ def _transport_error(err: BaseException, url: httpx.URL, *, expired: bool = Fals
             f"the request to {where} could not be sent: a header or the URL is not valid HTTP ({type(err).__name__})"
         )
         error.local = True
-    elif isinstance(err, httpx.ConnectTimeout) and (failed := _connect_failure(err)) is not None:
-        # httpx-aiohttp reports every failed connection as ConnectTimeout (a plain-HTTP server
-        # behind an https:// URL, a reset): say what failed, not that it was slow.
-        error = TransportError(f"could not connect to {where}: {failed}")
+    elif (failed := _not_slow(err)) is not None:
+        # httpx-aiohttp reports every aiohttp connection error as ConnectTimeout (a plain-HTTP
+        # server behind an https:// URL, a server that hung up): say what failed, not "slow".
+        error = TransportError(f"the connection to {where} failed: {failed}")
     elif isinstance(err, httpx.TimeoutException):
         error = _errors.TimeoutError(f"no answer from {where} in time ({type(err).__name__})")
     else:
@@ -107,10 +107,17 @@ def _transport_error(err: BaseException, url: httpx.URL, *, expired: bool = Fals
     return error
 
 
-def _connect_failure(err: BaseException) -> OSError | None:
-    """The OS (or TLS) error a connection failed with, when it was not a timeout."""
-    failed = cause_of(err, OSError)
-    return failed if isinstance(failed, OSError) and not isinstance(failed, builtins.TimeoutError) else None
+def _not_slow(err: BaseException) -> BaseException | None:
+    """The aiohttp error behind httpx-aiohttp's ConnectTimeout, when it was not a timeout."""
+    cause = err.__cause__
+    if (
+        isinstance(err, httpx.ConnectTimeout)
+        and cause is not None
+        and type(cause).__module__.startswith("aiohttp")
+        and not caused_by(cause, builtins.TimeoutError)
+    ):
+        return cause
+    return None
 
 
 # What an attempt may end in, besides an answer: what both transports catch and hand to attempt_outcome.
