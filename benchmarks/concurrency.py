@@ -322,9 +322,12 @@ def render_shapes(rows: list[dict[str, Any]], shares: list[float]) -> str:
         auto = mine["auto"]["docs_s"]
         cells = " | ".join(cell(mine[s]) for s in SHAPE_SETTINGS)
         lines.append(f"| {shape} | {driver} | {cells} | {auto / best:.2f} | {auto / mine[4]['docs_s']:.2f} |")
+    together = sum(shares) or 1.0
     lines.append(
         f"\nTwo clients (two processes) sharing one 25 ms x 8 endpoint, both with the defaults: shares "
-        f"{shares[0]:.2f} and {shares[1]:.2f} of its capacity (goal: each 0.4-0.6)."
+        f"{shares[0]:.2f} and {shares[1]:.2f} of its capacity (goal: each 0.4-0.6); of what the two got "
+        f"together ({together:.2f} of it: less when the machine, not the endpoint, is the bound), "
+        f"{shares[0] / together:.2f} and {shares[1] / together:.2f}."
     )
     return "\n".join(lines)
 
