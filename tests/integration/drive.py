@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from hf_infer_core import (
@@ -55,3 +56,29 @@ def in_threads(count: int, work: Callable[[int], Any]) -> list[Any]:
     for thread in threads:
         thread.join(120)
     return results
+
+
+@contextlib.contextmanager
+def raw_server(reply: bytes = b"") -> Iterator[tuple[int, list[bytes]]]:
+    """A TCP server on 127.0.0.1 that reads what each connection sends first, answers ``reply`` and closes.
+
+    ``reply`` empty: it hangs up without a word. Yields its port and what it read, a piece per connection.
+    """
+    listener = socket.create_server(("127.0.0.1", 0))
+    received: list[bytes] = []
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            with conn:
+                received.append(conn.recv(65536))
+                conn.sendall(reply)
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        yield listener.getsockname()[1], received
+    finally:
+        listener.close()

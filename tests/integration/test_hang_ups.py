@@ -2,35 +2,20 @@
 
 from __future__ import annotations
 
-import socket
-import threading
 from collections.abc import Iterator
 
 import pytest
 
 from hf_infer_core import TimeoutError, TransportError
 
-from .drive import DRIVERS, make_client, run_call
+from .drive import DRIVERS, make_client, raw_server, run_call
 
 
 @pytest.fixture
 def hangs_up() -> Iterator[tuple[str, list[bytes]]]:
     """A server that reads each request and closes the connection without a word; what it read."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    received: list[bytes] = []
-
-    def serve() -> None:
-        while True:
-            try:
-                conn, _ = listener.accept()
-            except OSError:
-                return
-            with conn:
-                received.append(conn.recv(65536))
-
-    threading.Thread(target=serve, daemon=True).start()
-    yield f"http://127.0.0.1:{listener.getsockname()[1]}/embed", received
-    listener.close()
+    with raw_server() as (port, received):
+        yield f"http://127.0.0.1:{port}/embed", received
 
 
 @pytest.mark.parametrize("driver", DRIVERS)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import ssl
 import threading
 from collections.abc import Iterator
@@ -18,7 +17,7 @@ import trustme
 from hf_infer_core import TimeoutError, TransportError
 from hf_infer_core.drivers import _transports
 
-from .drive import DRIVERS, make_client, run_call
+from .drive import DRIVERS, make_client, raw_server, run_call
 
 
 class _Embed(BaseHTTPRequestHandler):
@@ -112,22 +111,8 @@ def test_clients_load_the_ca_bundle_once_per_process(
 @pytest.fixture
 def plain_http() -> Iterator[str]:
     """A plain-HTTP server that answers what it cannot parse (a TLS hello) with a 400 and closes, as most do."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    received: list[bytes] = []
-
-    def serve() -> None:
-        while True:
-            try:
-                conn, _ = listener.accept()
-            except OSError:
-                return
-            with conn:
-                received.append(conn.recv(4096))
-                conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-
-    threading.Thread(target=serve, daemon=True).start()
-    yield f"https://127.0.0.1:{listener.getsockname()[1]}/embed"
-    listener.close()
+    with raw_server(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n") as (port, _):
+        yield f"https://127.0.0.1:{port}/embed"
 
 
 @pytest.mark.parametrize("driver", DRIVERS)
