@@ -108,6 +108,18 @@ def test_clients_load_the_ca_bundle_once_per_process(
     assert loads == [str(trusted), str(other)]
 
 
+def test_a_ca_bundle_rewritten_in_place_is_loaded_again(
+    https_url: str, trusted: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The shared context is the bundle's as it is now: authorities removed from the file are not trusted from memory."""
+    assert run_call(make_client("async", https_url), "embed", ["abc"]) == [[3.0, 1.0, 0.5]]
+    trustme.CA().cert_pem.write_to_path(str(trusted))  # same path, another authority only
+    for driver in DRIVERS:
+        with pytest.raises(TransportError, match="not accepted") as refused:
+            run_call(make_client(driver, https_url), "embed", ["abc"])
+        assert refused.value.untrusted
+
+
 @pytest.fixture
 def plain_http() -> Iterator[str]:
     """A plain-HTTP server that answers what it cannot parse (a TLS hello) with a 400 and closes, as most do."""

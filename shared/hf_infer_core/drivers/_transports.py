@@ -97,25 +97,44 @@ async def close_with_loop(client: httpx.AsyncClient) -> AsyncGenerator[None, Non
         await client.aclose()
 
 
-# One verified TLS context per CA setting, shared by every transport the process makes.
-_TLS: dict[tuple[str | None, str | None], ssl.SSLContext] = {}
+# One verified TLS context per CA setting and its files' state, shared by every transport.
+_TLS: dict[tuple[object, ...], ssl.SSLContext] = {}
 
 
 def tls_context() -> ssl.SSLContext:
     """The process's context for verified TLS, as httpx makes it (``SSL_CERT_FILE``/``SSL_CERT_DIR``, else certifi).
 
     Loading the CA bundle costs 30-50 ms of CPU, and every httpx transport loaded its own: each
-    client built paid it, even for an ``http://`` endpoint (a LangChain app building its
-    embeddings per request paid it per request). A context is safe to share between threads and
-    connections; a changed ``SSL_CERT_FILE`` or ``SSL_CERT_DIR`` gets its own.
+    client built paid it, even for an ``http://`` endpoint. A context is safe to share between
+    threads and connections. It is kept per setting and per state of the file (or folder) it
+    was loaded from: a bundle rewritten in place (new authorities, one removed) is loaded again,
+    as each transport did before, never served from the old load.
     """
-    key = (os.environ.get("SSL_CERT_FILE") or None, os.environ.get("SSL_CERT_DIR") or None)
+    cert_file, cert_dir = os.environ.get("SSL_CERT_FILE") or None, os.environ.get("SSL_CERT_DIR") or None
+    key = (cert_file, cert_dir, _state(cert_file or (None if cert_dir else _certifi_bundle())), _state(cert_dir))
     context = _TLS.get(key)
     if context is None:
         # No lock (one in a forked child could be held for ever): two threads racing here both
         # load a bundle, and the first stored is kept.
         context = _TLS.setdefault(key, httpx.create_ssl_context())
     return context
+
+
+def _certifi_bundle() -> str:
+    import certifi
+
+    return certifi.where()
+
+
+def _state(path: str | None) -> tuple[int, int, int] | None:
+    """What tells one version of a file (or folder) from the next: inode, size, modification time."""
+    if path is None:
+        return None
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None  # httpx's own load reports a missing file
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 def fast_async_transport(limits: httpx.Limits, proxy: str | None = None) -> httpx.AsyncBaseTransport:
