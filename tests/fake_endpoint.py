@@ -130,6 +130,7 @@ class Config:
     latency_per_word: float = 0.0
     info: str = "ok"  # GET /info: "ok", an HTTP status to answer ("500", "403", ...), or "hang" (never answers)
     info_batch: int = 1024  # GET /info's max_client_batch_size
+    info_concurrency: int | None = None  # GET /info's max_concurrent_requests (TEI's 429 beyond it); None: left out
     tei_version: str = "1.8"  # "1.9": TEI 1.9's 422 (not 413) for a batch or an input over the limits
     max_words: int | None = None  # an input above this many words is refused as TEI refuses one over its tokens
 
@@ -350,7 +351,9 @@ class _Connection(asyncio.Protocol):
                 status = f"{server.config.info} Error"
                 self.transport.write(_json(status, {"error": "no info here", "error_type": "backend"}))
                 return
-            info = {"model_id": "fake/model", "max_client_batch_size": server.config.info_batch}
+            info: dict[str, object] = {"model_id": "fake/model", "max_client_batch_size": server.config.info_batch}
+            if server.config.info_concurrency is not None:
+                info["max_concurrent_requests"] = server.config.info_concurrency
             self.transport.write(_json("200 OK", info))
         else:
             self.transport.write(_json("404 Not Found", {"error": "not found"}))

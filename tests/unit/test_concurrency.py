@@ -25,6 +25,11 @@ class Endpoint:
     latency: float = 0.025
     queue: int = 1_000
     cold_until: float = 0.0  # a replica loading: every request refused (503) before then
+    # The client's own time to read an answer (take it off the socket, decode it), one at a
+    # time as one event loop does: answers that arrive together are seen one after another.
+    client_time: float = 0.0
+    client_free: float = 0.0
+    reading: list[tuple[float, int, Ticket]] = field(default_factory=list)
     now: float = 0.0
     busy: int = 0
     waiting: deque[Ticket] = field(default_factory=deque)
@@ -64,6 +69,18 @@ class Endpoint:
             self._serve(self.waiting.popleft())
         return ticket
 
+    def next_answer(self) -> Ticket:
+        """The next answer the client has read: each one finished, then read in turn for ``client_time``."""
+        while self.client_time:
+            if self.reading and (not self.events or self.reading[0][0] <= self.events[0][0]):
+                self.now, _, ticket = heapq.heappop(self.reading)
+                return ticket
+            ticket = self.finish_next()
+            self.client_free = max(self.now, self.client_free) + self.client_time
+            self.counter += 1
+            heapq.heappush(self.reading, (self.client_free, self.counter, ticket))
+        return self.finish_next()
+
 
 def run(endpoint: Endpoint, until: float, limit: AdaptiveLimit | None = None) -> tuple[AdaptiveLimit, list[int]]:
     """Drive a closed-loop client against ``endpoint`` until ``until``; the limit and in-flight counts seen."""
@@ -79,11 +96,11 @@ def run(endpoint: Endpoint, until: float, limit: AdaptiveLimit | None = None) ->
 
     fill()
     while endpoint.now < until:
-        if not endpoint.events:  # every slot parked after overload answers: wait until one frees
+        if not endpoint.events and not endpoint.reading:  # every slot parked after overload answers
             endpoint.now += limit.retry_in() or 0.001
             fill()
             continue
-        ticket = endpoint.finish_next()
+        ticket = endpoint.next_answer()
         limit.release(ticket, "ok")
         endpoint.done.append((endpoint.now, "ok"))
         fill()
@@ -129,6 +146,21 @@ def test_a_cold_start_refusing_every_request_sets_no_ceiling() -> None:
     assert limit.limit >= 10
     run(endpoint, 15.0, limit)
     assert throughput(endpoint, 11.0, 15.0) >= 0.9
+
+
+def test_the_clients_own_time_per_answer_does_not_end_slow_start_at_the_default() -> None:
+    """The client takes 3 ms to read each answer: at four in flight that reads as a queue.
+
+    Slow start ended at the first queue it saw, and eight slots were then reached one request a
+    round (0.91 of them from 0.1 s to 0.3 s); doubling while the rate of answers grows fills them
+    at once, and the overshoot is given back.
+    """
+    endpoint = Endpoint([(0.0, 8)], client_time=0.003)
+    limit, _ = run(endpoint, 0.3)
+    assert throughput(endpoint, 0.1, 0.3) >= 0.95
+    run(endpoint, 3.0, limit)
+    assert throughput(endpoint, 1.0, 3.0) >= 0.97
+    assert 10 <= limit.limit <= 16  # the slots and a queue of about half of them, not the 32 it tried
 
 
 def test_in_flight_stays_under_twice_the_slots() -> None:
@@ -479,3 +511,90 @@ def test_a_refusal_at_one_in_flight_keeps_one_in_flight() -> None:
         now[0] += 0.025
         limit.release(ticket, "ok")
         assert limit.limit >= 1
+
+
+def test_a_small_endpoint_that_announces_its_maximum_is_never_refused() -> None:
+    """TEI's ``/info`` says ``max_concurrent_requests``: "auto" stays under it from the first round.
+
+    Learnt from a refusal, the first 429 was paid in every new process, and the quiet rounds then
+    tried one more after 16, 32, 64, ... rounds (1.2% of a short run's requests refused).
+    """
+    endpoint = Endpoint([(0.0, 2)], queue=1)
+    limit = AdaptiveLimit(64, clock=lambda: endpoint.now)
+    limit.announce(3)  # two slots and a queue of one
+    run(endpoint, 60.0, limit)
+    assert overloads(endpoint) == 0
+    assert throughput(endpoint, 1.0, 60.0) >= 0.95
+    assert limit.limit == 3
+
+
+def test_an_announced_maximum_is_raised_when_nothing_waits_under_it() -> None:
+    """Replicas behind one URL, each announcing its own maximum (2 here, 8 slots in all): found."""
+    endpoint = Endpoint([(0.0, 8)], queue=8)
+    limit = AdaptiveLimit(64, clock=lambda: endpoint.now)
+    limit.announce(2)
+    run(endpoint, 10.0, limit)
+    assert throughput(endpoint, 5.0, 10.0) >= 0.9
+    assert limit.limit >= 8
+
+
+def test_an_announced_maximum_takes_the_limit_down_at_once_and_repeats_change_nothing() -> None:
+    now = [0.0]
+    limit = found(16, now)
+    limit.announce(6)
+    assert limit.limit == 6
+    epoch = limit._epoch
+    limit.announce(6)  # every call reads /info again: nothing moves
+    assert (limit.limit, limit._epoch) == (6, epoch)
+    limit.announce(100)  # a larger maximum is no ceiling over the one in force
+    assert limit.limit == 6
+
+
+@pytest.mark.parametrize("driver", ["sync", "async"])
+def test_the_clients_read_the_announced_maximum_from_info(driver: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+    import json
+
+    import httpx
+
+    from hf_infer_core.limits import _concurrency
+
+    from .fakes import build, vector_for
+
+    monkeypatch.setattr(_concurrency, "_SHARED", {})  # a limit of this test's own, as in a new process
+    limits: list[int] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/info"):
+            return httpx.Response(200, json={"model_id": "fake/model", "max_concurrent_requests": 2})
+        return httpx.Response(200, json=[vector_for(t) for t in json.loads(request.content)["inputs"]])
+
+    texts = [f"text {i}" for i in range(64)]
+    client = build(driver, handler, batch_size=2, max_concurrency="auto", max_retries=0)
+    if driver == "sync":
+        with client:
+            client.embed(texts)
+            limits.append(client.concurrency)
+    else:
+
+        async def run() -> None:
+            async with client:
+                await client.embed(texts)
+                limits.append(client.concurrency)
+
+        asyncio.run(run())
+    assert limits == [2]  # the floor of 4 without it
+
+
+@pytest.mark.parametrize(("said", "kept"), [(3, 3), (0, None), (-2, None), (True, None), ("8", None), (2.5, None)])
+def test_only_a_positive_count_in_info_is_an_announced_maximum(said: object, kept: int | None) -> None:
+    import json
+
+    import httpx
+
+    from .fakes import build
+
+    client = build("sync", lambda request: httpx.Response(404), max_concurrency="auto")
+    client._core.apply_info(json.dumps({"model_id": "m", "max_concurrent_requests": said}).encode())
+    assert client._core.announced_concurrency == kept
+    client.close()

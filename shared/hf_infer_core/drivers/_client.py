@@ -170,7 +170,11 @@ class _ClientBase(Generic[J]):
         drivers add workers as the limit grows.
         """
         wanted = min(step.window, step.size)
-        return wanted if self._adaptive is None else min(wanted, self._adaptive.limit)
+        if self._adaptive is None:
+            return wanted
+        if (announced := self._core.announced_concurrency) is not None:
+            self._adaptive.announce(announced)  # discovery runs before a call's first Parallel step
+        return min(wanted, self._adaptive.limit)
 
     def _lookup(self, keys: Sequence[str]) -> list[bytes | None]:
         """A Lookup step's answer: the cache's values, or none without a cache."""

@@ -19,9 +19,11 @@ The design, and why. Three established ideas, each for what it does best:
   is a fixed point. ``busy`` is remembered as the median of the last rounds, so one round
   slowed by the client itself (a garbage collection holds every answer in flight) does not
   lower it. The first round is one request alone, whose answer is the first idle latency, and
-  the fixed default (4) follows at once. While nothing waits and the limit is used, it doubles
-  (slow start, until a queue first shows) or grows by one: more slots (a replica added) are
-  found within rounds.
+  the fixed default (4) follows at once. Then it doubles each round while the rate of answers
+  (in flight / latency) grows by a quarter, as BBR's startup does, or nothing waits, and then
+  grows by one while nothing waits: added replicas are found within rounds. Not the first queue
+  seen: the client's own time per answer reads as one at four in flight, and eight slots were
+  then reached one request a round (a fifth of a second-long call).
 - **A fall in capacity, at once.** A round with more than 2.2 requests in flight per busy slot
   cuts the limit to ``1.5 x`` that round's ``busy``; if the next round confirms as few busy slots,
   the remembered ones are forgotten (after a pause of the client's own they come back at once).
@@ -44,13 +46,13 @@ The design, and why. Three established ideas, each for what it does best:
   (0.66 of its capacity, 12% of requests refused). A request refused alone, or a 503 (a replica
   loading or starting refuses one request as it does ten), parks its slot and teaches nothing:
   taken as a ceiling, a cold start's 503s held the limit at one for seconds.
+- **What the endpoint announces.** TEI's ``/info`` gives its ``max_concurrent_requests``, beyond
+  which it answers 429. It is taken as a ceiling, as if a request beyond it had been refused, so
+  the first refusal is never paid; but only rounds with nothing waiting raise it (more replicas
+  behind one URL, each announcing its own maximum), never the quiet rounds that a queue shared
+  with another client needs: a queue at the announced maximum is that maximum.
 
-Netflix's gradient limit (``limit * long_rtt / short_rtt + sqrt(limit)``) was the other
-candidate: with a steady queue its two averages agree and it adds ``sqrt(limit)`` every window,
-so its queue creeps up until overload or the cap; a target set from the measured capacity does
-not creep. Vegas' own target, a queue of one to three requests whatever the slots, was tried
-first: one request is half of two slots and a rounding error of thirty-two, so it crowded small
-endpoints and starved large ones; a queue proportional to the busy slots does neither.
+The alternatives weighed (Netflix's gradient limit, Vegas' own target): docs/reference.md.
 
 Everything here is I/O-free and thread-safe: the drivers wait for a slot in their own way
 (a thread on an event, a task on a future) and hand each answer back with :meth:`release`.
@@ -90,6 +92,9 @@ RECENT_ROUNDS = 8
 PROBE_INTERVAL = 10.0
 CLEAR_ROUNDS = 4
 QUIET_ROUNDS = 16
+# Slow start goes on doubling while a round's rate of answers is this much over the last one's
+# (BBR's startup: a quarter); one more doubling past the knee, at most, before it stops.
+GROWTH = 1.25
 FLOOR = 4  # the fixed default before "auto" became it: "auto" goes under it only on an overload answer
 
 
@@ -128,13 +133,13 @@ class AdaptiveLimit:
         self._in_flight = 0
         # Slots refused by an overload answer, held empty until these times (see release).
         self._parked: list[float] = []
-        # The first round is one request alone: its answer is the idle latency (nothing queued),
-        # and the fixed default follows at once. (Three answers at one, then four at two, cost
-        # a call of ten batches twice the time; a first round of four met a replica loading
-        # with four 503s at once, and queued on a server of one slot.)
+        # The first round is one request alone: its answer is the idle latency. (Three at one,
+        # then four at two, cost a call of ten batches twice the time; a first round of four
+        # met a loading replica with four 503s, and queued on a server of one slot.)
         self._limit = 1
         self._probing = True
         self._slow_start = True
+        self._start_rate = 0.0  # the rate of answers of slow start's last round (answers per second)
         self._base: float | None = None
         self._epoch = 0
         self._samples: list[float] = []
@@ -143,21 +148,21 @@ class AdaptiveLimit:
         self._recent: deque[float] = deque(maxlen=RECENT_ROUNDS)
         self._over = False  # the last round was crowded beyond the capacity
         self._crowded_busy = 0.0
-        # The round's requests-in-flight integrated over time: its mean is what Little's law
-        # pairs with the mean latency (a count taken as each request starts is biased low, since
-        # requests start just after others have ended).
+        # The round's requests-in-flight integrated over time, which Little's law pairs with the
+        # mean latency (counted as each request starts, just after others ended, it is low).
         self._area = 0.0
         self._round_start = self._last = clock()
         self._next_probe = clock() + probe_interval
         self._saved = min(FLOOR, maximum)  # the limit to return to after a probe
         self._ceiling: int | None = None  # the last limit an overload answer refused (see _learn)
         self._good: int | None = None  # the last limit a whole round ran at without a refusal
-        # Rounds just below the ceiling with nothing waiting ("clear"), and with a queue but no
-        # refusal ("quiet"); how many of each raise the ceiling by one; which kind raised it last
-        # (None: no raise since the last refusal).
+        # Rounds just below the ceiling with nothing waiting ("clear") or a queue but no refusal
+        # ("quiet"); how many of each raise it by one; which kind raised it last (None: none).
         self._clear_rounds = self._quiet_rounds = 0
         self._clear_needed, self._quiet_needed = CLEAR_ROUNDS, QUIET_ROUNDS
         self._raised: Literal["clear", "quiet"] | None = None
+        self._announced: int | None = None  # the endpoint's own maximum (see announce) ...
+        self._ceiling_announced = False  # ... is the ceiling, no refusal since
 
     @property
     def limit(self) -> int:
@@ -210,6 +215,21 @@ class AdaptiveLimit:
         with self._lock:
             return max(0.0, min(self._parked) - self._clock()) if self._parked else None
 
+    def announce(self, most: int) -> None:
+        """The endpoint takes at most ``most`` at once (TEI's ``max_concurrent_requests``): a ceiling (module docstring).
+
+        Every call tells it again: the same value changes nothing.
+        """
+        with self._lock:
+            if most == self._announced:
+                return
+            self._announced = most
+            if self._ceiling is None or self._ceiling > most + 1:
+                self._ceiling, self._ceiling_announced = most + 1, True
+                self._clear_rounds = self._quiet_rounds = 0
+            if not self._probing and self._limit > self._ceiling - 1:  # a probe's return is clamped by _change
+                self._change(self._ceiling - 1, f"the endpoint takes at most {most} at once")
+
     def release(self, ticket: Ticket, signal: Signal) -> None:
         """Give the slot back, with what its answer said about the endpoint's load.
 
@@ -256,6 +276,7 @@ class AdaptiveLimit:
             # means, the smallest of which is kept, bring that down).
             rtt = statistics.median(self._samples)
             self._base = rtt
+            self._start_rate = 1 / max(rtt, 1e-9)  # one request in flight (only the first probe is in slow start)
             self._probing = False
             self._next_probe = now + self._probe_interval
             self._change(max(self._saved, 2), f"base latency {rtt * 1000:.1f} ms")
@@ -283,15 +304,22 @@ class AdaptiveLimit:
         # others a round longer, since one crowded round is as often the client's own pause
         # (a collection holding every answer) as the endpoint's.
         remembered = statistics.median(self._recent)
-        # Plus one, as Vegas keeps a few requests queued whatever the slots: with a queue only
-        # proportional to what each client gets, any split of the endpoint between two clients
-        # is a fixed point (each sees the same latency), and one that started behind stayed
-        # there (0.34 and 0.66). The constant is a larger share of the smaller client's target.
+        # Plus one, as Vegas' constant queue: with a queue only proportional to each client's
+        # share, any split of the endpoint between two is a fixed point (0.34 and 0.66 stayed).
         new = round(GAIN * (busy if self._over else max(busy, remembered))) + 1
-        if in_flight - busy < 0.5 and in_flight >= 0.8 * self._limit:
-            # Nothing waits and the limit was used: double it until a queue first shows (slow
-            # start), then step up by one (at one or two slots GAIN x busy rounds back down).
+        rate = in_flight / max(rtt, 1e-9)
+        used = in_flight >= 0.8 * self._limit
+        if self._slow_start and in_flight >= 0.6 * self._limit and rate >= GROWTH * self._start_rate:
+            # A quarter faster than at half the limit: the endpoint had room, whatever queue the
+            # client's own time shows (which also leaves a slot empty a fifth of the time at 4).
+            new = max(new, self._limit * 2)
+            self._start_rate = rate
+            self._unrefused_round(clear=in_flight - busy < 0.5)
+        elif in_flight - busy < 0.5 and used:
+            # Nothing waits and the limit was used: double it in slow start, then step up by
+            # one (at one or two slots GAIN x busy rounds back down).
             new = max(new, self._limit * 2 if self._slow_start else self._limit + 1)
+            self._start_rate = max(self._start_rate, rate)
             self._unrefused_round(clear=True)
         else:
             self._slow_start = False
@@ -322,20 +350,17 @@ class AdaptiveLimit:
             return
         self._probing = self._slow_start = False
         self._recent.clear()  # the capacity it remembered is gone
-        # The limit the endpoint refused, as TCP's ssthresh: not reached again while a queue
-        # shows below it. The busy slots are overestimated when the client's own time per
-        # request is a large part of the latency (the threaded driver's), and without this
-        # the limit climbed back to the refused value every few rounds.
-        # A raised ceiling refused again: try less often (as a TCP retransmission timer backs
-        # off), so an endpoint that really has no room pays a refusal now and then (after 4, 8,
-        # 16, ... rounds), not every few rounds. Only the kind of evidence that raised it: an
-        # endpoint that gains replicas is still found within clear rounds however often its
-        # queue refused a raise before.
+        # The refused limit, as TCP's ssthresh: without it, the busy slots overestimated by the
+        # threaded driver's own time per request took the limit back to it every few rounds.
+        # A raise refused again waits twice as long for its kind of evidence (a retransmission
+        # timer's backoff): an endpoint without room pays a refusal rarely, and one that gains
+        # replicas is still found within clear rounds.
         if self._raised == "clear":
             self._clear_needed *= 2
         elif self._raised == "quiet":
             self._quiet_needed *= 2
         self._ceiling = current
+        self._ceiling_announced = False
         self._clear_rounds = self._quiet_rounds = 0
         self._raised = None
         # Back to the last limit a whole round ran at without a refusal, as the endpoint
@@ -354,7 +379,7 @@ class AdaptiveLimit:
         more slowly: another client's requests wait in it as well, and a ceiling raised only
         when nothing waits kept a client that was refused once under its share for good.
         """
-        if self._ceiling is None or self._limit < self._ceiling - 1:
+        if self._ceiling is None or self._limit < self._ceiling - 1 or (self._ceiling_announced and not clear):
             return
         if clear:
             self._clear_rounds += 1

@@ -105,7 +105,15 @@ class RequestCore:
 
     def info_fields(self, info: dict[str, Any]) -> dict[str, Any]:
         """What a task keeps of ``/info``: the model, its input limit, the batch limit."""
-        kept = ("model_id", "model_sha", "max_input_length", "max_client_batch_size", "auto_truncate", "version")
+        kept = (
+            "model_id",
+            "model_sha",
+            "max_input_length",
+            "max_client_batch_size",
+            "max_concurrent_requests",
+            "auto_truncate",
+            "version",
+        )
         return {k: info.get(k) for k in kept if k in info}
 
     def _use_info(self, info: dict[str, Any]) -> None:
@@ -113,6 +121,12 @@ class RequestCore:
         cap = info.get("max_client_batch_size")
         if isinstance(cap, int) and not isinstance(cap, bool) and cap > 0:
             self.batch_size = min(self.batch_size, cap)
+
+    @property
+    def announced_concurrency(self) -> int | None:
+        """``/info``'s ``max_concurrent_requests`` (TEI answers 429 beyond it), when it is a positive integer."""
+        stated = (self.server_info or {}).get("max_concurrent_requests")
+        return stated if isinstance(stated, int) and not isinstance(stated, bool) and stated > 0 else None
 
     @property
     def discovered_input_length(self) -> int | None:
