@@ -111,7 +111,7 @@ def main() -> None:
     )
     emit(
         "8b. Endpoint shapes: every fixed setting beside auto (issue #38)",
-        concurrency.render_shapes(concurrency.shape_runs(), concurrency.shared_run()),
+        concurrency.render_shapes(concurrency.shape_runs(), concurrency.shared_runs()),
     )
     emit("9. Re-ingestion with the chunk-level cache (issue #29)", cache.run())
     emit("10. Reranking: 1,000 passages, batch limit 32 (issue #30)", rerank.render(rerank.run()))
