@@ -118,20 +118,22 @@ class RequestCore:
 
     def _use_info(self, info: dict[str, Any]) -> None:
         self.server_info = info
-        cap = info.get("max_client_batch_size")
-        if isinstance(cap, int) and not isinstance(cap, bool) and cap > 0:
+        if (cap := self._stated_count("max_client_batch_size")) is not None:
             self.batch_size = min(self.batch_size, cap)
 
     @property
     def announced_concurrency(self) -> int | None:
         """``/info``'s ``max_concurrent_requests`` (TEI answers 429 beyond it), when it is a positive integer."""
-        stated = (self.server_info or {}).get("max_concurrent_requests")
-        return stated if isinstance(stated, int) and not isinstance(stated, bool) and stated > 0 else None
+        return self._stated_count("max_concurrent_requests")
 
     @property
     def discovered_input_length(self) -> int | None:
         """``/info``'s ``max_input_length`` (the model's token limit), when it is a positive integer."""
-        stated = (self.server_info or {}).get("max_input_length")
+        return self._stated_count("max_input_length")
+
+    def _stated_count(self, field: str) -> int | None:
+        """``/info``'s ``field`` when it is a positive integer (not a bool, a float or a string), else ``None``."""
+        stated = (self.server_info or {}).get(field)
         return stated if isinstance(stated, int) and not isinstance(stated, bool) and stated > 0 else None
 
     def adopt(self, other: Self) -> None:
