@@ -148,9 +148,14 @@ def test_a_redis_budget_binds_every_actor(local_ray: None, redis_server: RedisSe
         times = sorted(entry.at for entry in server.log)
     assert out.num_rows == 1_600
     assert len(times) >= 50
-    # requests stay 0.1 s apart across both actors: at most 10 in any second, plus the burst of one
-    assert max_in_window(times, 1.0) <= rpm // 60 + 1
-    assert max_in_window(times, 5.0) <= 5 * rpm // 60 + 1
+    # Redis grants the two actors' requests 0.1 s apart, but the test sees arrivals at the
+    # server: a process the machine starves sends a granted request late, and the arrivals after
+    # a late one come bunched (12 in a second under two CPU hogs, gaps of 0.07-0.16 s). So the
+    # run's length is the assertion, with half a second for one late send at either end; each
+    # actor alone at 600/min would finish in half of it (20 a second, not 10).
+    interval = 60 / rpm
+    assert times[-1] - times[0] >= (len(times) - 1) * interval - 0.5
+    assert max_in_window(times, 1.0) <= rpm // 60 + 1 + 3  # bunched by late sends, never 20
 
 
 def test_local_budget_is_split_between_actors(caplog: pytest.LogCaptureFixture, local_ray: None) -> None:
