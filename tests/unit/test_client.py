@@ -295,6 +295,28 @@ def test_honours_retry_after(driver: str) -> None:
 
 
 @pytest.mark.parametrize("driver", DRIVERS)
+@pytest.mark.parametrize(
+    ("setting", "error_type", "first", "second"),
+    [
+        ("auto", "overloaded", (0.05, 0.1), (0.1, 0.2)),  # the adaptive limit paces it: a slot frees soon
+        (4, "overloaded", (0.5, 1.0), (1.0, 2.0)),  # a fixed limit: nothing else backs off
+        ("auto", None, (0.5, 1.0), (1.0, 2.0)),  # a quota's 429 is not a full queue
+    ],
+)
+def test_a_full_tei_queue_is_retried_sooner_under_the_adaptive_limit(
+    driver: str, setting: object, error_type: str | None, first: tuple[float, float], second: tuple[float, float]
+) -> None:
+    clock = FakeClock()
+    body = {"error": "Model is overloaded", "error_type": error_type}
+    fake = FakeEndpoint(script=fail_first(2, httpx.Response(429, json=body)))
+    with client_for(driver, fake, clock, max_concurrency=setting) as client:
+        assert client.embed(["a"]) == [vector_for("a")]
+    waits = retry_sleeps(clock)
+    assert len(waits) == 2
+    assert first[0] <= waits[0] <= first[1] and second[0] <= waits[1] <= second[1], waits
+
+
+@pytest.mark.parametrize("driver", DRIVERS)
 def test_loading_honours_estimated_time_bounded(driver: str) -> None:
     clock = FakeClock()
     loading = httpx.Response(503, json={"error": "Model x is currently loading", "estimated_time": 45.0})

@@ -180,6 +180,21 @@ def test_hints_are_honoured_and_bounded() -> None:
     assert decide(POLICY, 1, error(ModelLoadingError, status_code=503, estimated_time=20.0), 0, rng).wait == 20.0
 
 
+def test_a_full_queue_backs_off_from_overload_backoff_and_a_hint_still_wins() -> None:
+    rng = random.Random(5)
+    paced = RetryPolicy(max_retries=5, overload_backoff=0.1, max_backoff=5.0, deadline=60.0)
+    full = error(RateLimitError, status_code=429, error_type="overloaded")
+    waits = [decide(paced, a, full, 0.0, rng).wait for a in (1, 2, 3)]
+    assert 0.05 <= waits[0] <= 0.1 and 0.1 <= waits[1] <= 0.2 and 0.2 <= waits[2] <= 0.4
+    assert 0.5 <= decide(paced, 1, error(RateLimitError, status_code=429), 0.0, rng).wait <= 1.0  # a quota
+    assert 0.5 <= decide(paced, 1, error(ServerError), 0.0, rng).wait <= 1.0
+    assert (
+        decide(paced, 1, error(RateLimitError, status_code=429, error_type="overloaded", retry_after=3.0), 0, rng).wait
+        == 3.0
+    )
+    assert 0.5 <= decide(POLICY, 1, full, 0.0, rng).wait <= 1.0  # no adaptive limit: Elasticsearch's backoff
+
+
 def test_give_up_cases() -> None:
     rng = random.Random(0)
     assert not decide(POLICY, 1, error(AuthenticationError, status_code=401), 0, rng).retry

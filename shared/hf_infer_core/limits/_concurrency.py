@@ -15,8 +15,9 @@ The design, and why. Three established ideas, each for what it does best:
   queue of half of them, so that a slot that frees finds the next request already there and the
   client's own pauses never leave the endpoint idle, while what is in flight stays about under
   twice the slots. The one more, as Vegas' constant queue, makes two clients of one endpoint
-  converge to even shares: with a queue proportional to each one's share alone, every split
-  is a fixed point. ``busy`` is remembered as the median of the last rounds, so one round
+  converge to even shares (with a queue proportional to each one's share alone, every split
+  is a fixed point), and so does the fraction rounding drops, carried to the next round
+  (whole limits alone left 5 and 9 of 8 slots each at its own target). ``busy`` is remembered as the median of the last rounds, so one round
   slowed by the client itself (a garbage collection holds every answer in flight) does not
   lower it. The first round is one request alone, whose answer is the first idle latency, and
   the fixed default (4) follows at once. Then it doubles each round while the rate of answers
@@ -38,14 +39,14 @@ The design, and why. Three established ideas, each for what it does best:
   its slot stays empty a moment: the endpoint said no. The refused limit becomes a ceiling, as
   TCP's ssthresh: the limit stays under it even when that is under the fixed floor of 4 (a TEI
   with two slots and a queue of one refuses a fourth request every time). After four rounds
-  with nothing waiting just below it, or sixteen with a queue but no refusal (another client's
+  with nothing waiting just below it, or eight with a queue but no refusal (another client's
   requests may fill that queue), the ceiling is raised by one, and each raise refused again
   doubles the rounds its kind needs (4, 8, 16, ...), as a retransmission timer backs off: an
-  endpoint that gained replicas is found, one that has no room pays a refusal rarely. Halving
-  on every refusal, as AIMD does, took that small TEI from 4 to 2 and back, round after round
-  (0.66 of its capacity, 12% of requests refused). A request refused alone, or a 503 (a replica
-  loading or starting refuses one request as it does ten), parks its slot and teaches nothing:
-  taken as a ceiling, a cold start's 503s held the limit at one for seconds.
+  endpoint that gained replicas is found, one that has no room pays a refusal rarely. A request
+  refused alone, or a 503 (a replica loading or starting refuses one request as it does ten),
+  parks its slot and teaches nothing: taken as a ceiling, a cold start's 503s held the limit at
+  one for seconds. TEI's "Model is overloaded" is retried after a tenth of a second, not a
+  second (``RetryPolicy.overload_backoff``): this limit already waits for room.
 - **What the endpoint announces.** TEI's ``/info`` gives its ``max_concurrent_requests``, beyond
   which it answers 429. It is taken as a ceiling, as if a request beyond it had been refused, so
   the first refusal is never paid; but only rounds with nothing waiting raise it (more replicas
@@ -91,7 +92,7 @@ CROWDED = 2.2  # more in flight than this per busy slot, two rounds running: cap
 RECENT_ROUNDS = 8
 PROBE_INTERVAL = 10.0
 CLEAR_ROUNDS = 4
-QUIET_ROUNDS = 16
+QUIET_ROUNDS = 8
 # Slow start goes on doubling while a round's rate of answers is this much over the last one's
 # (BBR's startup: a quarter); one more doubling past the knee, at most, before it stops.
 GROWTH = 1.25
@@ -133,13 +134,13 @@ class AdaptiveLimit:
         self._in_flight = 0
         # Slots refused by an overload answer, held empty until these times (see release).
         self._parked: list[float] = []
-        # The first round is one request alone: its answer is the idle latency. (Three at one,
-        # then four at two, cost a call of ten batches twice the time; a first round of four
-        # met a loading replica with four 503s, and queued on a server of one slot.)
+        # The first round is one request alone: its answer is the idle latency (a first round of
+        # four met a loading replica with four 503s, and queued on a server of one slot).
         self._limit = 1
         self._probing = True
         self._slow_start = True
         self._start_rate = 0.0  # the rate of answers of slow start's last round (answers per second)
+        self._carry = 0.0  # the last round's target less the whole limit it became (see _learn)
         self._base: float | None = None
         self._epoch = 0
         self._samples: list[float] = []
@@ -301,12 +302,12 @@ class AdaptiveLimit:
         self._recent.append(busy)
         # More slots busy than remembered: follow at once (an endpoint that scales up is used
         # within rounds). Crowded once: follow this round's fewer slots now, but remember the
-        # others a round longer, since one crowded round is as often the client's own pause
-        # (a collection holding every answer) as the endpoint's.
+        # others a round longer (one crowded round is as often the client's own pause).
         remembered = statistics.median(self._recent)
-        # Plus one, as Vegas' constant queue: with a queue only proportional to each client's
-        # share, any split of the endpoint between two is a fixed point (0.34 and 0.66 stayed).
-        new = round(GAIN * (busy if self._over else max(busy, remembered))) + 1
+        # Plus one, as Vegas' constant queue, and the fraction rounding drops carried to the next
+        # round (error diffusion): both make two clients' shares converge (module docstring).
+        exact = GAIN * (busy if self._over else max(busy, remembered)) + 1 + self._carry
+        new = vegas = round(exact)
         rate = in_flight / max(rtt, 1e-9)
         used = in_flight >= 0.8 * self._limit
         if self._slow_start and in_flight >= 0.6 * self._limit and rate >= GROWTH * self._start_rate:
@@ -316,8 +317,7 @@ class AdaptiveLimit:
             self._start_rate = rate
             self._unrefused_round(clear=in_flight - busy < 0.5)
         elif in_flight - busy < 0.5 and used:
-            # Nothing waits and the limit was used: double it in slow start, then step up by
-            # one (at one or two slots GAIN x busy rounds back down).
+            # Nothing waits and the limit was used: double it in slow start, then step up by one.
             new = max(new, self._limit * 2 if self._slow_start else self._limit + 1)
             self._start_rate = max(self._start_rate, rate)
             self._unrefused_round(clear=True)
@@ -333,12 +333,13 @@ class AdaptiveLimit:
         # probe's requests start only once those in flight fell under its limit: no queue of ours.
         if now >= self._next_probe:
             self._saved = min(new, self.maximum)
-            self._probing = True
+            self._probing, self._carry = True, 0.0
             # Half the slots seen busy, not half the limit: after a fall in capacity the limit
             # can still be twice the slots, and a probe with a queue would double the base.
             self._change(max(1, int(busy // 2)), "probing the base latency")
             return
         self._change(new, reason)
+        self._carry = exact - vegas if self._limit == vegas else 0.0
 
     def _refused(self) -> None:
         """An overload answer to a request sent at the current limit."""

@@ -23,7 +23,7 @@ from ..config import InferenceEndpoint
 from ..config._options import RequestOptions
 from ._body import ACCEPT_ENCODING, default_response_limit
 from ._probes import Probes
-from ._retry import Jitter, RetryPolicy, decide
+from ._retry import OVERLOAD_BACKOFF, Jitter, RetryPolicy, decide
 from ._steps import Flow, HttpResult, Parallel, Send, Sleep, ask
 from ._wire import plain_loads
 
@@ -63,6 +63,8 @@ class RequestCore:
             max_retry_wait=options.max_retry_wait,
             deadline=options.retry_deadline,
             refused_deadline=options.connect_retry_deadline,
+            # A slot frees within one latency; the adaptive limit waits for it (see RetryPolicy).
+            overload_backoff=OVERLOAD_BACKOFF if options.max_concurrency == "auto" else None,
         )
         self.clock = clock
         self.rng = rng or random.Random()

@@ -28,10 +28,13 @@ from ..base._errors import (
 )
 from ..config._options import RequestOptions
 
-__all__ = ["RetryDecision", "RetryPolicy", "decide", "is_transient"]
+__all__ = ["OVERLOAD_BACKOFF", "RetryDecision", "RetryPolicy", "decide", "is_overloaded", "is_transient"]
 
 logger = logging.getLogger("hf_infer_core")
 _OPTIONS = RequestOptions()
+# An adaptive limit's first wait after TEI's "Model is overloaded" (see RetryPolicy): about the
+# few latencies a slot of a busy endpoint takes to free, doubled per attempt as the others are.
+OVERLOAD_BACKOFF = 0.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +50,11 @@ class RetryPolicy:
         refused_deadline: The same for a refused connection, which usually means nothing is
             listening there: reported soon ("is the endpoint running?") rather than retried for
             minutes; raise it to wait for an endpoint that is starting.
+        overload_backoff: First backoff bound for TEI's 429 "Model is overloaded" (its queue is
+            full now), when an adaptive concurrency limit paces the retry (``None``:
+            ``initial_backoff``). That limit has already cut what is in flight and parks the
+            refused slot, so the retry waits for room anyway; a second's backoff on top held a
+            stream's window behind one refused batch (two clients of one endpoint: 0.35 and 0.48).
     """
 
     max_retries: int = _OPTIONS.max_retries
@@ -55,6 +63,7 @@ class RetryPolicy:
     max_retry_wait: float = _OPTIONS.max_retry_wait
     deadline: float = _OPTIONS.retry_deadline
     refused_deadline: float = _OPTIONS.connect_retry_deadline
+    overload_backoff: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +81,11 @@ def is_transient(error: HFInferError) -> bool:
     if isinstance(error, RateLimitError | ModelLoadingError | ServerError):
         return True
     return isinstance(error, ResponseFormatError) and getattr(error, "transient", False)
+
+
+def is_overloaded(error: HFInferError) -> bool:
+    """True for TEI's refusal of a full queue (``error_type`` "overloaded"), not a quota's 429."""
+    return (getattr(error, "error_type", None) or "").lower() == "overloaded"
 
 
 class Jitter(Protocol):
@@ -98,7 +112,10 @@ def decide(policy: RetryPolicy, attempt: int, error: HFInferError, elapsed: floa
     if attempt > policy.max_retries:
         logger.debug("giving up after attempt %d: %d retries used", attempt, policy.max_retries)
         return RetryDecision(False)
-    bound = min(policy.max_backoff, policy.initial_backoff * 2 ** (attempt - 1))
+    first = policy.initial_backoff
+    if policy.overload_backoff is not None and isinstance(error, RateLimitError) and is_overloaded(error):
+        first = policy.overload_backoff
+    bound = min(policy.max_backoff, first * 2 ** (attempt - 1))
     wait = rng.uniform(bound / 2, bound)
     hint = None
     if isinstance(error, RateLimitError):
