@@ -594,7 +594,10 @@ def test_the_clients_read_the_announced_maximum_from_info(driver: str, monkeypat
             return httpx.Response(200, json={"model_id": "fake/model", "max_concurrent_requests": 2})
         return httpx.Response(200, json=[vector_for(t) for t in json.loads(request.content)["inputs"]])
 
-    texts = [f"text {i}" for i in range(64)]
+    # Six batches: the first alone, then one round of four at 2. Rounds with nothing waiting raise
+    # an announced maximum (replicas behind one URL), and at 32 batches four such rounds came
+    # when the mock's instant answers made the idle latency the machine's noise (limit 3, not 2).
+    texts = [f"text {i}" for i in range(12)]
     client = build(driver, handler, batch_size=2, max_concurrency="auto", max_retries=0)
     if driver == "sync":
         with client:
