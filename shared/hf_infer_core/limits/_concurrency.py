@@ -19,8 +19,8 @@ The design, and why. Three established ideas, each for what it does best:
   is a fixed point), and so does the fraction rounding drops, carried to the next round
   (whole limits alone left 5 and 9 of 8 slots each at its own target). ``busy`` is
   remembered as the median of the last rounds, so one round slowed by the client itself (a
-  garbage collection holds every answer in flight) does not lower it. The first round is one request alone, whose answer is the first idle latency, and
-  the fixed default (4) follows at once. Then it doubles each round while the rate of answers
+  garbage collection holds every answer in flight) does not lower it. The first round is one
+  request alone, whose answer is the first idle latency, and the fixed default (4) follows at once. Then it doubles each round while the rate of answers
   (in flight / latency) grows by a quarter, as BBR's startup does, or nothing waits, and then
   grows by one while nothing waits: added replicas are found within rounds. Not the first queue
   seen: the client's own time per answer reads as one at four in flight, and eight slots were

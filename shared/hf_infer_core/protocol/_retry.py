@@ -28,7 +28,7 @@ from ..base._errors import (
 )
 from ..config._options import RequestOptions
 
-__all__ = ["OVERLOAD_BACKOFF", "RetryDecision", "RetryPolicy", "decide", "is_overloaded", "is_transient"]
+__all__ = ["OVERLOAD_BACKOFF", "RetryDecision", "RetryPolicy", "decide", "is_transient"]
 
 logger = logging.getLogger("hf_infer_core")
 _OPTIONS = RequestOptions()
@@ -83,11 +83,6 @@ def is_transient(error: HFInferError) -> bool:
     return isinstance(error, ResponseFormatError) and getattr(error, "transient", False)
 
 
-def is_overloaded(error: HFInferError) -> bool:
-    """True for TEI's refusal of a full queue (``error_type`` "overloaded"), not a quota's 429."""
-    return (getattr(error, "error_type", None) or "").lower() == "overloaded"
-
-
 class Jitter(Protocol):
     """The random source of backoff jitter (a ``random.Random``; tests inject a seeded one)."""
 
@@ -113,7 +108,8 @@ def decide(policy: RetryPolicy, attempt: int, error: HFInferError, elapsed: floa
         logger.debug("giving up after attempt %d: %d retries used", attempt, policy.max_retries)
         return RetryDecision(False)
     first = policy.initial_backoff
-    if policy.overload_backoff is not None and isinstance(error, RateLimitError) and is_overloaded(error):
+    overloaded = isinstance(error, RateLimitError) and (error.error_type or "").lower() == "overloaded"
+    if policy.overload_backoff is not None and overloaded:  # TEI's full queue, not a quota's 429
         first = policy.overload_backoff
     bound = min(policy.max_backoff, first * 2 ** (attempt - 1))
     wait = rng.uniform(bound / 2, bound)
